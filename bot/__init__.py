@@ -1,0 +1,1 @@
+"""tiendo: follow an action programme through to done, in Telegram."""

@@ -1,0 +1,127 @@
+"""The one place that wires everything: services and the Telegram application.
+
+Nothing here runs at import time; build_application(config) creates the engine, the services
+and the PTB Application (whose JobQueue is the only scheduler).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.i18n import I18n
+from bot.services.invites import InviteService
+from bot.services.people import PeopleService
+from bot.services.programme import ProgrammeService
+from handlers import start
+from handlers.context import BotData, Context
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a handler or job may use, created once per process."""
+
+    config: Config
+    db: Database
+    clock: Clock
+    i18n: I18n
+    people: PeopleService
+    invites: InviteService
+    programme: ProgrammeService
+
+
+def build_services(config: Config, *, clock: Clock | None = None) -> Services:
+    db = Database(config.database_url, echo=config.database.echo)
+    clock = clock or SystemClock()
+    return Services(
+        config=config,
+        db=db,
+        clock=clock,
+        i18n=I18n(config.bot.language),
+        people=PeopleService(db, frozenset(config.bot.admins)),
+        invites=InviteService(db, clock),
+        programme=ProgrammeService(db),
+    )
+
+
+async def _private_only(update: Update, context: Context) -> None:
+    """Answer anything from a group with a request to talk privately, and show nothing."""
+    message = update.effective_message
+    text = message.text if message else None
+    # Only answer what was addressed to the bot (a command), so a busy group is not spammed.
+    if message is not None and text and text.startswith("/"):
+        await message.reply_text(context.services.i18n.t(None, "start.private_only"))
+    raise ApplicationHandlerStop
+
+
+async def _note_error(update: object, context: Context) -> None:
+    """Log errors we cause with their context; the user never sees a traceback."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("error while handling update %s", update_id, exc_info=context.error)
+
+
+async def _on_startup(application: Application) -> None:  # type: ignore[type-arg]
+    me = application.bot.bot
+    services: Services = application.bot_data.services
+    log.info(
+        "tiendo ready: @%s, %s, database %s",
+        me.username, services.config.telegram.mode, services.db.safe_url(),
+    )
+
+
+async def _on_shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    await application.bot_data.services.db.dispose()
+
+
+def build_application(
+    config: Config,
+    *,
+    services: Services | None = None,
+    request: BaseRequest | None = None,
+    updates_request: BaseRequest | None = None,
+) -> Application:  # type: ignore[type-arg]
+    """Create the bot: services, handlers and the job queue, configured but not started."""
+    services = services or build_services(config)
+    builder = (
+        ApplicationBuilder()
+        .token(config.token)
+        .base_url(config.telegram.api_base_url)
+        .base_file_url(config.telegram.api_base_file_url)
+        .context_types(ContextTypes(context=Context, bot_data=BotData))
+        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.tz))
+        .concurrent_updates(config.telegram.concurrent_updates)
+        .rate_limiter(AIORateLimiter(max_retries=0))
+        .post_init(_on_startup)
+        .post_shutdown(_on_shutdown)
+    )
+    if request is not None:
+        builder = builder.request(request)
+    if updates_request is not None:
+        builder = builder.get_updates_request(updates_request)
+    application = builder.build()
+    application.bot_data.services = services
+
+    application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
+    for handler in start.handlers():
+        application.add_handler(handler)
+    application.add_error_handler(_note_error)
+    return application

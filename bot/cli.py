@@ -1,0 +1,330 @@
+"""The `tiendo` command line: init, import, invite, run, audit.
+
+Operators read its output in the bot's configured language. Exit codes: 0 done, 1 refused
+(bad input file, unknown unit), 2 cannot start (configuration, token, schema).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import Config, ConfigError, load_config, parse_duration
+from bot.i18n import I18n
+
+log = logging.getLogger("tiendo")
+
+
+class CliExit(Exception):
+    """Stop with a message and an exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs each request URL at INFO, and a Bot API URL holds the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _where(i18n: I18n, where: tuple[str, int]) -> str:
+    kind, number = where
+    return i18n.t(None, f"where.{kind}", n=number)
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr for long imports."""
+
+    def __init__(self, width: int = 30) -> None:
+        self.width = width
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = int(self.width * done / total) if total else self.width
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+async def cmd_init(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
+    from storage.db import Database
+    from storage.migrate import upgrade
+
+    db = Database(config.database_url)
+    try:
+        before, head = await upgrade(db)
+    finally:
+        await db.dispose()
+    url = db.safe_url()
+    if before is None:
+        print(i18n.t(None, "cli.init_created", url=url, head=head))
+    elif before != head:
+        print(i18n.t(None, "cli.init_migrated", url=url, before=before, head=head))
+    else:
+        print(i18n.t(None, "cli.init_current", url=url, head=head))
+    return 0
+
+
+async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
+    from bot.app import build_services
+    from storage.migrate import upgrade
+    from storage.repositories.tasks import TaskRepository
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliExit(i18n.t(None, "cli.file_missing", path=path))
+    services = build_services(config)
+    try:
+        await upgrade(services.db)
+        if args.if_empty:
+            async with services.db.reader() as session:
+                _, tasks = await TaskRepository(session).counts()
+            if tasks:
+                return 0
+        plan = await services.programme.read_plan(path.read_bytes(), path.name)
+        if not plan.ok:
+            print(i18n.t(None, "cli.import_refused", path=path, count=len(plan.errors)),
+                  file=sys.stderr)
+            for error in plan.errors:
+                message = i18n.t(None, error.key, **error.params)
+                print(f"  {_where(i18n, error.where)}: {message}", file=sys.stderr)
+            return 1
+        if args.dry_run:
+            result = await services.programme.preview(plan)
+        else:
+            progress = _ProgressBar() if len(plan.tasks) >= 200 else None
+            result = await services.programme.apply(plan, progress=progress)
+        print(i18n.t(
+            None, "cli.import_done", path=path,
+            units_new=result.count("unit", "new"), units_changed=result.count("unit", "changed"),
+            groups_new=result.count("group", "new"),
+            groups_changed=result.count("group", "changed"),
+            tasks_new=result.count("task", "new"), tasks_changed=result.count("task", "changed"),
+            tasks_unchanged=result.count("task", "unchanged"),
+        ))
+        if args.verbose or args.dry_run:
+            for change in result.changes:
+                if change.action == "changed":
+                    for name, old, new in change.fields:
+                        print(f"  {change.kind} {change.code}: {name}: {old!r} -> {new!r}")
+        async with services.db.reader() as session:
+            groups, tasks = await TaskRepository(session).counts()
+        print(i18n.t(None, "cli.import_totals", groups=groups, tasks=tasks))
+        return 0
+    finally:
+        await services.db.dispose()
+
+
+async def _bot_username(config: Config) -> str | None:
+    if config.telegram.username:
+        return config.telegram.username.lstrip("@")
+    if not config.token:
+        return None
+    from telegram import Bot
+
+    async with Bot(config.token, base_url=config.telegram.api_base_url,
+                   base_file_url=config.telegram.api_base_file_url) as bot:
+        return bot.username
+
+
+async def cmd_invite(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
+    from bot.app import build_services
+    from bot.services.invites import UnknownUnit, deep_link
+    from storage.migrate import upgrade
+    from storage.repositories.units import UnitRepository
+
+    try:
+        expires = parse_duration(args.expires or config.invites.default_expiry)
+    except ValueError:
+        raise CliExit(i18n.t(None, "cli.bad_expiry", value=args.expires)) from None
+    services = build_services(config)
+    try:
+        await upgrade(services.db)
+        try:
+            invite = await services.invites.create(args.unit, args.role, expires)
+        except UnknownUnit:
+            async with services.db.reader() as session:
+                codes = ", ".join(u.code for u in await UnitRepository(session).all())
+            raise CliExit(i18n.t(None, "cli.unknown_unit", code=args.unit, codes=codes)) from None
+    finally:
+        await services.db.dispose()
+    expires_local = invite.expires_at.astimezone(config.tz).strftime("%d/%m/%Y %H:%M")
+    role = i18n.t(None, f"role.{invite.role}")
+    print(i18n.t(None, "cli.invite_created", role=role, unit=invite.unit_code,
+                 expires=expires_local))
+    print(invite.code)
+    username = await _bot_username(config)
+    if username:
+        print(i18n.t(None, "cli.invite_link", link=deep_link(username, invite.code)))
+    else:
+        print(i18n.t(None, "cli.invite_no_username"), file=sys.stderr)
+    return 0
+
+
+async def _check_schema(config: Config, i18n: I18n) -> None:
+    from storage.db import Database
+    from storage.migrate import current_revision, head_revision, upgrade
+
+    db = Database(config.database_url)
+    try:
+        current, head = await current_revision(db), head_revision()
+        if current != head:
+            if config.database.on_outdated_schema == "refuse":
+                raise CliExit(i18n.t(None, "cli.schema_refused", current=current or "-",
+                                     head=head), 2)
+            before, after = await upgrade(db)
+            log.info("database migrated from %s to %s", before or "empty", after)
+    finally:
+        await db.dispose()
+
+
+def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
+    from telegram import Update
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot.app import build_application
+
+    if not config.token:
+        raise CliExit(i18n.t(None, "cli.no_token"), 2)
+    asyncio.run(_check_schema(config, i18n))
+    application = build_application(config)
+    try:
+        if config.telegram.mode == "webhook":
+            application.run_webhook(
+                listen=config.telegram.webhook_listen,
+                port=config.telegram.webhook_port,
+                url_path=f"telegram/{_webhook_path(config)}",
+                webhook_url=config.telegram.webhook_url.rstrip("/")
+                + f"/telegram/{_webhook_path(config)}",
+                secret_token=_webhook_path(config),
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            application.run_polling(
+                allowed_updates=Update.ALL_TYPES,
+                timeout=config.telegram.poll_timeout,
+                poll_interval=0.0,
+            )
+    except InvalidToken:
+        raise CliExit(i18n.t(None, "cli.bad_token"), 2) from None
+    except NetworkError as exc:
+        raise CliExit(i18n.t(None, "cli.network", url=config.telegram.api_base_url,
+                             error=exc.message), 2) from None
+    return 0
+
+
+def _webhook_path(config: Config) -> str:
+    """A secret path and header value derived from the token, so no second secret is needed."""
+    import hashlib
+
+    return hashlib.sha256(("tiendo-webhook:" + config.token).encode()).hexdigest()[:32]
+
+
+async def cmd_audit(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from storage.repositories.audit import AuditRepository
+
+    db = Database(config.database_url)
+    try:
+        await upgrade(db)
+        async with db.reader() as session:
+            entries = await AuditRepository(session).latest(args.n)
+    finally:
+        await db.dispose()
+    if not entries:
+        print(i18n.t(None, "cli.audit_empty"))
+    for entry in reversed(entries):
+        when = entry.at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M:%S")
+        who = entry.actor or (f"tg:{entry.actor_telegram_id}" if entry.actor_telegram_id else "-")
+        target = f"{entry.entity}:{entry.entity_id}" if entry.entity else ""
+        line = f"{when}  {who:<14} {entry.action:<22} {target}"
+        if entry.detail:
+            line += f"  {entry.detail}"
+        print(line)
+        if args.verbose and (entry.before or entry.after):
+            print(f"    before: {entry.before}\n    after:  {entry.after}")
+    return 0
+
+
+# --- argument parsing ---------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tiendo",
+        description="tiendo: follow an action programme through to done, in Telegram.",
+    )
+    parser.add_argument("--config", help="config file (default: $TIENDO_CONFIG or ./config.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("init", help="create or migrate the database to the latest schema (safe to repeat)",
+                   description="Create the database, or migrate it to the latest schema. Safe to repeat.")
+
+    p = sub.add_parser("import", help="load units, task groups and tasks from a YAML, CSV or XLSX plan file",
+                       description="Load units, task groups and tasks from a plan file (YAML, CSV or "
+                       "XLSX; see README 'Plan file format'). Re-importing updates by code. A file "
+                       "with any error is refused whole, naming each row.")
+    p.add_argument("file", help="the plan file")
+    p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    p.add_argument("--if-empty", action="store_true",
+                   help="do nothing if the database already holds tasks")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every changed field")
+
+    p = sub.add_parser("invite", help="print a single-use invite code and its deep link",
+                       description="Create a single-use invite that binds whoever opens it to UNIT_CODE "
+                       "with the given role, and print the code and its t.me deep link.")
+    p.add_argument("unit", metavar="UNIT_CODE", help="the unit's code, e.g. VP")
+    p.add_argument("--role", choices=("focal", "leader", "manager"), default="focal",
+                   help="focal point (reports), unit leader, or manager (default: focal)")
+    p.add_argument("--expires", help="validity, e.g. 12h, 7d, 2w (default: [invites] default_expiry)")
+
+    sub.add_parser("run", help="run the bot (long polling, or webhook if configured)",
+                   description="Run the bot. Needs TELEGRAM_BOT_TOKEN. Migrates an outdated database "
+                   "first unless [database] on_outdated_schema = \"refuse\".")
+
+    p = sub.add_parser("audit", help="print the audit log", description="Print the latest audit entries.")
+    p.add_argument("-n", type=int, default=50, help="how many entries (default 50)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show values before and after")
+    return parser
+
+
+COMMANDS = {"init": cmd_init, "import": cmd_import, "invite": cmd_invite, "audit": cmd_audit}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(I18n().t(None, "cli.config_error", error=exc), file=sys.stderr)
+        return 2
+    _setup_logging(config.bot.log_level)
+    i18n = I18n(config.bot.language)
+    try:
+        if args.command == "run":
+            return cmd_run(config, i18n, args)
+        return asyncio.run(COMMANDS[args.command](config, i18n, args))
+    except CliExit as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Who someone is to the bot: their units and roles, as plain data for handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage.db import Database
+from storage.repositories.users import UserRepository
+
+
+@dataclass(frozen=True)
+class UnitRole:
+    unit_id: int
+    unit_code: str
+    unit_name: str
+    role: str  # focal or leader
+
+
+@dataclass(frozen=True)
+class Person:
+    telegram_id: int
+    first_name: str
+    language: str | None
+    units: tuple[UnitRole, ...] = ()
+    roles: frozenset[str] = frozenset()  # admin, manager
+
+    @property
+    def known(self) -> bool:
+        return bool(self.units or self.roles)
+
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    def unit_ids(self, role: str | None = None) -> set[int]:
+        return {u.unit_id for u in self.units if role is None or u.role == role}
+
+
+class PeopleService:
+    def __init__(self, db: Database, admins: frozenset[int]) -> None:
+        self.db = db
+        self.admins = admins
+
+    async def person(self, telegram_id: int, first_name: str = "") -> Person:
+        """The caller as the bot knows them; admins listed in the config are always admins."""
+        async with self.db.reader() as session:
+            user = await UserRepository(session).by_telegram_id(telegram_id)
+            if user is None or not user.active:
+                roles = frozenset({"admin"}) if telegram_id in self.admins else frozenset()
+                return Person(telegram_id, first_name, None, roles=roles)
+            roles = {r.role for r in user.roles}
+            if telegram_id in self.admins:
+                roles.add("admin")
+            units = tuple(
+                UnitRole(m.unit_id, m.unit.code, m.unit.name, m.role)
+                for m in sorted(user.memberships, key=lambda m: (m.unit.code, m.role))
+            )
+            return Person(telegram_id, user.first_name or first_name, user.language, units,
+                          frozenset(roles))

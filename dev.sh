@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set-up and entry points for a fresh machine. Needs Python 3.11+ (and PostgreSQL only if used).
+#   ./dev.sh run    create .venv, install, initialise the database, load the example programme
+#                   if the database is empty, and run the bot (TELEGRAM_BOT_TOKEN must be set)
+#   ./dev.sh test   create .venv, install, and run the whole test suite (extra args go to pytest)
+#   ./dev.sh tiendo ARGS...   any tiendo command inside the venv
+set -euo pipefail
+cd "$(dirname "$0")"
+
+find_python() {
+    for candidate in python3.13 python3.12 python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+           "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$candidate"; return 0
+        fi
+    done
+    echo "tiendo needs Python 3.11 or newer" >&2; return 1
+}
+
+ensure_venv() {
+    # Reinstall when pyproject.toml changed since the last install.
+    if [ ! -x .venv/bin/python ] || [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+        local python; python=$(find_python)
+        [ -x .venv/bin/python ] || "$python" -m venv .venv
+        .venv/bin/python -m pip install --quiet --upgrade pip
+        .venv/bin/python -m pip install --quiet -e ".[dev]"
+        touch .venv/.installed
+    fi
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+case "$command" in
+    run)
+        ensure_venv
+        .venv/bin/tiendo init
+        .venv/bin/tiendo import --if-empty examples/programme-59-QD-BKHCN-2024.yaml
+        exec .venv/bin/tiendo run "$@"
+        ;;
+    test)
+        ensure_venv
+        exec .venv/bin/python -m pytest "$@"
+        ;;
+    tiendo)
+        ensure_venv
+        exec .venv/bin/tiendo "$@"
+        ;;
+    *)
+        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+esac

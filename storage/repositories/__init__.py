@@ -1,0 +1,1 @@
+"""Repositories: every query lives here. Each takes the session the service opened."""

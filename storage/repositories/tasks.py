@@ -1,0 +1,77 @@
+"""Task groups and tasks, with their coordinating units."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage.models import Task, TaskGroup, TaskUnit
+
+
+class TaskRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def groups_by_codes(self, codes: Iterable[str]) -> dict[str, TaskGroup]:
+        codes = list(set(codes))
+        if not codes:
+            return {}
+        rows = await self.session.scalars(select(TaskGroup).where(TaskGroup.code.in_(codes)))
+        return {group.code: group for group in rows}
+
+    async def groups(self) -> list[TaskGroup]:
+        return list(await self.session.scalars(select(TaskGroup).order_by(TaskGroup.position)))
+
+    async def by_codes(self, codes: Iterable[str]) -> dict[str, Task]:
+        codes = list(set(codes))
+        if not codes:
+            return {}
+        found: dict[str, Task] = {}
+        # Chunked: SQLite caps the number of bound parameters.
+        for start in range(0, len(codes), 500):
+            rows = await self.session.scalars(
+                select(Task)
+                .where(Task.code.in_(codes[start:start + 500]))
+                .options(selectinload(Task.coordinating).selectinload(TaskUnit.unit),
+                         selectinload(Task.lead_unit), selectinload(Task.group))
+            )
+            found.update((task.code, task) for task in rows)
+        return found
+
+    async def by_code(self, code: str) -> Task | None:
+        return (await self.by_codes([code])).get(code)
+
+    async def all_open(self) -> list[Task]:
+        rows = await self.session.scalars(
+            select(Task)
+            .where(Task.closed_at.is_(None))
+            .options(selectinload(Task.coordinating).selectinload(TaskUnit.unit),
+                     selectinload(Task.lead_unit), selectinload(Task.group))
+            .order_by(Task.position, Task.id)
+        )
+        return list(rows)
+
+    async def for_units(self, unit_ids: Iterable[int]) -> list[Task]:
+        """Open tasks that any of these units leads or coordinates."""
+        unit_ids = list(unit_ids)
+        if not unit_ids:
+            return []
+        coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id.in_(unit_ids))
+        rows = await self.session.scalars(
+            select(Task)
+            .where(Task.closed_at.is_(None),
+                   or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
+            .options(selectinload(Task.coordinating).selectinload(TaskUnit.unit),
+                     selectinload(Task.lead_unit), selectinload(Task.group))
+            .order_by(Task.position, Task.id)
+        )
+        return list(rows)
+
+    async def counts(self) -> tuple[int, int]:
+        """(groups, tasks) in the database."""
+        groups = await self.session.scalar(select(func.count()).select_from(TaskGroup))
+        tasks = await self.session.scalar(select(func.count()).select_from(Task))
+        return int(groups or 0), int(tasks or 0)

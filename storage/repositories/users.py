@@ -1,0 +1,83 @@
+"""Users, their unit memberships and their programme-wide roles."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage.models import Membership, Unit, User, UserRole
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_telegram_id(self, telegram_id: int) -> User | None:
+        return await self.session.scalar(
+            select(User)
+            .where(User.telegram_id == telegram_id)
+            .options(
+                selectinload(User.memberships).selectinload(Membership.unit),
+                selectinload(User.roles),
+            )
+        )
+
+    async def by_username(self, username: str) -> User | None:
+        return await self.session.scalar(
+            select(User).where(User.username == username.lstrip("@"))
+        )
+
+    async def upsert(
+        self, telegram_id: int, first_name: str, last_name: str | None, username: str | None
+    ) -> User:
+        """Find the user by Telegram id, creating them, and refresh the names they go by."""
+        user = await self.by_telegram_id(telegram_id)
+        if user is None:
+            user = User(telegram_id=telegram_id, memberships=[], roles=[])
+            self.session.add(user)
+        user.first_name = first_name or ""
+        user.last_name = last_name
+        user.username = username
+        await self.session.flush()
+        return user
+
+    async def add_membership(self, user: User, unit: Unit, role: str) -> Membership:
+        for membership in user.memberships:
+            if membership.unit_id == unit.id and membership.role == role:
+                return membership
+        membership = Membership(user=user, unit=unit, role=role)
+        self.session.add(membership)
+        await self.session.flush()
+        return membership
+
+    async def grant_role(self, user: User, role: str, granted_by: User | None = None) -> UserRole:
+        for existing in user.roles:
+            if existing.role == role:
+                return existing
+        user_role = UserRole(user=user, role=role, granted_by_id=granted_by.id if granted_by else None)
+        self.session.add(user_role)
+        await self.session.flush()
+        return user_role
+
+    async def revoke_all(self, user: User) -> None:
+        await self.session.execute(delete(Membership).where(Membership.user_id == user.id))
+        await self.session.execute(delete(UserRole).where(UserRole.user_id == user.id))
+
+    async def unit_members(self, unit_id: int, role: str) -> list[User]:
+        rows = await self.session.scalars(
+            select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.unit_id == unit_id, Membership.role == role, User.active.is_(True))
+            .order_by(User.id)
+        )
+        return list(rows)
+
+    async def with_role(self, role: str) -> list[User]:
+        rows = await self.session.scalars(
+            select(User)
+            .join(UserRole, UserRole.user_id == User.id)
+            .where(UserRole.role == role, User.active.is_(True))
+            .order_by(User.id)
+        )
+        return list(rows)

@@ -1,0 +1,72 @@
+"""Shared fixtures: a config in a temporary folder, and a migrated database on each engine.
+
+Storage tests take the `db` fixture and run on SQLite always, and on PostgreSQL as well when
+TIENDO_TEST_DATABASE_URL is set (CI sets it; .ci/run fails if the server cannot be reached).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.clock import FixedClock
+from bot.config import Config, load_config
+from storage.db import Database
+from storage.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_PLAN = ROOT / "examples" / "programme-59-QD-BKHCN-2024.yaml"
+PG_URL = os.environ.get("TIENDO_TEST_DATABASE_URL", "")
+
+ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    # A Wednesday morning in Hà Nội (02:00 UTC = 09:00 ICT).
+    return FixedClock(datetime(2024, 1, 31, 2, 0, tzinfo=UTC))
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'tiendo.db'}"
+    return PG_URL
+
+
+@pytest.fixture
+def config(tmp_path: Path, database_url: str) -> Config:
+    """The repository's config.toml with the data folder and database in tmp_path."""
+    base = load_config(ROOT / "config.toml", env={})
+    return dataclasses.replace(
+        base,
+        bot=dataclasses.replace(base.bot, data_dir=str(tmp_path / "data"), admins=[1000]),
+        database=dataclasses.replace(base.database, url=database_url),
+        token="123456:TEST-TOKEN",
+        source=tmp_path / "config.toml",
+    )
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    if database_url.startswith("postgresql"):
+        await _reset_postgres(database_url)
+    database = Database(database_url)
+    await upgrade(database)
+    yield database
+    await database.dispose()
