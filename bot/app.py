@@ -28,7 +28,9 @@ from bot.config import Config
 from bot.i18n import I18n
 from bot.services.invites import InviteService
 from bot.services.people import PeopleService
+from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
+from bot.services.reporting import ReportingService
 from handlers import start
 from handlers.context import BotData, Context
 from storage.db import Database
@@ -44,22 +46,27 @@ class Services:
     db: Database
     clock: Clock
     i18n: I18n
+    periods: PeriodRule
     people: PeopleService
     invites: InviteService
     programme: ProgrammeService
+    reporting: ReportingService
 
 
 def build_services(config: Config, *, clock: Clock | None = None) -> Services:
     db = Database(config.database_url, echo=config.database.echo)
     clock = clock or SystemClock()
+    periods = period_rule(config)
     return Services(
         config=config,
         db=db,
         clock=clock,
         i18n=I18n(config.bot.language),
+        periods=periods,
         people=PeopleService(db, frozenset(config.bot.admins)),
         invites=InviteService(db, clock),
         programme=ProgrammeService(db),
+        reporting=ReportingService(db, clock, periods),
     )
 
 

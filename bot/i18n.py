@@ -1,7 +1,8 @@
 """Message catalogs: every text a user reads, in Vietnamese (first) and English.
 
-Catalogs are TOML files in bot/locales/, nested tables flattened to dotted keys
-(`[start] welcome = "..."` is `start.welcome`). Placeholders use str.format: `{name}`.
+Catalogs are TOML files in bot/locales/<language>/, one file per flow (core.toml, report.toml,
+...) so that flows do not edit one shared file; nested tables are flattened to dotted keys
+(`[start] welcome = "..."` is `start.welcome`) and a key defined twice is an error. Placeholders use str.format: `{name}`.
 A key missing from the requested language falls back to Vietnamese, then to the key itself,
 and tests fail when the two catalogs disagree.
 """
@@ -29,15 +30,22 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def load_catalog(language: str, folder: Path = LOCALES) -> dict[str, str]:
-    with (folder / f"{language}.toml").open("rb") as handle:
-        return _flatten(tomllib.load(handle))
+    catalog: dict[str, str] = {}
+    for path in sorted((folder / language).glob("*.toml")):
+        with path.open("rb") as handle:
+            entries = _flatten(tomllib.load(handle))
+        clash = catalog.keys() & entries.keys()
+        if clash:
+            raise ValueError(f"{path}: keys defined twice: {sorted(clash)}")
+        catalog.update(entries)
+    return catalog
 
 
 class I18n:
     def __init__(self, default: str = DEFAULT_LANGUAGE, folder: Path = LOCALES) -> None:
         self.default = default
-        self.catalogs = {path.stem: load_catalog(path.stem, folder)
-                         for path in sorted(folder.glob("*.toml"))}
+        self.catalogs = {path.name: load_catalog(path.name, folder)
+                         for path in sorted(folder.iterdir()) if path.is_dir()}
 
     @property
     def languages(self) -> list[str]:

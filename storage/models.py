@@ -218,6 +218,8 @@ class ProgressReport(Base):
 
     __tablename__ = "progress_reports"
     __table_args__ = (
+        # One report per unit, task and period; a second submission is a new revision.
+        UniqueConstraint("task_id", "unit_id", "period"),
         Index("ix_progress_reports_period_task", "period", "task_id"),
         Index("ix_progress_reports_task_submitted", "task_id", "submitted_at"),
         CheckConstraint(

@@ -137,3 +137,15 @@ async def test_concurrent_read_modify_write_loses_no_update(db: Database) -> Non
     async with db.reader() as session:
         version = await session.scalar(select(Task.deadline_version).where(Task.code == "1.1"))
     assert version == 21
+
+
+async def test_migrations_build_exactly_the_models_schema(db: Database) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from storage.models import Base
+
+    async with db.engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
+    assert diff == []

@@ -264,7 +264,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['reporter_id'], ['users.id'], name=op.f('fk_progress_reports_reporter_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_progress_reports_task_id_tasks'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_progress_reports_unit_id_units')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_progress_reports'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_progress_reports')),
+    sa.UniqueConstraint('task_id', 'unit_id', 'period', name=op.f('uq_progress_reports_task_id_unit_id_period')),
     )
     with op.batch_alter_table('progress_reports', schema=None) as batch_op:
         batch_op.create_index('ix_progress_reports_period_task', ['period', 'task_id'], unique=False)

@@ -1,0 +1,120 @@
+"""Submitting progress reports: one per unit, task and period; a resubmission in the same
+period is a correction (a new revision; the old one is kept)."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.clock import Clock
+from bot.services.periods import PeriodRule
+from storage.db import Database
+from storage.models import REPORT_STATUSES, Attachment, ProgressReport, ReportRevision
+from storage.repositories.audit import AuditRepository
+from storage.repositories.reports import ReportRepository
+
+
+@dataclass(frozen=True)
+class EvidenceFile:
+    telegram_file_id: str
+    telegram_file_unique_id: str = ""
+    file_name: str = ""
+    mime_type: str = ""
+    size: int = 0
+    sha256: str | None = None
+    local_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    task_id: int
+    unit_id: int
+    reporter_user_id: int | None
+    status: str
+    percent: int
+    results: str
+    difficulties: str = ""
+    proposals: str = ""
+    indicator_value: float | None = None
+    evidence_ref: str = ""
+    files: tuple[EvidenceFile, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    report_id: int
+    revision: int
+    period: str
+    submitted_at: datetime
+
+    @property
+    def is_correction(self) -> bool:
+        return self.revision > 1
+
+
+def _clean(text: str) -> str:
+    return unicodedata.normalize("NFC", text).strip()
+
+
+class ReportingService:
+    def __init__(self, db: Database, clock: Clock, periods: PeriodRule) -> None:
+        self.db = db
+        self.clock = clock
+        self.periods = periods
+
+    async def submit(self, data: ReportInput, *, actor_telegram_id: int | None = None,
+                     at: datetime | None = None) -> Receipt:
+        """Store a report (or a correction of this period's report) in one transaction."""
+        if data.status not in REPORT_STATUSES:
+            raise ValueError(f"unknown status {data.status!r}")
+        if not 0 <= data.percent <= 100:
+            raise ValueError("percent must be 0-100")
+        now = at or self.clock.now()
+        period = self.periods.period_at(now).key
+        fields = {
+            "status": data.status,
+            "percent": 100 if data.status == "done" else data.percent,
+            "results": _clean(data.results),
+            "difficulties": _clean(data.difficulties),
+            "proposals": _clean(data.proposals),
+            "indicator_value": data.indicator_value,
+            "evidence_ref": _clean(data.evidence_ref),
+        }
+        async with self.db.transaction() as session:
+            repo = ReportRepository(session)
+            report = await repo.for_period(data.task_id, data.unit_id, period)
+            before = None
+            if report is None:
+                report = repo.add(ProgressReport(
+                    task_id=data.task_id, unit_id=data.unit_id, reporter_id=data.reporter_user_id,
+                    period=period, revision=1, submitted_at=now, created_at=now, **fields,
+                ))
+                await session.flush()
+            else:
+                before = {k: getattr(report, k) for k in fields} | {"revision": report.revision}
+                report.revision += 1
+                report.reporter_id = data.reporter_user_id
+                report.submitted_at = now
+                for key, value in fields.items():
+                    setattr(report, key, value)
+            repo.add_revision(ReportRevision(
+                report_id=report.id, revision=report.revision, reporter_id=data.reporter_user_id,
+                submitted_at=now, **fields,
+            ))
+            for evidence in data.files:
+                repo.add_attachment(Attachment(
+                    report_id=report.id, revision=report.revision,
+                    telegram_file_id=evidence.telegram_file_id,
+                    telegram_file_unique_id=evidence.telegram_file_unique_id,
+                    file_name=evidence.file_name, mime_type=evidence.mime_type,
+                    size=evidence.size, sha256=evidence.sha256, local_path=evidence.local_path,
+                    created_at=now,
+                ))
+            AuditRepository(session).record(
+                "report.correct" if before else "report.submit",
+                actor=f"tg:{actor_telegram_id}" if actor_telegram_id else "",
+                actor_telegram_id=actor_telegram_id, entity="report", entity_id=report.id,
+                before=before, after=fields | {"revision": report.revision, "period": period},
+            )
+            return Receipt(report.id, report.revision, period, now)

@@ -1,0 +1,68 @@
+"""Progress reports, their revisions and attachments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage.models import Attachment, ProgressReport, ReportRevision
+
+
+class ReportRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def for_period(self, task_id: int, unit_id: int, period: str) -> ProgressReport | None:
+        """The unit's report on the task in the period, locked for a correction."""
+        return await self.session.scalar(
+            select(ProgressReport)
+            .where(ProgressReport.task_id == task_id, ProgressReport.unit_id == unit_id,
+                   ProgressReport.period == period)
+            .options(selectinload(ProgressReport.revisions),
+                     selectinload(ProgressReport.attachments))
+            .with_for_update()
+        )
+
+    def add(self, report: ProgressReport) -> ProgressReport:
+        self.session.add(report)
+        return report
+
+    def add_revision(self, revision: ReportRevision) -> ReportRevision:
+        self.session.add(revision)
+        return revision
+
+    def add_attachment(self, attachment: Attachment) -> Attachment:
+        self.session.add(attachment)
+        return attachment
+
+    async def latest_for_tasks(
+        self, task_ids: Iterable[int], unit_ids: Iterable[int] | None = None
+    ) -> dict[int, ProgressReport]:
+        """The most recent report on each task (optionally only by these units)."""
+        task_ids = list(task_ids)
+        if not task_ids:
+            return {}
+        query = select(ProgressReport).where(ProgressReport.task_id.in_(task_ids))
+        if unit_ids is not None:
+            query = query.where(ProgressReport.unit_id.in_(list(unit_ids)))
+        latest: dict[int, ProgressReport] = {}
+        for report in await self.session.scalars(query.order_by(ProgressReport.submitted_at)):
+            latest[report.task_id] = report
+        return latest
+
+    async def recent(self, unit_ids: Iterable[int], task_id: int | None = None,
+                     limit: int = 10) -> list[ProgressReport]:
+        query = (
+            select(ProgressReport)
+            .where(ProgressReport.unit_id.in_(list(unit_ids)))
+            .options(selectinload(ProgressReport.revisions),
+                     selectinload(ProgressReport.attachments))
+            .order_by(ProgressReport.submitted_at.desc(), ProgressReport.id.desc())
+            .limit(limit)
+        )
+        if task_id is not None:
+            query = query.where(ProgressReport.task_id == task_id)
+        return list(await self.session.scalars(query))
