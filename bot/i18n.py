@@ -2,7 +2,8 @@
 
 Catalogs are TOML files in bot/locales/<language>/, one file per flow (core.toml, report.toml,
 ...) so that flows do not edit one shared file; nested tables are flattened to dotted keys
-(`[start] welcome = "..."` is `start.welcome`) and a key defined twice is an error. Placeholders use str.format: `{name}`.
+(`[start] welcome = "..."` is `start.welcome`) and a key defined twice is an error.
+Placeholders use str.format: `{name}`.
 A key missing from the requested language falls back to Vietnamese, then to the key itself,
 and tests fail when the two catalogs disagree.
 """
