@@ -86,13 +86,19 @@ async def _note_error(update: object, context: Context) -> None:
     log.error("error while handling update %s", update_id, exc_info=context.error)
 
 
-async def _on_startup(application: Application) -> None:  # type: ignore[type-arg]
-    me = application.bot.bot
-    services: Services = application.bot_data.services
+async def _announce_ready(context: Context) -> None:
+    """Log the one ready line, once polling or the webhook and the job queue are running."""
+    services = context.services
     log.info(
         "tiendo ready: @%s, %s, database %s",
-        me.username, services.config.telegram.mode, services.db.safe_url(),
+        context.bot.username, services.config.telegram.mode, services.db.safe_url(),
     )
+
+
+async def _on_startup(application: Application) -> None:  # type: ignore[type-arg]
+    # Jobs run only after the updater has started, so this fires when updates are flowing.
+    assert application.job_queue is not None
+    application.job_queue.run_once(_announce_ready, 0, name="ready")
 
 
 async def _on_shutdown(application: Application) -> None:  # type: ignore[type-arg]

@@ -27,12 +27,27 @@ class CliExit(Exception):
         self.code = code
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+class RedactingFormatter(logging.Formatter):
+    """Formats log lines with every secret (the bot token) replaced, tracebacks included:
+    libraries put the token in URLs and exception texts."""
+
+    def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
+        super().__init__(fmt)
+        self.secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "[token]")
+        return text
+
+
+def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
     )
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # httpx logs each request URL at INFO, and a Bot API URL holds the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
@@ -313,14 +328,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(I18n().t(None, "cli.config_error", error=exc), file=sys.stderr)
         return 2
-    _setup_logging(config.bot.log_level)
+    _setup_logging(config.bot.log_level, [config.token])
     i18n = I18n(config.bot.language)
     try:
         if args.command == "run":
             return cmd_run(config, i18n, args)
         return asyncio.run(COMMANDS[args.command](config, i18n, args))
     except CliExit as exc:
-        print(str(exc), file=sys.stderr)
+        message = str(exc).replace(config.token, "[token]") if config.token else str(exc)
+        print(message, file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         return 130

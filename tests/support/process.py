@@ -1,0 +1,101 @@
+"""The real `tiendo run` process, pointed at a Bot API stand-in, for end-to-end tests.
+
+BotProcess writes a config file into a folder, starts `python -m bot.cli run` with it,
+waits for the "tiendo ready" log line, and can kill (SIGKILL or SIGTERM) and restart the
+process on the same database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.support.botapi import DEFAULT_TOKEN, BotAPIServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class BotProcess:
+    def __init__(self, server: BotAPIServer, folder: Path, *, extra_config: str = "",
+                 database_url: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.server = server
+        self.folder = folder
+        self.config_path = folder / "config.toml"
+        self.config_path.write_text(
+            "[bot]\n"
+            f"data_dir = \"{folder / 'data'}\"\n"
+            "[telegram]\n"
+            f"api_base_url = \"{server.base_url}\"\n"
+            f"api_base_file_url = \"{server.base_file_url}\"\n"
+            "poll_timeout = 1\n"
+            + extra_config,
+            encoding="utf-8",
+        )
+        self.env = {**os.environ, "TIENDO_CONFIG": str(self.config_path),
+                    "TELEGRAM_BOT_TOKEN": DEFAULT_TOKEN, "PYTHONUNBUFFERED": "1", **(env or {})}
+        if database_url:
+            self.env["TIENDO_DATABASE_URL"] = database_url
+        else:
+            self.env.pop("TIENDO_DATABASE_URL", None)
+        self.process: subprocess.Popen[str] | None = None
+        self.log: list[str] = []
+        self._ready = threading.Event()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run another tiendo command with the same config (e.g. import, invite)."""
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=120)
+
+    def start(self, timeout: float = 30.0) -> BotProcess:
+        self._ready.clear()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"], cwd=ROOT, env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+        if not self._ready.wait(timeout):
+            self.stop(signal.SIGKILL)
+            raise TimeoutError("tiendo did not get ready:\n" + "".join(self.log[-40:]))
+        return self
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.log.append(line)
+            if "tiendo ready" in line:
+                self._ready.set()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as when the machine loses power."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> BotProcess:
+        self.kill()
+        # A new long poll supersedes the dead one; give the stand-in a moment to notice.
+        time.sleep(0.1)
+        return self.start()
+
+    def __enter__(self) -> BotProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
