@@ -7,6 +7,7 @@ and the PTB Application (whose JobQueue is the only scheduler).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 from telegram import Update
@@ -26,7 +27,9 @@ from telegram.request import BaseRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.i18n import I18n
+from bot.jobs.dispatch import dispatch_outbox
 from bot.services.invites import InviteService
+from bot.services.outbox import OutboxService
 from bot.services.people import PeopleService
 from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
@@ -49,12 +52,14 @@ class Services:
     periods: PeriodRule
     people: PeopleService
     invites: InviteService
+    outbox: OutboxService
     programme: ProgrammeService
     reporting: ReportingService
 
 
-def build_services(config: Config, *, clock: Clock | None = None) -> Services:
-    db = Database(config.database_url, echo=config.database.echo)
+def build_services(config: Config, *, clock: Clock | None = None,
+                   db: Database | None = None) -> Services:
+    db = db or Database(config.database_url, echo=config.database.echo)
     clock = clock or SystemClock()
     periods = period_rule(config)
     return Services(
@@ -65,6 +70,7 @@ def build_services(config: Config, *, clock: Clock | None = None) -> Services:
         periods=periods,
         people=PeopleService(db, frozenset(config.bot.admins)),
         invites=InviteService(db, clock),
+        outbox=OutboxService(db, clock),
         programme=ProgrammeService(db),
         reporting=ReportingService(db, clock, periods),
     )
@@ -96,9 +102,25 @@ async def _announce_ready(context: Context) -> None:
 
 
 async def _on_startup(application: Application) -> None:  # type: ignore[type-arg]
+    services: Services = application.bot_data.services
+    # Claims left by a process that died mid-send go back to pending: sent now, not lost.
+    released = await services.outbox.release_claims()
+    if released:
+        log.info("outbox: %s interrupted messages will be sent again", released)
+    job_queue = application.job_queue
+    assert job_queue is not None
     # Jobs run only after the updater has started, so this fires when updates are flowing.
-    assert application.job_queue is not None
-    application.job_queue.run_once(_announce_ready, 0, name="ready")
+    job_queue.run_once(_announce_ready, 0, name="ready")
+    job_queue.run_repeating(
+        dispatch_outbox, interval=services.config.nudges.dispatch_interval, first=0.5,
+        name="dispatch_outbox", job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+
+
+def kick_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
+    """Send what was just queued without waiting for the next dispatcher run."""
+    if application.job_queue is not None:
+        application.job_queue.run_once(dispatch_outbox, 0)
 
 
 async def _on_shutdown(application: Application) -> None:  # type: ignore[type-arg]
@@ -113,6 +135,8 @@ def build_application(
     updates_request: BaseRequest | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """Create the bot: services, handlers and the job queue, configured but not started."""
+    # PTB 22 warns unless told that durations (RetryAfter.retry_after) may be timedeltas.
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
     services = services or build_services(config)
     builder = (
         ApplicationBuilder()

@@ -20,6 +20,7 @@ from bot.clock import FixedClock
 from bot.config import Config, load_config
 from storage.db import Database
 from storage.migrate import upgrade
+from tests.support.harness import Harness
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLAN = ROOT / "examples" / "programme-59-QD-BKHCN-2024.yaml"
@@ -70,3 +71,14 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await upgrade(database)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+async def harness(config: Config, db: Database) -> AsyncIterator[Harness]:
+    """The bot in process on the test database, with the example programme loaded."""
+    from tests.test_storage import import_example
+
+    await import_example(db)
+    bot = await Harness.start(config, db)
+    yield bot
+    await bot.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storage.db import Database
+from storage.models import User, utcnow
 from storage.repositories.users import UserRepository
 
 
@@ -39,6 +40,14 @@ class PeopleService:
     def __init__(self, db: Database, admins: frozenset[int]) -> None:
         self.db = db
         self.admins = admins
+
+    async def mark_unreachable(self, user_id: int) -> None:
+        """Telegram said 403 (blocked, deactivated): stop counting on this chat."""
+        async with self.db.transaction() as session:
+            user = await session.get(User, user_id)
+            if user is not None and user.reachable:
+                user.reachable = False
+                user.unreachable_since = utcnow()
 
     async def person(self, telegram_id: int, first_name: str = "") -> Person:
         """The caller as the bot knows them; admins listed in the config are always admins."""

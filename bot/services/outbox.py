@@ -1,0 +1,120 @@
+"""Messages the bot owes people, kept in the database until Telegram has them.
+
+Anything sent later than the reply to a user's own update (notices, reminders, digests) goes
+through the outbox: planning writes rows with a unique dedup key (so planning twice sends
+once), and the dispatcher job claims due rows, sends them and marks them sent. The payload is
+the rendered message: text (Telegram HTML), inline buttons, or a file from the data folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.clock import Clock
+from storage.db import Database
+from storage.repositories.outbox import OutboxRepository
+
+Buttons = Sequence[Sequence[tuple[str, str]]]  # rows of (label, callback data)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    key: str  # the dedup key: the same key is only ever sent once
+    kind: str  # nudge, notice, digest, broadcast, ...
+    chat_id: int
+    text: str = ""
+    buttons: Buttons = ()
+    document: str | None = None  # a file path to send as a document (caption = text)
+    photo: str | None = None  # a file path to send as a photo (caption = text)
+    user_id: int | None = None
+    task_id: int | None = None
+    due_at: datetime | None = None  # None: now
+
+    def payload(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"text": self.text}
+        if self.buttons:
+            data["buttons"] = [[list(button) for button in row] for row in self.buttons]
+        if self.document:
+            data["document"] = self.document
+        if self.photo:
+            data["photo"] = self.photo
+        return data
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    id: int
+    kind: str
+    chat_id: int
+    user_id: int | None
+    task_id: int | None
+    attempts: int
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class OutboxService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def enqueue(self, messages: Iterable[OutgoingMessage]) -> int:
+        """Add messages not planned before (by key). Returns how many are new."""
+        now = self.clock.now()
+        rows = [
+            {"dedup_key": m.key[:255], "kind": m.kind, "chat_id": m.chat_id, "user_id": m.user_id,
+             "task_id": m.task_id, "payload": m.payload(), "due_at": m.due_at or now,
+             "state": "pending", "attempts": 0, "created_at": now}
+            for m in messages
+        ]
+        async with self.db.transaction() as session:
+            return await OutboxRepository(session).add_unique(rows)
+
+    async def cancel_for_task(self, task_id: int, kinds: Iterable[str] | None = None) -> int:
+        async with self.db.transaction() as session:
+            return await OutboxRepository(session).cancel(task_id=task_id, kinds=kinds)
+
+    async def release_claims(self, older_than: timedelta = timedelta(0)) -> int:
+        """Put claimed rows back to pending. At start-up (older_than=0) every claim is from a
+        process that died before it could finish, so its rows are sent now, not lost."""
+        async with self.db.transaction() as session:
+            return await OutboxRepository(session).release_stale_claims(
+                self.clock.now() - older_than)
+
+    async def claim_due(self, limit: int = 100) -> list[ClaimedMessage]:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            rows = await OutboxRepository(session).due(now, limit)
+            claimed = []
+            for row in rows:
+                row.state = "claimed"
+                row.claimed_at = now
+                row.attempts += 1
+                claimed.append(ClaimedMessage(row.id, row.kind, row.chat_id, row.user_id,
+                                              row.task_id, row.attempts, dict(row.payload)))
+            return claimed
+
+    async def mark_sent(self, message_id: int, telegram_message_id: int | None) -> None:
+        async with self.db.transaction() as session:
+            row = await OutboxRepository(session).get(message_id)
+            if row is not None:
+                row.state = "sent"
+                row.sent_at = self.clock.now()
+                row.telegram_message_id = telegram_message_id
+
+    async def mark_retry(self, message_id: int, after: timedelta, error: str) -> None:
+        async with self.db.transaction() as session:
+            row = await OutboxRepository(session).get(message_id)
+            if row is not None:
+                row.state = "pending"
+                row.due_at = self.clock.now() + after
+                row.last_error = error[:500]
+
+    async def mark_failed(self, message_id: int, error: str) -> None:
+        async with self.db.transaction() as session:
+            row = await OutboxRepository(session).get(message_id)
+            if row is not None:
+                row.state = "failed"
+                row.last_error = error[:500]

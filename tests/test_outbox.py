@@ -1,0 +1,89 @@
+"""The outbox and its dispatcher: each message once, failures confined to their row."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.services.outbox import OutgoingMessage
+from storage.models import OutboxMessage, User
+from tests.support.harness import Harness
+
+
+async def rows(harness: Harness) -> dict[str, OutboxMessage]:
+    async with harness.services.db.reader() as session:
+        return {r.dedup_key: r for r in await session.scalars(select(OutboxMessage))}
+
+
+async def test_a_key_is_sent_once_however_often_it_is_planned(harness: Harness) -> None:
+    harness.api.user(601, "Lan")
+    outbox = harness.services.outbox
+    message = OutgoingMessage("notice:1:601", "notice", 601, text="Nhiệm vụ <b>1.1</b>",
+                              buttons=[[("Báo cáo", "r:1")]])
+    assert await outbox.enqueue([message]) == 1
+    assert await outbox.enqueue([message]) == 0
+    await harness.dispatch()
+    await harness.dispatch()
+    (sent,) = harness.api.sent(601)
+    assert sent.plain_text == "Nhiệm vụ 1.1"
+    assert sent.button_data("Báo cáo") == "r:1"
+    assert (await rows(harness))["notice:1:601"].state == "sent"
+
+
+async def test_not_yet_due_waits(harness: Harness) -> None:
+    harness.api.user(602, "Minh")
+    later = harness.clock.now() + timedelta(hours=1)
+    await harness.services.outbox.enqueue([OutgoingMessage("k", "notice", 602, "x", due_at=later)])
+    await harness.dispatch()
+    assert harness.api.sent(602) == []
+    harness.clock.advance(timedelta(hours=1))
+    await harness.dispatch()
+    assert len(harness.api.sent(602)) == 1
+
+
+async def test_retry_after_reschedules_only_that_row(harness: Harness) -> None:
+    for chat in (603, 604):
+        harness.api.user(chat, "U")
+    harness.api.fail_next(603, "retry_after", retry_after=7)
+    await harness.services.outbox.enqueue([
+        OutgoingMessage("a", "notice", 603, "một"), OutgoingMessage("b", "notice", 604, "hai")])
+    await harness.dispatch()
+    assert [m.plain_text for m in harness.api.sent(604)] == ["hai"]
+    assert harness.api.sent(603) == []
+    row = (await rows(harness))["a"]
+    assert row.state == "pending" and row.due_at == harness.clock.now() + timedelta(seconds=7)
+    harness.clock.advance(timedelta(seconds=7))
+    await harness.dispatch()
+    assert [m.plain_text for m in harness.api.sent(603)] == ["một"]
+
+
+async def test_a_blocked_user_is_marked_unreachable(harness: Harness) -> None:
+    harness.api.user(605, "Hoa")
+    async with harness.services.db.transaction() as session:
+        user = User(telegram_id=605, first_name="Hoa")
+        session.add(user)
+        await session.flush()
+        user_id = user.id
+    harness.api.block(605)
+    await harness.services.outbox.enqueue([
+        OutgoingMessage("c", "notice", 605, "x", user_id=user_id),
+        OutgoingMessage("d", "notice", 605, "y", user_id=user_id)])
+    await harness.dispatch()
+    assert {r.state for r in (await rows(harness)).values()} == {"failed"}
+    async with harness.services.db.reader() as session:
+        stored = await session.get(User, user_id)
+        assert stored is not None and stored.reachable is False
+
+
+async def test_a_claim_left_by_a_dead_process_is_sent_after_restart(harness: Harness) -> None:
+    harness.api.user(606, "An")
+    outbox = harness.services.outbox
+    await outbox.enqueue([OutgoingMessage("e", "notice", 606, "z")])
+    claimed = await outbox.claim_due()  # ...and the process dies before sending
+    assert [c.chat_id for c in claimed] == [606]
+    await harness.dispatch()
+    assert harness.api.sent(606) == []  # still claimed: not sent twice by a live dispatcher
+    assert await outbox.release_claims() == 1  # what start-up does
+    await harness.dispatch()
+    assert len(harness.api.sent(606)) == 1
