@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
@@ -17,13 +18,12 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 
 
-def _markup(payload: dict[str, object]) -> InlineKeyboardMarkup | None:
-    rows = payload.get("buttons")
+def _markup(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
+    rows: list[list[list[str]]] = payload.get("buttons") or []
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in row]
-         for row in rows]  # type: ignore[union-attr]
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
     )
 
 

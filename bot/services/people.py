@@ -54,8 +54,8 @@ class PeopleService:
         async with self.db.reader() as session:
             user = await UserRepository(session).by_telegram_id(telegram_id)
             if user is None or not user.active:
-                roles = frozenset({"admin"}) if telegram_id in self.admins else frozenset()
-                return Person(telegram_id, first_name, None, roles=roles)
+                config_admin = frozenset({"admin"}) if telegram_id in self.admins else frozenset()
+                return Person(telegram_id, first_name, None, roles=config_admin)
             roles = {r.role for r in user.roles}
             if telegram_id in self.admins:
                 roles.add("admin")

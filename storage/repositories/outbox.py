@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -17,7 +18,7 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_unique(self, rows: Iterable[dict[str, object]]) -> int:
+    async def add_unique(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Insert rows whose dedup_key is new; existing keys are left alone. Returns how many
         were inserted."""
         rows = list(rows)
