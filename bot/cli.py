@@ -125,7 +125,7 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
             progress = _ProgressBar() if len(plan.tasks) >= 200 else None
             result = await services.programme.apply(plan, progress=progress)
         print(i18n.t(
-            None, "cli.import_done", path=path,
+            None, "cli.import_preview" if args.dry_run else "cli.import_done", path=path,
             units_new=result.count("unit", "new"), units_changed=result.count("unit", "changed"),
             groups_new=result.count("group", "new"),
             groups_changed=result.count("group", "changed"),

@@ -59,7 +59,9 @@ def test_import_twice_then_a_bad_file_is_refused_naming_row_12(
     err = capsys.readouterr().err
     assert "Dòng 12" in err and "31/02/2024" in err
     assert run(cfg, "import", str(EXAMPLE_PLAN), "--dry-run") == 0
-    assert "nhiệm vụ mới 0, sửa 0" in capsys.readouterr().out  # nothing of bad.csv landed
+    out = capsys.readouterr().out
+    assert out.startswith("Xem trước")
+    assert "7 nhóm và 95 nhiệm vụ" in out  # nothing of bad.csv landed
 
 
 def test_invite_prints_code_and_deep_link(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
