@@ -214,10 +214,13 @@ async def test_deadline_accepts_both_spellings_refuses_bad_and_past_dates(
     task = await task_row(db, "2.1")
     assert task.deadline is not None and task.deadline.isoformat() == "2024-01-01"
     assert task.deadline_version == before + 3
+    assert "thường xuyên" in await say(harness, ADMIN, "/deadline 2.1 thường xuyên")
+    assert (await task_row(db, "2.1")).deadline is None
     await harness.dispatch()
-    notices = [m.plain_text or "" for m in harness.api.sent(FOCAL)[-3:]]
+    notices = [m.plain_text or "" for m in harness.api.sent(FOCAL)[-4:]]
     assert "20/05/2024 → 30/06/2024" in notices[0]
     assert "15/07/2024 → 01/01/2024" in notices[2]
+    assert "01/01/2024 → thường xuyên" in notices[3]
 
 
 # --- people ------------------------------------------------------------------------------------
@@ -309,8 +312,8 @@ async def test_import_previews_then_applies_only_on_ap_dung_even_after_a_restart
     preview = replies[-1]
     shown = preview.plain_text or ""
     assert "Nhiệm vụ: mới 1, sửa 1, không đổi 94" in shown
-    assert "2.1 — deadline: 2024-05-20 → 2024-06-15" in shown
-    assert "2.99" in shown
+    assert "2.1 — deadline: 20/05/2024 → 15/06/2024" in shown
+    assert "Mới — Nhiệm vụ: 2.99" in shown
     assert await count(db, Task, Task.code == "2.99") == 0
 
     await restart(harness, config, db)
@@ -334,6 +337,33 @@ async def test_import_cancel_writes_nothing_and_big_files_are_refused(
     big = b"#" * (harness.services.config.admin.import_max_kb * 1024 + 1)
     text = (await harness.send_document(ADMIN, "big.yaml", big, "application/yaml"))[-1]
     assert "quá lớn" in (text.plain_text or "")
+
+
+async def test_a_workbook_with_a_formula_is_previewed_as_an_error(harness: Harness) -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["group", "code", "title", "lead_unit", "deadline"])
+    sheet.append(["2", "2.95", "Nhiệm vụ", "VP", "=TODAY()"])
+    data = io.BytesIO()
+    workbook.save(data)
+    replies = await harness.send_document(ADMIN, "plan.xlsx", data.getvalue(),
+                                          "application/vnd.ms-excel")
+    assert replies == []  # no /import yet: the file is not ours
+    await say(harness, ADMIN, "/import")
+    text = (await harness.send_document(ADMIN, "plan.xlsx", data.getvalue()))[-1].plain_text or ""
+    assert "Dòng 2: ô E2" in text and "công thức" in text and "không thể áp dụng" in text
+
+
+def test_every_command_has_help_and_usage_in_both_languages() -> None:
+    from bot.i18n import load_catalog
+
+    for language in ("vi", "en"):
+        catalog = load_catalog(language)
+        for command, _role in COMMANDS:
+            assert f"help.{command}" in catalog and f"admin.usage.{command}" in catalog
 
 
 async def test_a_document_without_import_is_left_to_other_flows(harness: Harness) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from html import escape
 from typing import Any
 
@@ -27,6 +28,8 @@ def _where(call: Call, error: PlanError) -> str:
 def _short(value: Any) -> str:
     if value is None or value == "" or value == ():
         return "—"
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
     if isinstance(value, tuple | list):
         value = ", ".join(str(v) for v in value)
     text = str(value)
@@ -49,12 +52,13 @@ def preview_lines(call: Call, filename: str, result: ImportResult) -> list[str]:
             "admin.import.counts", kind=call.t(f"admin.import.kind.{kind}"),
             new=result.count(kind, "new"), changed=result.count(kind, "changed"),
             unchanged=result.count(kind, "unchanged")))
-    new = [c for c in result.changes if c.action == "new"]
-    if new:
-        codes = ", ".join(f"{call.t(f'admin.import.kind.{c.kind}')} {escape(c.code)}"
-                          for c in new[:LIST_LIMIT])
-        more = call.t("admin.import.more", count=len(new) - LIST_LIMIT) if len(new) > LIST_LIMIT else ""
-        lines.append(call.t("admin.import.new", items=codes) + more)
+    for kind in KINDS:
+        new = [c.code for c in result.changes if c.kind == kind and c.action == "new"]
+        if new:
+            more = (call.t("admin.import.more", count=len(new) - LIST_LIMIT)
+                    if len(new) > LIST_LIMIT else "")
+            lines.append(call.t("admin.import.new", kind=call.t(f"admin.import.kind.{kind}"),
+                                items=escape(", ".join(new[:LIST_LIMIT]))) + more)
     changed = [c for c in result.changes if c.action == "changed"]
     if changed:
         lines.append(call.t("admin.import.changed"))
@@ -86,7 +90,8 @@ async def import_file(update: Update, context: Context) -> None:
     caption = (message.caption or "").strip()
     admin = context.services.admin
     pending = await admin.draft(actor_of(update), "import")
-    waiting = pending is not None and pending[0].get("state") == "awaiting"
+    # Waiting for a file, or showing a preview (a second file replaces the first).
+    waiting = pending is not None and pending[0].get("state") in ("awaiting", "preview")
     if not waiting and not caption.startswith("/import"):
         return  # someone else's file (report evidence): not ours
     call = await begin(update, context, "import")

@@ -277,6 +277,8 @@ async def deadline(update: Update, context: Context) -> None:
     if call is None:
         return
     args = call.args
+    if len(args) == 3 and f"{args[1]} {args[2]}".lower() in ("thường xuyên", "thuong xuyen"):
+        args = [args[0], "ongoing"]
     force = len(args) == 3 and args[2].lower() in ("force", "sửa", "sua")
     if len(args) != 2 and not force:
         return await call.usage()
