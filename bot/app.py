@@ -36,6 +36,7 @@ from bot.services.people import PeopleService
 from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
+from bot.updates import PerChatUpdateProcessor
 from handlers import admin, start
 from handlers.context import BotData, Context
 from storage.db import Database
@@ -154,7 +155,7 @@ def build_application(
         .base_file_url(config.telegram.api_base_file_url)
         .context_types(ContextTypes(context=Context, bot_data=BotData))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.tz))
-        .concurrent_updates(config.telegram.concurrent_updates)
+        .concurrent_updates(PerChatUpdateProcessor(config.telegram.concurrent_updates))
         .rate_limiter(AIORateLimiter(max_retries=0))
         .post_init(_on_startup)
         .post_shutdown(_on_shutdown)
