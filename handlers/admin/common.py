@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
@@ -13,6 +13,9 @@ from telegram.constants import ParseMode
 from bot.services.admin import Actor, AdminError
 from bot.services.people import Person
 from handlers.context import Context
+
+if TYPE_CHECKING:
+    from bot.app import Services
 
 MAX_MESSAGE = 4000
 # Who may call a command, by the role named in COMMANDS.
@@ -68,7 +71,7 @@ class Call:
     actor: Actor
 
     @property
-    def services(self):  # type: ignore[no-untyped-def]
+    def services(self) -> Services:
         return self.context.services
 
     @property
