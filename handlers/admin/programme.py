@@ -37,11 +37,13 @@ def _fmt_value(call: Call, value: Any) -> str:
     return escape(str(value))[:200]
 
 
-def _changes(call: Call, before: dict[str, Any], after: dict[str, Any]) -> str:
+def _changes(call: Call, before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    """The fields that changed, one per line: field: old → new."""
+    before, after = before or {}, after or {}
     return "\n".join(
         call.t("admin.change_line", field=escape(k), old=_fmt_value(call, before.get(k)),
                new=_fmt_value(call, after.get(k)))
-        for k in after
+        for k in after if before.get(k) != after.get(k)
     )
 
 
@@ -310,10 +312,12 @@ async def history(update: Update, context: Context) -> None:
     tz = call.services.config.tz
     lines = [call.t("admin.history.title", code=escape(task.code), title=escape(task.title))]
     for entry in reversed(entries):
+        # A creation lists every field: the action says enough; a change shows what moved.
+        change = _changes(call, entry.before, entry.after) if entry.before else ""
         lines.append(call.t(
             "admin.history.line", at=entry.at.astimezone(tz).strftime("%d/%m/%Y %H:%M"),
             who=escape(entry.actor or "-"), action=escape(entry.action),
-            change=_fmt_value(call, entry.after)))
+            change=f"\n{change}" if change else ""))
     if not entries:
         lines.append(call.t("admin.history.empty"))
     await call.say_lines(lines)
