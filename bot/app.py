@@ -28,13 +28,16 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.i18n import I18n
 from bot.jobs.dispatch import dispatch_outbox
+from bot.services.admin import AdminService
 from bot.services.invites import InviteService
 from bot.services.outbox import OutboxService
+from bot.services.overview import OverviewService
 from bot.services.people import PeopleService
 from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
-from handlers import start
+from bot.updates import PerChatUpdateProcessor
+from handlers import admin, start
 from handlers.context import BotData, Context
 from storage.db import Database
 
@@ -55,6 +58,8 @@ class Services:
     outbox: OutboxService
     programme: ProgrammeService
     reporting: ReportingService
+    admin: AdminService
+    overview: OverviewService
 
 
 def build_services(config: Config, *, clock: Clock | None = None,
@@ -62,17 +67,22 @@ def build_services(config: Config, *, clock: Clock | None = None,
     db = db or Database(config.database_url, echo=config.database.echo)
     clock = clock or SystemClock()
     periods = period_rule(config)
+    i18n = I18n(config.bot.language)
+    outbox = OutboxService(db, clock)
+    programme = ProgrammeService(db)
     return Services(
         config=config,
         db=db,
         clock=clock,
-        i18n=I18n(config.bot.language),
+        i18n=i18n,
         periods=periods,
         people=PeopleService(db, frozenset(config.bot.admins)),
         invites=InviteService(db, clock),
-        outbox=OutboxService(db, clock),
-        programme=ProgrammeService(db),
+        outbox=outbox,
+        programme=programme,
         reporting=ReportingService(db, clock, periods),
+        admin=AdminService(db, clock, config, i18n, outbox, programme),
+        overview=OverviewService(db, clock, config),
     )
 
 
@@ -145,7 +155,7 @@ def build_application(
         .base_file_url(config.telegram.api_base_file_url)
         .context_types(ContextTypes(context=Context, bot_data=BotData))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.tz))
-        .concurrent_updates(config.telegram.concurrent_updates)
+        .concurrent_updates(PerChatUpdateProcessor(config.telegram.concurrent_updates))
         .rate_limiter(AIORateLimiter(max_retries=0))
         .post_init(_on_startup)
         .post_shutdown(_on_shutdown)
@@ -160,5 +170,9 @@ def build_application(
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
     for handler in start.handlers():
         application.add_handler(handler)
+    application.add_handlers(admin.handlers())
+    # Plan files for /import are looked at in their own group, so that another flow waiting for
+    # a file (report evidence) still sees every document.
+    application.add_handlers(admin.document_handlers(), group=admin.DOCUMENT_GROUP)
     application.add_error_handler(_note_error)
     return application

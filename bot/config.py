@@ -125,6 +125,12 @@ class InvitesSection:
 
 
 @dataclass(frozen=True)
+class AdminSection:
+    import_max_kb: int = 2048
+    audit_default: int = 20
+
+
+@dataclass(frozen=True)
 class Config:
     bot: BotSection = field(default_factory=BotSection)
     telegram: TelegramSection = field(default_factory=TelegramSection)
@@ -134,6 +140,7 @@ class Config:
     nudges: NudgesSection = field(default_factory=NudgesSection)
     digest: DigestSection = field(default_factory=DigestSection)
     invites: InvitesSection = field(default_factory=InvitesSection)
+    admin: AdminSection = field(default_factory=AdminSection)
     # Not from the file: the secret token (environment) and where the file was.
     token: str = field(default="", repr=False)
     source: Path | None = None
@@ -299,6 +306,8 @@ def _validate(config: Config) -> None:
           "working days before must be positive")
     check("nudges.overdue_every_days", config.nudges.overdue_every_days >= 1, "at least 1")
     check("nudges.dispatch_interval", 1 <= config.nudges.dispatch_interval <= 300, "1 to 300")
+    check("admin.import_max_kb", 1 <= config.admin.import_max_kb <= 10240, "1 to 10240")
+    check("admin.audit_default", 1 <= config.admin.audit_default <= 100, "1 to 100")
 
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in ("token", "source")}

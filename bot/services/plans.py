@@ -41,6 +41,11 @@ TASK_COLUMNS = (
     "coordinating_units", "deadline", "expected_output", "target_value", "target_unit",
     "target_label",
 )
+# Written by /export after the plan columns; read back and ignored, so an export re-imports.
+PROGRESS_COLUMNS = (
+    "status_class", "progress_status", "progress_percent", "progress_period", "progress_unit",
+    "progress_reported_on", "progress_results", "closed_reason",
+)
 UNIT_COLUMNS = ("code", "name", "parent")
 GROUP_COLUMNS = ("code", "title")
 # Vietnamese headings accepted for the same columns (what an office's own sheet tends to say).
@@ -266,7 +271,8 @@ def _read_csv(data: bytes) -> tuple[Records, list[PlanError]]:
         return {}, [PlanError(("file", 0), "plan.no_lists")]
     header = _header(rows[0])
     tasks, errors = _rows_to_records(
-        "tasks", header, [(i + 2, row) for i, row in enumerate(rows[1:])], TASK_COLUMNS
+        "tasks", header, [(i + 2, row) for i, row in enumerate(rows[1:])],
+        TASK_COLUMNS + PROGRESS_COLUMNS,
     )
     return {"units": [], "groups": [], "tasks": tasks}, errors
 
@@ -281,7 +287,8 @@ def _read_xlsx(data: bytes) -> tuple[Records, list[PlanError]]:
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError):
         return {}, [PlanError(("file", 0), "plan.bad_xlsx")]
     sheets = {nfc(ws.title).lower(): ws for ws in workbook.worksheets}
-    kinds = {"units": UNIT_COLUMNS, "groups": GROUP_COLUMNS, "tasks": TASK_COLUMNS}
+    kinds = {"units": UNIT_COLUMNS, "groups": GROUP_COLUMNS,
+             "tasks": TASK_COLUMNS + PROGRESS_COLUMNS}
     errors: list[PlanError] = []
     if len(sheets) == 1:
         sheets = {"tasks": next(iter(sheets.values()))}

@@ -44,3 +44,12 @@ class AuditRepository:
             select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
         )
         return list(rows)
+
+    async def for_entity(self, entity: str, entity_id: str, limit: int = 30) -> list[AuditEntry]:
+        rows = await self.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.entity == entity, AuditEntry.entity_id == entity_id)
+            .order_by(AuditEntry.id.desc())
+            .limit(limit)
+        )
+        return list(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,3 +67,28 @@ class ReportRepository:
         if task_id is not None:
             query = query.where(ProgressReport.task_id == task_id)
         return list(await self.session.scalars(query))
+
+    async def revision_history(
+        self, task_ids: Iterable[int]
+    ) -> list[tuple[int, int, datetime, str]]:
+        """(task id, unit id, submitted at, status) of every revision, oldest first."""
+        task_ids = list(task_ids)
+        history: list[tuple[int, int, datetime, str]] = []
+        for start in range(0, len(task_ids), 500):
+            rows = await self.session.execute(
+                select(ProgressReport.task_id, ProgressReport.unit_id, ReportRevision.submitted_at,
+                       ReportRevision.status)
+                .join(ReportRevision, ReportRevision.report_id == ProgressReport.id)
+                .where(ProgressReport.task_id.in_(task_ids[start:start + 500]))
+                .order_by(ReportRevision.submitted_at, ReportRevision.id)
+            )
+            history.extend((t, u, at, s) for t, u, at, s in rows.all())
+        history.sort(key=lambda row: row[2])
+        return history
+
+    async def everything(self) -> list[ProgressReport]:
+        """Every report (latest revision's fields), for the export."""
+        rows = await self.session.scalars(
+            select(ProgressReport).order_by(ProgressReport.submitted_at, ProgressReport.id)
+        )
+        return list(rows)

@@ -75,3 +75,16 @@ class TaskRepository:
         groups = await self.session.scalar(select(func.count()).select_from(TaskGroup))
         tasks = await self.session.scalar(select(func.count()).select_from(Task))
         return int(groups or 0), int(tasks or 0)
+
+    async def all(self) -> list[Task]:
+        """Every task, closed ones included, in programme order."""
+        rows = await self.session.scalars(
+            select(Task)
+            .options(selectinload(Task.coordinating).selectinload(TaskUnit.unit),
+                     selectinload(Task.lead_unit), selectinload(Task.group))
+            .order_by(Task.position, Task.id)
+        )
+        return list(rows)
+
+    async def max_position(self) -> int:
+        return int(await self.session.scalar(select(func.max(Task.position))) or 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -81,3 +81,31 @@ class UserRepository:
             .order_by(User.id)
         )
         return list(rows)
+
+    async def everyone(self) -> list[User]:
+        """Active users with their memberships and roles, by Telegram id."""
+        rows = await self.session.scalars(
+            select(User)
+            .where(User.active.is_(True))
+            .options(
+                selectinload(User.memberships).selectinload(Membership.unit),
+                selectinload(User.roles),
+            )
+            .order_by(User.telegram_id)
+        )
+        return list(rows)
+
+    async def remove_role(self, user: User, role: str) -> None:
+        await self.session.execute(
+            delete(UserRole).where(UserRole.user_id == user.id, UserRole.role == role)
+        )
+
+    async def focal_counts(self) -> dict[int, int]:
+        """How many active focal points each unit has (unit id -> count)."""
+        rows = await self.session.execute(
+            select(Membership.unit_id, func.count())
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.role == "focal", User.active.is_(True))
+            .group_by(Membership.unit_id)
+        )
+        return {unit_id: int(n) for unit_id, n in rows.all()}

@@ -1,0 +1,220 @@
+"""Manager views and exports: every open task in its Government status class (from its lead
+unit's reports), overdue tasks by lead unit, statistics per group and unit, and the XLSX/CSV
+export that re-imports as a plan file."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.services.plans import PROGRESS_COLUMNS, TASK_COLUMNS
+from bot.services.status import (
+    STATUS_ORDER,
+    StatusClass,
+    classify_status,
+    completed_on,
+    completion_rate,
+    count_classes,
+)
+from storage.db import Database
+from storage.models import ProgressReport, Task
+from storage.repositories.reports import ReportRepository
+from storage.repositories.tasks import TaskRepository
+from storage.repositories.units import UnitRepository
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    code: str
+    title: str
+    group: str
+    lead: str
+    lead_name: str
+    deadline: date | None
+    status: StatusClass
+    completed_on: date | None
+
+
+@dataclass
+class StatsRow:
+    key: str
+    label: str
+    counts: dict[StatusClass, int] = field(default_factory=lambda: dict.fromkeys(STATUS_ORDER, 0))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def rate(self) -> float | None:
+        return completion_rate(self.counts)
+
+
+@dataclass(frozen=True)
+class Stats:
+    today: date
+    total: StatsRow
+    groups: list[StatsRow]
+    units: list[StatsRow]
+
+
+@dataclass(frozen=True)
+class OverdueUnit:
+    code: str
+    name: str
+    tasks: list[TaskStatus]
+
+
+def _safe_cell(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula is written as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "@"):
+        return "'" + value
+    return value
+
+
+class OverviewService:
+    def __init__(self, db: Database, clock: Clock, config: Config) -> None:
+        self.db = db
+        self.clock = clock
+        self.config = config
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.config.tz).date()
+
+    def _local_day(self, at: datetime) -> date:
+        return at.astimezone(self.config.tz).date()
+
+    async def statuses(self, today: date | None = None) -> list[TaskStatus]:
+        """Every open task's status class on `today`, from its lead unit's reports."""
+        today = today or self.today()
+        async with self.db.reader() as session:
+            tasks = await TaskRepository(session).all_open()
+            history = await ReportRepository(session).revision_history(t.id for t in tasks)
+        by_task: dict[int, list[tuple[date, str]]] = defaultdict(list)
+        lead = {t.id: t.lead_unit_id for t in tasks}
+        for task_id, unit_id, at, status in history:
+            if lead.get(task_id) == unit_id:
+                by_task[task_id].append((self._local_day(at), status))
+        result = []
+        for task in tasks:
+            done = completed_on(by_task.get(task.id, []))
+            result.append(TaskStatus(
+                task.code, task.title, task.group.code, task.lead_unit.code, task.lead_unit.name,
+                task.deadline, classify_status(task.deadline, done, today), done,
+            ))
+        return result
+
+    async def stats(self, today: date | None = None) -> Stats:
+        today = today or self.today()
+        statuses = await self.statuses(today)
+        async with self.db.reader() as session:
+            group_titles = {g.code: g.title for g in await TaskRepository(session).groups()}
+        groups: dict[str, StatsRow] = {code: StatsRow(code, title)
+                                       for code, title in group_titles.items()}
+        units: dict[str, StatsRow] = {}
+        for status in statuses:
+            groups.setdefault(status.group, StatsRow(status.group, status.group))
+            units.setdefault(status.lead, StatsRow(status.lead, status.lead_name))
+            groups[status.group].counts[status.status] += 1
+            units[status.lead].counts[status.status] += 1
+        total = StatsRow("", "", count_classes(s.status for s in statuses))
+        return Stats(today, total, [g for g in groups.values() if g.total],
+                     sorted(units.values(), key=lambda u: u.key))
+
+    async def overdue(self, today: date | None = None) -> list[OverdueUnit]:
+        """Overdue tasks by lead unit, oldest deadline first (units too)."""
+        late = [s for s in await self.statuses(today) if s.status is StatusClass.OPEN_OVERDUE]
+        by_unit: dict[str, list[TaskStatus]] = defaultdict(list)
+        for status in late:
+            by_unit[status.lead].append(status)
+        units = [OverdueUnit(code, tasks[0].lead_name,
+                             sorted(tasks, key=lambda s: (s.deadline or date.max, s.code)))
+                 for code, tasks in by_unit.items()]
+        return sorted(units, key=lambda u: (u.tasks[0].deadline or date.max, u.code))
+
+    # --- export ----------------------------------------------------------------------------
+
+    async def export_xlsx(self) -> bytes:
+        """Units, groups and every task with its latest progress, as a plan workbook."""
+        from openpyxl import Workbook
+
+        statuses = {s.code: s for s in await self.statuses()}
+        async with self.db.reader() as session:
+            units = await UnitRepository(session).all(active_only=False)
+            unit_codes = {u.id: u.code for u in units}
+            groups = await TaskRepository(session).groups()
+            tasks = await TaskRepository(session).all()
+            latest = await ReportRepository(session).latest_for_tasks(t.id for t in tasks)
+        workbook = Workbook()
+        sheet = workbook.active
+        assert sheet is not None
+        sheet.title = "units"
+        sheet.append(["code", "name", "parent"])
+        for unit in units:
+            sheet.append([unit.code, unit.name, unit_codes.get(unit.parent_id or 0, "")])
+        sheet = workbook.create_sheet("groups")
+        sheet.append(["code", "title"])
+        for group in groups:
+            sheet.append([_safe_cell(group.code), _safe_cell(group.title)])
+        sheet = workbook.create_sheet("tasks")
+        sheet.append(list(TASK_COLUMNS + PROGRESS_COLUMNS))
+        for task in tasks:
+            sheet.append([_safe_cell(v) for v in self._task_row(task, latest.get(task.id),
+                                                               statuses.get(task.code),
+                                                               unit_codes)])
+        out = io.BytesIO()
+        workbook.save(out)
+        return out.getvalue()
+
+    def _task_row(self, task: Task, report: ProgressReport | None, status: TaskStatus | None,
+                  unit_codes: dict[int, str]) -> list[Any]:
+        plan = {
+            "group": task.group.code, "group_title": task.group.title, "code": task.code,
+            "title": task.title, "description": task.description,
+            "legal_source": task.legal_source, "lead_unit": task.lead_unit.code,
+            "coordinating_units": "; ".join(tu.unit.code for tu in task.coordinating),
+            "deadline": task.deadline.strftime("%d/%m/%Y") if task.deadline else "",
+            "expected_output": task.expected_output,
+            "target_value": task.target_value, "target_unit": task.target_unit or "",
+            "target_label": task.target_label or "",
+        }
+        progress = {
+            "status_class": "closed" if task.closed_at else (status.status.value if status else ""),
+            "progress_status": report.status if report else "",
+            "progress_percent": report.percent if report else None,
+            "progress_period": report.period if report else "",
+            "progress_unit": unit_codes.get(report.unit_id, "") if report else "",
+            "progress_reported_on": self._local_day(report.submitted_at).strftime("%d/%m/%Y")
+            if report else "",
+            "progress_results": report.results if report else "",
+            "closed_reason": task.close_reason or "",
+        }
+        return [plan[c] for c in TASK_COLUMNS] + [progress[c] for c in PROGRESS_COLUMNS]
+
+    async def export_reports_csv(self) -> bytes:
+        """Every report (its latest revision) as UTF-8 CSV with a BOM, for Excel."""
+        async with self.db.reader() as session:
+            reports = await ReportRepository(session).everything()
+            tasks = {t.id: t.code for t in await TaskRepository(session).all()}
+            units = {u.id: u.code for u in await UnitRepository(session).all(active_only=False)}
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["task", "unit", "period", "revision", "status", "percent", "results",
+                         "difficulties", "proposals", "indicator_value", "evidence_ref",
+                         "submitted_at"])
+        for report in reports:
+            writer.writerow([_safe_cell(v) for v in (
+                tasks.get(report.task_id, ""), units.get(report.unit_id, ""), report.period,
+                report.revision, report.status, report.percent, report.results,
+                report.difficulties, report.proposals,
+                "" if report.indicator_value is None else report.indicator_value,
+                report.evidence_ref,
+                report.submitted_at.astimezone(self.config.tz).isoformat(timespec="minutes"),
+            )])
+        return ("\ufeff" + out.getvalue()).encode("utf-8")
