@@ -27,14 +27,16 @@ from telegram.request import BaseRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.i18n import I18n
+from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
 from bot.jobs.dispatch import dispatch_outbox
+from bot.services.digest import DigestService
 from bot.services.invites import InviteService
 from bot.services.outbox import OutboxService
 from bot.services.people import PeopleService
 from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
-from handlers import start
+from handlers import digest, start
 from handlers.context import BotData, Context
 from storage.db import Database
 
@@ -55,6 +57,7 @@ class Services:
     outbox: OutboxService
     programme: ProgrammeService
     reporting: ReportingService
+    digest: DigestService
 
 
 def build_services(config: Config, *, clock: Clock | None = None,
@@ -62,17 +65,19 @@ def build_services(config: Config, *, clock: Clock | None = None,
     db = db or Database(config.database_url, echo=config.database.echo)
     clock = clock or SystemClock()
     periods = period_rule(config)
+    i18n = I18n(config.bot.language)
     return Services(
         config=config,
         db=db,
         clock=clock,
-        i18n=I18n(config.bot.language),
+        i18n=i18n,
         periods=periods,
         people=PeopleService(db, frozenset(config.bot.admins)),
         invites=InviteService(db, clock),
         outbox=OutboxService(db, clock),
         programme=ProgrammeService(db),
         reporting=ReportingService(db, clock, periods),
+        digest=DigestService(config, db, clock, i18n, periods),
     )
 
 
@@ -114,6 +119,11 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     job_queue.run_repeating(
         dispatch_outbox, interval=services.config.nudges.dispatch_interval, first=0.5,
         name="dispatch_outbox", job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+    # The digest check runs at start-up too: a schedule passed while the bot was down is caught up.
+    job_queue.run_repeating(
+        send_due_digest, interval=CHECK_INTERVAL, first=1.0, name="digest",
+        job_kwargs={"max_instances": 1, "coalesce": True},
     )
 
 
@@ -158,7 +168,8 @@ def build_application(
     application.bot_data.services = services
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
-    for handler in start.handlers():
-        application.add_handler(handler)
+    for module in (start, digest):
+        for handler in module.handlers():
+            application.add_handler(handler)
     application.add_error_handler(_note_error)
     return application
