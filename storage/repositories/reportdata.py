@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, distinct, or_, select
+from sqlalchemy import Select, distinct, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -118,30 +118,37 @@ class ReportDataRepository:
         return [(row[0], row[1]) for row in await self.session.execute(query)]
 
     async def lead_states(self, at: datetime, unit_id: int | None = None) -> list[LeadState]:
-        """Each task's lead-unit state at the moment (tasks with no lead report yet included)."""
-        pr = aliased(ProgressReport)
+        """Each task's lead-unit state at the moment (tasks with no lead report yet included).
 
-        def lead_reports(alias: Any) -> Any:
-            return and_(alias.task_id == Task.id, alias.unit_id == Task.lead_unit_id,
-                        alias.submitted_at <= at)
+        Per task: the latest report of each status (one seek each in the task/unit/status/time
+        index), the latest report overall (walking back the task/time index, past any
+        coordinating units' reports), and, when the latest says done, the first "done" after
+        the last report that did not (one more seek).
+        """
 
-        latest_id = (
-            select(pr.id).where(lead_reports(pr))
-            .order_by(pr.submitted_at.desc(), pr.id.desc()).limit(1)
-            .correlate(Task).scalar_subquery()
-        )
-        nd = aliased(ProgressReport)
-        last_not_done = (
-            select(nd.submitted_at).where(lead_reports(nd), nd.status != "done")
-            .order_by(nd.submitted_at.desc()).limit(1)
-            .correlate(Task).scalar_subquery()
-        )
+        def latest_of(status: str) -> Any:
+            pr = aliased(ProgressReport)
+            return (
+                select(func.max(pr.submitted_at))
+                .where(pr.task_id == Task.id, pr.unit_id == Task.lead_unit_id,
+                       pr.status == status, pr.submitted_at <= at)
+                .correlate(Task).scalar_subquery()
+            )
+
+        not_done = [latest_of(status) for status in ("not_started", "in_progress", "stuck")]
         dn = aliased(ProgressReport)
         first_done = (
-            select(dn.submitted_at)
-            .where(lead_reports(dn), dn.status == "done",
-                   or_(last_not_done.is_(None), dn.submitted_at > last_not_done))
-            .order_by(dn.submitted_at.asc()).limit(1)
+            select(func.min(dn.submitted_at))
+            .where(dn.task_id == Task.id, dn.unit_id == Task.lead_unit_id, dn.status == "done",
+                   dn.submitted_at <= at,
+                   *[or_(moment.is_(None), dn.submitted_at > moment) for moment in not_done])
+            .correlate(Task).scalar_subquery()
+        )
+        pr = aliased(ProgressReport)
+        latest_id = (
+            select(pr.id)
+            .where(pr.task_id == Task.id, pr.unit_id == Task.lead_unit_id, pr.submitted_at <= at)
+            .order_by(pr.submitted_at.desc(), pr.id.desc()).limit(1)
             .correlate(Task).scalar_subquery()
         )
         latest = aliased(ProgressReport)
@@ -159,7 +166,7 @@ class ReportDataRepository:
         states = []
         for row in await self.session.execute(query):
             done_since = row[8]
-            if isinstance(done_since, str):  # SQLite returns a nested scalar subquery untyped
+            if isinstance(done_since, str):  # SQLite returns an aggregate of a subquery untyped
                 done_since = datetime.fromisoformat(done_since)
             if done_since is not None and done_since.tzinfo is None:
                 done_since = done_since.replace(tzinfo=UTC)
