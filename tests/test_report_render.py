@@ -199,3 +199,17 @@ def test_a_long_digest_from_an_override_template_is_split(
 def test_english_catalog_renders_too(data: ReportData, config: Config) -> None:
     (message,) = ReportRenderer(config, I18n("vi"), "en").telegram(data)
     assert "8 tasks: on time 2" in parse_html(message)[0]
+
+
+def test_control_characters_pasted_into_a_report_do_not_break_word_or_excel(
+        data: ReportData, renderer: ReportRenderer) -> None:
+    group = data.groups[0]
+    task = dataclasses.replace(group.tasks[0], results="Dòng một\x0bdòng hai\x00 & <ba>")
+    broken = dataclasses.replace(data, groups=[
+        dataclasses.replace(group, tasks=[task, *group.tasks[1:]]), *data.groups[1:]])
+    document = Document(io.BytesIO(renderer.docx(broken)))
+    assert any(cell.text == "Dòng mộtdòng hai & <ba>" for table in document.tables
+               for row in table.rows for cell in row.cells)
+    book = load_workbook(io.BytesIO(renderer.xlsx(broken)))
+    assert any(row[11] == "Dòng mộtdòng hai & <ba>"
+               for row in book["Nhiệm vụ"].iter_rows(values_only=True))

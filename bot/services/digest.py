@@ -158,11 +158,12 @@ class DigestService:
         period = await self.due_period()
         async with self.db.reader() as session:
             repo = DigestRepository(session)
-            done_all = await repo.run_exists(period.key, "all")
+            done = await repo.scopes_done(period.key)
+            done_all = "all" in done
             recipients = [] if done_all else await repo.programme_recipients()
             leaders = await repo.leaders_by_unit()
             pending_units = {code: people for code, people in leaders.items()
-                             if not await repo.run_exists(period.key, f"unit:{code}")}
+                             if f"unit:{code}" not in done}
         queued = []
         if not done_all:
             data = await self.builder.build(period)

@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import date, datetime
@@ -32,6 +33,14 @@ SUFFIX = {"telegram": "txt", "html": "html", "docx": "docx", "xlsx": "xlsx", "pn
           "json": "json"}
 # How much the short chat digest lists before it says "and N more".
 DIGEST_LIMITS = {"units": 10, "codes": 6, "stuck": 8, "silent": 30}
+
+
+# Control characters that XML (Word) and Excel refuse; a pasted report may hold them.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _clean(value: Any) -> Any:
+    return _CONTROL.sub("", value) if isinstance(value, str) else value
 
 
 def _day(value: date | None) -> str:
@@ -106,7 +115,7 @@ class ReportRenderer:
         from bot.services.report_docx import write_docx
 
         outline = self._render("report.docx.xml", data, **self._document_context(data))
-        return write_docx(ET.fromstring(outline))
+        return write_docx(ET.fromstring(_clean(outline)))
 
     def _document_context(self, data: ReportData) -> dict[str, Any]:
         end = data.end
@@ -129,13 +138,13 @@ class ReportRenderer:
             target = ""
             if task.target_value is not None:
                 target = f"{task.target_label or ''} {_number(task.target_value)}{task.target_unit or ''}"
-            sheet.append([
+            sheet.append([_clean(value) for value in (
                 task.code, task.title, task.group_code, task.lead.code, ", ".join(task.coordinating),
                 task.deadline or self.t("report.ongoing"), self.status_label(task.status),
                 self.status_label(task.report_status), task.completed_on, task.percent,
                 yes if task.reported_this_period else no, task.results, task.difficulties,
                 task.proposals, task.expected_output, target.strip(), task.value,
-            ])
+            )])
         totals = book.create_sheet(self.t("sheet.totals")[:31])
         head = [self.status_label(s) for s in STATUS_ORDER] + [self.t("col.total"),
                                                                 self.t("col.rate")]
@@ -143,7 +152,7 @@ class ReportRenderer:
         totals.append([_bold(totals, self.t("col.group"))] + [_bold(totals, h) for h in head])
         for group in data.groups:
             c = group.counts
-            totals.append([f"{group.code}. {group.title}", *(c.get(s) for s in STATUS_ORDER),
+            totals.append([_clean(f"{group.code}. {group.title}"), *(c.get(s) for s in STATUS_ORDER),
                            c.total, c.rate])
         c = data.totals
         totals.append([_bold(totals, self.t("col.total")), *(c.get(s) for s in STATUS_ORDER),
@@ -153,7 +162,7 @@ class ReportRenderer:
         totals.append([_bold(totals, self.t("col.unit"))] + [_bold(totals, h) for h in head])
         for unit in data.unit_totals:
             c = unit.counts
-            totals.append([f"{unit.unit.code} — {unit.unit.name}",
+            totals.append([_clean(f"{unit.unit.code} — {unit.unit.name}"),
                            *(c.get(s) for s in STATUS_ORDER), c.total, c.rate])
         buffer = io.BytesIO()
         book.save(buffer)

@@ -29,6 +29,10 @@ class DigestRepository:
             select(ReportRun.id).where(ReportRun.period == period, ReportRun.scope == scope))
         return found is not None
 
+    async def scopes_done(self, period: str) -> set[str]:
+        return set(await self.session.scalars(
+            select(ReportRun.scope).where(ReportRun.period == period)))
+
     async def add_run(self, period: str, scope: str, at: datetime,
                       detail: dict[str, Any]) -> ReportRun:
         run = ReportRun(period=period, scope=scope, state="queued", started_at=at,
