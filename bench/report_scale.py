@@ -27,6 +27,7 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -67,7 +68,8 @@ def generate(database: Path) -> None:
         conn.execute(insert(TaskGroup), [
             {"id": g, "code": str(g), "title": f"Nhóm nhiệm vụ {g}: giải pháp trọng tâm", "position": g}
             for g in range(1, GROUPS + 1)])
-        tasks, coordinating = [], []
+        tasks: list[dict[str, Any]] = []
+        coordinating: list[dict[str, int]] = []
         for t in range(1, TASKS + 1):
             deadline = (None if rng.random() < 0.3
                         else date(2024, 1, 1) + timedelta(days=rng.randrange(366)))
@@ -84,7 +86,7 @@ def generate(database: Path) -> None:
         conn.execute(insert(Task), tasks)
         conn.execute(insert(TaskUnit), coordinating)
     # About 48 weekly reports per task from its lead unit, the rest from coordinating units.
-    lead_of = {t["id"]: t["lead_unit_id"] for t in tasks}
+    lead_of: dict[int, int] = {int(t["id"]): int(t["lead_unit_id"]) for t in tasks}
     coord_of: dict[int, list[int]] = {}
     for row in coordinating:
         coord_of.setdefault(row["task_id"], []).append(row["unit_id"])
