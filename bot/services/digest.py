@@ -8,6 +8,7 @@ when the schedule passed finds no run and catches up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -127,7 +128,9 @@ class DigestService:
                          recipients: list[Recipient]) -> bool:
         now = self.clock.now()
         folder = self.config.data_path / "reports" / period.key / scope.replace(":", "-")
-        messages = self._messages(f"{period.key}:{scope}", data, recipients, folder)
+        # Rendering Word, Excel and the chart is CPU work: keep the bot's event loop answering.
+        messages = await asyncio.to_thread(
+            self._messages, f"{period.key}:{scope}", data, recipients, folder)
         rows: list[dict[str, object]] = [
             {"dedup_key": m.key[:255], "kind": m.kind, "chat_id": m.chat_id, "user_id": m.user_id,
              "task_id": None, "payload": m.payload(), "due_at": now, "state": "pending",
