@@ -105,6 +105,9 @@ def test_the_due_period_is_the_last_one_closed_when_the_schedule_passed(config: 
     assert last_occurrence("friday 16:00", before, config) == datetime(2024, 1, 26, 9, 0, tzinfo=UTC)
     assert closed_period(rules, last_occurrence("friday 16:00", friday, config)).key == "2024-W05"
     assert closed_period(rules, last_occurrence("friday 16:00", before, config)).key == "2024-W04"
+    # Down from Friday noon to Monday: the Friday run is caught up at start-up, for 2024-W05.
+    monday = datetime(2024, 2, 5, 2, 0, tzinfo=UTC)
+    assert closed_period(rules, last_occurrence("friday 16:00", monday, config)).key == "2024-W05"
     # A schedule exactly at the cut-off reports the period it closes.
     cutoff = rules.by_key("2024-W05").end
     assert closed_period(rules, cutoff).key == "2024-W05"
