@@ -111,3 +111,12 @@ async def test_an_open_period_is_reported_as_of_now(db: Database, config: Config
     assert classes["T1"] is S.DONE_ON_TIME
     assert classes["T2"] is S.OPEN_WITHIN  # its completion (31/1) has not happened yet
     assert classes["T4"] is S.OPEN_WITHIN
+
+
+async def test_a_task_still_stuck_keeps_its_proposals_in_a_quiet_week(db: Database, config: Config) -> None:
+    data = await build(db, config, key="2024-W06")
+    (stuck,) = data.stuck
+    assert stuck.code == "T5" and not stuck.reported_this_period
+    assert (stuck.proposals, stuck.last_proposals) == ("", "Đề nghị bổ sung <kinh phí> năm 2024")
+    # A completed both its tasks in 2024-W05: it is not expected to report any more.
+    assert [u.code for u in data.compliance.silent] == ["B", "C", "D"]

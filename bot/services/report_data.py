@@ -79,6 +79,9 @@ class TaskLine:
     results: str  # this period's, from the lead unit's report
     difficulties: str
     proposals: str
+    # From the lead unit's latest report, whatever its period (what a stuck task is stuck on).
+    last_difficulties: str
+    last_proposals: str
     expected_output: str
     target_value: float | None
     target_unit: str | None
@@ -256,6 +259,8 @@ class ReportBuilder:
                 results=state.results if state and this_period else "",
                 difficulties=state.difficulties if state and this_period else "",
                 proposals=state.proposals if state and this_period else "",
+                last_difficulties=state.difficulties if state else "",
+                last_proposals=state.proposals if state else "",
                 expected_output=task.expected_output, target_value=task.target_value,
                 target_unit=task.target_unit, target_label=task.target_label,
                 value=state.indicator_value if state else None,
