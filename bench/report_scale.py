@@ -8,7 +8,7 @@ more past periods behind them than early ones: their figures show whether build 
 with history.
 
     .venv/bin/python bench/report_scale.py                 # generate, then measure
-    .venv/bin/python bench/report_scale.py --weeks 2024-W05 2024-W50 --keep /tmp/scale.db
+    .venv/bin/python bench/report_scale.py --weeks 2024-W05 2024-W50 --keep /tmp/scale.db --repeat 5
 
 Targets: chat digest and HTML <= 1 s, XLSX <= 3 s, DOCX <= 5 s, peak RSS <= 400 MB.
 """
@@ -162,6 +162,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weeks", nargs="+", default=["2024-W05", "2024-W26", "2024-W50"])
     parser.add_argument("--keep", help="database file to (re)use instead of a temporary one")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per week, each in a fresh process; the best time is shown")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one week, JSON out
     args = parser.parse_args()
     if args.measure:
@@ -176,16 +178,23 @@ def main() -> int:
         print(f"{'week':<9} {'tasks':>6} {'data':>6} {'digest':>7} {'html':>6} {'json':>6} "
               f"{'xlsx':>6} {'docx':>6} {'png':>6}  peak RSS")
         for week in args.weeks:
-            out = subprocess.run(
-                [sys.executable, __file__, "--keep", str(database), "--measure", week],
-                capture_output=True, text=True, check=True)
-            f = json.loads(out.stdout.strip().splitlines()[-1])
+            runs = []
+            for _ in range(args.repeat):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--keep", str(database), "--measure", week],
+                    capture_output=True, text=True, check=True)
+                runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            # The best of the runs: on a shared machine the slower ones measure the neighbours.
+            f = {key: min(run[key] for run in runs) if isinstance(runs[0][key], float) else runs[0][key]
+                 for key in runs[0]}
+            f["rss_mb"] = max(run["rss_mb"] for run in runs)
             data = f["data"]
             print(f"{week:<9} {f['tasks']:>6} {data:>6.2f} {data + f['telegram']:>7.2f} "
                   f"{data + f['html']:>6.2f} {data + f['json']:>6.2f} {data + f['xlsx']:>6.2f} "
                   f"{data + f['docx']:>6.2f} {data + f['png']:>6.2f}  {f['rss_mb']:.0f} MB")
-        print("seconds to build each format from the database, the computed data included "
-              "('data' alone); targets: digest, html <= 1 s; xlsx <= 3 s; docx <= 5 s; RSS <= 400 MB")
+        print(f"seconds (best of {args.repeat} fresh processes) to build each format from the "
+              "database, the computed data included ('data' alone); peak RSS the highest")
+        print("targets: digest, html <= 1 s; xlsx <= 3 s; docx <= 5 s; peak RSS <= 400 MB")
     return 0
 
 

@@ -13,11 +13,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, or_, select
+from sqlalchemy import Select, distinct, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import AuditEntry, ProgressReport, Task, TaskGroup, TaskUnit, Unit
+from storage.models import (
+    AuditEntry,
+    ProgressReport,
+    Task,
+    TaskGroup,
+    TaskUnit,
+    Unit,
+    UTCDateTime,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -120,28 +130,24 @@ class ReportDataRepository:
     async def lead_states(self, at: datetime, unit_id: int | None = None) -> list[LeadState]:
         """Each task's lead-unit state at the moment (tasks with no lead report yet included).
 
-        Per task: the latest report of each status (one seek each in the task/unit/status/time
-        index), the latest report overall (walking back the task/time index, past any
-        coordinating units' reports), and, when the latest says done, the first "done" after
-        the last report that did not (one more seek).
+        Per task: the latest report (walking back the task/time index, past any coordinating
+        units' reports), the latest that did not say done, and the first "done" after it — each
+        a seek in the task/unit/status/time index.
         """
 
-        def latest_of(status: str) -> Any:
-            pr = aliased(ProgressReport)
-            return (
-                select(func.max(pr.submitted_at))
-                .where(pr.task_id == Task.id, pr.unit_id == Task.lead_unit_id,
-                       pr.status == status, pr.submitted_at <= at)
-                .correlate(Task).scalar_subquery()
-            )
-
-        not_done = [latest_of(status) for status in ("not_started", "in_progress", "stuck")]
+        nd = aliased(ProgressReport)
+        last_not_done = (
+            select(func.max(nd.submitted_at))
+            .where(nd.task_id == Task.id, nd.unit_id == Task.lead_unit_id,
+                   nd.status.in_(("not_started", "in_progress", "stuck")), nd.submitted_at <= at)
+            .correlate(Task).scalar_subquery()
+        )
         dn = aliased(ProgressReport)
         first_done = (
             select(func.min(dn.submitted_at))
             .where(dn.task_id == Task.id, dn.unit_id == Task.lead_unit_id, dn.status == "done",
                    dn.submitted_at <= at,
-                   *[or_(moment.is_(None), dn.submitted_at > moment) for moment in not_done])
+                   dn.submitted_at > func.coalesce(last_not_done, literal(EPOCH, UTCDateTime())))
             .correlate(Task).scalar_subquery()
         )
         pr = aliased(ProgressReport)
