@@ -27,8 +27,10 @@ from telegram.request import BaseRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.i18n import I18n
+from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
 from bot.jobs.dispatch import dispatch_outbox
 from bot.services.admin import AdminService
+from bot.services.digest import DigestService
 from bot.services.invites import InviteService
 from bot.services.outbox import OutboxService
 from bot.services.overview import OverviewService
@@ -37,7 +39,7 @@ from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
 from bot.updates import PerChatUpdateProcessor
-from handlers import admin, start
+from handlers import admin, digest, start
 from handlers.context import BotData, Context
 from storage.db import Database
 
@@ -60,6 +62,7 @@ class Services:
     reporting: ReportingService
     admin: AdminService
     overview: OverviewService
+    digest: DigestService
 
 
 def build_services(config: Config, *, clock: Clock | None = None,
@@ -83,6 +86,7 @@ def build_services(config: Config, *, clock: Clock | None = None,
         reporting=ReportingService(db, clock, periods),
         admin=AdminService(db, clock, config, i18n, outbox, programme),
         overview=OverviewService(db, clock, config),
+        digest=DigestService(config, db, clock, i18n, periods),
     )
 
 
@@ -124,6 +128,11 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     job_queue.run_repeating(
         dispatch_outbox, interval=services.config.nudges.dispatch_interval, first=0.5,
         name="dispatch_outbox", job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+    # The digest check runs at start-up too: a schedule passed while the bot was down is caught up.
+    job_queue.run_repeating(
+        send_due_digest, interval=CHECK_INTERVAL, first=1.0, name="digest",
+        job_kwargs={"max_instances": 1, "coalesce": True},
     )
 
 
@@ -168,9 +177,8 @@ def build_application(
     application.bot_data.services = services
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
-    for handler in start.handlers():
-        application.add_handler(handler)
-    application.add_handlers(admin.handlers())
+    for module in (start, admin, digest):
+        application.add_handlers(module.handlers())
     # Plan files for /import are looked at in their own group, so that another flow waiting for
     # a file (report evidence) still sees every document.
     application.add_handlers(admin.document_handlers(), group=admin.DOCUMENT_GROUP)

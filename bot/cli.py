@@ -1,4 +1,4 @@
-"""The `tiendo` command line: init, import, invite, run, audit.
+"""The `tiendo` command line: init, import, invite, run, audit, report, demo.
 
 Operators read its output in the bot's configured language. Exit codes: 0 done, 1 refused
 (bad input file, unknown unit), 2 cannot start (configuration, token, schema).
@@ -277,6 +277,49 @@ async def cmd_audit(config: Config, i18n: I18n, args: argparse.Namespace) -> int
     return 0
 
 
+async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
+    from bot.app import build_services
+    from bot.services.report_data import UnknownScope
+    from bot.services.report_render import SUFFIX
+    from storage.migrate import upgrade
+
+    services = build_services(config)
+    try:
+        await upgrade(services.db)
+        try:
+            period = services.digest.period(args.period)
+        except ValueError:
+            example = services.digest.period().key
+            raise CliExit(i18n.t(None, "cli.report_bad_period", value=args.period,
+                                 example=example)) from None
+        try:
+            data = await services.digest.build(period, args.unit)
+        except UnknownScope:
+            raise CliExit(i18n.t(None, "cli.report_unknown_unit", code=args.unit)) from None
+    finally:
+        await services.db.dispose()
+    content = services.digest.renderer().render(data, args.format)
+    if args.output == "-" or (args.output is None and args.format in ("telegram", "html", "json")):
+        sys.stdout.write(content.decode("utf-8") + "\n")
+        return 0
+    scope = f"-{data.scope.code}" if data.scope else ""
+    path = Path(args.output or f"tiendo-{data.period}{scope}.{SUFFIX[args.format]}")
+    path.write_bytes(content)
+    print(i18n.t(None, "cli.report_written", path=path))
+    return 0
+
+
+async def cmd_demo(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    output = Path(args.output)
+    result = await run_demo(config, output)
+    for path in result.paths:
+        print(i18n.t(None, "demo.wrote", path=path))
+    print(i18n.t(None, "demo.done", period=result.period.key, folder=output))
+    return 0
+
+
 # --- argument parsing ---------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
@@ -315,10 +358,30 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", help="print the audit log", description="Print the latest audit entries.")
     p.add_argument("-n", type=int, default=50, help="how many entries (default 50)")
     p.add_argument("-v", "--verbose", action="store_true", help="show values before and after")
+    p = sub.add_parser("report", help="build the consolidated report for a period in one format",
+                       description="Build the consolidated report (the same content as the weekly "
+                       "digest) for a period: the current one so far, or e.g. 2024-W05. Text "
+                       "formats go to standard output unless -o is given; binary formats to "
+                       "tiendo-<period>.<ext> unless -o is given.")
+    p.add_argument("--period", help="period key, e.g. 2024-W05, 2024-01 or 2024-Q1 "
+                   "(default: the current period, as of now)")
+    p.add_argument("--format", required=True,
+                   choices=("telegram", "html", "docx", "xlsx", "png", "json"),
+                   help="telegram (the chat digest, HTML), html (printable page), docx "
+                   "(Decree 30 report), xlsx, png (chart), json (the computed data)")
+    p.add_argument("--unit", help="only this unit's tasks (the version its leaders receive)")
+    p.add_argument("-o", "--output", help="output file ('-' for standard output)")
+
+    p = sub.add_parser("demo", help="simulate four weeks of reports and write every report format",
+                       description="No Telegram needed: build a fresh SQLite database in a "
+                       "temporary folder, load the example programme, simulate four weeks of "
+                       "reports by its units, and write the last week's report in every format.")
+    p.add_argument("--output", default="demo-output", help="folder to write to (default demo-output)")
     return parser
 
 
-COMMANDS = {"init": cmd_init, "import": cmd_import, "invite": cmd_invite, "audit": cmd_audit}
+COMMANDS = {"init": cmd_init, "import": cmd_import, "invite": cmd_invite, "audit": cmd_audit,
+            "report": cmd_report, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

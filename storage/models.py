@@ -222,6 +222,9 @@ class ProgressReport(Base):
         UniqueConstraint("task_id", "unit_id", "period"),
         Index("ix_progress_reports_period_task", "period", "task_id"),
         Index("ix_progress_reports_task_submitted", "task_id", "submitted_at"),
+        # The consolidated report: a task's latest lead-unit report of each status, one seek.
+        Index("ix_progress_reports_task_unit_status", "task_id", "unit_id", "status",
+              "submitted_at"),
         CheckConstraint(
             "status IN ('not_started', 'in_progress', 'done', 'stuck')", name="status"
         ),

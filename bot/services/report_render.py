@@ -1,0 +1,276 @@
+"""Render a ReportData into every format, all worded by files in templates/.
+
+An office changes the wording by putting files of the same name in `[digest] templates_dir`
+(they take precedence over the built-in ones) or by editing bot/locales/*/digest.toml.
+Layout that Decree 30/2020 fixes (page, margins, fonts, the masthead table) lives in code; the
+Word template is an XML outline (report.docx.xml) that the code lays out with python-docx.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+
+from bot.config import ROOT, Config
+from bot.i18n import I18n
+from bot.services.report_data import Counts, ReportData
+from bot.services.status import STATUS_ORDER, StatusClass
+
+BUILTIN_TEMPLATES = ROOT / "templates"
+TELEGRAM_LIMIT = 4096
+FORMATS = ("telegram", "html", "docx", "xlsx", "png", "json")
+SUFFIX = {"telegram": "txt", "html": "html", "docx": "docx", "xlsx": "xlsx", "png": "png",
+          "json": "json"}
+# How much the short chat digest lists before it says "and N more".
+DIGEST_LIMITS = {"units": 10, "codes": 6, "stuck": 8, "silent": 30}
+
+
+# Control characters that XML (Word) and Excel refuse; a pasted report may hold them.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _clean(value: Any) -> Any:
+    return _CONTROL.sub("", value) if isinstance(value, str) else value
+
+
+def _day(value: date | None) -> str:
+    return value.strftime("%d/%m/%Y") if value else ""
+
+
+def _percent(value: float | None, language: str = "vi") -> str:
+    if value is None:
+        return ""
+    text = f"{value * 100:.1f}%"
+    # Vietnamese writes a decimal comma.
+    return text.replace(".", ",") if language == "vi" else text
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}"
+
+
+class ReportRenderer:
+    def __init__(self, config: Config, i18n: I18n, language: str | None = None) -> None:
+        self.config = config
+        self.i18n = i18n
+        self.language = language or config.bot.language
+        loaders = []
+        if config.digest.templates_dir:
+            folder = Path(config.digest.templates_dir)
+            if not folder.is_absolute() and config.source is not None:
+                folder = config.source.parent / folder
+            loaders.append(FileSystemLoader(str(folder)))
+        loaders.append(FileSystemLoader(str(BUILTIN_TEMPLATES)))
+        self.env = Environment(
+            loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined,
+            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
+        )
+        self.env.filters.update(day=_day, num=_number,
+                                pct=lambda value: _percent(value, self.language))
+        self.env.globals.update(t=self.t, status_label=self.status_label, limits=DIGEST_LIMITS,
+                                statuses=STATUS_ORDER, digest=config.digest,
+                                language=self.language)
+
+    def t(self, key: str, **params: Any) -> str:
+        return self.i18n.t(self.language, key, **params)
+
+    def status_label(self, status: StatusClass | str | None) -> str:
+        if status is None:
+            return ""
+        if isinstance(status, StatusClass):
+            return self.t(f"status.{status.value}")
+        return self.t(f"report_status.{status}")
+
+    def _render(self, name: str, data: ReportData, **extra: Any) -> str:
+        return self.env.get_template(name).render(data=data, **extra)
+
+    # --- chat ---------------------------------------------------------------------------------
+
+    def telegram(self, data: ReportData, limit: int = TELEGRAM_LIMIT) -> list[str]:
+        """The short digest as Telegram HTML messages, split between blocks (blank lines)."""
+        text = self._render("digest.telegram.html", data)
+        return split_blocks(text, limit)
+
+    # --- documents ----------------------------------------------------------------------------
+
+    def html(self, data: ReportData) -> str:
+        return self._render("report.html", data, **self._document_context(data))
+
+    def json(self, data: ReportData) -> str:
+        return json.dumps(to_jsonable(data), ensure_ascii=False, indent=1)
+
+    def docx(self, data: ReportData) -> bytes:
+        from bot.services.report_docx import write_docx
+
+        outline = self._render("report.docx.xml", data, **self._document_context(data))
+        return write_docx(ET.fromstring(_clean(outline)))
+
+    def _document_context(self, data: ReportData) -> dict[str, Any]:
+        end = data.end
+        return {"place_date": self.t("report.place_date", place=self.config.digest.place,
+                                     day=f"{end.day:02d}", month=f"{end.month:02d}",
+                                     year=end.year)}
+
+    def xlsx(self, data: ReportData) -> bytes:
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet(self.t("sheet.tasks")[:31])
+        columns = ["code", "title", "group", "lead", "coordinating", "deadline", "status",
+                   "report_status", "completed_on", "percent", "reported", "results",
+                   "difficulties", "proposals", "output", "target", "value"]
+        sheet.freeze_panes = "C2"
+        sheet.append([_bold(sheet, self.t(f"col.{c}")) for c in columns])
+        yes, no = self.t("col.yes"), self.t("col.no")
+        for task in data.tasks:
+            target = ""
+            if task.target_value is not None:
+                target = f"{task.target_label or ''} {_number(task.target_value)}{task.target_unit or ''}"
+            sheet.append([_clean(value) for value in (
+                task.code, task.title, task.group_code, task.lead.code, ", ".join(task.coordinating),
+                task.deadline or self.t("report.ongoing"), self.status_label(task.status),
+                self.status_label(task.report_status), task.completed_on, task.percent,
+                yes if task.reported_this_period else no, task.results, task.difficulties,
+                task.proposals, task.expected_output, target.strip(), task.value,
+            )])
+        totals = book.create_sheet(self.t("sheet.totals")[:31])
+        head = [self.status_label(s) for s in STATUS_ORDER] + [self.t("col.total"),
+                                                                self.t("col.rate")]
+        totals.append([_bold(totals, self.t("sheet.by_group"))])
+        totals.append([_bold(totals, self.t("col.group"))] + [_bold(totals, h) for h in head])
+        for group in data.groups:
+            c = group.counts
+            totals.append([_clean(f"{group.code}. {group.title}"), *(c.get(s) for s in STATUS_ORDER),
+                           c.total, c.rate])
+        c = data.totals
+        totals.append([_bold(totals, self.t("col.total")), *(c.get(s) for s in STATUS_ORDER),
+                       c.total, c.rate])
+        totals.append([])
+        totals.append([_bold(totals, self.t("sheet.by_unit"))])
+        totals.append([_bold(totals, self.t("col.unit"))] + [_bold(totals, h) for h in head])
+        for unit in data.unit_totals:
+            c = unit.counts
+            totals.append([_clean(f"{unit.unit.code} — {unit.unit.name}"),
+                           *(c.get(s) for s in STATUS_ORDER), c.total, c.rate])
+        buffer = io.BytesIO()
+        book.save(buffer)
+        return buffer.getvalue()
+
+    def png(self, data: ReportData) -> bytes:
+        """A horizontal stacked bar per task group, one colour per status class."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        groups = data.groups
+        labels = [self.t("chart.group", code=g.code) for g in groups]
+        colours = {StatusClass.DONE_ON_TIME: "#2e7d32", StatusClass.DONE_LATE: "#9ccc65",
+                   StatusClass.OPEN_WITHIN: "#90a4ae", StatusClass.OPEN_OVERDUE: "#c62828"}
+        figure = Figure(figsize=(9, max(3.0, 0.45 * len(groups) + 1.8)), dpi=110)
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        left = [0] * len(groups)
+        for status in STATUS_ORDER:
+            values = [g.counts.get(status) for g in groups]
+            axes.barh(labels, values, left=left, color=colours[status],
+                      label=self.status_label(status))
+            left = [a + b for a, b in zip(left, values, strict=True)]
+        axes.invert_yaxis()
+        axes.set_xlabel(self.t("chart.axis"))
+        axes.set_title(self.t("chart.title", period=data.period))
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8,
+                    frameon=False)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    def render(self, data: ReportData, fmt: str) -> bytes:
+        """One format as bytes (the Telegram digest: its messages separated by a rule)."""
+        renderers: dict[str, Callable[[ReportData], Any]] = {
+            "telegram": lambda d: "\n\n-----\n\n".join(self.telegram(d)),
+            "html": self.html, "json": self.json, "docx": self.docx, "xlsx": self.xlsx,
+            "png": self.png,
+        }
+        out = renderers[fmt](data)
+        return out.encode("utf-8") if isinstance(out, str) else out
+
+
+def _bold(sheet: Any, value: Any) -> Any:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.font = Font(bold=True)
+    return cell
+
+
+def utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_blocks(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Pack blocks (separated by blank lines) into messages of at most `limit` UTF-16 units.
+
+    Blocks and lines are self-contained HTML, so a split between them never cuts a tag; a
+    block longer than a message is split between its lines.
+    """
+    pieces: list[str] = []
+    for block in text.split("\n\n"):
+        block = block.strip("\n")
+        if not block.strip():
+            continue
+        if utf16_length(block) <= limit:
+            pieces.append(block)
+            continue
+        current = ""
+        for line in block.split("\n"):
+            candidate = f"{current}\n{line}" if current else line
+            if utf16_length(candidate) <= limit:
+                current = candidate
+            else:
+                if current:
+                    pieces.append(current)
+                current = line if utf16_length(line) <= limit else line[: limit // 2]
+        if current:
+            pieces.append(current)
+    messages: list[str] = []
+    current = ""
+    for piece in pieces:
+        candidate = f"{current}\n\n{piece}" if current else piece
+        if utf16_length(candidate) <= limit:
+            current = candidate
+        else:
+            messages.append(current)
+            current = piece
+    if current:
+        messages.append(current)
+    return messages
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, Counts):
+            out.update(total=value.total, rate=value.rate, due=value.due)
+        return out
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value

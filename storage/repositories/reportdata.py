@@ -1,0 +1,234 @@
+"""The queries behind the consolidated report, each for one period and set-based.
+
+A task's status comes from its lead unit's reports up to a moment. The reports of one task are
+found through the (task_id, submitted_at) index with correlated subqueries that walk back from
+that moment and stop at the first match, so the cost depends on the number of tasks, not on how
+many periods of history lie behind (see bench/report_scale.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Select, distinct, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from storage.models import (
+    AuditEntry,
+    ProgressReport,
+    Task,
+    TaskGroup,
+    TaskUnit,
+    Unit,
+    UTCDateTime,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    id: int
+    code: str
+    title: str
+    group_id: int
+    lead_unit_id: int
+    deadline: date | None
+    expected_output: str
+    target_value: float | None
+    target_unit: str | None
+    target_label: str | None
+    position: int
+
+
+@dataclass(frozen=True)
+class LeadState:
+    """The lead unit's latest report at a moment, and when its last run of "done" began."""
+
+    task_id: int
+    status: str | None
+    percent: int | None
+    period: str | None
+    results: str
+    difficulties: str
+    proposals: str
+    indicator_value: float | None
+    done_since: datetime | None
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    id: int
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    id: int
+    code: str
+    title: str
+    position: int
+
+
+@dataclass(frozen=True)
+class ClosedTask:
+    code: str
+    title: str
+    lead_unit_id: int
+    closed_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskAudit:
+    at: datetime
+    action: str
+    code: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class ReportDataRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @staticmethod
+    def _scope(query: Select[Any], unit_id: int | None) -> Select[Any]:
+        if unit_id is None:
+            return query
+        coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id == unit_id)
+        return query.where(or_(Task.lead_unit_id == unit_id, Task.id.in_(coordinated)))
+
+    @staticmethod
+    def _open_at(moment: datetime) -> Any:
+        return or_(Task.closed_at.is_(None), Task.closed_at > moment)
+
+    async def tasks(self, at: datetime, unit_id: int | None = None) -> list[TaskRecord]:
+        """Tasks not closed at the moment (optionally only those the unit leads or coordinates)."""
+        query = self._scope(
+            select(Task.id, Task.code, Task.title, Task.group_id, Task.lead_unit_id, Task.deadline,
+                   Task.expected_output, Task.target_value, Task.target_unit, Task.target_label,
+                   Task.position)
+            .where(self._open_at(at)), unit_id,
+        ).order_by(Task.position, Task.id)
+        return [TaskRecord(*row) for row in await self.session.execute(query)]
+
+    async def coordinating(self, at: datetime, unit_id: int | None = None) -> list[tuple[int, int]]:
+        """(task id, coordinating unit id) for the same tasks, in their listed order."""
+        query = self._scope(
+            select(TaskUnit.task_id, TaskUnit.unit_id)
+            .join(Task, Task.id == TaskUnit.task_id)
+            .where(self._open_at(at)), unit_id,
+        ).order_by(TaskUnit.task_id, TaskUnit.position)
+        return [(row[0], row[1]) for row in await self.session.execute(query)]
+
+    async def lead_states(self, at: datetime, unit_id: int | None = None) -> list[LeadState]:
+        """Each task's lead-unit state at the moment (tasks with no lead report yet included).
+
+        Per task: the latest report (walking back the task/time index, past any coordinating
+        units' reports), the latest that did not say done, and the first "done" after it — each
+        a seek in the task/unit/status/time index.
+        """
+
+        nd = aliased(ProgressReport)
+        last_not_done = (
+            select(func.max(nd.submitted_at))
+            .where(nd.task_id == Task.id, nd.unit_id == Task.lead_unit_id,
+                   nd.status.in_(("not_started", "in_progress", "stuck")), nd.submitted_at <= at)
+            .correlate(Task).scalar_subquery()
+        )
+        dn = aliased(ProgressReport)
+        first_done = (
+            select(func.min(dn.submitted_at))
+            .where(dn.task_id == Task.id, dn.unit_id == Task.lead_unit_id, dn.status == "done",
+                   dn.submitted_at <= at,
+                   dn.submitted_at > func.coalesce(last_not_done, literal(EPOCH, UTCDateTime())))
+            .correlate(Task).scalar_subquery()
+        )
+        pr = aliased(ProgressReport)
+        latest_id = (
+            select(pr.id)
+            .where(pr.task_id == Task.id, pr.unit_id == Task.lead_unit_id, pr.submitted_at <= at)
+            .order_by(pr.submitted_at.desc(), pr.id.desc()).limit(1)
+            .correlate(Task).scalar_subquery()
+        )
+        latest = aliased(ProgressReport)
+        base = self._scope(
+            select(Task.id, latest_id.label("latest_id"), first_done.label("first_done"))
+            .where(self._open_at(at)), unit_id,
+        ).subquery()
+        query = (
+            select(base.c.id, latest.status, latest.percent, latest.period, latest.results,
+                   latest.difficulties, latest.proposals, latest.indicator_value,
+                   base.c.first_done)
+            .select_from(base)
+            .outerjoin(latest, latest.id == base.c.latest_id)
+        )
+        states = []
+        for row in await self.session.execute(query):
+            done_since = row[8]
+            if isinstance(done_since, str):  # SQLite returns an aggregate of a subquery untyped
+                done_since = datetime.fromisoformat(done_since)
+            if done_since is not None and done_since.tzinfo is None:
+                done_since = done_since.replace(tzinfo=UTC)
+            states.append(LeadState(
+                row[0], row[1], row[2], row[3], row[4] or "", row[5] or "", row[6] or "", row[7],
+                done_since if row[1] == "done" else None,
+            ))
+        return states
+
+    async def units_reporting(self, period: str, unit_id: int | None = None) -> set[int]:
+        """The units that sent at least one report in the period (on tasks in scope)."""
+        query = select(distinct(ProgressReport.unit_id)).where(ProgressReport.period == period)
+        if unit_id is not None:
+            query = query.where(ProgressReport.unit_id == unit_id)
+        return set(await self.session.scalars(query))
+
+    async def units(self, ids: Sequence[int]) -> dict[int, UnitRecord]:
+        found: dict[int, UnitRecord] = {}
+        ids = sorted(set(ids))
+        for start in range(0, len(ids), 500):
+            rows = await self.session.execute(
+                select(Unit.id, Unit.code, Unit.name).where(Unit.id.in_(ids[start:start + 500])))
+            found.update((row[0], UnitRecord(*row)) for row in rows)
+        return found
+
+    async def unit_by_code(self, code: str) -> UnitRecord | None:
+        row = (await self.session.execute(
+            select(Unit.id, Unit.code, Unit.name).where(Unit.code == code))).first()
+        return UnitRecord(*row) if row else None
+
+    async def groups(self) -> list[GroupRecord]:
+        rows = await self.session.execute(
+            select(TaskGroup.id, TaskGroup.code, TaskGroup.title, TaskGroup.position)
+            .order_by(TaskGroup.position, TaskGroup.id))
+        return [GroupRecord(*row) for row in rows]
+
+    async def created_between(self, start: datetime, end: datetime,
+                              unit_id: int | None = None) -> list[tuple[str, str]]:
+        query = self._scope(
+            select(Task.code, Task.title).where(Task.created_at > start, Task.created_at <= end),
+            unit_id).order_by(Task.position, Task.id)
+        return [(row[0], row[1]) for row in await self.session.execute(query)]
+
+    async def closed_between(self, start: datetime, end: datetime,
+                             unit_id: int | None = None) -> list[ClosedTask]:
+        query = self._scope(
+            select(Task.code, Task.title, Task.lead_unit_id, Task.closed_at, Task.close_reason)
+            .where(Task.closed_at > start, Task.closed_at <= end), unit_id,
+        ).order_by(Task.position, Task.id)
+        return [ClosedTask(r[0], r[1], r[2], r[3], r[4] or "") for r in await self.session.execute(query)]
+
+    async def task_audit(self, start: datetime, end: datetime) -> list[TaskAudit]:
+        """Audited changes to tasks in the span (imports, admin edits), oldest first."""
+        rows = await self.session.execute(
+            select(AuditEntry.at, AuditEntry.action, AuditEntry.entity_id, AuditEntry.before,
+                   AuditEntry.after)
+            .where(AuditEntry.entity == "task", AuditEntry.at > start, AuditEntry.at <= end)
+            .order_by(AuditEntry.at, AuditEntry.id))
+        return [TaskAudit(*row) for row in rows]

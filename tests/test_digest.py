@@ -1,0 +1,122 @@
+"""/digest, /subscribe, /unsubscribe and the scheduled digest, through the in-process bot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.config import Config
+from bot.services.digest import closed_period, last_occurrence
+from bot.services.periods import period_rule
+from storage.db import Database
+from storage.repositories.units import UnitRepository
+from storage.repositories.users import UserRepository
+from tests.support.harness import Harness
+
+MANAGER, LEADER, FOCAL, STRANGER = 7001, 7002, 7003, 7004
+
+
+async def add_person(harness: Harness, telegram_id: int, name: str, *, role: str | None = None,
+                     unit: str | None = None, unit_role: str = "focal") -> None:
+    harness.api.user(telegram_id, name)
+    async with harness.services.db.transaction() as session:
+        users = UserRepository(session)
+        user = await users.upsert(telegram_id, name, None, None)
+        if role:
+            await users.grant_role(user, role)
+        if unit:
+            found = await UnitRepository(session).by_code(unit)
+            assert found is not None
+            await users.add_membership(user, found, unit_role)
+
+
+def kinds(messages: list) -> list[str]:
+    return [m.method for m in messages]
+
+
+async def test_digest_on_demand_for_a_manager(harness: Harness) -> None:
+    await add_person(harness, MANAGER, "Hùng", role="manager")
+    replies = await harness.send(MANAGER, "/digest 2024-W05")
+    assert kinds(replies) == ["sendMessage", "sendPhoto", "sendDocument", "sendDocument"]
+    # The current period, so far: as of now (Wednesday 31/1).
+    assert replies[0].plain_text.startswith("Báo cáo tiến độ kỳ 2024-W05 (25/01/2024 – 31/01/2024)")
+    assert "Tổng số 95 nhiệm vụ" in replies[0].plain_text
+    names = [m.document["file_name"] for m in replies[2:]]
+    assert names == ["tiendo-2024-W05.docx", "tiendo-2024-W05.xlsx"]
+
+
+async def test_digest_for_a_leader_is_their_unit_and_refused_to_others(harness: Harness) -> None:
+    await add_person(harness, LEADER, "Mai", unit="PC", unit_role="leader")
+    replies = await harness.send(LEADER, "/digest")
+    assert "Vụ Pháp chế" in replies[0].plain_text
+    assert replies[2].document["file_name"] == "tiendo-2024-W05-PC.docx"
+    harness.api.user(STRANGER, "Lạ")
+    (refusal,) = await harness.send(STRANGER, "/digest")
+    assert "dành cho lãnh đạo" in refusal.plain_text
+    await add_person(harness, MANAGER, "Hùng", role="manager")
+    (bad,) = await harness.send(MANAGER, "/digest tuần-trước")
+    assert "/digest 2024-W05" in bad.plain_text
+
+
+async def test_subscribe_and_unsubscribe(harness: Harness) -> None:
+    await add_person(harness, FOCAL, "Lan", unit="VP")
+    assert "Đã đăng ký" in (await harness.send(FOCAL, "/subscribe"))[0].plain_text
+    assert "đã đăng ký" in (await harness.send(FOCAL, "/subscribe"))[0].plain_text
+    assert "Đã dừng" in (await harness.send(FOCAL, "/unsubscribe"))[0].plain_text
+    assert "chưa đăng ký" in (await harness.send(FOCAL, "/unsubscribe"))[0].plain_text
+    harness.api.user(STRANGER, "Lạ")
+    assert "chưa có quyền" in (await harness.send(STRANGER, "/subscribe"))[0].plain_text
+
+
+async def test_scheduled_digest_goes_once_to_managers_subscribers_and_leaders(
+        harness: Harness) -> None:
+    await add_person(harness, MANAGER, "Hùng", role="manager")
+    await add_person(harness, FOCAL, "Lan", unit="VP")
+    await add_person(harness, LEADER, "Mai", unit="PC", unit_role="leader")
+    await harness.send(FOCAL, "/subscribe")
+    # Friday 2/2/2024 16:30 in Hà Nội: the schedule (Friday 16:00) has passed for 2024-W05.
+    harness.clock.set(datetime(2024, 2, 2, 9, 30, tzinfo=UTC))
+    assert await harness.services.digest.run_due() == ["all", "unit:PC"]
+    assert await harness.services.digest.run_due() == []  # once per period
+    await harness.dispatch()
+    for chat in (MANAGER, FOCAL):
+        sent = harness.api.sent(chat)[-4:]
+        assert kinds(sent) == ["sendMessage", "sendPhoto", "sendDocument", "sendDocument"]
+        assert "2024-W05" in sent[0].plain_text
+        assert sent[2].caption == "Báo cáo kỳ 2024-W05 (Word)"
+    leader = harness.api.sent(LEADER)
+    assert kinds(leader) == ["sendMessage", "sendPhoto", "sendDocument", "sendDocument"]
+    assert "Vụ Pháp chế" in leader[0].plain_text
+    assert leader[2].document["file_name"] == "tiendo-2024-W05-PC.docx"
+    # Unsubscribed people get nothing next week; managers still do.
+    await harness.send(FOCAL, "/unsubscribe")
+    before = len(harness.api.sent(FOCAL))
+    harness.clock.set(datetime(2024, 2, 9, 9, 30, tzinfo=UTC))
+    assert await harness.services.digest.run_due() == ["all", "unit:PC"]
+    await harness.dispatch()
+    assert len(harness.api.sent(FOCAL)) == before
+    assert "2024-W06" in harness.api.sent(MANAGER)[-4].plain_text
+
+
+def test_the_due_period_is_the_last_one_closed_when_the_schedule_passed(config: Config) -> None:
+    rules = period_rule(config)
+    friday = datetime(2024, 2, 2, 9, 30, tzinfo=UTC)  # 16:30 local
+    assert last_occurrence("friday 16:00", friday, config) == datetime(2024, 2, 2, 9, 0, tzinfo=UTC)
+    before = datetime(2024, 2, 2, 8, 30, tzinfo=UTC)  # 15:30 local: last week's run
+    assert last_occurrence("friday 16:00", before, config) == datetime(2024, 1, 26, 9, 0, tzinfo=UTC)
+    assert closed_period(rules, last_occurrence("friday 16:00", friday, config)).key == "2024-W05"
+    assert closed_period(rules, last_occurrence("friday 16:00", before, config)).key == "2024-W04"
+    # Down from Friday noon to Monday: the Friday run is caught up at start-up, for 2024-W05.
+    monday = datetime(2024, 2, 5, 2, 0, tzinfo=UTC)
+    assert closed_period(rules, last_occurrence("friday 16:00", monday, config)).key == "2024-W05"
+    # A schedule exactly at the cut-off reports the period it closes.
+    cutoff = rules.by_key("2024-W05").end
+    assert closed_period(rules, cutoff).key == "2024-W05"
+
+
+async def test_digest_files_are_written_in_the_data_folder(harness: Harness, db: Database) -> None:
+    await add_person(harness, MANAGER, "Hùng", role="manager")
+    harness.clock.set(datetime(2024, 2, 2, 9, 30, tzinfo=UTC))
+    await harness.services.digest.run_due()
+    folder = harness.services.config.data_path / "reports" / "2024-W05" / "all" / "vi"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "tiendo-2024-W05.docx", "tiendo-2024-W05.png", "tiendo-2024-W05.xlsx"]
