@@ -17,6 +17,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
+    CallbackQueryHandler,
     ContextTypes,
     Defaults,
     MessageHandler,
@@ -28,15 +29,24 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.i18n import I18n
 from bot.jobs.dispatch import dispatch_outbox
+from bot.jobs.drafts import close_expired_drafts
+from bot.services.audit import AuditService
+from bot.services.drafts import DraftService
+from bot.services.evidence import EvidenceStore
 from bot.services.invites import InviteService
+from bot.services.notices import NoticeService
 from bot.services.outbox import OutboxService
 from bot.services.people import PeopleService
 from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
-from handlers import start
+from bot.services.tasks import HistoryService, TaskService
+from handlers import modules
+from handlers.common import oversize, refuse_callback
 from handlers.context import BotData, Context
+from handlers.help import set_default_menu
 from storage.db import Database
+from storage.persistence import DatabasePersistence
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,12 @@ class Services:
     outbox: OutboxService
     programme: ProgrammeService
     reporting: ReportingService
+    tasks: TaskService
+    history: HistoryService
+    drafts: DraftService
+    evidence: EvidenceStore
+    notices: NoticeService
+    audit: AuditService
 
 
 def build_services(config: Config, *, clock: Clock | None = None,
@@ -62,17 +78,27 @@ def build_services(config: Config, *, clock: Clock | None = None,
     db = db or Database(config.database_url, echo=config.database.echo)
     clock = clock or SystemClock()
     periods = period_rule(config)
+    i18n = I18n(config.bot.language)
+    people = PeopleService(db, frozenset(config.bot.admins))
+    outbox = OutboxService(db, clock)
     return Services(
         config=config,
         db=db,
         clock=clock,
-        i18n=I18n(config.bot.language),
+        i18n=i18n,
         periods=periods,
-        people=PeopleService(db, frozenset(config.bot.admins)),
+        people=people,
         invites=InviteService(db, clock),
-        outbox=OutboxService(db, clock),
+        outbox=outbox,
         programme=ProgrammeService(db),
         reporting=ReportingService(db, clock, periods),
+        tasks=TaskService(db, config.tz),
+        history=HistoryService(db),
+        drafts=DraftService(db, clock),
+        evidence=EvidenceStore(config.data_path / "evidence", config.reporting.evidence_max_mb,
+                               config.reporting.evidence_extensions),
+        notices=NoticeService(i18n, people, outbox),
+        audit=AuditService(db),
     )
 
 
@@ -84,6 +110,17 @@ async def _private_only(update: Update, context: Context) -> None:
     if message is not None and text and text.startswith("/"):
         await message.reply_text(context.services.i18n.t(None, "start.private_only"))
     raise ApplicationHandlerStop
+
+
+async def _refuse_oversize(update: Update, context: Context) -> None:
+    """Callback data longer than Telegram allows was not made by this bot: refuse it."""
+    await refuse_callback(update, context, "oversize callback data")
+    raise ApplicationHandlerStop
+
+
+async def _refuse_unknown_button(update: Update, context: Context) -> None:
+    """A button no flow recognises (garbage or forged): refuse it, audit it, change nothing."""
+    await refuse_callback(update, context, "unknown callback data")
 
 
 async def _note_error(update: object, context: Context) -> None:
@@ -115,6 +152,12 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
         dispatch_outbox, interval=services.config.nudges.dispatch_interval, first=0.5,
         name="dispatch_outbox", job_kwargs={"max_instances": 1, "coalesce": True},
     )
+    job_queue.run_repeating(
+        close_expired_drafts, interval=services.config.reporting.draft_check_interval,
+        first=services.config.reporting.draft_check_interval, name="close_expired_drafts",
+        job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+    await set_default_menu(application.bot, services.i18n)
 
 
 def kick_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
@@ -147,6 +190,7 @@ def build_application(
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.tz))
         .concurrent_updates(config.telegram.concurrent_updates)
         .rate_limiter(AIORateLimiter(max_retries=0))
+        .persistence(DatabasePersistence(services.db))
         .post_init(_on_startup)
         .post_shutdown(_on_shutdown)
     )
@@ -158,7 +202,11 @@ def build_application(
     application.bot_data.services = services
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
-    for handler in start.handlers():
-        application.add_handler(handler)
+    application.add_handler(CallbackQueryHandler(_refuse_oversize, pattern=oversize), group=-1)
+    for module in modules():
+        for handler in module.handlers():
+            application.add_handler(handler)
+    # Last in the group: only buttons no flow took.
+    application.add_handler(CallbackQueryHandler(_refuse_unknown_button))
     application.add_error_handler(_note_error)
     return application
