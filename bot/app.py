@@ -41,6 +41,7 @@ from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
 from bot.services.tasks import HistoryService, TaskService
+from bot.updates import PerChatUpdateProcessor
 from handlers import modules
 from handlers.common import oversize, refuse_callback
 from handlers.context import BotData, Context
@@ -188,12 +189,13 @@ def build_application(
         .base_file_url(config.telegram.api_base_file_url)
         .context_types(ContextTypes(context=Context, bot_data=BotData))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.tz))
-        .concurrent_updates(config.telegram.concurrent_updates)
-        .rate_limiter(AIORateLimiter(max_retries=0))
+        .concurrent_updates(PerChatUpdateProcessor(config.telegram.concurrent_updates))
         .persistence(DatabasePersistence(services.db))
         .post_init(_on_startup)
         .post_shutdown(_on_shutdown)
     )
+    if config.telegram.rate_limiter:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]
     if request is not None:
         builder = builder.request(request)
     if updates_request is not None:

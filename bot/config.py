@@ -51,6 +51,7 @@ class TelegramSection:
     webhook_port: int = 8443
     poll_timeout: int = 30
     concurrent_updates: int = 8
+    rate_limiter: bool = True
 
 
 @dataclass(frozen=True)

@@ -251,34 +251,38 @@ async def _begin(update: Update, context: Context, lang: str, task: TaskView) ->
     return await advance(update, context, data, "status")
 
 
-async def report(update: Update, context: Context) -> str | int:
-    """Start a report: pick a task (or jump to the one named: /report 3.2)."""
+async def report(update: Update, context: Context) -> str | int | None:
+    """Start a report: pick a task (or jump to the one named: /report 3.2).
+
+    A refusal returns None, which leaves a report already under way where it was."""
     person, lang = await caller(update, context)
     services = context.services
     if not person.unit_ids("focal"):
         key = "report.not_focal" if person.known else "report.unknown_user"
         await _reply(update, _t(context, lang, key))
-        return ConversationHandler.END
-    tasks = await services.tasks.reportable(person, _today(context))
+        return None
     if context.args:
         code = context.args[0][:32]
-        match = next((t for t in tasks if t.code == code), None)
+        task_id = await services.tasks.id_by_code(code)
+        match = None if task_id is None else await services.tasks.for_report(
+            person, task_id, _today(context))
         if match is None:
             await services.audit.record("command.refused", actor_telegram_id=person.telegram_id,
                                         detail=f"/report {code!r}: not one of the unit's tasks")
             await _reply(update, _t(context, lang, "report.no_such_task", code=escape(code)))
-            return ConversationHandler.END
+            return None
         return await _begin(update, context, lang, match)
+    tasks = await services.tasks.reportable(person, _today(context))
     if not tasks:
         await _reply(update, _t(context, lang, "report.no_tasks"))
-        return ConversationHandler.END
+        return None
     data = {"lang": lang, "step": "task", "page": 0}
     saved = await services.drafts.save(person.telegram_id, FLOW, data, "task", _chat_id(update))
     await _task_page(update, context, lang, tasks, 0, saved.version)
     return "task"
 
 
-async def start_from_button(update: Update, context: Context) -> str | int:
+async def start_from_button(update: Update, context: Context) -> str | None:
     """Open the report on the task of a "Báo cáo" button (rp:start:<task_id>)."""
     query = update.callback_query
     assert query is not None and isinstance(query.data, str)
@@ -291,7 +295,7 @@ async def start_from_button(update: Update, context: Context) -> str | int:
     if task is None:
         await refuse_callback(update, context, "rp:start for a task outside the caller's units",
                               lang)
-        return ConversationHandler.END
+        return None
     await query.answer()
     return await _begin(update, context, lang, task)
 
@@ -587,8 +591,9 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
     person, _ = await caller(update, context)
     lang = data.get("lang")
     # Membership may have changed since the task was picked: check the scope again.
-    task = await services.tasks.for_report(person, int(data["task_id"]), _today(context))
-    if task is None or task.unit_id != data.get("unit_id"):
+    task_id, unit_id = int(data["task_id"]), int(data.get("unit_id") or 0)
+    if unit_id not in person.unit_ids("focal") or not await services.tasks.involves(
+            task_id, unit_id):
         await refuse_callback(update, context, "report on a task no longer the caller's", lang)
         await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
         return ConversationHandler.END
@@ -599,7 +604,7 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
     )
     receipt = await services.reporting.submit(
         ReportInput(
-            task_id=task.task_id, unit_id=task.unit_id or 0, reporter_user_id=person.user_id,
+            task_id=task_id, unit_id=unit_id, reporter_user_id=person.user_id,
             status=data["status"], percent=int(data.get("percent") or 0),
             results=data.get("results") or "", difficulties=data.get("difficulties") or "",
             proposals=data.get("proposals") or "", indicator_value=data.get("target"),
@@ -611,12 +616,12 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
     local = receipt.submitted_at.astimezone(services.config.tz)
     key = "report.receipt_correction" if receipt.is_correction else "report.receipt"
     await _reply(update, _t(context, lang, key, id=receipt.report_id, revision=receipt.revision,
-                            code=escape(task.code), period=receipt.period,
+                            code=escape(data["task_code"]), period=receipt.period,
                             time=local.strftime("%H:%M %d/%m/%Y")))
-    await services.notices.report_submitted(person, task, receipt, data)
-    from bot.app import kick_dispatcher
+    if await services.notices.report_submitted(person, unit_id, receipt, data):
+        from bot.app import kick_dispatcher  # bot.app imports this module
 
-    kick_dispatcher(context.application)
+        kick_dispatcher(context.application)
     return ConversationHandler.END
 
 

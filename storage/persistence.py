@@ -3,9 +3,10 @@
 PTB hands conversation states to a persistence class only every `update_interval` and on a
 clean stop, so a kill -9 would lose them (ENGINEERING.md, known traps). Guided flows therefore
 write their state themselves, in the same transaction as the answer that moved them
-(`DraftService.save`), before the next question is shown. This class is what PTB reads those
-states back from at start-up; its `update_conversation` only records the end of a conversation
-(a write of an older in-memory state could otherwise overtake the handler's own newer write).
+(`DraftService.save`), before the next question is shown, and remove it when the flow ends
+(`DraftService.close`). This class is what PTB reads those states back from at start-up; its
+`update_conversation` writes nothing: PTB calls it late (every update_interval), and a write of
+an older in-memory state could overtake the handler's own newer one.
 """
 
 from __future__ import annotations
@@ -44,9 +45,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], Any]):
 
     async def update_conversation(self, name: str, key: ConversationKey,
                                   new_state: object | None) -> None:
-        if new_state is None:
-            async with self.db.transaction() as session:
-                await ConversationRepository(session).drop(name, conversation_key(key))
+        return None
 
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
         return {}

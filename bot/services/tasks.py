@@ -68,9 +68,7 @@ class TaskService:
         focal = person.unit_ids("focal")
         codes = {u.unit_id: u.unit_code for u in person.units}
         async with self.db.reader() as session:
-            tasks = await TaskRepository(session).for_units(all_units)
-            if task_ids is not None:
-                tasks = [t for t in tasks if t.id in set(task_ids)]
+            tasks = await TaskRepository(session).views_for_units(all_units, task_ids)
             history = await ReportRepository(session).history([t.id for t in tasks])
         by_task: dict[int, list[tuple[int, datetime, str, int]]] = defaultdict(list)
         for task_id, unit_id, at, status, percent in history:
@@ -116,8 +114,12 @@ class TaskService:
 
     async def id_by_code(self, code: str) -> int | None:
         async with self.db.reader() as session:
-            task = await TaskRepository(session).by_code(code)
-        return task.id if task is not None and task.closed_at is None else None
+            return await TaskRepository(session).open_id_by_code(code)
+
+    async def involves(self, task_id: int, unit_id: int) -> bool:
+        """Whether the open task is led or coordinated by the unit."""
+        async with self.db.reader() as session:
+            return await TaskRepository(session).involves(task_id, unit_id)
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,43 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ConversationState, Draft
 
 
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
 class DraftRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def upsert(self, user_id: int, flow: str, data: dict[str, Any], now: datetime) -> int:
+        """Store the answers in one statement (this runs at every step), bumping the version;
+        returns the new version."""
+        insert = _insert(self.session)(Draft).values(
+            user_id=user_id, flow=flow, data=data, version=1, updated_at=now)
+        statement = insert.on_conflict_do_update(
+            index_elements=["user_id", "flow"],
+            set_={"data": insert.excluded.data, "updated_at": insert.excluded.updated_at,
+                  "version": Draft.version + 1},
+        ).returning(Draft.version)
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def upsert_many(self, rows: list[dict[str, Any]]) -> None:
+        """Store several drafts in one statement: rows of user_id, flow, data, version,
+        updated_at (each (user_id, flow) at most once)."""
+        insert = _insert(self.session)(Draft)
+        await self.session.execute(insert.values(rows).on_conflict_do_update(
+            index_elements=["user_id", "flow"],
+            set_={"data": insert.excluded.data, "version": insert.excluded.version,
+                  "updated_at": insert.excluded.updated_at},
+        ))
 
     async def get(self, user_id: int, flow: str) -> Draft | None:
         return await self.session.scalar(
@@ -38,6 +67,11 @@ class DraftRepository:
             delete(Draft).where(Draft.user_id == user_id, Draft.flow == flow)
         )
 
+    async def drop_many(self, keys: list[tuple[int, str]]) -> None:
+        """Delete drafts by (user_id, flow)."""
+        for user_id, flow in keys:
+            await self.drop(user_id, flow)
+
     async def older_than(self, flow: str, before: datetime) -> list[Draft]:
         rows = await self.session.scalars(
             select(Draft).where(Draft.flow == flow, Draft.updated_at < before).order_by(Draft.id)
@@ -54,6 +88,22 @@ class ConversationRepository:
             select(ConversationState).where(ConversationState.name == name)
         )
         return list(rows)
+
+    async def upsert_many(self, rows: list[dict[str, Any]]) -> None:
+        """Store several states in one statement: rows of name, key, state, updated_at."""
+        insert = _insert(self.session)(ConversationState)
+        await self.session.execute(insert.values(rows).on_conflict_do_update(
+            index_elements=["name", "key"],
+            set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at},
+        ))
+
+    async def upsert(self, name: str, key: str, state: object, now: datetime) -> None:
+        insert = _insert(self.session)(ConversationState).values(
+            name=name, key=key, state={"state": state}, updated_at=now)
+        await self.session.execute(insert.on_conflict_do_update(
+            index_elements=["name", "key"],
+            set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at},
+        ))
 
     async def put(self, name: str, key: str, state: object, now: datetime) -> None:
         row = await self.session.scalar(
@@ -72,3 +122,7 @@ class ConversationRepository:
             delete(ConversationState).where(ConversationState.name == name,
                                             ConversationState.key == key)
         )
+
+    async def drop_many(self, keys: list[tuple[str, str]]) -> None:
+        for name, key in keys:
+            await self.drop(name, key)

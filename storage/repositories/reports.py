@@ -16,13 +16,12 @@ class ReportRepository:
         self.session = session
 
     async def for_period(self, task_id: int, unit_id: int, period: str) -> ProgressReport | None:
-        """The unit's report on the task in the period, locked for a correction."""
+        """The unit's report on the task in the period, locked for a correction (its
+        revisions and attachments are not loaded: a correction only adds to them)."""
         return await self.session.scalar(
             select(ProgressReport)
             .where(ProgressReport.task_id == task_id, ProgressReport.unit_id == unit_id,
                    ProgressReport.period == period)
-            .options(selectinload(ProgressReport.revisions),
-                     selectinload(ProgressReport.attachments))
             .with_for_update()
         )
 

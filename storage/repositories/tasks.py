@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from storage.models import Task, TaskGroup, TaskUnit
 
@@ -54,20 +54,54 @@ class TaskRepository:
         )
         return list(rows)
 
-    async def for_units(self, unit_ids: Iterable[int]) -> list[Task]:
-        """Open tasks that any of these units leads or coordinates."""
+    async def for_units(self, unit_ids: Iterable[int],
+                        task_ids: Iterable[int] | None = None) -> list[Task]:
+        """Open tasks that any of these units leads or coordinates (optionally only these)."""
         unit_ids = list(unit_ids)
         if not unit_ids:
             return []
         coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id.in_(unit_ids))
+        query = select(Task)
+        if task_ids is not None:
+            query = query.where(Task.id.in_(list(task_ids)))
         rows = await self.session.scalars(
-            select(Task)
+            query
             .where(Task.closed_at.is_(None),
                    or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
             .options(selectinload(Task.coordinating).selectinload(TaskUnit.unit),
                      selectinload(Task.lead_unit), selectinload(Task.group))
             .order_by(Task.position, Task.id)
         )
+        return list(rows)
+
+    async def open_id_by_code(self, code: str) -> int | None:
+        return await self.session.scalar(
+            select(Task.id).where(Task.code == code, Task.closed_at.is_(None)))
+
+    async def involves(self, task_id: int, unit_id: int) -> bool:
+        """The open task is led or coordinated by the unit."""
+        coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id == unit_id)
+        found = await self.session.scalar(
+            select(Task.id).where(Task.id == task_id, Task.closed_at.is_(None),
+                                  or_(Task.lead_unit_id == unit_id, Task.id.in_(coordinated))))
+        return found is not None
+
+    async def views_for_units(self, unit_ids: Iterable[int],
+                              task_ids: Iterable[int] | None = None) -> list[Task]:
+        """Like for_units, loading only what a task list shows (lead unit, coordinating unit
+        ids): this runs on every /report and /tasks."""
+        unit_ids = list(unit_ids)
+        if not unit_ids:
+            return []
+        coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id.in_(unit_ids))
+        query = select(Task).where(
+            Task.closed_at.is_(None),
+            or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
+        if task_ids is not None:
+            query = query.where(Task.id.in_(list(task_ids)))
+        rows = await self.session.scalars(
+            query.options(joinedload(Task.lead_unit), selectinload(Task.coordinating))
+            .order_by(Task.position, Task.id))
         return list(rows)
 
     async def counts(self) -> tuple[int, int]:
