@@ -32,7 +32,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.services.drafts import DraftView
 from bot.services.reporting import EvidenceFile, ReportInput
-from bot.services.tasks import TaskView
+from bot.services.tasks import ReportableTask, TaskView
 from handlers.common import caller, keyboard, refuse_callback, stale_callback
 from handlers.context import Context
 
@@ -240,7 +240,7 @@ async def _task_page(update: Update, context: Context, lang: str, tasks: list[Ta
         await _reply(update, text, rows)
 
 
-async def _begin(update: Update, context: Context, lang: str, task: TaskView) -> str:
+async def _begin(update: Update, context: Context, lang: str, task: ReportableTask) -> str:
     data: dict[str, Any] = {
         "lang": lang, "task_id": task.task_id, "task_code": task.code,
         "task_title": task.title, "unit_id": task.unit_id, "has_target": task.has_target,
@@ -263,9 +263,7 @@ async def report(update: Update, context: Context) -> str | int | None:
         return None
     if context.args:
         code = context.args[0][:32]
-        task_id = await services.tasks.id_by_code(code)
-        match = None if task_id is None else await services.tasks.for_report(
-            person, task_id, _today(context))
+        match = await services.tasks.for_report(person, code=code)
         if match is None:
             await services.audit.record("command.refused", actor_telegram_id=person.telegram_id,
                                         detail=f"/report {code!r}: not one of the unit's tasks")
@@ -290,8 +288,7 @@ async def start_from_button(update: Update, context: Context) -> str | None:
     match = _START.match(query.data)
     task = None
     if match:
-        task = await context.services.tasks.for_report(person, int(match.group(1)),
-                                                       _today(context))
+        task = await context.services.tasks.for_report(person, int(match.group(1)))
     if task is None:
         await refuse_callback(update, context, "rp:start for a task outside the caller's units",
                               lang)
@@ -348,7 +345,7 @@ async def on_task(update: Update, context: Context) -> str | int | None:
         return None
     _, value = pressed
     person, lang = await caller(update, context)
-    task = await context.services.tasks.for_report(person, int(value), _today(context))
+    task = await context.services.tasks.for_report(person, int(value))
     if task is None:
         await refuse_callback(update, context, "report on a task outside the caller's units",
                               lang)

@@ -51,6 +51,23 @@ class TaskView:
         return self.target_value is not None
 
 
+@dataclass(frozen=True)
+class ReportableTask:
+    """A task the caller may report on, and the unit they report for."""
+
+    task_id: int
+    code: str
+    title: str
+    unit_id: int
+    target_value: float | None
+    target_unit: str | None
+    target_label: str | None
+
+    @property
+    def has_target(self) -> bool:
+        return self.target_value is not None
+
+
 class TaskService:
     def __init__(self, db: Database, tz: ZoneInfo) -> None:
         self.db = db
@@ -107,10 +124,23 @@ class TaskService:
         """The tasks the person may report on (focal point of the lead or a coordinating unit)."""
         return [v for v in await self.for_person(person, today) if v.can_report]
 
-    async def for_report(self, person: Person, task_id: int, today: date) -> TaskView | None:
-        """The task if the person may report on it; None for another unit's or unknown task."""
-        views = await self.for_person(person, today, task_ids=[task_id])
-        return views[0] if views and views[0].can_report else None
+    async def for_report(self, person: Person, task_id: int | None = None,
+                         code: str | None = None) -> ReportableTask | None:
+        """The open task (by id or code) if the person is a focal point of its lead or a
+        coordinating unit; None for another unit's, a closed or an unknown task."""
+        focal = person.unit_ids("focal")
+        if not focal:
+            return None
+        async with self.db.reader() as session:
+            found = await TaskRepository(session).for_report(task_id, code)
+        if found is None:
+            return None
+        row, coordinating = found
+        unit_id = next((u for u in [row.lead_unit_id, *coordinating] if u in focal), None)
+        if unit_id is None:
+            return None
+        return ReportableTask(row.id, row.code, row.title, unit_id, row.target_value,
+                              row.target_unit, row.target_label)
 
     async def id_by_code(self, code: str) -> int | None:
         async with self.db.reader() as session:

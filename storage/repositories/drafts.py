@@ -37,12 +37,13 @@ class DraftRepository:
     async def upsert_many(self, rows: list[dict[str, Any]]) -> None:
         """Store several drafts in one statement: rows of user_id, flow, data, version,
         updated_at (each (user_id, flow) at most once)."""
-        insert = _insert(self.session)(Draft)
-        await self.session.execute(insert.values(rows).on_conflict_do_update(
+        # Core executemany of one statement: compiled once and cached, whatever the batch.
+        insert = _insert(self.session)(Draft.__table__)
+        await self.session.execute(insert.on_conflict_do_update(
             index_elements=["user_id", "flow"],
             set_={"data": insert.excluded.data, "version": insert.excluded.version,
                   "updated_at": insert.excluded.updated_at},
-        ))
+        ), rows)
 
     async def get(self, user_id: int, flow: str) -> Draft | None:
         return await self.session.scalar(
@@ -91,11 +92,11 @@ class ConversationRepository:
 
     async def upsert_many(self, rows: list[dict[str, Any]]) -> None:
         """Store several states in one statement: rows of name, key, state, updated_at."""
-        insert = _insert(self.session)(ConversationState)
-        await self.session.execute(insert.values(rows).on_conflict_do_update(
+        insert = _insert(self.session)(ConversationState.__table__)
+        await self.session.execute(insert.on_conflict_do_update(
             index_elements=["name", "key"],
             set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at},
-        ))
+        ), rows)
 
     async def upsert(self, name: str, key: str, state: object, now: datetime) -> None:
         insert = _insert(self.session)(ConversationState).values(

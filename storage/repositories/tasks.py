@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,6 +74,23 @@ class TaskRepository:
             .order_by(Task.position, Task.id)
         )
         return list(rows)
+
+    async def for_report(self, task_id: int | None = None, code: str | None = None
+                         ) -> tuple[Any, list[int]] | None:
+        """The open task's row (id, code, title, lead_unit_id, target_value, target_unit,
+        target_label) by id or code, and its coordinating unit ids in order; plain rows,
+        for the step that starts every report."""
+        query = select(Task.id, Task.code, Task.title, Task.lead_unit_id, Task.target_value,
+                       Task.target_unit, Task.target_label).where(Task.closed_at.is_(None))
+        query = query.where(Task.id == task_id) if task_id is not None else query.where(
+            Task.code == code)
+        row = (await self.session.execute(query)).first()
+        if row is None:
+            return None
+        units = await self.session.scalars(
+            select(TaskUnit.unit_id).where(TaskUnit.task_id == row.id)
+            .order_by(TaskUnit.position, TaskUnit.id))
+        return row, list(units)
 
     async def open_id_by_code(self, code: str) -> int | None:
         return await self.session.scalar(
