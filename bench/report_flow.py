@@ -83,6 +83,14 @@ class Run:
     errors: int = 0
     cpu: float = 0.0  # CPU seconds the bot's process used during the run
 
+    def add(self, other: Run) -> None:
+        self.steps += other.steps
+        self.seconds += other.seconds
+        self.errors += other.errors
+        self.cpu += other.cpu
+        for step, values in other.latencies.items():
+            self.latencies[step].extend(values)
+
     @property
     def rate(self) -> float:
         return self.steps / self.seconds if self.seconds else 0.0
@@ -273,15 +281,21 @@ async def main_async(args: argparse.Namespace) -> None:
         url = args.database or f"sqlite+aiosqlite:///{folder / 'bench.db'}"
         _, users = await prepare(url, folder, args.users)
         label = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
-        echo = await run_on_fresh_standin("echo", url, folder, users, args)
-        flow = await run_on_fresh_standin("report", url, folder, users, args)
-        report(echo, flow, f"{label}, {len(users)} users, concurrent_updates={args.concurrent}")
+        # Alternate the two, so that a neighbour's load on the machine falls on both alike.
+        echo, flow = Run("echo"), Run("report")
+        for _ in range(args.rounds):
+            for total, name in ((echo, "echo"), (flow, "report")):
+                total.add(await run_on_fresh_standin(name, url, folder, users, args))
+        report(echo, flow, f"{label}, {len(users)} users, concurrent_updates={args.concurrent},"
+               f" {args.rounds} alternating rounds of {args.seconds:g} s each")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each run")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternating echo/report runs (each of --seconds)")
     parser.add_argument("--concurrent", type=int, default=8,
                         help="concurrent_updates of both bots (the config's default is 8)")
     parser.add_argument("--database", default="",

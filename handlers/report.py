@@ -12,6 +12,7 @@ rp:<kind>:<version>:<value> for everything inside the flow.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import unicodedata
@@ -255,15 +256,18 @@ async def report(update: Update, context: Context) -> str | int | None:
     """Start a report: pick a task (or jump to the one named: /report 3.2).
 
     A refusal returns None, which leaves a report already under way where it was."""
-    person, lang = await caller(update, context)
     services = context.services
+    code = context.args[0][:32] if context.args else None
+    # Who is asking and which task: two reads at once, then the decision.
+    (person, lang), found = await asyncio.gather(
+        caller(update, context),
+        services.tasks.lookup(code=code) if code else asyncio.sleep(0, None))
     if not person.unit_ids("focal"):
         key = "report.not_focal" if person.known else "report.unknown_user"
         await _reply(update, _t(context, lang, key))
         return None
-    if context.args:
-        code = context.args[0][:32]
-        match = await services.tasks.for_report(person, code=code)
+    if code is not None:
+        match = services.tasks.reportable_for(person, found)
         if match is None:
             await services.audit.record("command.refused", actor_telegram_id=person.telegram_id,
                                         detail=f"/report {code!r}: not one of the unit's tasks")
@@ -333,6 +337,9 @@ async def on_page(update: Update, context: Context) -> str | None:
         return None
     draft, value = pressed
     person, lang = await caller(update, context)
+    if not value.isdigit():
+        await refuse_callback(update, context, "malformed page button", lang)
+        return None
     tasks = await context.services.tasks.reportable(person, _today(context))
     await _task_page(update, context, lang, tasks, int(value), draft.version, edit=True)
     return None
@@ -345,7 +352,8 @@ async def on_task(update: Update, context: Context) -> str | int | None:
         return None
     _, value = pressed
     person, lang = await caller(update, context)
-    task = await context.services.tasks.for_report(person, int(value))
+    task = await context.services.tasks.for_report(person, int(value)) if value.isdigit() \
+        else None
     if task is None:
         await refuse_callback(update, context, "report on a task outside the caller's units",
                               lang)
@@ -585,12 +593,12 @@ async def on_stale(update: Update, context: Context) -> None:
 async def submit(update: Update, context: Context, data: dict[str, Any]) -> str | int | None:
     """Store the report, answer with the receipt and tell the unit's leaders."""
     services = context.services
-    person, _ = await caller(update, context)
     lang = data.get("lang")
     # Membership may have changed since the task was picked: check the scope again.
     task_id, unit_id = int(data["task_id"]), int(data.get("unit_id") or 0)
-    if unit_id not in person.unit_ids("focal") or not await services.tasks.involves(
-            task_id, unit_id):
+    (person, _), involved = await asyncio.gather(
+        caller(update, context), services.tasks.involves(task_id, unit_id))
+    if unit_id not in person.unit_ids("focal") or not involved:
         await refuse_callback(update, context, "report on a task no longer the caller's", lang)
         await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
         return ConversationHandler.END
@@ -609,13 +617,16 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
         ),
         actor_telegram_id=person.telegram_id,
     )
-    await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
+    # The draft goes and the leaders' notices are queued (both durable) before the receipt.
+    _, noticed = await asyncio.gather(
+        services.drafts.close(person.telegram_id, FLOW, _chat_id(update)),
+        services.notices.report_submitted(person, unit_id, receipt, data))
     local = receipt.submitted_at.astimezone(services.config.tz)
     key = "report.receipt_correction" if receipt.is_correction else "report.receipt"
     await _reply(update, _t(context, lang, key, id=receipt.report_id, revision=receipt.revision,
                             code=escape(data["task_code"]), period=receipt.period,
                             time=local.strftime("%H:%M %d/%m/%Y")))
-    if await services.notices.report_submitted(person, unit_id, receipt, data):
+    if noticed:
         from bot.app import kick_dispatcher  # bot.app imports this module
 
         kick_dispatcher(context.application)

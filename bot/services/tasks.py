@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.services.people import Person
@@ -124,16 +125,19 @@ class TaskService:
         """The tasks the person may report on (focal point of the lead or a coordinating unit)."""
         return [v for v in await self.for_person(person, today) if v.can_report]
 
-    async def for_report(self, person: Person, task_id: int | None = None,
-                         code: str | None = None) -> ReportableTask | None:
-        """The open task (by id or code) if the person is a focal point of its lead or a
-        coordinating unit; None for another unit's, a closed or an unknown task."""
-        focal = person.unit_ids("focal")
-        if not focal:
-            return None
+    async def lookup(self, task_id: int | None = None,
+                     code: str | None = None) -> tuple[Any, list[int]] | None:
+        """The open task's row and coordinating unit ids, by id or code (see reportable_for)."""
         async with self.db.reader() as session:
-            found = await TaskRepository(session).for_report(task_id, code)
-        if found is None:
+            return await TaskRepository(session).for_report(task_id, code)
+
+    @staticmethod
+    def reportable_for(person: Person, found: tuple[Any, list[int]] | None
+                       ) -> ReportableTask | None:
+        """The looked-up task if the person is a focal point of its lead or a coordinating
+        unit; None for another unit's, a closed or an unknown task."""
+        focal = person.unit_ids("focal")
+        if found is None or not focal:
             return None
         row, coordinating = found
         unit_id = next((u for u in [row.lead_unit_id, *coordinating] if u in focal), None)
@@ -141,6 +145,10 @@ class TaskService:
             return None
         return ReportableTask(row.id, row.code, row.title, unit_id, row.target_value,
                               row.target_unit, row.target_label)
+
+    async def for_report(self, person: Person, task_id: int | None = None,
+                         code: str | None = None) -> ReportableTask | None:
+        return self.reportable_for(person, await self.lookup(task_id, code))
 
     async def id_by_code(self, code: str) -> int | None:
         async with self.db.reader() as session:
