@@ -109,6 +109,7 @@ def test_two_reports_then_kill_in_the_middle_of_a_third(server: BotAPIServer,
         question = hoa.says("Đã xây dựng dự thảo")
         assert "bắt buộc" in (question.plain_text or "")
         bot.kill()
+        hoa.transcript.append("-- kill -9; tiendo run restarted --")
         bot.start()
         # She answers the question she was looking at: no step is asked again.
         ask = hoa.says("Chưa có ý kiến các đơn vị")
@@ -130,4 +131,5 @@ def test_two_reports_then_kill_in_the_middle_of_a_third(server: BotAPIServer,
     assert len(rows) == 1 and Path(rows[0][1]).read_bytes() == b"%PDF-1.4 bien ban hop"
     assert db.execute("select count(*) from progress_reports").fetchone() == (3,)
     assert db.execute("select count(*) from drafts").fetchone() == (0,)
-    print("\n".join(["", "--- /report as Lan saw it ---", *lan.transcript]))
+    print("\n".join(["", "--- /report as Lan saw it ---", *lan.transcript,
+                     "--- Hoa, across the kill ---", *hoa.transcript]))
