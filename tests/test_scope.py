@@ -48,7 +48,8 @@ async def test_history_of_another_units_task_shows_nothing(bot: Harness) -> None
 @pytest.mark.parametrize("forged", [
     "rp:start:{other}", "rp:start:999999", "rp:start:abc", "rp:t:{version}:{other}",
     "rp:t:{version}:999999", "rp:s:{version}:finished", "rp:p:{version}:150", "rp:zz",
-    "rp:s:1:2:3", "rp:t:{version}:abc", "rp:pg:{version}:x", "garbage", "tk:pg:x", "lg:fr", "x" * 65, "rp:start:" + "9" * 60,
+    "rp:s:1:2:3", "rp:t:{version}:abc", "rp:pg:{version}:x", "garbage", "tk:pg:x", "lg:fr",
+    "x" * 65, "rp:start:" + "9" * 60,
 ])
 async def test_forged_buttons_are_refused_audited_and_change_nothing(
         bot: Harness, db: Database, forged: str) -> None:

@@ -22,18 +22,6 @@ class DraftRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def upsert(self, user_id: int, flow: str, data: dict[str, Any], now: datetime) -> int:
-        """Store the answers in one statement (this runs at every step), bumping the version;
-        returns the new version."""
-        insert = _insert(self.session)(Draft).values(
-            user_id=user_id, flow=flow, data=data, version=1, updated_at=now)
-        statement = insert.on_conflict_do_update(
-            index_elements=["user_id", "flow"],
-            set_={"data": insert.excluded.data, "updated_at": insert.excluded.updated_at,
-                  "version": Draft.version + 1},
-        ).returning(Draft.version)
-        return int((await self.session.execute(statement)).scalar_one())
-
     async def upsert_many(self, rows: list[dict[str, Any]]) -> None:
         """Store several drafts in one statement: rows of user_id, flow, data, version,
         updated_at (each (user_id, flow) at most once)."""
@@ -49,19 +37,6 @@ class DraftRepository:
         return await self.session.scalar(
             select(Draft).where(Draft.user_id == user_id, Draft.flow == flow)
         )
-
-    async def put(self, user_id: int, flow: str, data: dict[str, Any], now: datetime) -> Draft:
-        """Store the answers, bumping the version (so buttons on older messages go stale)."""
-        draft = await self.get(user_id, flow)
-        if draft is None:
-            draft = Draft(user_id=user_id, flow=flow, data=data, version=1, updated_at=now)
-            self.session.add(draft)
-        else:
-            draft.data = data
-            draft.version += 1
-            draft.updated_at = now
-        await self.session.flush()
-        return draft
 
     async def drop(self, user_id: int, flow: str) -> None:
         await self.session.execute(
@@ -97,26 +72,6 @@ class ConversationRepository:
             index_elements=["name", "key"],
             set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at},
         ), rows)
-
-    async def upsert(self, name: str, key: str, state: object, now: datetime) -> None:
-        insert = _insert(self.session)(ConversationState).values(
-            name=name, key=key, state={"state": state}, updated_at=now)
-        await self.session.execute(insert.on_conflict_do_update(
-            index_elements=["name", "key"],
-            set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at},
-        ))
-
-    async def put(self, name: str, key: str, state: object, now: datetime) -> None:
-        row = await self.session.scalar(
-            select(ConversationState).where(ConversationState.name == name,
-                                            ConversationState.key == key)
-        )
-        if row is None:
-            self.session.add(ConversationState(name=name, key=key, state={"state": state},
-                                               updated_at=now))
-        else:
-            row.state = {"state": state}
-            row.updated_at = now
 
     async def drop(self, name: str, key: str) -> None:
         await self.session.execute(

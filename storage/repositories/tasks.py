@@ -55,18 +55,14 @@ class TaskRepository:
         )
         return list(rows)
 
-    async def for_units(self, unit_ids: Iterable[int],
-                        task_ids: Iterable[int] | None = None) -> list[Task]:
-        """Open tasks that any of these units leads or coordinates (optionally only these)."""
+    async def for_units(self, unit_ids: Iterable[int]) -> list[Task]:
+        """Open tasks that any of these units leads or coordinates."""
         unit_ids = list(unit_ids)
         if not unit_ids:
             return []
         coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id.in_(unit_ids))
-        query = select(Task)
-        if task_ids is not None:
-            query = query.where(Task.id.in_(list(task_ids)))
         rows = await self.session.scalars(
-            query
+            select(Task)
             .where(Task.closed_at.is_(None),
                    or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
             .options(selectinload(Task.coordinating).selectinload(TaskUnit.unit),
