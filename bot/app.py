@@ -17,6 +17,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
+    CallbackQueryHandler,
     ContextTypes,
     Defaults,
     MessageHandler,
@@ -29,19 +30,28 @@ from bot.config import Config
 from bot.i18n import I18n
 from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
 from bot.jobs.dispatch import dispatch_outbox
+from bot.jobs.drafts import close_expired_drafts
 from bot.services.admin import AdminService
+from bot.services.audit import AuditService
 from bot.services.digest import DigestService
+from bot.services.drafts import DraftService
+from bot.services.evidence import EvidenceStore
 from bot.services.invites import InviteService
+from bot.services.notices import NoticeService
 from bot.services.outbox import OutboxService
 from bot.services.overview import OverviewService
 from bot.services.people import PeopleService
 from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
+from bot.services.tasks import HistoryService, TaskService
 from bot.updates import PerChatUpdateProcessor
-from handlers import admin, digest, start
+from handlers import admin, modules, report
+from handlers.common import oversize, refuse_callback
 from handlers.context import BotData, Context
+from handlers.help import set_default_menu
 from storage.db import Database
+from storage.persistence import DatabasePersistence
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,12 @@ class Services:
     admin: AdminService
     overview: OverviewService
     digest: DigestService
+    tasks: TaskService
+    history: HistoryService
+    drafts: DraftService
+    evidence: EvidenceStore
+    notices: NoticeService
+    audit: AuditService
 
 
 def build_services(config: Config, *, clock: Clock | None = None,
@@ -73,13 +89,14 @@ def build_services(config: Config, *, clock: Clock | None = None,
     i18n = I18n(config.bot.language)
     outbox = OutboxService(db, clock)
     programme = ProgrammeService(db)
+    people = PeopleService(db, frozenset(config.bot.admins))
     return Services(
         config=config,
         db=db,
         clock=clock,
         i18n=i18n,
         periods=periods,
-        people=PeopleService(db, frozenset(config.bot.admins)),
+        people=people,
         invites=InviteService(db, clock),
         outbox=outbox,
         programme=programme,
@@ -87,6 +104,13 @@ def build_services(config: Config, *, clock: Clock | None = None,
         admin=AdminService(db, clock, config, i18n, outbox, programme),
         overview=OverviewService(db, clock, config),
         digest=DigestService(config, db, clock, i18n, periods),
+        tasks=TaskService(db, config.tz),
+        history=HistoryService(db),
+        drafts=DraftService(db, clock),
+        evidence=EvidenceStore(config.data_path / "evidence", config.reporting.evidence_max_mb,
+                               config.reporting.evidence_extensions),
+        notices=NoticeService(i18n, people, outbox),
+        audit=AuditService(db),
     )
 
 
@@ -98,6 +122,17 @@ async def _private_only(update: Update, context: Context) -> None:
     if message is not None and text and text.startswith("/"):
         await message.reply_text(context.services.i18n.t(None, "start.private_only"))
     raise ApplicationHandlerStop
+
+
+async def _refuse_oversize(update: Update, context: Context) -> None:
+    """Callback data longer than Telegram allows was not made by this bot: refuse it."""
+    await refuse_callback(update, context, "oversize callback data")
+    raise ApplicationHandlerStop
+
+
+async def _refuse_unknown_button(update: Update, context: Context) -> None:
+    """A button no flow recognises (garbage or forged): refuse it, audit it, change nothing."""
+    await refuse_callback(update, context, "unknown callback data")
 
 
 async def _note_error(update: object, context: Context) -> None:
@@ -134,6 +169,12 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
         send_due_digest, interval=CHECK_INTERVAL, first=1.0, name="digest",
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
+    job_queue.run_repeating(
+        close_expired_drafts, interval=services.config.reporting.draft_check_interval,
+        first=services.config.reporting.draft_check_interval, name="close_expired_drafts",
+        job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+    await set_default_menu(application.bot, services.i18n)
 
 
 def kick_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
@@ -165,10 +206,12 @@ def build_application(
         .context_types(ContextTypes(context=Context, bot_data=BotData))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.tz))
         .concurrent_updates(PerChatUpdateProcessor(config.telegram.concurrent_updates))
-        .rate_limiter(AIORateLimiter(max_retries=0))
+        .persistence(DatabasePersistence(services.db))
         .post_init(_on_startup)
         .post_shutdown(_on_shutdown)
     )
+    if config.telegram.rate_limiter:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]
     if request is not None:
         builder = builder.request(request)
     if updates_request is not None:
@@ -177,10 +220,15 @@ def build_application(
     application.bot_data.services = services
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
-    for module in (start, admin, digest):
-        application.add_handlers(module.handlers())
     # Plan files for /import are looked at in their own group, so that another flow waiting for
     # a file (report evidence) still sees every document.
     application.add_handlers(admin.document_handlers(), group=admin.DOCUMENT_GROUP)
+    application.add_handler(CallbackQueryHandler(_refuse_oversize, pattern=oversize), group=-1)
+    for module in modules():
+        for handler in module.handlers():
+            application.add_handler(handler)
+    # After every flow: /cancel with nothing to cancel, then only buttons no flow took.
+    application.add_handlers(report.fallback_handlers())
+    application.add_handler(CallbackQueryHandler(_refuse_unknown_button))
     application.add_error_handler(_note_error)
     return application

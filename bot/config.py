@@ -51,6 +51,7 @@ class TelegramSection:
     webhook_port: int = 8443
     poll_timeout: int = 30
     concurrent_updates: int = 8
+    rate_limiter: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class ReportingSection:
     cutoff_time: str = "17:00"
     cutoff_day: int = 25
     draft_timeout: str = "24h"
+    draft_check_interval: int = 300
     max_text_length: int = 2000
     evidence_max_mb: int = 20
     evidence_extensions: list[str] = field(
@@ -271,6 +273,8 @@ def _validate(config: Config) -> None:
           "must be weekly, monthly or quarterly")
     check("reporting.cutoff_weekday", rep.cutoff_weekday in WEEKDAYS, "not a weekday name")
     check("reporting.cutoff_day", 1 <= rep.cutoff_day <= 28, "1 to 28")
+    check("reporting.draft_check_interval", 10 <= rep.draft_check_interval <= 86400,
+          "10 to 86400 seconds")
     check("reporting.max_text_length", 50 <= rep.max_text_length <= 3500, "50 to 3500")
     check("reporting.evidence_max_mb", 1 <= rep.evidence_max_mb <= 20,
           "1 to 20 (the Bot API serves files up to 20 MB)")

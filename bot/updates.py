@@ -1,16 +1,15 @@
-"""Updates of one chat are handled in order; different chats concurrently.
+"""Updates of different chats run concurrently; updates of one chat run one after another.
 
-With PTB's plain `concurrent_updates=N`, a user's next message can be handled while the
-handler of their previous one is still running. A ConversationHandler only records its new state
-when the callback returns, after the bot has already sent the next question, so a quick answer
-could arrive while the conversation still looks idle and be dropped. Serialising each chat
-(its messages and button presses) closes that race and keeps parallelism between people.
+PTB's ConversationHandler records the new step only after the handler that answered has
+returned. With plain concurrent updates, a quick user's next answer (sent as soon as the
+question arrives) can be processed before that, find no conversation step and be lost. Holding
+each chat's updates in order keeps a conversation sequential while other people's updates go
+on in parallel.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Awaitable
 from typing import Any
 
@@ -21,31 +20,35 @@ from telegram.ext import BaseUpdateProcessor
 class PerChatUpdateProcessor(BaseUpdateProcessor):
     def __init__(self, max_concurrent_updates: int) -> None:
         super().__init__(max_concurrent_updates)
-        # A lock lives while someone holds or waits for it; idle chats cost nothing.
-        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks: dict[object, asyncio.Lock] = {}
+        self._waiting: dict[object, int] = {}
 
     @staticmethod
-    def _key(update: object) -> int | None:
-        if not isinstance(update, Update):
-            return None
-        if update.effective_chat is not None:
-            return update.effective_chat.id
-        return update.effective_user.id if update.effective_user is not None else None
+    def _key(update: object) -> object:
+        if isinstance(update, Update):
+            if update.effective_chat is not None:
+                return ("chat", update.effective_chat.id)
+            if update.effective_user is not None:
+                return ("user", update.effective_user.id)
+        return ("update", id(update))
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = self._key(update)
-        if key is None:
-            await coroutine
-            return
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        async with lock:
-            await coroutine
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            # A chat's later updates wait here holding a slot; a person rarely has more
+            # than one or two updates in flight, so slots stay free for everyone else.
+            async with lock:
+                await coroutine
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+                del self._locks[key]
 
     async def initialize(self) -> None:
-        """Nothing to set up."""
+        return None
 
     async def shutdown(self) -> None:
-        """Nothing to release."""
+        return None

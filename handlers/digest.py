@@ -12,7 +12,8 @@ from bot.services.report_data import UnknownScope
 from handlers.context import Context
 
 COMMANDS: list[tuple[str, str]] = [
-    ("digest", "leader"), ("subscribe", "any"), ("unsubscribe", "any"),
+    ("digest", "manager"), ("digest", "leader"), ("subscribe", "manager"),
+    ("unsubscribe", "manager"),
 ]
 
 
@@ -64,7 +65,13 @@ async def subscribe(update: Update, context: Context) -> None:
     assert user is not None and message is not None
     person = await services.people.person(user.id, user.first_name)
     lang = person.language or services.i18n.default
-    outcome = await services.digest.subscribe(user.id) if person.known else None
+    if not person.roles & {"admin", "manager"}:
+        # The programme-wide digest shows every unit: only managers and admins may ask for it;
+        # unit leaders already get their own unit's version on the same schedule.
+        key = "digest.subscribe_leader" if person.units else "digest.subscribe_unknown"
+        await message.reply_text(services.i18n.t(lang, key))
+        return
+    outcome = await services.digest.subscribe(user.id)
     key = {None: "digest.subscribe_unknown", False: "digest.already_subscribed",
            True: "digest.subscribed"}[outcome]
     await message.reply_text(services.i18n.t(lang, key))

@@ -1,15 +1,35 @@
-"""/start: invite onboarding and the greeting."""
+"""/start: invite onboarding, the greeting and the known user's summary."""
 
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 from telegram import Update
-from telegram.constants import ParseMode
-from telegram.ext import CommandHandler, filters
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.services.invites import RedeemOutcome
+from bot.services.people import Person
+from bot.services.status import StatusClass
 from handlers.context import Context
+from handlers.help import commands_for, person_roles, set_menu
+
+COMMANDS = [("start", "any")]
+
+
+async def _summary(context: Context, person: Person, lang: str) -> str:
+    """Roles and units, the unit's task counts, and the commands to use next."""
+    t = context.services.i18n.t
+    lines = []
+    if person.units:
+        today = context.services.clock.now().astimezone(context.services.config.tz).date()
+        views = await context.services.tasks.for_person(person, today)
+        overdue = sum(1 for v in views if v.status is StatusClass.OPEN_OVERDUE)
+        lines.append(t(lang, "start.tasks", count=len(views), overdue=overdue))
+    commands = commands_for(person_roles(person))
+    lines.append(t(lang, "start.commands",
+                   commands=", ".join(f"/{c}" for c in commands if c != "start")))
+    return "\n".join(lines)
 
 
 async def start(update: Update, context: Context) -> None:
@@ -17,7 +37,8 @@ async def start(update: Update, context: Context) -> None:
     services = context.services
     tg_user = update.effective_user
     message = update.effective_message
-    assert tg_user is not None and message is not None
+    chat = update.effective_chat
+    assert tg_user is not None and message is not None and chat is not None
     name = escape(tg_user.first_name or "")
     if context.args:
         redeemed = await services.invites.redeem(
@@ -30,18 +51,16 @@ async def start(update: Update, context: Context) -> None:
             await message.reply_text(services.i18n.t(lang, f"invite.{redeemed.outcome.value}"))
             return
         role = services.i18n.t(lang, f"role.{redeemed.role}")
-        await message.reply_text(
-            services.i18n.t(lang, "start.welcome", name=name, role=role,
-                            unit=escape(redeemed.unit_name)),
-            parse_mode=ParseMode.HTML,
-        )
+        welcome = services.i18n.t(lang, "start.welcome", name=name, role=role,
+                                  unit=escape(redeemed.unit_name))
+        await message.reply_text(welcome + "\n" + await _summary(context, person, lang))
+        await set_menu(context.bot, services.i18n, person, chat.id)
         return
     person = await services.people.person(tg_user.id, tg_user.first_name)
     lang = person.language or services.i18n.default
     if not person.known:
         await message.reply_text(
             services.i18n.t(lang, "start.unknown", name=name, telegram_id=tg_user.id),
-            parse_mode=ParseMode.HTML,
         )
         return
     roles = [services.i18n.t(lang, f"role.{r}") for r in sorted(person.roles)]
@@ -50,11 +69,10 @@ async def start(update: Update, context: Context) -> None:
                         unit=escape(u.unit_name))
         for u in person.units
     ]
-    await message.reply_text(
-        services.i18n.t(lang, "start.known", name=name, roles="; ".join(roles)),
-        parse_mode=ParseMode.HTML,
-    )
+    known = services.i18n.t(lang, "start.known", name=name, roles="; ".join(roles))
+    await message.reply_text(known + "\n" + await _summary(context, person, lang))
+    await set_menu(context.bot, services.i18n, person, chat.id)
 
 
-def handlers() -> list[CommandHandler[Context, None]]:
+def handlers() -> list[BaseHandler[Update, Context, Any]]:
     return [CommandHandler("start", start, filters=filters.ChatType.PRIVATE)]

@@ -8,6 +8,8 @@ read-then-write transaction could lose an update to another writer. Read-only wo
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _READONLY = "tiendo_readonly"
+_IN_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("tiendo_in_write", default=False)
 
 
 def _prepare_sqlite(engine: AsyncEngine) -> None:
@@ -67,15 +70,30 @@ class Database:
         if self.is_sqlite:
             _prepare_sqlite(self.engine)
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock()
         self._reader = async_sessionmaker(
             self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False
         )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction: committed when the block ends, rolled back on an exception."""
-        async with self._writer() as session, session.begin():
-            yield session
+        """A write transaction: committed when the block ends, rolled back on an exception.
+
+        On SQLite, writers of this process queue on an asyncio lock before BEGIN IMMEDIATE:
+        SQLite has one writer at a time, and its busy handler waits by sleeping (up to 100 ms
+        a try), which under concurrent updates costs far more than waiting in turn. A
+        transaction opened inside another one (same task) does not wait for itself."""
+        if not self.is_sqlite or _IN_WRITE.get():
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock:
+            token = _IN_WRITE.set(True)
+            try:
+                async with self._writer() as session, session.begin():
+                    yield session
+            finally:
+                _IN_WRITE.reset(token)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:

@@ -12,7 +12,7 @@ from storage.repositories.units import UnitRepository
 from storage.repositories.users import UserRepository
 from tests.support.harness import Harness
 
-MANAGER, LEADER, FOCAL, STRANGER = 7001, 7002, 7003, 7004
+MANAGER, LEADER, FOCAL, STRANGER, ADMIN = 7001, 7002, 7003, 7004, 7005
 
 
 async def add_person(harness: Harness, telegram_id: int, name: str, *, role: str | None = None,
@@ -58,27 +58,34 @@ async def test_digest_for_a_leader_is_their_unit_and_refused_to_others(harness: 
 
 
 async def test_subscribe_and_unsubscribe(harness: Harness) -> None:
-    await add_person(harness, FOCAL, "Lan", unit="VP")
-    assert "Đã đăng ký" in (await harness.send(FOCAL, "/subscribe"))[0].plain_text
-    assert "đã đăng ký" in (await harness.send(FOCAL, "/subscribe"))[0].plain_text
-    assert "Đã dừng" in (await harness.send(FOCAL, "/unsubscribe"))[0].plain_text
-    assert "chưa đăng ký" in (await harness.send(FOCAL, "/unsubscribe"))[0].plain_text
+    await add_person(harness, ADMIN, "Quân", role="admin")
+    assert "Đã đăng ký" in (await harness.send(ADMIN, "/subscribe"))[0].plain_text
+    assert "đã đăng ký" in (await harness.send(ADMIN, "/subscribe"))[0].plain_text
+    assert "Đã dừng" in (await harness.send(ADMIN, "/unsubscribe"))[0].plain_text
+    assert "chưa đăng ký" in (await harness.send(ADMIN, "/unsubscribe"))[0].plain_text
     harness.api.user(STRANGER, "Lạ")
     assert "chưa có quyền" in (await harness.send(STRANGER, "/subscribe"))[0].plain_text
+
+
+async def test_a_focal_point_cannot_subscribe_to_other_units_data(harness: Harness) -> None:
+    await add_person(harness, FOCAL, "Lan", unit="VP")
+    (reply,) = await harness.send(FOCAL, "/subscribe")
+    assert "chỉ gửi cho lãnh đạo Bộ và quản trị viên" in reply.plain_text
+    assert await harness.services.digest.unsubscribe(FOCAL) is False  # nothing was stored
 
 
 async def test_scheduled_digest_goes_once_to_managers_subscribers_and_leaders(
         harness: Harness) -> None:
     await add_person(harness, MANAGER, "Hùng", role="manager")
-    await add_person(harness, FOCAL, "Lan", unit="VP")
+    await add_person(harness, ADMIN, "Quân", role="admin")
     await add_person(harness, LEADER, "Mai", unit="PC", unit_role="leader")
-    await harness.send(FOCAL, "/subscribe")
+    await harness.send(ADMIN, "/subscribe")
     # Friday 2/2/2024 16:30 in Hà Nội: the schedule (Friday 16:00) has passed for 2024-W05.
     harness.clock.set(datetime(2024, 2, 2, 9, 30, tzinfo=UTC))
     assert await harness.services.digest.run_due() == ["all", "unit:PC"]
     assert await harness.services.digest.run_due() == []  # once per period
     await harness.dispatch()
-    for chat in (MANAGER, FOCAL):
+    for chat in (MANAGER, ADMIN):
         sent = harness.api.sent(chat)[-4:]
         assert kinds(sent) == ["sendMessage", "sendPhoto", "sendDocument", "sendDocument"]
         assert "2024-W05" in sent[0].plain_text
@@ -88,12 +95,12 @@ async def test_scheduled_digest_goes_once_to_managers_subscribers_and_leaders(
     assert "Vụ Pháp chế" in leader[0].plain_text
     assert leader[2].document["file_name"] == "tiendo-2024-W05-PC.docx"
     # Unsubscribed people get nothing next week; managers still do.
-    await harness.send(FOCAL, "/unsubscribe")
-    before = len(harness.api.sent(FOCAL))
+    await harness.send(ADMIN, "/unsubscribe")
+    before = len(harness.api.sent(ADMIN))
     harness.clock.set(datetime(2024, 2, 9, 9, 30, tzinfo=UTC))
     assert await harness.services.digest.run_due() == ["all", "unit:PC"]
     await harness.dispatch()
-    assert len(harness.api.sent(FOCAL)) == before
+    assert len(harness.api.sent(ADMIN)) == before
     assert "2024-W06" in harness.api.sent(MANAGER)[-4].plain_text
 
 

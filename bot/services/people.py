@@ -24,6 +24,7 @@ class Person:
     language: str | None
     units: tuple[UnitRole, ...] = ()
     roles: frozenset[str] = frozenset()  # admin, manager
+    user_id: int | None = None  # users.id; None for someone not in the database
 
     @property
     def known(self) -> bool:
@@ -49,6 +50,21 @@ class PeopleService:
                 user.reachable = False
                 user.unreachable_since = utcnow()
 
+    async def set_language(self, telegram_id: int, language: str) -> bool:
+        """Remember the user's language; False for someone the bot does not know."""
+        async with self.db.transaction() as session:
+            user = await UserRepository(session).by_telegram_id(telegram_id)
+            if user is None:
+                return False
+            user.language = language
+            return True
+
+    async def leaders_of(self, unit_id: int) -> list[tuple[int, int, str | None]]:
+        """(user id, Telegram id, language) of the unit's leaders."""
+        async with self.db.reader() as session:
+            users = await UserRepository(session).unit_members(unit_id, "leader")
+            return [(u.id, u.telegram_id, u.language) for u in users if u.reachable]
+
     async def person(self, telegram_id: int, first_name: str = "") -> Person:
         """The caller as the bot knows them; admins listed in the config are always admins."""
         async with self.db.reader() as session:
@@ -64,4 +80,4 @@ class PeopleService:
                 for m in sorted(user.memberships, key=lambda m: (m.unit.code, m.role))
             )
             return Person(telegram_id, user.first_name or first_name, user.language, units,
-                          frozenset(roles))
+                          frozenset(roles), user.id)

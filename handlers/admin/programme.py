@@ -342,6 +342,6 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("task_close", task_close, filters=private),
         CommandHandler("assign", assign, filters=private),
         CommandHandler("deadline", deadline, filters=private),
-        CommandHandler("history", history, filters=private),
+        # /history is registered by handlers.tasks, which hands managers and admins here.
     ]
 

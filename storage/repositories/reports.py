@@ -17,13 +17,12 @@ class ReportRepository:
         self.session = session
 
     async def for_period(self, task_id: int, unit_id: int, period: str) -> ProgressReport | None:
-        """The unit's report on the task in the period, locked for a correction."""
+        """The unit's report on the task in the period, locked for a correction (its
+        revisions and attachments are not loaded: a correction only adds to them)."""
         return await self.session.scalar(
             select(ProgressReport)
             .where(ProgressReport.task_id == task_id, ProgressReport.unit_id == unit_id,
                    ProgressReport.period == period)
-            .options(selectinload(ProgressReport.revisions),
-                     selectinload(ProgressReport.attachments))
             .with_for_update()
         )
 
@@ -67,6 +66,23 @@ class ReportRepository:
         if task_id is not None:
             query = query.where(ProgressReport.task_id == task_id)
         return list(await self.session.scalars(query))
+
+    async def history(self, task_ids: Iterable[int]) -> list[tuple[int, int, object, str, int]]:
+        """(task_id, unit_id, submitted_at, status, percent) of every report on these tasks, in
+        time order (the latest revision of each period's report)."""
+        task_ids = list(task_ids)
+        rows: list[tuple[int, int, object, str, int]] = []
+        for start in range(0, len(task_ids), 500):
+            result = await self.session.execute(
+                select(ProgressReport.task_id, ProgressReport.unit_id,
+                       ProgressReport.submitted_at, ProgressReport.status,
+                       ProgressReport.percent)
+                .where(ProgressReport.task_id.in_(task_ids[start:start + 500]))
+                .order_by(ProgressReport.submitted_at, ProgressReport.id)
+            )
+            rows.extend(tuple(row) for row in result)  # type: ignore[misc]
+        rows.sort(key=lambda row: row[2])  # type: ignore[arg-type,return-value]
+        return rows
 
     async def revision_history(
         self, task_ids: Iterable[int]

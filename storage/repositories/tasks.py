@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from storage.models import Task, TaskGroup, TaskUnit
 
@@ -68,6 +69,53 @@ class TaskRepository:
                      selectinload(Task.lead_unit), selectinload(Task.group))
             .order_by(Task.position, Task.id)
         )
+        return list(rows)
+
+    async def for_report(self, task_id: int | None = None, code: str | None = None
+                         ) -> tuple[Any, list[int]] | None:
+        """The open task's row (id, code, title, lead_unit_id, target_value, target_unit,
+        target_label) by id or code, and its coordinating unit ids in order; plain rows,
+        for the step that starts every report."""
+        query = select(Task.id, Task.code, Task.title, Task.lead_unit_id, Task.target_value,
+                       Task.target_unit, Task.target_label).where(Task.closed_at.is_(None))
+        query = query.where(Task.id == task_id) if task_id is not None else query.where(
+            Task.code == code)
+        row = (await self.session.execute(query)).first()
+        if row is None:
+            return None
+        units = await self.session.scalars(
+            select(TaskUnit.unit_id).where(TaskUnit.task_id == row.id)
+            .order_by(TaskUnit.position, TaskUnit.id))
+        return row, list(units)
+
+    async def open_id_by_code(self, code: str) -> int | None:
+        return await self.session.scalar(
+            select(Task.id).where(Task.code == code, Task.closed_at.is_(None)))
+
+    async def involves(self, task_id: int, unit_id: int) -> bool:
+        """The open task is led or coordinated by the unit."""
+        coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id == unit_id)
+        found = await self.session.scalar(
+            select(Task.id).where(Task.id == task_id, Task.closed_at.is_(None),
+                                  or_(Task.lead_unit_id == unit_id, Task.id.in_(coordinated))))
+        return found is not None
+
+    async def views_for_units(self, unit_ids: Iterable[int],
+                              task_ids: Iterable[int] | None = None) -> list[Task]:
+        """Like for_units, loading only what a task list shows (lead unit, coordinating unit
+        ids): this runs on every /report and /tasks."""
+        unit_ids = list(unit_ids)
+        if not unit_ids:
+            return []
+        coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id.in_(unit_ids))
+        query = select(Task).where(
+            Task.closed_at.is_(None),
+            or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
+        if task_ids is not None:
+            query = query.where(Task.id.in_(list(task_ids)))
+        rows = await self.session.scalars(
+            query.options(joinedload(Task.lead_unit), selectinload(Task.coordinating))
+            .order_by(Task.position, Task.id))
         return list(rows)
 
     async def counts(self) -> tuple[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from storage.models import Membership, Unit, User, UserRole
 
@@ -14,14 +14,16 @@ class UserRepository:
         self.session = session
 
     async def by_telegram_id(self, telegram_id: int) -> User | None:
-        return await self.session.scalar(
+        # One query (joined): this runs for nearly every update.
+        result = await self.session.scalars(
             select(User)
             .where(User.telegram_id == telegram_id)
             .options(
-                selectinload(User.memberships).selectinload(Membership.unit),
-                selectinload(User.roles),
+                joinedload(User.memberships).joinedload(Membership.unit),
+                joinedload(User.roles),
             )
         )
+        return result.unique().one_or_none()
 
     async def by_username(self, username: str) -> User | None:
         return await self.session.scalar(

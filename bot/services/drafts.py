@@ -1,0 +1,196 @@
+"""Unfinished guided flows: the answers so far and the step, written at every step.
+
+The answers (drafts) and the step (conversation_states, which DatabasePersistence gives back
+to PTB at start-up) are written in one transaction before the next question goes out, so a
+kill -9 at any moment leaves the user at the step they last saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from copy import deepcopy
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.clock import Clock
+from storage.db import Database
+from storage.models import User
+from storage.persistence import conversation_key
+from storage.repositories.drafts import ConversationRepository, DraftRepository
+
+
+@dataclass(frozen=True)
+class DraftView:
+    version: int
+    data: dict[str, Any] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ExpiredDraft:
+    telegram_id: int
+    language: str | None
+    data: dict[str, Any]
+
+
+class _GroupWriter:
+    """Group commit: the steps of everyone who answered while the previous commit was under
+    way are written together in one transaction, and each step returns only once its own write
+    is committed. Durable at every step, at a fraction of the cost of a transaction per step
+    when many people report at once. A write is a new draft + state, or (data None) their
+    removal."""
+
+    def __init__(self, service: DraftService) -> None:
+        self.service = service
+        self.pending: list[_Write] = []
+        self.running: asyncio.Task[None] | None = None
+
+    async def write(self, write: _Write) -> None:
+        self.pending.append(write)
+        if self.running is None or self.running.done():
+            self.running = asyncio.create_task(self._run())
+        await write.done
+
+    async def _run(self) -> None:
+        while self.pending:
+            batch, self.pending = self._take()
+            try:
+                await self._commit(batch)
+            except BaseException as exc:  # handed to each waiting step, which raises it
+                for write in batch:
+                    if not write.done.done():
+                        write.done.set_exception(exc)
+            else:
+                for write in batch:
+                    if not write.done.done():
+                        write.done.set_result(None)
+
+    def _take(self) -> tuple[list[_Write], list[_Write]]:
+        """The longest prefix without two writes of one draft (one statement cannot upsert a
+        row twice, and their order matters); the rest waits for the next round."""
+        seen: set[tuple[int, str]] = set()
+        for index, write in enumerate(self.pending):
+            if (write.telegram_id, write.flow) in seen:
+                return self.pending[:index], self.pending[index:]
+            seen.add((write.telegram_id, write.flow))
+        return self.pending, []
+
+    async def _commit(self, batch: list[_Write]) -> None:
+        async with self.service.db.transaction() as session:
+            drafts, states, gone, gone_states = [], [], [], []
+            for write in batch:
+                user_id = await self.service._user_id(session, write.telegram_id)
+                if write.data is None:
+                    if user_id is not None:
+                        gone.append((user_id, write.flow))
+                    gone_states.append((write.flow, write.key))
+                    continue
+                if user_id is None:
+                    raise LookupError(write.telegram_id)
+                drafts.append({"user_id": user_id, "flow": write.flow, "data": write.data,
+                               "version": write.version, "updated_at": write.at})
+                states.append({"name": write.flow, "key": write.key,
+                               "state": {"state": write.state}, "updated_at": write.at})
+            if drafts:
+                await DraftRepository(session).upsert_many(drafts)
+                await ConversationRepository(session).upsert_many(states)
+            if gone:
+                await DraftRepository(session).drop_many(gone)
+            if gone_states:
+                await ConversationRepository(session).drop_many(gone_states)
+
+
+@dataclass
+class _Write:
+    telegram_id: int
+    flow: str
+    key: str  # the conversation key
+    data: dict[str, Any] | None  # None: remove the draft and the state
+    state: object
+    version: int
+    at: datetime
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class DraftService:
+    """Drafts are read at every step and written at every step. The database is the truth
+    (written before each question goes out); reads are served from a write-through copy in
+    memory, which is sound because one bot process owns the drafts (after a restart the copy
+    starts empty and is filled from the database)."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._cache: dict[tuple[int, str], DraftView | None] = {}
+        self._user_ids: dict[int, int] = {}
+        self._writer = _GroupWriter(self)
+
+    async def _user_id(self, session: Any, telegram_id: int) -> int | None:
+        user_id = self._user_ids.get(telegram_id)
+        if user_id is None:
+            user_id = await session.scalar(select(User.id).where(User.telegram_id == telegram_id))
+            if user_id is not None:
+                self._user_ids[telegram_id] = user_id
+        return user_id
+
+    async def load(self, telegram_id: int, flow: str) -> DraftView | None:
+        key = (telegram_id, flow)
+        if key in self._cache:
+            cached = self._cache[key]
+            return None if cached is None else DraftView(cached.version, deepcopy(cached.data),
+                                                         cached.updated_at)
+        async with self.db.reader() as session:
+            user_id = await self._user_id(session, telegram_id)
+            draft = None if user_id is None else await DraftRepository(session).get(user_id, flow)
+            view = None if draft is None else DraftView(draft.version, dict(draft.data),
+                                                        draft.updated_at)
+        self._cache[key] = view
+        return None if view is None else DraftView(view.version, deepcopy(view.data),
+                                                   view.updated_at)
+
+    async def save(self, telegram_id: int, flow: str, data: dict[str, Any], state: object,
+                   chat_id: int) -> DraftView:
+        """Store the answers and the step the user is now at; bumps the draft's version.
+        Returns once both are committed."""
+        now = self.clock.now()
+        current = await self.load(telegram_id, flow)
+        version = (current.version if current else 0) + 1
+        try:
+            await self._writer.write(_Write(
+                telegram_id, flow, conversation_key((chat_id, telegram_id)), data, state,
+                version, now))
+        except BaseException:
+            self._cache.pop((telegram_id, flow), None)
+            raise
+        self._cache[(telegram_id, flow)] = DraftView(version, deepcopy(data), now)
+        return DraftView(version, data, now)
+
+    async def close(self, telegram_id: int, flow: str, chat_id: int) -> None:
+        """Remove the draft and the conversation state (the flow ended)."""
+        self._cache.pop((telegram_id, flow), None)
+        await self._writer.write(_Write(
+            telegram_id, flow, conversation_key((chat_id, telegram_id)), None, None, 0,
+            self.clock.now()))
+        self._cache[(telegram_id, flow)] = None
+
+    async def close_expired(self, flow: str, older_than: timedelta) -> list[ExpiredDraft]:
+        """Close drafts untouched for longer than older_than; returns whom to tell."""
+        before = self.clock.now() - older_than
+        closed: list[ExpiredDraft] = []
+        async with self.db.transaction() as session:
+            drafts = DraftRepository(session)
+            conversations = ConversationRepository(session)
+            for draft in await drafts.older_than(flow, before):
+                user = await session.get(User, draft.user_id)
+                if user is None:
+                    continue
+                closed.append(ExpiredDraft(user.telegram_id, user.language, dict(draft.data)))
+                self._cache[(user.telegram_id, flow)] = None
+                await drafts.drop(draft.user_id, flow)
+                await conversations.drop(
+                    flow, conversation_key((user.telegram_id, user.telegram_id)))
+        return closed

@@ -1,0 +1,218 @@
+"""What a person sees of the programme's tasks: their units' tasks with the Government status
+class, the last report and whether they may report on it. Plain data for handlers, the
+reminders and the digest."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.services.people import Person
+from bot.services.status import StatusClass, classify_status, completed_on
+from storage.db import Database
+from storage.models import Task
+from storage.repositories.reports import ReportRepository
+from storage.repositories.tasks import TaskRepository
+
+# Overdue first, then open within the deadline, then completed.
+_ORDER = {StatusClass.OPEN_OVERDUE: 0, StatusClass.OPEN_WITHIN: 1, StatusClass.DONE_LATE: 2,
+          StatusClass.DONE_ON_TIME: 3}
+
+
+@dataclass(frozen=True)
+class TaskView:
+    task_id: int
+    code: str
+    title: str
+    deadline: date | None
+    lead_unit_id: int
+    lead_unit_code: str
+    status: StatusClass
+    # The unit the caller reports for on this task (lead if theirs, else coordinating); None
+    # when the caller may only look (a leader).
+    unit_id: int | None
+    unit_code: str
+    lead: bool  # the caller's unit leads this task
+    target_value: float | None = None
+    target_unit: str | None = None
+    target_label: str | None = None
+    last_report_on: date | None = None
+    last_percent: int | None = None
+    last_status: str | None = None
+
+    @property
+    def can_report(self) -> bool:
+        return self.unit_id is not None
+
+    @property
+    def has_target(self) -> bool:
+        return self.target_value is not None
+
+
+@dataclass(frozen=True)
+class ReportableTask:
+    """A task the caller may report on, and the unit they report for."""
+
+    task_id: int
+    code: str
+    title: str
+    unit_id: int
+    target_value: float | None
+    target_unit: str | None
+    target_label: str | None
+
+    @property
+    def has_target(self) -> bool:
+        return self.target_value is not None
+
+
+class TaskService:
+    def __init__(self, db: Database, tz: ZoneInfo) -> None:
+        self.db = db
+        self.tz = tz
+
+    def _local_day(self, moment: datetime) -> date:
+        return moment.astimezone(self.tz).date()
+
+    async def for_person(self, person: Person, today: date, *,
+                         task_ids: list[int] | None = None) -> list[TaskView]:
+        """The open tasks of the person's units, overdue first, then by deadline and code."""
+        all_units = person.unit_ids()
+        if not all_units:
+            return []
+        focal = person.unit_ids("focal")
+        codes = {u.unit_id: u.unit_code for u in person.units}
+        async with self.db.reader() as session:
+            tasks = await TaskRepository(session).views_for_units(all_units, task_ids)
+            history = await ReportRepository(session).history([t.id for t in tasks])
+        by_task: dict[int, list[tuple[int, datetime, str, int]]] = defaultdict(list)
+        for task_id, unit_id, at, status, percent in history:
+            by_task[task_id].append((unit_id, at, status, percent))  # type: ignore[arg-type]
+        views = [self._view(task, by_task[task.id], all_units, focal, codes, today)
+                 for task in tasks]
+        views.sort(key=lambda v: (_ORDER[v.status], v.deadline or date.max, v.code))
+        return views
+
+    def _view(self, task: Task, reports: list[tuple[int, datetime, str, int]],
+              all_units: set[int], focal: set[int], codes: dict[int, str],
+              today: date) -> TaskView:
+        lead_history = [(self._local_day(at), status) for unit, at, status, _ in reports
+                        if unit == task.lead_unit_id]
+        status = classify_status(task.deadline, completed_on(lead_history), today)
+        coordinating = [c.unit_id for c in task.coordinating]
+        mine_lead = task.lead_unit_id in all_units
+        candidates = [task.lead_unit_id, *coordinating]
+        reporting = next((u for u in candidates if u in focal), None)
+        shown = reporting if reporting is not None else next(
+            (u for u in candidates if u in all_units), task.lead_unit_id)
+        own = [(at, status_, percent) for unit, at, status_, percent in reports
+               if unit in all_units]
+        last = own[-1] if own else None
+        return TaskView(
+            task_id=task.id, code=task.code, title=task.title, deadline=task.deadline,
+            lead_unit_id=task.lead_unit_id, lead_unit_code=task.lead_unit.code, status=status,
+            unit_id=reporting, unit_code=codes.get(shown, ""), lead=mine_lead,
+            target_value=task.target_value, target_unit=task.target_unit,
+            target_label=task.target_label,
+            last_report_on=self._local_day(last[0]) if last else None,
+            last_percent=last[2] if last else None, last_status=last[1] if last else None,
+        )
+
+    async def reportable(self, person: Person, today: date) -> list[TaskView]:
+        """The tasks the person may report on (focal point of the lead or a coordinating unit)."""
+        return [v for v in await self.for_person(person, today) if v.can_report]
+
+    async def lookup(self, task_id: int | None = None,
+                     code: str | None = None) -> tuple[Any, list[int]] | None:
+        """The open task's row and coordinating unit ids, by id or code (see reportable_for)."""
+        async with self.db.reader() as session:
+            return await TaskRepository(session).for_report(task_id, code)
+
+    @staticmethod
+    def reportable_for(person: Person, found: tuple[Any, list[int]] | None
+                       ) -> ReportableTask | None:
+        """The looked-up task if the person is a focal point of its lead or a coordinating
+        unit; None for another unit's, a closed or an unknown task."""
+        focal = person.unit_ids("focal")
+        if found is None or not focal:
+            return None
+        row, coordinating = found
+        unit_id = next((u for u in [row.lead_unit_id, *coordinating] if u in focal), None)
+        if unit_id is None:
+            return None
+        return ReportableTask(row.id, row.code, row.title, unit_id, row.target_value,
+                              row.target_unit, row.target_label)
+
+    async def for_report(self, person: Person, task_id: int | None = None,
+                         code: str | None = None) -> ReportableTask | None:
+        return self.reportable_for(person, await self.lookup(task_id, code))
+
+    async def id_by_code(self, code: str) -> int | None:
+        async with self.db.reader() as session:
+            return await TaskRepository(session).open_id_by_code(code)
+
+    async def involves(self, task_id: int, unit_id: int) -> bool:
+        """Whether the open task is led or coordinated by the unit."""
+        async with self.db.reader() as session:
+            return await TaskRepository(session).involves(task_id, unit_id)
+
+
+@dataclass(frozen=True)
+class RevisionView:
+    revision: int
+    submitted_at: datetime
+    status: str
+    percent: int
+    results: str
+
+
+@dataclass(frozen=True)
+class ReportView:
+    report_id: int
+    task_code: str
+    task_title: str
+    unit_code: str
+    period: str
+    status: str
+    percent: int
+    results: str
+    difficulties: str
+    proposals: str
+    submitted_at: datetime
+    revision: int
+    files: int
+    revisions: tuple[RevisionView, ...]
+
+
+class HistoryService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def recent(self, person: Person, task_code: str | None = None,
+                     limit: int = 10) -> list[ReportView] | None:
+        """The latest reports of the person's units (None: no such task among theirs)."""
+        units = person.unit_ids()
+        codes = {u.unit_id: u.unit_code for u in person.units}
+        async with self.db.reader() as session:
+            tasks = {t.id: t for t in await TaskRepository(session).for_units(units)}
+            task_id = None
+            if task_code is not None:
+                task_id = next((t.id for t in tasks.values() if t.code == task_code), None)
+                if task_id is None:
+                    return None
+            reports = await ReportRepository(session).recent(units, task_id, limit)
+            views = []
+            for r in reports:
+                task = tasks.get(r.task_id)
+                views.append(ReportView(
+                    r.id, task.code if task else "?", task.title if task else "",
+                    codes.get(r.unit_id, ""), r.period, r.status, r.percent, r.results,
+                    r.difficulties, r.proposals, r.submitted_at, r.revision,
+                    len(r.attachments),
+                    tuple(RevisionView(v.revision, v.submitted_at, v.status, v.percent,
+                                       v.results) for v in r.revisions),
+                ))
+            return views

@@ -1,0 +1,140 @@
+"""/tasks (the caller's units' tasks with their status) and /history (recent reports)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+
+from bot.services.tasks import TaskView
+from handlers.common import caller, keyboard, refuse_callback
+from handlers.context import Context
+
+PAGE_SIZE = 6
+COMMANDS = [("tasks", "focal"), ("tasks", "leader"), ("history", "focal"),
+            ("history", "leader")]
+
+
+def _date(day: Any) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+def render_task(context: Context, lang: str, view: TaskView) -> str:
+    t = context.services.i18n.t
+    deadline = _date(view.deadline) if view.deadline else t(lang, "tasks.ongoing")
+    last = (t(lang, "tasks.last_report", day=_date(view.last_report_on),
+              percent=view.last_percent)
+            if view.last_report_on else t(lang, "tasks.no_report"))
+    return t(lang, "tasks.item", code=escape(view.code), title=escape(view.title[:300]),
+             deadline=deadline, status=t(lang, f"tasks.class.{view.status.value}"), last=last,
+             role=t(lang, "tasks.lead" if view.lead else "tasks.coordinating"))
+
+
+def tasks_page(context: Context, lang: str, views: list[TaskView], page: int
+               ) -> tuple[str, list[list[tuple[str, str]]]]:
+    t = context.services.i18n.t
+    pages = max(1, (len(views) + PAGE_SIZE - 1) // PAGE_SIZE)
+    page = min(max(page, 0), pages - 1)
+    shown = views[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    overdue = sum(1 for v in views if v.status.value == "open_overdue")
+    lines = [t(lang, "tasks.header", count=len(views), overdue=overdue, page=page + 1,
+               pages=pages)]
+    lines += [render_task(context, lang, v) for v in shown]
+    rows = [[(t(lang, "tasks.report_button", code=v.code), f"rp:start:{v.task_id}")]
+            for v in shown if v.can_report]
+    nav = []
+    if page > 0:
+        nav.append(("◀", f"tk:pg:{page - 1}"))
+    if page < pages - 1:
+        nav.append(("▶", f"tk:pg:{page + 1}"))
+    if nav:
+        rows.append(nav)
+    return "\n\n".join(lines), rows
+
+
+async def tasks(update: Update, context: Context) -> None:
+    """List the caller's units' tasks, overdue first, with a report button on each."""
+    person, lang = await caller(update, context)
+    message = update.effective_message
+    assert message is not None
+    if not person.units:
+        await message.reply_text(context.services.i18n.t(lang, "tasks.no_unit"))
+        return
+    today = context.services.clock.now().astimezone(context.services.config.tz).date()
+    views = await context.services.tasks.for_person(person, today)
+    if not views:
+        await message.reply_text(context.services.i18n.t(lang, "tasks.none"))
+        return
+    text, rows = tasks_page(context, lang, views, 0)
+    await message.reply_text(text, reply_markup=keyboard(rows) if rows else None)
+
+
+async def tasks_page_button(update: Update, context: Context) -> None:
+    """Show another page of /tasks in the same message."""
+    query = update.callback_query
+    assert query is not None
+    person, lang = await caller(update, context)
+    data = query.data if isinstance(query.data, str) else ""
+    parts = data.split(":")
+    if len(parts) != 3 or not parts[2].isdigit() or len(parts[2]) > 4 or not person.units:
+        await refuse_callback(update, context, "malformed task list button", lang)
+        return
+    today = context.services.clock.now().astimezone(context.services.config.tz).date()
+    views = await context.services.tasks.for_person(person, today)
+    text, rows = tasks_page(context, lang, views, int(parts[2]))
+    await query.answer()
+    await query.edit_message_text(text, reply_markup=keyboard(rows) if rows else None)
+
+
+async def history(update: Update, context: Context) -> None:
+    """/history [task code]: the unit's recent reports with their revisions."""
+    person, lang = await caller(update, context)
+    t = context.services.i18n.t
+    message = update.effective_message
+    assert message is not None
+    if not person.units:
+        # Managers and admins see one task's whole history (assignment, deadlines, extensions)
+        # rather than a unit's reports; anyone else is refused and audited there.
+        from handlers.admin.programme import history as task_history
+
+        await task_history(update, context)
+        return
+    code = context.args[0][:32] if context.args else None
+    reports = await context.services.history.recent(person, code)
+    if reports is None:
+        await message.reply_text(t(lang, "history.no_such_task", code=escape(code or "")))
+        return
+    if not reports:
+        await message.reply_text(t(lang, "history.empty"))
+        return
+    tz = context.services.config.tz
+    blocks = [t(lang, "history.header", count=len(reports))]
+    for r in reports:
+        lines = [t(lang, "history.item", id=r.report_id, code=escape(r.task_code),
+                   unit=escape(r.unit_code), period=r.period,
+                   status=t(lang, f"report.status.{r.status}"), percent=r.percent,
+                   time=r.submitted_at.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
+                   revision=r.revision, files=r.files,
+                   results=escape(r.results[:300]))]
+        for v in r.revisions[:-1][::-1]:
+            lines.append(t(lang, "history.revision", revision=v.revision,
+                           time=v.submitted_at.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
+                           status=t(lang, f"report.status.{v.status}"), percent=v.percent,
+                           results=escape(v.results[:120])))
+        block = "\n".join(lines)
+        # Whole reports only: cutting inside one could cut an HTML entity in half.
+        if sum(len(b) + 2 for b in blocks) + len(block) > 3900:
+            break
+        blocks.append(block)
+    await message.reply_text("\n\n".join(blocks))
+
+
+def handlers() -> list[BaseHandler[Update, Context, Any]]:
+    private = filters.ChatType.PRIVATE
+    return [
+        CommandHandler("tasks", tasks, filters=private),
+        CommandHandler("history", history, filters=private),
+        CallbackQueryHandler(tasks_page_button, pattern=r"^tk:pg:"),
+    ]
