@@ -27,14 +27,17 @@ from telegram.request import BaseRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.i18n import I18n
-from bot.jobs.dispatch import dispatch_outbox
+from bot.jobs.dispatch import SendPacer, dispatch_outbox
+from bot.jobs.nudges import plan_nudges
+from bot.services.calendar import WorkCalendar
 from bot.services.invites import InviteService
+from bot.services.nudges import NudgeService
 from bot.services.outbox import OutboxService
 from bot.services.people import PeopleService
 from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
-from handlers import start
+from handlers import nudges, start
 from handlers.context import BotData, Context
 from storage.db import Database
 
@@ -55,6 +58,9 @@ class Services:
     outbox: OutboxService
     programme: ProgrammeService
     reporting: ReportingService
+    calendar: WorkCalendar
+    nudges: NudgeService
+    pacer: SendPacer
 
 
 def build_services(config: Config, *, clock: Clock | None = None,
@@ -62,17 +68,25 @@ def build_services(config: Config, *, clock: Clock | None = None,
     db = db or Database(config.database_url, echo=config.database.echo)
     clock = clock or SystemClock()
     periods = period_rule(config)
+    i18n = I18n(config.bot.language)
+    outbox = OutboxService(db, clock)
+    calendar = WorkCalendar(config)
+    nudge_service = NudgeService(config, db, clock, i18n, calendar, periods, outbox)
     return Services(
         config=config,
         db=db,
         clock=clock,
-        i18n=I18n(config.bot.language),
+        i18n=i18n,
         periods=periods,
         people=PeopleService(db, frozenset(config.bot.admins)),
         invites=InviteService(db, clock),
-        outbox=OutboxService(db, clock),
+        outbox=outbox,
         programme=ProgrammeService(db),
-        reporting=ReportingService(db, clock, periods),
+        reporting=ReportingService(db, clock, periods,
+                                   on_task_changed=nudge_service.on_task_changed),
+        calendar=calendar,
+        nudges=nudge_service,
+        pacer=SendPacer(config.nudges.max_per_second),
     )
 
 
@@ -107,6 +121,9 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     released = await services.outbox.release_claims()
     if released:
         log.info("outbox: %s interrupted messages will be sent again", released)
+    # What came due while the bot was down is planned now, before the dispatcher first runs:
+    # the latest missed nudge per task and person goes out once, superseded ones are cancelled.
+    await plan_nudges(Context.from_application(application))
     job_queue = application.job_queue
     assert job_queue is not None
     # Jobs run only after the updater has started, so this fires when updates are flowing.
@@ -114,6 +131,11 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     job_queue.run_repeating(
         dispatch_outbox, interval=services.config.nudges.dispatch_interval, first=0.5,
         name="dispatch_outbox", job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+    interval = services.config.nudges.plan_interval
+    job_queue.run_repeating(
+        plan_nudges, interval=interval, first=interval, name="plan_nudges",
+        job_kwargs={"max_instances": 1, "coalesce": True},
     )
 
 
@@ -158,7 +180,8 @@ def build_application(
     application.bot_data.services = services
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
-    for handler in start.handlers():
-        application.add_handler(handler)
+    for module in (start, nudges):
+        for handler in module.handlers():
+            application.add_handler(handler)
     application.add_error_handler(_note_error)
     return application

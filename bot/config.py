@@ -100,6 +100,8 @@ class NudgesSection:
         default_factory=lambda: ["thursday 09:00", "friday 09:00"]
     )
     dispatch_interval: int = 5
+    plan_interval: int = 120
+    max_per_second: int = 28
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,9 @@ def _validate(config: Config) -> None:
           "working days before must be positive")
     check("nudges.overdue_every_days", config.nudges.overdue_every_days >= 1, "at least 1")
     check("nudges.dispatch_interval", 1 <= config.nudges.dispatch_interval <= 300, "1 to 300")
+    check("nudges.plan_interval", 10 <= config.nudges.plan_interval <= 3600, "10 to 3600")
+    check("nudges.max_per_second", 1 <= config.nudges.max_per_second <= 30,
+          "1 to 30 (Telegram allows about 30 messages per second)")
 
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in ("token", "source")}

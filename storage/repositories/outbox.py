@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,15 +33,38 @@ class OutboxRepository:
             inserted += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
         return inserted
 
-    async def due(self, now: datetime, limit: int) -> list[OutboxMessage]:
+    @staticmethod
+    def _due_query(now: datetime, exclude_chats: Collection[int],
+                   exclude_kinds: Collection[str]) -> Select[tuple[OutboxMessage]]:
+        query = select(OutboxMessage).where(OutboxMessage.state == "pending",
+                                            OutboxMessage.due_at <= now)
+        if exclude_chats:
+            query = query.where(OutboxMessage.chat_id.not_in(list(exclude_chats)))
+        if exclude_kinds:
+            query = query.where(OutboxMessage.kind.not_in(list(exclude_kinds)))
+        return query
+
+    async def due(self, now: datetime, limit: int, *, exclude_chats: Collection[int] = (),
+                  exclude_kinds: Collection[str] = ()) -> list[OutboxMessage]:
         rows = await self.session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now)
+            self._due_query(now, exclude_chats, exclude_kinds)
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         return list(rows)
+
+    async def any_due(self, now: datetime, *, exclude_kinds: Collection[str] = ()) -> bool:
+        found = await self.session.scalar(
+            self._due_query(now, (), exclude_kinds).with_only_columns(OutboxMessage.id).limit(1))
+        return found is not None
+
+    async def unclaim(self, ids: Collection[int]) -> None:
+        """Give back rows claimed but not attempted (the attempt is not counted)."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.state == "claimed")
+            .values(state="pending", claimed_at=None, attempts=OutboxMessage.attempts - 1))
 
     async def release_stale_claims(self, older_than: datetime) -> int:
         """Claimed rows whose dispatcher died before finishing go back to pending."""

@@ -1,0 +1,118 @@
+"""Set-based reads for nudge planning: open tasks, lead-unit report history, who to tell.
+
+Plain rows (tuples), not ORM objects: planning reads every open task on each run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Membership, OutboxMessage, ProgressReport, Task, TaskUnit, Unit, User
+
+
+class NudgeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def open_tasks(self, task_ids: Sequence[int] | None = None
+                         ) -> Sequence[Row[tuple[int, str, str, date | None, int, int]]]:
+        """(id, code, title, deadline, deadline_version, lead_unit_id) of tasks not closed."""
+        query = (select(Task.id, Task.code, Task.title, Task.deadline, Task.deadline_version,
+                        Task.lead_unit_id)
+                 .where(Task.closed_at.is_(None)).order_by(Task.position, Task.id))
+        if task_ids is not None:
+            query = query.where(Task.id.in_(list(task_ids)))
+        return (await self.session.execute(query)).all()
+
+    async def closed(self, task_id: int) -> bool:
+        closed_at = await self.session.scalar(select(Task.closed_at).where(Task.id == task_id))
+        return closed_at is not None
+
+    async def lead_reports(self, task_ids: Sequence[int] | None = None
+                           ) -> Sequence[Row[tuple[int, datetime, str, int]]]:
+        """(task_id, submitted_at, status, percent) of the lead unit's reports, oldest first."""
+        query = (select(ProgressReport.task_id, ProgressReport.submitted_at,
+                        ProgressReport.status, ProgressReport.percent)
+                 .join(Task, Task.id == ProgressReport.task_id)
+                 .where(ProgressReport.unit_id == Task.lead_unit_id, Task.closed_at.is_(None))
+                 .order_by(ProgressReport.task_id, ProgressReport.submitted_at,
+                           ProgressReport.id))
+        if task_ids is not None:
+            query = query.where(ProgressReport.task_id.in_(list(task_ids)))
+        return (await self.session.execute(query)).all()
+
+    async def coordinating(self, task_ids: Sequence[int] | None = None
+                           ) -> Sequence[Row[tuple[int, int]]]:
+        query = select(TaskUnit.task_id, TaskUnit.unit_id).order_by(TaskUnit.position)
+        if task_ids is not None:
+            query = query.where(TaskUnit.task_id.in_(list(task_ids)))
+        return (await self.session.execute(query)).all()
+
+    async def units(self) -> dict[int, str]:
+        rows = await self.session.execute(select(Unit.id, Unit.name))
+        return {unit_id: name for unit_id, name in rows}
+
+    async def unit_people(self) -> Sequence[Row[tuple[int, str, int, int, str | None, str]]]:
+        """(unit_id, role, user_id, telegram_id, language, first_name) of people who can be
+        messaged: active and reachable."""
+        query = (select(Membership.unit_id, Membership.role, User.id, User.telegram_id,
+                        User.language, User.first_name)
+                 .join(User, User.id == Membership.user_id)
+                 .where(User.active.is_(True), User.reachable.is_(True))
+                 .order_by(Membership.unit_id, User.id))
+        return (await self.session.execute(query)).all()
+
+    async def units_of(self, user_id: int) -> list[int]:
+        rows = await self.session.scalars(
+            select(Membership.unit_id).where(Membership.user_id == user_id,
+                                             Membership.role == "focal"))
+        return list(rows)
+
+    async def reported(self, period: str) -> set[tuple[int, int]]:
+        """(task_id, unit_id) pairs with a report in the period."""
+        rows = await self.session.execute(
+            select(ProgressReport.task_id, ProgressReport.unit_id)
+            .where(ProgressReport.period == period))
+        return {(task_id, unit_id) for task_id, unit_id in rows}
+
+    async def pending(self, kinds: Iterable[str], task_ids: Sequence[int] | None = None
+                      ) -> Sequence[Row[tuple[int, str, str, int | None]]]:
+        """(id, dedup_key, kind, task_id) of messages of these kinds not sent yet."""
+        query = (select(OutboxMessage.id, OutboxMessage.dedup_key, OutboxMessage.kind,
+                        OutboxMessage.task_id)
+                 .where(OutboxMessage.state == "pending", OutboxMessage.kind.in_(list(kinds))))
+        if task_ids is not None:
+            query = query.where(OutboxMessage.task_id.in_(list(task_ids)))
+        return (await self.session.execute(query)).all()
+
+    async def cancel(self, ids: Sequence[int]) -> int:
+        cancelled = 0
+        for start in range(0, len(ids), 500):
+            result = await self.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(list(ids[start:start + 500])),
+                       OutboxMessage.state == "pending")
+                .values(state="cancelled"))
+            cancelled += result.rowcount or 0  # type: ignore[attr-defined]
+        return cancelled
+
+    async def message(self, message_id: int) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, message_id)
+
+    async def by_key(self, key: str) -> OutboxMessage | None:
+        return await self.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.dedup_key == key))
+
+    async def user(self, user_id: int) -> dict[str, Any] | None:
+        row = (await self.session.execute(
+            select(User.first_name, User.last_name, User.unreachable_since)
+            .where(User.id == user_id))).first()
+        if row is None:
+            return None
+        return {"name": " ".join(p for p in (row[0], row[1]) if p),
+                "unreachable_since": row[2]}
