@@ -139,16 +139,20 @@ class NudgeService:
             if s.include_coordinating:
                 for task_id, unit_id in await repo.coordinating(task_ids):
                     coordinating[task_id].append(unit_id)
-            offsets: dict[date, Offset | None] = {}
+            # The current offset depends on the deadline only: worked out once per date.
+            offsets = {deadline: self.current_offset(deadline, now)
+                       for deadline in {task[1] for task in tasks if task[1] is not None}}
+            slots = [offset.slot for offset in offsets.values() if offset is not None]
+            # Keys planned already (a row is never due before its slot): skipped, not rendered.
+            existing = (await OutboxRepository(session).existing_keys(NUDGE, min(slots))
+                        if slots else set())
             wanted_version: dict[int, int] = {}
             keys: set[str] = set()
-            rows: list[dict[str, Any]] = []
-            for task_id, code, title, deadline, version, lead in tasks:
+            new: list[tuple[str, int, date, int, Offset, Recipient, bool]] = []
+            for task_id, deadline, version, lead in tasks:
                 if deadline is None or task_id in done:
                     continue
                 wanted_version[task_id] = version
-                if deadline not in offsets:
-                    offsets[deadline] = self.current_offset(deadline, now)
                 offset = offsets[deadline]
                 if offset is None:
                     continue
@@ -159,19 +163,25 @@ class NudgeService:
                 if offset.overdue and offset.overdue >= s.escalate_after_days:
                     for person in leaders.get(lead, ()):
                         recipients[person.user_id] = (person, True)
-                fields = {"code": html.escape(code), "title": html.escape(title),
-                          "unit": html.escape(units.get(lead, "")),
-                          "deadline": deadline.strftime("%d/%m/%Y")}
                 for person, escalated in recipients.values():
                     key = f"nudge:{task_id}:v{version}:{offset.name}:{person.user_id}"
                     keys.add(key)
-                    message = OutgoingMessage(
-                        key, NUDGE, person.telegram_id,
-                        text=self._nudge_text(person.language, offset, escalated, fields,
-                                              percent.get(task_id)),
-                        buttons=self._buttons(person.language, task_id),
-                        user_id=person.user_id, task_id=task_id, due_at=offset.slot)
-                    rows.append(OutboxService.row(message, now))
+                    if key not in existing:
+                        new.append((key, task_id, deadline, lead, offset, person, escalated))
+            titles = await repo.titles({item[1] for item in new})
+            rows: list[dict[str, Any]] = []
+            for key, task_id, deadline, lead, offset, person, escalated in new:
+                code, title = titles[task_id]
+                fields = {"code": html.escape(code), "title": html.escape(title),
+                          "unit": html.escape(units.get(lead, "")),
+                          "deadline": deadline.strftime("%d/%m/%Y")}
+                message = OutgoingMessage(
+                    key, NUDGE, person.telegram_id,
+                    text=self._nudge_text(person.language, offset, escalated, fields,
+                                          percent.get(task_id)),
+                    buttons=self._buttons(person.language, task_id),
+                    user_id=person.user_id, task_id=task_id, due_at=offset.slot)
+                rows.append(OutboxService.row(message, now))
             result.planned = await OutboxRepository(session).add_unique(rows)
             stale = []
             for row_id, key, kind, _task in await repo.pending((NUDGE, SNOOZED), task_ids):
@@ -280,9 +290,9 @@ class NudgeService:
         if self.settings.include_coordinating:
             for task_id, unit_id in await repo.coordinating():
                 coordinating[task_id].append(unit_id)
-        owed: dict[int, list[tuple[int, str, str, int]]] = defaultdict(list)
+        owed_ids: dict[int, list[tuple[int, int]]] = defaultdict(list)
         people: dict[int, Recipient] = {}
-        for task_id, code, title, _deadline, _version, lead in tasks:
+        for task_id, _deadline, _version, lead in tasks:
             if task_id in done:
                 continue
             for unit_id in (lead, *coordinating.get(task_id, ())):
@@ -290,7 +300,11 @@ class NudgeService:
                     continue
                 for person in focal.get(unit_id, ()):
                     people[person.user_id] = person
-                    owed[person.user_id].append((task_id, code, title, unit_id))
+                    owed_ids[person.user_id].append((task_id, unit_id))
+        titles = await repo.titles({task_id for items in owed_ids.values()
+                                    for task_id, _ in items})
+        owed = {user_id: [(task_id, *titles[task_id], unit_id) for task_id, unit_id in items]
+                for user_id, items in owed_ids.items()}
         cutoff = self.calendar.local(period.end).strftime("%H:%M %d/%m/%Y")
         rows = []
         for user_id, items in owed.items():

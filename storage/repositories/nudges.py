@@ -5,7 +5,7 @@ Plain rows (tuples), not ORM objects: planning reads every open task on each run
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -20,14 +20,23 @@ class NudgeRepository:
         self.session = session
 
     async def open_tasks(self, task_ids: Sequence[int] | None = None
-                         ) -> Sequence[Row[tuple[int, str, str, date | None, int, int]]]:
-        """(id, code, title, deadline, deadline_version, lead_unit_id) of tasks not closed."""
-        query = (select(Task.id, Task.code, Task.title, Task.deadline, Task.deadline_version,
-                        Task.lead_unit_id)
+                         ) -> Sequence[Row[tuple[int, date | None, int, int]]]:
+        """(id, deadline, deadline_version, lead_unit_id) of tasks not closed."""
+        query = (select(Task.id, Task.deadline, Task.deadline_version, Task.lead_unit_id)
                  .where(Task.closed_at.is_(None)).order_by(Task.position, Task.id))
         if task_ids is not None:
             query = query.where(Task.id.in_(list(task_ids)))
         return (await self.session.execute(query)).all()
+
+    async def titles(self, task_ids: Collection[int]) -> dict[int, tuple[str, str]]:
+        """(code, title) of these tasks."""
+        ids = list(task_ids)
+        found: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(ids), 500):
+            rows = await self.session.execute(
+                select(Task.id, Task.code, Task.title).where(Task.id.in_(ids[start:start + 500])))
+            found.update((task_id, (code, title)) for task_id, code, title in rows)
+        return found
 
     async def closed(self, task_id: int) -> bool:
         closed_at = await self.session.scalar(select(Task.closed_at).where(Task.id == task_id))

@@ -25,13 +25,18 @@ class OutboxRepository:
             return 0
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        inserted = 0
-        for start in range(0, len(rows), 500):
-            statement = insert(OutboxMessage).values(rows[start:start + 500])
-            statement = statement.on_conflict_do_nothing(index_elements=["dedup_key"])
-            result = await self.session.execute(statement)
-            inserted += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
-        return inserted
+        # One statement executed for many parameter sets (compiled once, sent in batches).
+        statement = insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedup_key"])
+        connection = await self.session.connection()
+        result = await connection.execute(statement, rows)
+        return max(result.rowcount or 0, 0)
+
+    async def existing_keys(self, kind: str, due_from: datetime) -> set[str]:
+        """Dedup keys of this kind due from this time on (what a planner may skip)."""
+        rows = await self.session.scalars(
+            select(OutboxMessage.dedup_key)
+            .where(OutboxMessage.kind == kind, OutboxMessage.due_at >= due_from))
+        return set(rows)
 
     @staticmethod
     def _due_query(now: datetime, exclude_chats: Collection[int],
