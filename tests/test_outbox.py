@@ -87,3 +87,28 @@ async def test_a_claim_left_by_a_dead_process_is_sent_after_restart(harness: Har
     assert await outbox.release_claims() == 1  # what start-up does
     await harness.dispatch()
     assert len(harness.api.sent(606)) == 1
+
+
+def test_the_pacer_spaces_sends_overall_and_per_chat() -> None:
+    from itertools import pairwise
+
+    from bot.jobs.dispatch import SendPacer
+
+    now = [100.0]
+    pacer = SendPacer(28, monotonic=lambda: now[0])
+    assert pacer.capacity() == 28
+    times = [pacer.reserve(chat) for chat in range(1, 57)]
+    assert all(b - a >= 1 / 28 - 1e-9 for a, b in pairwise(times))
+    assert pacer.busy() == set(range(1, 57))  # in flight: no second message is claimed
+    for chat in range(1, 57):
+        pacer.done(chat)
+    now[0] += 0.5
+    assert 1 in pacer.busy()  # sent to half a second ago
+    now[0] += 0.6
+    assert 1 not in pacer.busy()
+    again = pacer.reserve(1)
+    assert again - times[0] >= 1.0
+    group = pacer.reserve(-100)
+    pacer.done(-100)
+    assert pacer.next_chat[-100] - group >= 3.0  # 20 a minute to a group
+    pacer.done(2, reached=False)  # refused (403): that chat need not wait

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +32,9 @@ MAX_ATTEMPTS = 8
 PRIVATE_CHAT_INTERVAL = 1.05  # seconds between two messages to one private chat (~1/s)
 GROUP_CHAT_INTERVAL = 3.05  # 20 a minute to a group
 LOOKAHEAD = 1.0  # claim what can start within this many seconds
+# The overall limit is kept over a slightly longer window than Telegram's second, so that
+# a little jitter in transit does not put one message too many into a second on arrival.
+WINDOW = 1.02
 
 
 class SendPacer:
@@ -40,6 +44,7 @@ class SendPacer:
     """
 
     def __init__(self, per_second: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
         self.interval = 1.0 / per_second
         self.monotonic = monotonic
         self.next_any = 0.0
@@ -47,6 +52,8 @@ class SendPacer:
         self.in_flight: set[int] = set()
         self.private_interval = PRIVATE_CHAT_INTERVAL
         self.group_interval = GROUP_CHAT_INTERVAL
+        self.starts: deque[float] = deque()  # real start times within the last second
+        self._gate = asyncio.Lock()
 
     def chat_interval(self, chat_id: int) -> float:
         return self.group_interval if chat_id < 0 else self.private_interval
@@ -71,10 +78,37 @@ class SendPacer:
         self.in_flight.add(chat_id)
         return at
 
+    async def gate(self, chat_id: int) -> None:
+        """Wait until a send may really start: never more than per_second starts in any
+        window of WINDOW seconds, at least half an interval apart. Reserved times are a plan; if
+        the event loop was held up, the sends due meanwhile catch up without a burst."""
+        async with self._gate:
+            while True:
+                now = self.monotonic()
+                while self.starts and now - self.starts[0] >= WINDOW:
+                    self.starts.popleft()
+                wait = 0.0
+                if len(self.starts) >= self.per_second:
+                    wait = self.starts[0] + WINDOW - now
+                if self.starts:
+                    wait = max(wait, self.starts[-1] + self.interval / 2 - now)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self.starts.append(now)
+            # The chat's interval counts from the real start.
+            self.next_chat[chat_id] = max(self.next_chat.get(chat_id, 0.0),
+                                          now + self.chat_interval(chat_id))
+
     def done(self, chat_id: int, *, reached: bool = True) -> None:
         self.in_flight.discard(chat_id)
         if not reached:
             self.next_chat.pop(chat_id, None)  # refused outright: no need to wait
+        else:
+            # Counted from the answer too: it came after Telegram had the message, so the next
+            # one cannot arrive within a second of it even if this one was slow in transit.
+            self.next_chat[chat_id] = max(self.next_chat.get(chat_id, 0.0),
+                                          self.monotonic() + self.chat_interval(chat_id))
 
     def soonest_free(self) -> float | None:
         """Seconds until the next busy chat frees up, if any."""
@@ -118,6 +152,7 @@ async def _deliver(context: Context, message: ClaimedMessage, at: float) -> None
     reached = True  # for pacing: whether Telegram may count it against the chat
     try:
         await asyncio.sleep(max(0.0, at - pacer.monotonic()))
+        await pacer.gate(message.chat_id)
         sent = await send_claimed(context, message)
     except RetryAfter as exc:
         retry = exc.retry_after
@@ -165,12 +200,12 @@ async def dispatch_outbox(context: Context) -> None:
     services = context.services
     outbox, pacer = services.outbox, services.pacer
     await outbox.release_claims(older_than=timedelta(minutes=10))
-    exclude_kinds = (() if services.calendar.is_working_time(services.clock.now())
-                     else WORKING_HOURS_KINDS)
     tasks: set[asyncio.Task[None]] = set()
     try:
         while True:
             _reap(tasks)
+            exclude_kinds = (() if services.calendar.is_working_time(services.clock.now())
+                             else WORKING_HOURS_KINDS)
             capacity = pacer.capacity()
             claimed = []
             if capacity:

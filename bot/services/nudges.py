@@ -125,53 +125,44 @@ class NudgeService:
     # ------------------------------------------------------------------ planning
 
     async def plan(self, task_ids: Sequence[int] | None = None) -> PlanResult:
-        """Write the due deadline nudges and cancel pending ones no longer wanted."""
+        """Write the due deadline nudges and cancel pending ones no longer wanted.
+
+        Set-based: the current offset is worked out once per distinct deadline, and one query
+        returns the (task, recipient) pairs whose key is not in the outbox yet; a steady-state
+        run reads little more than that.
+        """
         now = self.clock.now()
         s = self.settings
         result = PlanResult()
         async with self.db.transaction() as session:
             repo = NudgeRepository(session)
-            tasks = await repo.open_tasks(task_ids)
-            done, percent = self._progress(await repo.lead_reports(task_ids))
-            focal, leaders = self._people(await repo.unit_people())
-            units = await repo.units()
-            coordinating: dict[int, list[int]] = defaultdict(list)
-            if s.include_coordinating:
-                for task_id, unit_id in await repo.coordinating(task_ids):
-                    coordinating[task_id].append(unit_id)
-            # The current offset depends on the deadline only: worked out once per date.
             offsets = {deadline: self.current_offset(deadline, now)
-                       for deadline in {task[1] for task in tasks if task[1] is not None}}
-            slots = [offset.slot for offset in offsets.values() if offset is not None]
-            # Keys planned already (a row is never due before its slot): skipped, not rendered.
-            existing = (await OutboxRepository(session).existing_keys(NUDGE, min(slots))
-                        if slots else set())
-            wanted_version: dict[int, int] = {}
-            keys: set[str] = set()
-            new: list[tuple[str, int, date, int, Offset, Recipient, bool]] = []
-            for task_id, deadline, version, lead in tasks:
-                if deadline is None or task_id in done:
+                       for deadline in await repo.deadlines(task_ids)}
+            due = [(deadline, offset.name, offset.overdue > 0 and
+                    offset.overdue >= s.escalate_after_days)
+                   for deadline, offset in offsets.items() if offset is not None]
+            candidates = await repo.new_nudges(due, s.include_coordinating, task_ids)
+            task_set = {row[0] for row in candidates}
+            done, percent = self._progress(await repo.lead_reports(task_set))
+            planned: dict[str, tuple[int, int, str, Recipient, bool]] = {}
+            for task_id, version, lead, name, user_id, role, telegram_id, language in candidates:
+                if task_id in done:
                     continue
-                wanted_version[task_id] = version
-                offset = offsets[deadline]
-                if offset is None:
-                    continue
-                recipients: dict[int, tuple[Recipient, bool]] = {}
-                for unit_id in (lead, *coordinating.get(task_id, ())):
-                    for person in focal.get(unit_id, ()):
-                        recipients.setdefault(person.user_id, (person, False))
-                if offset.overdue and offset.overdue >= s.escalate_after_days:
-                    for person in leaders.get(lead, ()):
-                        recipients[person.user_id] = (person, True)
-                for person, escalated in recipients.values():
-                    key = f"nudge:{task_id}:v{version}:{offset.name}:{person.user_id}"
-                    keys.add(key)
-                    if key not in existing:
-                        new.append((key, task_id, deadline, lead, offset, person, escalated))
-            titles = await repo.titles({item[1] for item in new})
+                key = f"nudge:{task_id}:v{version}:{name}:{user_id}"
+                escalated = role == "leader"
+                if key not in planned or escalated:
+                    planned[key] = (task_id, lead, name,
+                                    Recipient(user_id, telegram_id, language, ""), escalated)
+            titles = await repo.titles({item[0] for item in planned.values()})
+            units = await repo.units() if planned else {}
+            deadlines = await repo.task_states({item[0] for item in planned.values()})
             rows: list[dict[str, Any]] = []
-            for key, task_id, deadline, lead, offset, person, escalated in new:
+            for key, (task_id, lead, name, person, escalated) in planned.items():
                 code, title = titles[task_id]
+                deadline = deadlines[task_id][0]
+                assert deadline is not None
+                offset = offsets[deadline]
+                assert offset is not None and offset.name == name
                 fields = {"code": html.escape(code), "title": html.escape(title),
                           "unit": html.escape(units.get(lead, "")),
                           "deadline": deadline.strftime("%d/%m/%Y")}
@@ -182,30 +173,48 @@ class NudgeService:
                     buttons=self._buttons(person.language, task_id),
                     user_id=person.user_id, task_id=task_id, due_at=offset.slot)
                 rows.append(OutboxService.row(message, now))
+            # Cancel first: what is inserted now is wanted by construction.
+            result.cancelled = await repo.cancel(
+                await self._unwanted(repo, task_ids, now, offsets))
             result.planned = await OutboxRepository(session).add_unique(rows)
-            stale = []
-            for row_id, key, kind, _task in await repo.pending((NUDGE, SNOOZED), task_ids):
-                if kind == NUDGE and key not in keys:
-                    stale.append(row_id)
-                elif kind == SNOOZED:
-                    parsed = _version_of(key)
-                    if parsed is None or wanted_version.get(parsed[0]) != parsed[1]:
-                        stale.append(row_id)
-            result.cancelled = await repo.cancel(stale)
         return result
+
+    async def _unwanted(self, repo: NudgeRepository, task_ids: Sequence[int] | None,
+                        now: datetime, offsets: dict[date, Offset | None]) -> list[int]:
+        """Pending nudges (and snoozed repeats) that are no longer the latest wanted one: the
+        task was closed or completed, its deadline changed, or a later offset came due."""
+        pending = await repo.pending((NUDGE, SNOOZED), task_ids)
+        tasks = {task_id for _, _, _, task_id in pending if task_id is not None}
+        states = await repo.task_states(tasks)
+        done, _ = self._progress(await repo.lead_reports(tasks))
+        stale = []
+        for row_id, key, kind, task_id in pending:
+            parsed = _version_of(key)
+            state = states.get(task_id) if task_id is not None else None
+            wanted = (parsed is not None and state is not None and not state[2]
+                      and state[0] is not None and task_id not in done
+                      and parsed[1] == state[1])
+            if wanted and kind == NUDGE:
+                assert state is not None and state[0] is not None
+                if state[0] not in offsets:
+                    offsets[state[0]] = self.current_offset(state[0], now)
+                current = offsets[state[0]]
+                wanted = current is not None and key.split(":")[3] == current.name
+            if not wanted:
+                stale.append(row_id)
+        return stale
 
     async def on_task_changed(self, task_id: int) -> PlanResult:
         """Re-plan one task after it was completed, closed or its deadline changed: what is
         pending for it and no longer wanted is cancelled."""
         return await self.plan([task_id])
 
-    @staticmethod
-    def _progress(reports: Sequence[Any]) -> tuple[set[int], dict[int, int]]:
+    def _progress(self, reports: Sequence[Any]) -> tuple[set[int], dict[int, int]]:
         """Tasks the lead unit has completed, and the last percent it reported on each."""
         history: dict[int, list[tuple[date, str]]] = defaultdict(list)
         percent: dict[int, int] = {}
         for task_id, submitted_at, status, value in reports:
-            history[task_id].append((submitted_at.date(), status))
+            history[task_id].append((self.calendar.local(submitted_at).date(), status))
             percent[task_id] = value
         done = {task_id for task_id, items in history.items() if completed_on(items) is not None}
         return done, percent

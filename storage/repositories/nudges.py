@@ -9,10 +9,35 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import (
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    and_,
+    cast,
+    exists,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Membership, OutboxMessage, ProgressReport, Task, TaskUnit, Unit, User
+
+# The current nudge offset of each deadline date, worked out in Python (the working calendar)
+# and joined against tasks in SQL; a temporary table lives only for one planning transaction.
+_OFFSETS = Table(
+    "tmp_nudge_offsets", MetaData(),
+    Column("deadline", Date, primary_key=True),
+    Column("name", String(16)),
+    Column("escalate", Integer),
+    prefixes=["TEMPORARY"],
+)
 
 
 class NudgeRepository:
@@ -38,12 +63,76 @@ class NudgeRepository:
             found.update((task_id, (code, title)) for task_id, code, title in rows)
         return found
 
+    async def deadlines(self, task_ids: Sequence[int] | None = None) -> list[date]:
+        """The distinct deadlines of open tasks."""
+        query = select(Task.deadline).distinct().where(Task.closed_at.is_(None),
+                                                       Task.deadline.is_not(None))
+        if task_ids is not None:
+            query = query.where(Task.id.in_(list(task_ids)))
+        return [d for d in await self.session.scalars(query) if d is not None]
+
+    async def new_nudges(self, offsets: Sequence[tuple[date, str, bool]],
+                         include_coordinating: bool, task_ids: Sequence[int] | None = None
+                         ) -> Sequence[Row[tuple[int, int, int, str, int, str, int, str | None]]]:
+        """(task_id, deadline_version, lead_unit_id, offset, user_id, role, telegram_id,
+        language) for each open task whose deadline has a current offset, and each reachable
+        focal point of its lead unit (of coordinating units too, if asked) and, where the
+        offset escalates, each leader of the lead unit, whose nudge key is not in the outbox
+        yet. Completion is left to the caller (it needs the report history)."""
+        if not offsets:
+            return []
+        connection = await self.session.connection()
+        await connection.run_sync(lambda sync: _OFFSETS.create(sync, checkfirst=True))
+        try:
+            await connection.execute(_OFFSETS.delete())
+            await connection.execute(_OFFSETS.insert(), [
+                {"deadline": d, "name": name, "escalate": int(up)} for d, name, up in offsets])
+            o = _OFFSETS.c
+            lead = select(Task.id.label("task_id"), Task.lead_unit_id.label("unit_id"),
+                          literal(1).label("lead"))
+            who = (lead.union_all(select(TaskUnit.task_id, TaskUnit.unit_id, literal(0)))
+                   if include_coordinating else lead).subquery("who")
+            key = ("nudge:" + cast(Task.id, String) + ":v" + cast(Task.deadline_version, String)
+                   + ":" + o.name + ":" + cast(User.id, String))
+            query = (
+                select(Task.id, Task.deadline_version, Task.lead_unit_id, o.name, User.id,
+                       Membership.role, User.telegram_id, User.language)
+                .join(_OFFSETS, o.deadline == Task.deadline)
+                .join(who, who.c.task_id == Task.id)
+                .join(Membership, Membership.unit_id == who.c.unit_id)
+                .join(User, User.id == Membership.user_id)
+                .where(Task.closed_at.is_(None), User.active.is_(True),
+                       User.reachable.is_(True),
+                       or_(Membership.role == "focal",
+                           and_(Membership.role == "leader", who.c.lead == 1, o.escalate == 1)),
+                       ~exists().where(OutboxMessage.dedup_key == key))
+                .order_by(Task.position, Task.id, User.id)
+            )
+            if task_ids is not None:
+                query = query.where(Task.id.in_(list(task_ids)))
+            return (await connection.execute(query)).all()
+        finally:
+            await connection.execute(_OFFSETS.delete())
+
+    async def task_states(self, task_ids: Collection[int]
+                          ) -> dict[int, tuple[date | None, int, bool]]:
+        """task_id -> (deadline, deadline_version, closed)."""
+        ids = list(task_ids)
+        found: dict[int, tuple[date | None, int, bool]] = {}
+        for start in range(0, len(ids), 500):
+            rows = await self.session.execute(
+                select(Task.id, Task.deadline, Task.deadline_version, Task.closed_at)
+                .where(Task.id.in_(ids[start:start + 500])))
+            found.update((task_id, (deadline, version, closed is not None))
+                         for task_id, deadline, version, closed in rows)
+        return found
+
     async def closed(self, task_id: int) -> bool:
         closed_at = await self.session.scalar(select(Task.closed_at).where(Task.id == task_id))
         return closed_at is not None
 
-    async def lead_reports(self, task_ids: Sequence[int] | None = None
-                           ) -> Sequence[Row[tuple[int, datetime, str, int]]]:
+    async def lead_reports(self, task_ids: Collection[int] | None = None
+                           ) -> list[Row[tuple[int, datetime, str, int]]]:
         """(task_id, submitted_at, status, percent) of the lead unit's reports, oldest first."""
         query = (select(ProgressReport.task_id, ProgressReport.submitted_at,
                         ProgressReport.status, ProgressReport.percent)
@@ -51,9 +140,14 @@ class NudgeRepository:
                  .where(ProgressReport.unit_id == Task.lead_unit_id, Task.closed_at.is_(None))
                  .order_by(ProgressReport.task_id, ProgressReport.submitted_at,
                            ProgressReport.id))
-        if task_ids is not None:
-            query = query.where(ProgressReport.task_id.in_(list(task_ids)))
-        return (await self.session.execute(query)).all()
+        if task_ids is None:
+            return list((await self.session.execute(query)).all())
+        ids = sorted(task_ids)
+        rows: list[Row[tuple[int, datetime, str, int]]] = []
+        for start in range(0, len(ids), 500):
+            rows += (await self.session.execute(
+                query.where(ProgressReport.task_id.in_(ids[start:start + 500])))).all()
+        return rows
 
     async def coordinating(self, task_ids: Sequence[int] | None = None
                            ) -> Sequence[Row[tuple[int, int]]]:
