@@ -112,3 +112,30 @@ def test_the_pacer_spaces_sends_overall_and_per_chat() -> None:
     pacer.done(-100)
     assert pacer.next_chat[-100] - group >= 3.0  # 20 a minute to a group
     pacer.done(2, reached=False)  # refused (403): that chat need not wait
+
+
+async def test_a_slow_chat_holds_up_no_other(harness: Harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import time
+
+    import bot.jobs.dispatch as dispatch
+
+    real = dispatch.send_claimed
+    finished: dict[int, float] = {}
+
+    async def slow_for_611(context, message):  # type: ignore[no-untyped-def]
+        if message.chat_id == 611:
+            await asyncio.sleep(1.5)  # a chat whose requests hang
+        sent = await real(context, message)
+        finished[message.chat_id] = time.monotonic()
+        return sent
+
+    monkeypatch.setattr(dispatch, "send_claimed", slow_for_611)
+    for chat in (611, 612, 613, 614):
+        harness.api.user(chat, "U")
+    await harness.services.outbox.enqueue(
+        [OutgoingMessage(f"slow{chat}", "notice", chat, "x") for chat in (611, 612, 613, 614)])
+    started = time.monotonic()
+    await harness.dispatch()
+    assert all(finished[chat] - started < 1.0 for chat in (612, 613, 614))
+    assert finished[611] - started >= 1.5

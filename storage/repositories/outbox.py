@@ -25,11 +25,14 @@ class OutboxRepository:
             return 0
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        # One statement executed for many parameter sets (compiled once, sent in batches).
-        statement = insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedup_key"])
+        # One statement for many parameter sets (compiled once, sent in batches); RETURNING
+        # counts what was really inserted on both engines (asyncpg reports no rowcount here).
+        statement = (insert(OutboxMessage)
+                     .on_conflict_do_nothing(index_elements=["dedup_key"])
+                     .returning(OutboxMessage.id))
         connection = await self.session.connection()
         result = await connection.execute(statement, rows)
-        return max(result.rowcount or 0, 0)
+        return len(result.all())
 
     async def existing_keys(self, kind: str, due_from: datetime) -> set[str]:
         """Dedup keys of this kind due from this time on (what a planner may skip)."""
