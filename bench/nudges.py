@@ -144,6 +144,10 @@ async def bench_dispatch(recipients: int) -> None:
         print(f"dispatch: {len(sent)} messages to {len(by_chat)} chats "
               f"(planned {planned.planned} in {plan_seconds:.3f} s), "
               f"answered 429 by the stand-in's flood limits: {len(server.api.rejected)}")
+        for rejected in server.api.rejected:
+            again = [m.monotonic for m in sent if m.chat_id == rejected.chat_id]
+            print(f"  429 to chat {rejected.chat_id}: {rejected.description}; "
+                  f"delivered {min(again) - rejected.monotonic:+.2f} s later")
         print(f"  sustained rate:                   {(len(sent) - 1) / span:.1f} msgs/s "
               f"(first to last arrival {span:.1f} s; whole run {dispatch_seconds:.1f} s)")
         print(f"  most in any one-second window:    {_max_in_window(arrivals)}")

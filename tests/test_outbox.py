@@ -139,3 +139,19 @@ async def test_a_slow_chat_holds_up_no_other(harness: Harness, monkeypatch) -> N
     await harness.dispatch()
     assert all(finished[chat] - started < 1.0 for chat in (612, 613, 614))
     assert finished[611] - started >= 1.5
+
+
+async def test_network_errors_are_retried_with_backoff(harness: Harness) -> None:
+    harness.api.user(615, "U")
+    harness.api.fail_next(615, "bad_gateway", times=2)
+    await harness.services.outbox.enqueue([OutgoingMessage("net", "notice", 615, "x")])
+    await harness.dispatch()
+    row = (await rows(harness))["net"]
+    assert row.state == "pending" and row.due_at == harness.clock.now() + timedelta(seconds=2)
+    harness.clock.advance(timedelta(seconds=2))
+    await harness.dispatch()
+    row = (await rows(harness))["net"]
+    assert row.due_at == harness.clock.now() + timedelta(seconds=4)  # doubled
+    harness.clock.advance(timedelta(seconds=4))
+    await harness.dispatch()
+    assert [m.plain_text for m in harness.api.sent(615)] == ["x"]
