@@ -202,6 +202,16 @@ async def test_snooze_reminds_again_one_working_day_later(bot: Harness) -> None:
     assert len(await outbox_rows(bot, "nudge_snooze")) == 1
 
 
+async def test_a_later_offset_supersedes_a_snoozed_nudge(bot: Harness) -> None:
+    await add_task(bot, date(2024, 3, 15))
+    await tick(bot, hanoi(2024, 3, 14, 9, 0))  # "1 working day left"
+    (nudge,) = bot.api.sent(FOCAL)
+    await bot.press(FOCAL, nudge.message_id, nudge.button_data("Nhắc lại sau"))  # to 15/3 9:00
+    await tick(bot, hanoi(2024, 3, 15, 9, 0))  # the day's own nudge is due at the same time
+    assert len(texts(bot, FOCAL)) == 2 and "Hôm nay là hạn" in texts(bot, FOCAL)[-1]
+    assert [r.state for r in await outbox_rows(bot, "nudge_snooze")] == ["cancelled"]
+
+
 async def test_snooze_refuses_forged_and_foreign_buttons(bot: Harness) -> None:
     await add_task(bot, date(2024, 3, 15))
     await tick(bot, hanoi(2024, 3, 6, 9, 0))

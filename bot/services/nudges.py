@@ -68,7 +68,8 @@ class PlanResult:
 
 
 def _version_of(key: str) -> tuple[int, int] | None:
-    """(task_id, deadline_version) from nudge:<task>:v<ver>:... or snooze:<task>:v<ver>:..."""
+    """(task_id, deadline_version) from nudge:<task>:v<ver>:<offset>:<user> or
+    snooze:<task>:v<ver>:<offset>:<outbox id>."""
     parts = key.split(":")
     try:
         return int(parts[1]), int(parts[2].removeprefix("v"))
@@ -194,7 +195,8 @@ class NudgeService:
             wanted = (parsed is not None and state is not None and not state[2]
                       and state[0] is not None and task_id not in done
                       and parsed[1] == state[1])
-            if wanted and kind == NUDGE:
+            # A snoozed repeat goes the way of its nudge: a later offset supersedes both.
+            if wanted:
                 assert state is not None and state[0] is not None
                 if state[0] not in offsets:
                     offsets[state[0]] = self.current_offset(state[0], now)
@@ -355,8 +357,9 @@ class NudgeService:
             if parsed is None:
                 return None
             when = self.calendar.postpone(now, 1)
+            offset = row.dedup_key.split(":")[3]
             message = OutgoingMessage(
-                f"snooze:{row.task_id}:v{parsed[1]}:{row.id}", SNOOZED, row.chat_id,
+                f"snooze:{row.task_id}:v{parsed[1]}:{offset}:{row.id}", SNOOZED, row.chat_id,
                 user_id=row.user_id, task_id=row.task_id, due_at=when)
             values = OutboxService.row(message, now) | {"payload": dict(row.payload)}
             if not await OutboxRepository(session).add_unique([values]):
