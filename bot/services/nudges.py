@@ -189,7 +189,7 @@ class NudgeService:
         states = await repo.task_states(tasks)
         done, _ = self._progress(await repo.lead_reports(tasks))
         stale = []
-        for row_id, key, kind, task_id in pending:
+        for row_id, key, _kind, task_id in pending:
             parsed = _version_of(key)
             state = states.get(task_id) if task_id is not None else None
             wanted = (parsed is not None and state is not None and not state[2]
