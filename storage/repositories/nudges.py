@@ -127,10 +127,6 @@ class NudgeRepository:
                          for task_id, deadline, version, closed in rows)
         return found
 
-    async def closed(self, task_id: int) -> bool:
-        closed_at = await self.session.scalar(select(Task.closed_at).where(Task.id == task_id))
-        return closed_at is not None
-
     async def lead_reports(self, task_ids: Collection[int] | None = None
                            ) -> list[Row[tuple[int, datetime, str, int]]]:
         """(task_id, submitted_at, status, percent) of the lead unit's reports, oldest first."""
