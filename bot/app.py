@@ -29,15 +29,18 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.i18n import I18n
 from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
-from bot.jobs.dispatch import dispatch_outbox
+from bot.jobs.dispatch import SendPacer, dispatch_outbox
 from bot.jobs.drafts import close_expired_drafts
+from bot.jobs.nudges import plan_nudges
 from bot.services.admin import AdminService
 from bot.services.audit import AuditService
+from bot.services.calendar import WorkCalendar
 from bot.services.digest import DigestService
 from bot.services.drafts import DraftService
 from bot.services.evidence import EvidenceStore
 from bot.services.invites import InviteService
 from bot.services.notices import NoticeService
+from bot.services.nudges import NudgeService
 from bot.services.outbox import OutboxService
 from bot.services.overview import OverviewService
 from bot.services.people import PeopleService
@@ -79,6 +82,9 @@ class Services:
     evidence: EvidenceStore
     notices: NoticeService
     audit: AuditService
+    calendar: WorkCalendar
+    nudges: NudgeService
+    pacer: SendPacer
 
 
 def build_services(config: Config, *, clock: Clock | None = None,
@@ -90,6 +96,8 @@ def build_services(config: Config, *, clock: Clock | None = None,
     outbox = OutboxService(db, clock)
     programme = ProgrammeService(db)
     people = PeopleService(db, frozenset(config.bot.admins))
+    calendar = WorkCalendar(config)
+    nudge_service = NudgeService(config, db, clock, i18n, calendar, periods, outbox)
     return Services(
         config=config,
         db=db,
@@ -100,8 +108,10 @@ def build_services(config: Config, *, clock: Clock | None = None,
         invites=InviteService(db, clock),
         outbox=outbox,
         programme=programme,
-        reporting=ReportingService(db, clock, periods),
-        admin=AdminService(db, clock, config, i18n, outbox, programme),
+        reporting=ReportingService(db, clock, periods,
+                                   on_task_changed=nudge_service.on_task_changed),
+        admin=AdminService(db, clock, config, i18n, outbox, programme,
+                           on_task_changed=nudge_service.on_task_changed),
         overview=OverviewService(db, clock, config),
         digest=DigestService(config, db, clock, i18n, periods),
         tasks=TaskService(db, config.tz),
@@ -111,6 +121,9 @@ def build_services(config: Config, *, clock: Clock | None = None,
                                config.reporting.evidence_extensions),
         notices=NoticeService(i18n, people, outbox),
         audit=AuditService(db),
+        calendar=calendar,
+        nudges=nudge_service,
+        pacer=SendPacer(config.nudges.max_per_second),
     )
 
 
@@ -156,6 +169,9 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     released = await services.outbox.release_claims()
     if released:
         log.info("outbox: %s interrupted messages will be sent again", released)
+    # What came due while the bot was down is planned now, before the dispatcher first runs:
+    # the latest missed nudge per task and person goes out once, superseded ones are cancelled.
+    await plan_nudges(Context.from_application(application))
     job_queue = application.job_queue
     assert job_queue is not None
     # Jobs run only after the updater has started, so this fires when updates are flowing.
@@ -167,6 +183,11 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     # The digest check runs at start-up too: a schedule passed while the bot was down is caught up.
     job_queue.run_repeating(
         send_due_digest, interval=CHECK_INTERVAL, first=1.0, name="digest",
+        job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+    interval = services.config.nudges.plan_interval
+    job_queue.run_repeating(
+        plan_nudges, interval=interval, first=interval, name="plan_nudges",
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
     job_queue.run_repeating(

@@ -102,6 +102,8 @@ class NudgesSection:
         default_factory=lambda: ["thursday 09:00", "friday 09:00"]
     )
     dispatch_interval: int = 5
+    plan_interval: int = 120
+    max_per_second: int = 28
 
 
 @dataclass(frozen=True)
@@ -312,6 +314,9 @@ def _validate(config: Config) -> None:
     check("nudges.dispatch_interval", 1 <= config.nudges.dispatch_interval <= 300, "1 to 300")
     check("admin.import_max_kb", 1 <= config.admin.import_max_kb <= 10240, "1 to 10240")
     check("admin.audit_default", 1 <= config.admin.audit_default <= 100, "1 to 100")
+    check("nudges.plan_interval", 10 <= config.nudges.plan_interval <= 3600, "10 to 3600")
+    check("nudges.max_per_second", 1 <= config.nudges.max_per_second <= 30,
+          "1 to 30 (Telegram allows about 30 messages per second)")
 
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in ("token", "source")}

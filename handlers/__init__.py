@@ -12,9 +12,9 @@ from types import ModuleType
 
 
 def modules() -> list[ModuleType]:
-    from handlers import admin, digest, help, report, start, tasks
+    from handlers import admin, digest, help, nudges, report, start, tasks
 
-    return [start, help, report, tasks, admin, digest]
+    return [start, help, report, tasks, admin, digest, nudges]
 
 
 def all_commands() -> list[tuple[str, str]]:

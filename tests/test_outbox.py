@@ -87,3 +87,71 @@ async def test_a_claim_left_by_a_dead_process_is_sent_after_restart(harness: Har
     assert await outbox.release_claims() == 1  # what start-up does
     await harness.dispatch()
     assert len(harness.api.sent(606)) == 1
+
+
+def test_the_pacer_spaces_sends_overall_and_per_chat() -> None:
+    from itertools import pairwise
+
+    from bot.jobs.dispatch import SendPacer
+
+    now = [100.0]
+    pacer = SendPacer(28, monotonic=lambda: now[0])
+    assert pacer.capacity() == 28
+    times = [pacer.reserve(chat) for chat in range(1, 57)]
+    assert all(b - a >= 1 / 28 - 1e-9 for a, b in pairwise(times))
+    assert pacer.busy() == set(range(1, 57))  # in flight: no second message is claimed
+    for chat in range(1, 57):
+        pacer.done(chat)
+    now[0] += 0.5
+    assert 1 in pacer.busy()  # sent to half a second ago
+    now[0] += 0.6
+    assert 1 not in pacer.busy()
+    again = pacer.reserve(1)
+    assert again - times[0] >= 1.0
+    group = pacer.reserve(-100)
+    pacer.done(-100)
+    assert pacer.next_chat[-100] - group >= 3.0  # 20 a minute to a group
+    pacer.done(2, reached=False)  # refused (403): that chat need not wait
+
+
+async def test_a_slow_chat_holds_up_no_other(harness: Harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import time
+
+    import bot.jobs.dispatch as dispatch
+
+    real = dispatch.send_claimed
+    finished: dict[int, float] = {}
+
+    async def slow_for_611(context, message):  # type: ignore[no-untyped-def]
+        if message.chat_id == 611:
+            await asyncio.sleep(1.5)  # a chat whose requests hang
+        sent = await real(context, message)
+        finished[message.chat_id] = time.monotonic()
+        return sent
+
+    monkeypatch.setattr(dispatch, "send_claimed", slow_for_611)
+    for chat in (611, 612, 613, 614):
+        harness.api.user(chat, "U")
+    await harness.services.outbox.enqueue(
+        [OutgoingMessage(f"slow{chat}", "notice", chat, "x") for chat in (611, 612, 613, 614)])
+    started = time.monotonic()
+    await harness.dispatch()
+    assert all(finished[chat] - started < 1.0 for chat in (612, 613, 614))
+    assert finished[611] - started >= 1.5
+
+
+async def test_network_errors_are_retried_with_backoff(harness: Harness) -> None:
+    harness.api.user(615, "U")
+    harness.api.fail_next(615, "bad_gateway", times=2)
+    await harness.services.outbox.enqueue([OutgoingMessage("net", "notice", 615, "x")])
+    await harness.dispatch()
+    row = (await rows(harness))["net"]
+    assert row.state == "pending" and row.due_at == harness.clock.now() + timedelta(seconds=2)
+    harness.clock.advance(timedelta(seconds=2))
+    await harness.dispatch()
+    row = (await rows(harness))["net"]
+    assert row.due_at == harness.clock.now() + timedelta(seconds=4)  # doubled
+    harness.clock.advance(timedelta(seconds=4))
+    await harness.dispatch()
+    assert [m.plain_text for m in harness.api.sent(615)] == ["x"]

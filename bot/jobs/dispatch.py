@@ -1,35 +1,136 @@
-"""The dispatcher: a repeating JobQueue job that sends what the outbox holds."""
+"""The dispatcher: a repeating JobQueue job that sends what the outbox holds.
+
+Telegram's limits are kept here, not left to luck: at most [nudges] max_per_second messages a
+second overall, one a second to a private chat and 20 a minute to a group (SendPacer; PTB's
+AIORateLimiter is configured without retries and does not pace private chats). Each message is
+sent in its own asyncio task at its reserved time, so a slow or failing chat holds up no other;
+a chat that must still wait is not even claimed. RetryAfter reschedules only that row,
+Forbidden marks the person unreachable and tells their unit's leaders once, network errors are
+retried with exponential backoff. Nudges and reminders wait for working hours.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
+from bot.services.nudges import OUTBOX_ID, WORKING_HOURS_KINDS
 from bot.services.outbox import ClaimedMessage
 from handlers.context import Context
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+PRIVATE_CHAT_INTERVAL = 1.05  # seconds between two messages to one private chat (~1/s)
+GROUP_CHAT_INTERVAL = 3.05  # 20 a minute to a group
+LOOKAHEAD = 1.0  # claim what can start within this many seconds
+# The overall limit is kept over a slightly longer window than Telegram's second, so that
+# a little jitter in transit does not put one message too many into a second on arrival.
+WINDOW = 1.02
 
 
-def _markup(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
-    rows: list[list[list[str]]] = payload.get("buttons") or []
+class SendPacer:
+    """Reserves send times: overall spacing 1/per_second, and per chat its own interval.
+
+    Lives as long as the process (on Services), so pacing holds across dispatcher runs.
+    """
+
+    def __init__(self, per_second: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
+        self.interval = 1.0 / per_second
+        self.monotonic = monotonic
+        self.next_any = 0.0
+        self.next_chat: dict[int, float] = {}
+        self.in_flight: set[int] = set()
+        self.private_interval = PRIVATE_CHAT_INTERVAL
+        self.group_interval = GROUP_CHAT_INTERVAL
+        self.starts: deque[float] = deque()  # real start times within the last second
+        self._gate = asyncio.Lock()
+
+    def chat_interval(self, chat_id: int) -> float:
+        return self.group_interval if chat_id < 0 else self.private_interval
+
+    def busy(self) -> set[int]:
+        """Chats that cannot take a message now (one in flight, or sent to too recently)."""
+        now = self.monotonic()
+        for chat in [c for c, at in self.next_chat.items() if at <= now]:
+            del self.next_chat[chat]
+        return set(self.next_chat) | self.in_flight
+
+    def capacity(self) -> int:
+        """How many sends may start within the lookahead."""
+        now = self.monotonic()
+        return max(0, int((now + LOOKAHEAD - max(now, self.next_any)) / self.interval))
+
+    def reserve(self, chat_id: int) -> float:
+        """The monotonic time at which a message to this chat may go."""
+        at = max(self.monotonic(), self.next_any, self.next_chat.get(chat_id, 0.0))
+        self.next_any = at + self.interval
+        self.next_chat[chat_id] = at + self.chat_interval(chat_id)
+        self.in_flight.add(chat_id)
+        return at
+
+    async def gate(self, chat_id: int) -> None:
+        """Wait until a send may really start: never more than per_second starts in any
+        window of WINDOW seconds, at least half an interval apart. Reserved times are a plan; if
+        the event loop was held up, the sends due meanwhile catch up without a burst."""
+        async with self._gate:
+            while True:
+                now = self.monotonic()
+                while self.starts and now - self.starts[0] >= WINDOW:
+                    self.starts.popleft()
+                wait = 0.0
+                if len(self.starts) >= self.per_second:
+                    wait = self.starts[0] + WINDOW - now
+                if self.starts:
+                    wait = max(wait, self.starts[-1] + self.interval / 2 - now)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self.starts.append(now)
+            # The chat's interval counts from the real start.
+            self.next_chat[chat_id] = max(self.next_chat.get(chat_id, 0.0),
+                                          now + self.chat_interval(chat_id))
+
+    def done(self, chat_id: int, *, reached: bool = True) -> None:
+        self.in_flight.discard(chat_id)
+        if not reached:
+            self.next_chat.pop(chat_id, None)  # refused outright: no need to wait
+        else:
+            # Counted from the answer too: it came after Telegram had the message, so the next
+            # one cannot arrive within a second of it even if this one was slow in transit.
+            self.next_chat[chat_id] = max(self.next_chat.get(chat_id, 0.0),
+                                          self.monotonic() + self.chat_interval(chat_id))
+
+    def soonest_free(self) -> float | None:
+        """Seconds until the next busy chat frees up, if any."""
+        if not self.next_chat:
+            return None
+        return max(0.0, min(self.next_chat.values()) - self.monotonic())
+
+
+def _markup(payload: dict[str, object], outbox_id: int) -> InlineKeyboardMarkup | None:
+    rows = payload.get("buttons")
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
+        [[InlineKeyboardButton(label, callback_data=data.replace(OUTBOX_ID, str(outbox_id)))
+          for label, data in row]
+         for row in rows]  # type: ignore[union-attr,attr-defined]
     )
 
 
 async def send_claimed(context: Context, message: ClaimedMessage) -> Message:
     payload = message.payload
-    markup = _markup(payload)
+    markup = _markup(payload, message.id)
     text = str(payload.get("text") or "")
     if payload.get("document"):
         path = Path(str(payload["document"]))
@@ -44,31 +145,99 @@ async def send_claimed(context: Context, message: ClaimedMessage) -> Message:
     return await context.bot.send_message(message.chat_id, text, reply_markup=markup)
 
 
-async def dispatch_outbox(context: Context) -> None:
-    """Claim due messages, send each, and record the outcome; one failure holds up no other."""
-    outbox = context.services.outbox
-    await outbox.release_claims(older_than=timedelta(minutes=10))
-    for message in await outbox.claim_due():
-        try:
-            sent = await send_claimed(context, message)
-        except RetryAfter as exc:
-            retry = exc.retry_after
-            seconds = retry.total_seconds() if isinstance(retry, timedelta) else float(retry)
-            await outbox.mark_retry(message.id, timedelta(seconds=seconds), "retry after")
-        except Forbidden as exc:
-            log.warning("outbox %s: chat %s unreachable (%s)", message.id, message.chat_id,
-                        exc.message)
-            await outbox.mark_failed(message.id, exc.message)
-            if message.user_id is not None:
-                await context.services.people.mark_unreachable(message.user_id)
-        except BadRequest as exc:
-            log.error("outbox %s: refused by Telegram: %s", message.id, exc.message)
-            await outbox.mark_failed(message.id, exc.message)
-        except (TimedOut, NetworkError, OSError) as exc:
-            if message.attempts >= MAX_ATTEMPTS:
-                await outbox.mark_failed(message.id, str(exc))
-            else:
-                backoff = timedelta(seconds=min(2 ** message.attempts, 600))
-                await outbox.mark_retry(message.id, backoff, str(exc))
+async def _deliver(context: Context, message: ClaimedMessage, at: float) -> None:
+    """Send one claimed message at its reserved time and record the outcome."""
+    services = context.services
+    outbox, pacer = services.outbox, services.pacer
+    reached = True  # for pacing: whether Telegram may count it against the chat
+    try:
+        await asyncio.sleep(max(0.0, at - pacer.monotonic()))
+        await pacer.gate(message.chat_id)
+        sent = await send_claimed(context, message)
+    except RetryAfter as exc:
+        retry = exc.retry_after
+        seconds = retry.total_seconds() if isinstance(retry, timedelta) else float(retry)
+        await outbox.mark_retry(message.id, timedelta(seconds=seconds), "retry after")
+    except Forbidden as exc:
+        reached = False
+        log.warning("outbox %s: chat %s unreachable (%s)", message.id, message.chat_id,
+                    exc.message)
+        await outbox.mark_failed(message.id, exc.message)
+        if message.user_id is not None and await services.people.mark_unreachable(
+                message.user_id):
+            await services.nudges.notify_unreachable(message.user_id)
+    except BadRequest as exc:
+        reached = False
+        log.error("outbox %s: refused by Telegram: %s", message.id, exc.message)
+        await outbox.mark_failed(message.id, exc.message)
+    except (TimedOut, NetworkError, OSError) as exc:
+        # TimedOut may mean Telegram got it: the backoff at least keeps a repeat rare.
+        if message.attempts >= MAX_ATTEMPTS:
+            log.error("outbox %s: giving up after %s attempts: %s", message.id,
+                      message.attempts, exc)
+            await outbox.mark_failed(message.id, str(exc))
         else:
-            await outbox.mark_sent(message.id, sent.message_id)
+            backoff = timedelta(seconds=min(2 ** message.attempts, 600))
+            log.warning("outbox %s: network error, retry in %s: %s", message.id, backoff, exc)
+            await outbox.mark_retry(message.id, backoff, str(exc))
+    else:
+        await outbox.mark_sent(message.id, sent.message_id)
+    finally:
+        pacer.done(message.chat_id, reached=reached)
+
+
+def _reap(tasks: set[asyncio.Task[None]]) -> None:
+    for task in [t for t in tasks if t.done()]:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The row stays claimed and is released (sent again) after the stale-claim delay.
+            log.error("outbox: a send failed unexpectedly", exc_info=task.exception())
+
+
+async def dispatch_outbox(context: Context) -> None:
+    """Claim due messages, send each at its paced time, and record the outcome; one failure
+    holds up no other. Runs until nothing due is left that may be sent now."""
+    services = context.services
+    outbox, pacer = services.outbox, services.pacer
+    await outbox.release_claims(older_than=timedelta(minutes=10))
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        while True:
+            _reap(tasks)
+            exclude_kinds = (() if services.calendar.is_working_time(services.clock.now())
+                             else WORKING_HOURS_KINDS)
+            capacity = pacer.capacity()
+            claimed = []
+            if capacity:
+                claimed = await outbox.claim_due(capacity, exclude_chats=pacer.busy(),
+                                                 exclude_kinds=exclude_kinds)
+            # One message per chat per round: the next one waits for that chat's interval.
+            chats: set[int] = set()
+            extra = []
+            for message in claimed:
+                if message.chat_id in chats:
+                    extra.append(message.id)
+                    continue
+                chats.add(message.chat_id)
+                at = pacer.reserve(message.chat_id)
+                tasks.add(asyncio.create_task(_deliver(context, message, at)))
+            await outbox.unclaim(extra)
+            if chats:
+                # Claim again when the reserved slots are running out.
+                await asyncio.sleep(max(0.0, pacer.next_any - pacer.monotonic() - LOOKAHEAD / 2))
+                continue
+            if tasks:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            wait = pacer.soonest_free()
+            if wait is not None and wait <= 2.0 and await outbox.any_due(exclude_kinds):
+                await asyncio.sleep(wait + 0.01)
+                continue
+            if capacity == 0:
+                await asyncio.sleep(pacer.interval)
+                continue
+            break
+    finally:
+        if tasks:
+            await asyncio.wait(tasks)
+            _reap(tasks)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from html import escape
@@ -153,8 +154,12 @@ def parse_target(text: str) -> tuple[float | None, str | None]:
 
 class AdminService:
     def __init__(self, db: Database, clock: Clock, config: Config, i18n: I18n,
-                 outbox: OutboxService, programme: ProgrammeService) -> None:
+                 outbox: OutboxService, programme: ProgrammeService,
+                 on_task_changed: Callable[[int], Awaitable[object]] | None = None) -> None:
         self.db = db
+        # Called after a task's deadline, units or state changed, so that reminders planned
+        # for the old state are re-planned at once (NudgeService.on_task_changed).
+        self.on_task_changed = on_task_changed
         self.programme = programme
         self.clock = clock
         self.config = config
@@ -354,6 +359,7 @@ class AdminService:
             notices = await self._notices(session, task, "closed", entry, reason=reason)
         # Reminders planned for a withdrawn task must not go out.
         await self.outbox.cancel_for_task(task_id)
+        await self._task_changed(task_id)
         await self.outbox.enqueue(notices)
         return Change(task.code, {}, {"reason": reason}, len(notices))
 
@@ -380,6 +386,8 @@ class AdminService:
             )
             await session.flush()
             notices = await self._notices(session, task, "assigned", entry)
+            task_id = task.id
+        await self._task_changed(task_id)
         await self.outbox.enqueue(notices)
         return Change(task.code, before, after, len(notices))
 
@@ -388,8 +396,14 @@ class AdminService:
         async with self.db.transaction() as session:
             task = await self._task(session, code)
             change = await self._move_deadline(session, actor, task, new, action, detail)
+            task_id = task.id
+        await self._task_changed(task_id)
         await self.outbox.enqueue(change[1])
         return change[0]
+
+    async def _task_changed(self, task_id: int) -> None:
+        if self.on_task_changed is not None:
+            await self.on_task_changed(task_id)
 
     async def _move_deadline(
         self, session: AsyncSession, actor: Actor, task: Task, new: date | None, action: str,
@@ -684,6 +698,9 @@ class AdminService:
                 extension.id, task.code, extension.old_deadline, extension.new_deadline,
                 extension.reason, extension.state,
                 requester.telegram_id if requester else None)
+            task_id = task.id
+        if approve:
+            await self._task_changed(task_id)
         await self.outbox.enqueue(notices)
         return result
 

@@ -8,7 +8,7 @@ the rendered message: text (Telegram HTML), inline buttons, or a file from the d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,15 +60,18 @@ class OutboxService:
         self.db = db
         self.clock = clock
 
+    @staticmethod
+    def row(message: OutgoingMessage, now: datetime) -> dict[str, Any]:
+        """The outbox row for a message (for planners that insert in their own transaction)."""
+        m = message
+        return {"dedup_key": m.key[:255], "kind": m.kind, "chat_id": m.chat_id,
+                "user_id": m.user_id, "task_id": m.task_id, "payload": m.payload(),
+                "due_at": m.due_at or now, "state": "pending", "attempts": 0, "created_at": now}
+
     async def enqueue(self, messages: Iterable[OutgoingMessage]) -> int:
         """Add messages not planned before (by key). Returns how many are new."""
         now = self.clock.now()
-        rows = [
-            {"dedup_key": m.key[:255], "kind": m.kind, "chat_id": m.chat_id, "user_id": m.user_id,
-             "task_id": m.task_id, "payload": m.payload(), "due_at": m.due_at or now,
-             "state": "pending", "attempts": 0, "created_at": now}
-            for m in messages
-        ]
+        rows = [self.row(m, now) for m in messages]
         async with self.db.transaction() as session:
             return await OutboxRepository(session).add_unique(rows)
 
@@ -83,10 +86,13 @@ class OutboxService:
             return await OutboxRepository(session).release_stale_claims(
                 self.clock.now() - older_than)
 
-    async def claim_due(self, limit: int = 100) -> list[ClaimedMessage]:
+    async def claim_due(self, limit: int = 100, *, exclude_chats: Collection[int] = (),
+                        exclude_kinds: Collection[str] = ()) -> list[ClaimedMessage]:
+        """Claim due rows, oldest first, skipping chats and kinds that must wait."""
         now = self.clock.now()
         async with self.db.transaction() as session:
-            rows = await OutboxRepository(session).due(now, limit)
+            rows = await OutboxRepository(session).due(
+                now, limit, exclude_chats=exclude_chats, exclude_kinds=exclude_kinds)
             claimed = []
             for row in rows:
                 row.state = "claimed"
@@ -95,6 +101,17 @@ class OutboxService:
                 claimed.append(ClaimedMessage(row.id, row.kind, row.chat_id, row.user_id,
                                               row.task_id, row.attempts, dict(row.payload)))
             return claimed
+
+    async def unclaim(self, message_ids: Collection[int]) -> None:
+        """Put claimed rows back untouched (the dispatcher took more than it can send now)."""
+        if message_ids:
+            async with self.db.transaction() as session:
+                await OutboxRepository(session).unclaim(message_ids)
+
+    async def any_due(self, exclude_kinds: Collection[str] = ()) -> bool:
+        async with self.db.reader() as session:
+            return await OutboxRepository(session).any_due(self.clock.now(),
+                                                           exclude_kinds=exclude_kinds)
 
     async def mark_sent(self, message_id: int, telegram_message_id: int | None) -> None:
         async with self.db.transaction() as session:

@@ -42,13 +42,16 @@ class PeopleService:
         self.db = db
         self.admins = admins
 
-    async def mark_unreachable(self, user_id: int) -> None:
-        """Telegram said 403 (blocked, deactivated): stop counting on this chat."""
+    async def mark_unreachable(self, user_id: int) -> bool:
+        """Telegram said 403 (blocked, deactivated): stop counting on this chat. True when
+        this is news (the person was reachable until now)."""
         async with self.db.transaction() as session:
             user = await session.get(User, user_id)
             if user is not None and user.reachable:
                 user.reachable = False
                 user.unreachable_since = utcnow()
+                return True
+            return False
 
     async def set_language(self, telegram_id: int, language: str) -> bool:
         """Remember the user's language; False for someone the bot does not know."""

@@ -4,8 +4,10 @@ period is a correction (a new revision; the old one is kept)."""
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from bot.clock import Clock
 from bot.services.periods import PeriodRule
@@ -58,10 +60,13 @@ def _clean(text: str) -> str:
 
 
 class ReportingService:
-    def __init__(self, db: Database, clock: Clock, periods: PeriodRule) -> None:
+    def __init__(self, db: Database, clock: Clock, periods: PeriodRule, *,
+                 on_task_changed: Callable[[int], Awaitable[Any]] | None = None) -> None:
         self.db = db
         self.clock = clock
         self.periods = periods
+        # Told after a "done" report is stored (NudgeService cancels what is pending).
+        self.on_task_changed = on_task_changed
 
     async def submit(self, data: ReportInput, *, actor_telegram_id: int | None = None,
                      at: datetime | None = None) -> Receipt:
@@ -117,4 +122,7 @@ class ReportingService:
                 actor_telegram_id=actor_telegram_id, entity="report", entity_id=report.id,
                 before=before, after=fields | {"revision": report.revision, "period": period},
             )
-            return Receipt(report.id, report.revision, period, now)
+            receipt = Receipt(report.id, report.revision, period, now)
+        if data.status == "done" and self.on_task_changed is not None:
+            await self.on_task_changed(data.task_id)
+        return receipt

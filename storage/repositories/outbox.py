@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,23 +26,54 @@ class OutboxRepository:
             return 0
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        inserted = 0
-        for start in range(0, len(rows), 500):
-            statement = insert(OutboxMessage).values(rows[start:start + 500])
-            statement = statement.on_conflict_do_nothing(index_elements=["dedup_key"])
-            result = await self.session.execute(statement)
-            inserted += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
-        return inserted
+        # One statement for many parameter sets (compiled once, sent in batches); RETURNING
+        # counts what was really inserted on both engines (asyncpg reports no rowcount here).
+        statement = (insert(OutboxMessage)
+                     .on_conflict_do_nothing(index_elements=["dedup_key"])
+                     .returning(OutboxMessage.id))
+        connection = await self.session.connection()
+        result = await connection.execute(statement, rows)
+        return len(result.all())
 
-    async def due(self, now: datetime, limit: int) -> list[OutboxMessage]:
+    async def existing_keys(self, kind: str, due_from: datetime) -> set[str]:
+        """Dedup keys of this kind due from this time on (what a planner may skip)."""
         rows = await self.session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now)
+            select(OutboxMessage.dedup_key)
+            .where(OutboxMessage.kind == kind, OutboxMessage.due_at >= due_from))
+        return set(rows)
+
+    @staticmethod
+    def _due_query(now: datetime, exclude_chats: Collection[int],
+                   exclude_kinds: Collection[str]) -> Select[tuple[OutboxMessage]]:
+        query = select(OutboxMessage).where(OutboxMessage.state == "pending",
+                                            OutboxMessage.due_at <= now)
+        if exclude_chats:
+            query = query.where(OutboxMessage.chat_id.not_in(list(exclude_chats)))
+        if exclude_kinds:
+            query = query.where(OutboxMessage.kind.not_in(list(exclude_kinds)))
+        return query
+
+    async def due(self, now: datetime, limit: int, *, exclude_chats: Collection[int] = (),
+                  exclude_kinds: Collection[str] = ()) -> list[OutboxMessage]:
+        rows = await self.session.scalars(
+            self._due_query(now, exclude_chats, exclude_kinds)
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         return list(rows)
+
+    async def any_due(self, now: datetime, *, exclude_kinds: Collection[str] = ()) -> bool:
+        found = await self.session.scalar(
+            self._due_query(now, (), exclude_kinds).with_only_columns(OutboxMessage.id).limit(1))
+        return found is not None
+
+    async def unclaim(self, ids: Collection[int]) -> None:
+        """Give back rows claimed but not attempted (the attempt is not counted)."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.state == "claimed")
+            .values(state="pending", claimed_at=None, attempts=OutboxMessage.attempts - 1))
 
     async def release_stale_claims(self, older_than: datetime) -> int:
         """Claimed rows whose dispatcher died before finishing go back to pending."""

@@ -1,0 +1,354 @@
+"""Deadline nudges and period reminders, with an injected clock: each offset, shifts out of
+weekends and holidays, snooze, cancellation, crash and downtime recovery, collapsing."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.config import Config
+from bot.services.reporting import ReportInput
+from storage.models import Membership, OutboxMessage, Task, TaskGroup, Unit, User
+from tests.support.harness import Harness
+
+HN = ZoneInfo("Asia/Ho_Chi_Minh")
+FOCAL, LEADER, OTHER = 801, 802, 803
+
+
+def hanoi(*args: int) -> datetime:
+    return datetime(*args, tzinfo=HN).astimezone(UTC)  # type: ignore[misc]
+
+
+@pytest.fixture
+async def bot(harness: Harness) -> Harness:
+    """The harness with a unit TST (a focal point and a leader) and no pacing delays."""
+    harness.services.pacer.private_interval = 0.0
+    async with harness.services.db.transaction() as session:
+        unit = Unit(code="TST", name="Phòng Thử nghiệm")
+        session.add(unit)
+        await session.flush()
+        for telegram_id, role, name in ((FOCAL, "focal", "Lan"), (LEADER, "leader", "Minh")):
+            user = User(telegram_id=telegram_id, first_name=name)
+            session.add(user)
+            await session.flush()
+            session.add(Membership(user_id=user.id, unit_id=unit.id, role=role))
+        session.add(User(telegram_id=OTHER, first_name="Hoa"))
+    for telegram_id, name in ((FOCAL, "Lan"), (LEADER, "Minh"), (OTHER, "Hoa")):
+        harness.api.user(telegram_id, name)
+    return harness
+
+
+async def add_task(bot: Harness, deadline: date | None, code: str = "T.1") -> int:
+    async with bot.services.db.transaction() as session:
+        unit_id = await session.scalar(select(Unit.id).where(Unit.code == "TST"))
+        group_id = await session.scalar(select(TaskGroup.id).limit(1))
+        task = Task(code=code, group_id=group_id, title=f"Nhiệm vụ <thử> {code}",
+                    lead_unit_id=unit_id, deadline=deadline)
+        session.add(task)
+        await session.flush()
+        return task.id
+
+
+async def tick(bot: Harness, at: datetime, *, periods: bool = False) -> None:
+    """Time passes to `at`; the planning job (deadline nudges, and period reminders if asked)
+    and the dispatcher run."""
+    bot.clock.set(at)
+    await bot.services.nudges.plan()
+    if periods:
+        await bot.services.nudges.plan_period_reminders()
+    await bot.dispatch()
+
+
+def texts(bot: Harness, chat: int) -> list[str]:
+    return [m.plain_text or "" for m in bot.api.sent(chat)]
+
+
+async def outbox_rows(bot: Harness, kind: str | None = None) -> list[OutboxMessage]:
+    async with bot.services.db.reader() as session:
+        query = select(OutboxMessage).order_by(OutboxMessage.id)
+        if kind:
+            query = query.where(OutboxMessage.kind == kind)
+        return list(await session.scalars(query))
+
+
+async def unit_id(bot: Harness) -> int:
+    async with bot.services.db.reader() as session:
+        found = await session.scalar(select(Unit.id).where(Unit.code == "TST"))
+        assert found is not None
+        return found
+
+
+async def test_each_offset_goes_out_once_at_its_working_time(bot: Harness) -> None:
+    # Deadline Friday 15/3/2024: 7, 3 and 1 working days before are 6/3, 12/3 and 14/3;
+    # overdue by 2, 4 and 6 working days on 19/3, 21/3 and 25/3.
+    task_id = await add_task(bot, date(2024, 3, 15))
+    await tick(bot, hanoi(2024, 3, 6, 8, 59))
+    assert texts(bot, FOCAL) == []
+    expected = [
+        ((2024, 3, 6, 9, 0), "còn 7 ngày làm việc"),
+        ((2024, 3, 12, 9, 0), "còn 3 ngày làm việc"),
+        ((2024, 3, 14, 9, 0), "còn 1 ngày làm việc"),
+        ((2024, 3, 15, 9, 0), "Hôm nay là hạn"),
+        ((2024, 3, 19, 9, 0), "Quá hạn 2 ngày làm việc"),
+        ((2024, 3, 21, 9, 0), "Quá hạn 4 ngày làm việc"),
+        ((2024, 3, 25, 9, 0), "Quá hạn 6 ngày làm việc"),
+    ]
+    for count, (moment, words) in enumerate(expected, start=1):
+        await tick(bot, hanoi(*moment))
+        await tick(bot, hanoi(*moment) + timedelta(hours=3))  # planning again sends nothing
+        assert len(texts(bot, FOCAL)) == count, moment
+        assert words in texts(bot, FOCAL)[-1]
+    last = bot.api.sent(FOCAL)[-1]
+    assert "Nhiệm vụ <thử> T.1" in (last.plain_text or "")  # escaped HTML, shown as written
+    assert "Phòng Thử nghiệm" in (last.plain_text or "") and "15/03/2024" in (last.plain_text or "")
+    assert last.button_data("Báo cáo ngay") == f"rp:start:{task_id}"
+    rows = {r.telegram_message_id: r for r in await outbox_rows(bot, "nudge")}
+    assert last.button_data("Nhắc lại sau") == f"ng:snooze:{rows[last.message_id].id}"
+    # Escalation: from 3 working days overdue the unit's leader is told too.
+    assert [t.split(":")[0] for t in texts(bot, LEADER)] == ["⚠️ Báo cáo lãnh đạo đơn vị"] * 2
+    assert "quá hạn 4 ngày làm việc" in texts(bot, LEADER)[0]
+    keys = sorted(r.dedup_key for r in await outbox_rows(bot, "nudge"))
+    assert any(k.startswith(f"nudge:{task_id}:v1:b7:") for k in keys)
+    assert len(keys) == len(set(keys)) == 9  # 7 to the focal point, 2 to the leader
+
+
+async def test_last_reported_percent_is_shown(bot: Harness) -> None:
+    task_id = await add_task(bot, date(2024, 3, 15))
+    bot.clock.set(hanoi(2024, 3, 1, 10, 0))
+    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None,
+                                                    "in_progress", 40, "đang làm"))
+    await tick(bot, hanoi(2024, 3, 6, 9, 0))
+    assert "Tiến độ báo cáo gần nhất: 40%" in texts(bot, FOCAL)[-1]
+
+
+async def test_a_weekend_deadline_moves_to_monday(bot: Harness) -> None:
+    nudges = bot.services.nudges
+    saturday = date(2024, 3, 16)
+    offset = nudges.current_offset(saturday, hanoi(2024, 3, 16, 12, 0))
+    assert offset is not None and offset.name == "b1" and offset.slot == hanoi(2024, 3, 15, 9, 0)
+    assert nudges.current_offset(saturday, hanoi(2024, 3, 18, 7, 59)).name == "b1"  # type: ignore[union-attr]
+    offset = nudges.current_offset(saturday, hanoi(2024, 3, 18, 8, 0))
+    assert offset is not None and offset.name == "d0" and offset.slot == hanoi(2024, 3, 18, 8, 0)
+    await add_task(bot, saturday)
+    await tick(bot, hanoi(2024, 3, 15, 9, 0))
+    assert [t.split("\n")[0] for t in texts(bot, FOCAL)] == [
+        "⏰ Nhắc việc: nhiệm vụ T.1 — Nhiệm vụ <thử> T.1"]
+    await tick(bot, hanoi(2024, 3, 16, 9, 0))  # the deadline, a Saturday: nothing goes out
+    await tick(bot, hanoi(2024, 3, 17, 15, 0))
+    assert len(texts(bot, FOCAL)) == 1
+    await tick(bot, hanoi(2024, 3, 18, 8, 0))
+    assert len(texts(bot, FOCAL)) == 2 and "Hôm nay là hạn" in texts(bot, FOCAL)[-1]
+
+
+async def test_tet_2025_holds_nudges_until_work_resumes(bot: Harness) -> None:
+    nudges = bot.services.nudges
+    deadline = date(2025, 1, 31)  # the third day of Tết
+    b1 = nudges.current_offset(deadline, hanoi(2025, 1, 24, 9, 0))
+    assert b1 is not None and b1.name == "b1"  # the last working day before Tết
+    d0 = nudges.current_offset(deadline, hanoi(2025, 2, 3, 8, 0))
+    assert d0 is not None and d0.name == "d0" and d0.slot == hanoi(2025, 2, 3, 8, 0)
+    assert nudges.current_offset(deadline, hanoi(2025, 2, 2, 23, 0)).name == "b1"  # type: ignore[union-attr]
+    await add_task(bot, deadline)
+    await tick(bot, hanoi(2025, 1, 24, 16, 59))
+    assert len(texts(bot, FOCAL)) == 1
+    await tick(bot, hanoi(2025, 1, 29, 9, 0))  # Mùng 1 Tết
+    await tick(bot, hanoi(2025, 1, 31, 9, 0))  # the deadline, still Tết
+    assert len(texts(bot, FOCAL)) == 1
+    await tick(bot, hanoi(2025, 2, 3, 8, 0))
+    assert len(texts(bot, FOCAL)) == 2 and "Hôm nay là hạn" in texts(bot, FOCAL)[-1]
+
+
+async def test_reunification_day_moves_to_the_next_working_day(bot: Harness) -> None:
+    nudges = bot.services.nudges
+    offset = nudges.current_offset(date(2025, 4, 30), hanoi(2025, 5, 5, 8, 0))
+    assert offset is not None and offset.name == "d0" and offset.slot == hanoi(2025, 5, 5, 8, 0)
+    assert nudges.current_offset(date(2025, 4, 30), hanoi(2025, 5, 2, 9, 0)).name == "b1"  # type: ignore[union-attr]
+    await add_task(bot, date(2025, 4, 30))
+    await tick(bot, hanoi(2025, 4, 29, 9, 0))
+    await tick(bot, hanoi(2025, 4, 30, 9, 0))
+    await tick(bot, hanoi(2025, 5, 2, 9, 0))
+    assert len(texts(bot, FOCAL)) == 1
+    await tick(bot, hanoi(2025, 5, 5, 8, 0))
+    assert "Hôm nay là hạn" in texts(bot, FOCAL)[-1]
+
+
+async def test_a_swapped_working_saturday_counts(config: Config) -> None:
+    from bot.app import build_services
+
+    swapped = dataclasses.replace(config, work=dataclasses.replace(
+        config.work, working_weekend_days=["2025-04-26"]))
+    nudges = build_services(swapped).nudges
+    offset = nudges.current_offset(date(2025, 4, 28), hanoi(2025, 4, 26, 9, 0))
+    assert offset is not None and offset.name == "b1" and offset.slot == hanoi(2025, 4, 26, 9, 0)
+
+
+async def test_snooze_reminds_again_one_working_day_later(bot: Harness) -> None:
+    await add_task(bot, date(2024, 3, 15))
+    await tick(bot, hanoi(2024, 3, 8, 10, 30))  # Friday: the 7-day nudge (due 6/3) goes out
+    (nudge,) = bot.api.sent(FOCAL)
+    await bot.press(FOCAL, nudge.message_id, nudge.button_data("Nhắc lại sau"))
+    await bot.press(FOCAL, nudge.message_id, nudge.button_data("Nhắc lại sau"))  # twice: once
+    answers = bot.api.answered_callbacks
+    assert [a.text for a in answers] == ["Sẽ nhắc lại lúc 10:30 11/03/2024."] * 2
+    await tick(bot, hanoi(2024, 3, 11, 10, 29))
+    assert len(bot.api.sent(FOCAL)) == 1
+    await tick(bot, hanoi(2024, 3, 11, 10, 30))
+    assert len(bot.api.sent(FOCAL)) == 2
+    assert bot.api.sent(FOCAL)[1].plain_text == nudge.plain_text
+    assert len(await outbox_rows(bot, "nudge_snooze")) == 1
+
+
+async def test_a_later_offset_supersedes_a_snoozed_nudge(bot: Harness) -> None:
+    await add_task(bot, date(2024, 3, 15))
+    await tick(bot, hanoi(2024, 3, 14, 9, 0))  # "1 working day left"
+    (nudge,) = bot.api.sent(FOCAL)
+    await bot.press(FOCAL, nudge.message_id, nudge.button_data("Nhắc lại sau"))  # to 15/3 9:00
+    await tick(bot, hanoi(2024, 3, 15, 9, 0))  # the day's own nudge is due at the same time
+    assert len(texts(bot, FOCAL)) == 2 and "Hôm nay là hạn" in texts(bot, FOCAL)[-1]
+    assert [r.state for r in await outbox_rows(bot, "nudge_snooze")] == ["cancelled"]
+
+
+async def test_snooze_refuses_forged_and_foreign_buttons(bot: Harness) -> None:
+    await add_task(bot, date(2024, 3, 15))
+    await tick(bot, hanoi(2024, 3, 6, 9, 0))
+    (nudge,) = bot.api.sent(FOCAL)
+    data = nudge.button_data("Nhắc lại sau")
+    (reply,) = await bot.send(OTHER, "/start")
+    await bot.press(OTHER, reply.message_id, data, check=False)  # someone else's nudge
+    await bot.press(FOCAL, nudge.message_id, "ng:snooze:999999", check=False)
+    await bot.press(FOCAL, nudge.message_id, "ng:snooze:x'; DROP", check=False)
+    answers = bot.api.answered_callbacks
+    assert [(a.text, a.show_alert) for a in answers] == [
+        ("Không hoãn được nhắc việc này.", True)] * 3
+    assert await outbox_rows(bot, "nudge_snooze") == []
+
+
+async def test_completion_cancels_what_is_pending(bot: Harness) -> None:
+    task_id = await add_task(bot, date(2024, 3, 15))
+    bot.clock.set(hanoi(2024, 3, 6, 9, 0))
+    await bot.services.nudges.plan()  # planned, not sent yet
+    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None, "done",
+                                                    100, "Đã xong"))
+    assert [r.state for r in await outbox_rows(bot, "nudge")] == ["cancelled"]
+    for day in (12, 15, 19, 21):
+        await tick(bot, hanoi(2024, 3, day, 9, 0))
+    assert texts(bot, FOCAL) == [] and texts(bot, LEADER) == []
+
+
+async def test_a_deadline_change_cancels_and_replans(bot: Harness) -> None:
+    task_id = await add_task(bot, date(2024, 3, 15))
+    await tick(bot, hanoi(2024, 3, 14, 10, 0))  # the 1-day nudge goes out
+    (nudge,) = bot.api.sent(FOCAL)
+    await bot.press(FOCAL, nudge.message_id, nudge.button_data("Nhắc lại sau"))
+    async with bot.services.db.transaction() as session:
+        await session.execute(update(Task).where(Task.id == task_id).values(
+            deadline=date(2024, 4, 15), deadline_version=Task.deadline_version + 1))
+    result = await bot.services.nudges.on_task_changed(task_id)
+    assert result.cancelled == 1  # the snoozed repeat of the old deadline's nudge
+    await tick(bot, hanoi(2024, 3, 15, 10, 0))
+    await tick(bot, hanoi(2024, 3, 19, 10, 0))
+    assert len(bot.api.sent(FOCAL)) == 1
+    await tick(bot, hanoi(2024, 4, 4, 9, 0))  # 7 working days before 15/4 (Hùng Kings 18/4 aside)
+    assert "15/04/2024" in texts(bot, FOCAL)[-1] and "còn 7 ngày" in texts(bot, FOCAL)[-1]
+    assert any(f"nudge:{task_id}:v2:b7:" in r.dedup_key for r in await outbox_rows(bot, "nudge"))
+
+
+async def test_closing_a_task_cancels_its_nudges(bot: Harness) -> None:
+    task_id = await add_task(bot, date(2024, 3, 15))
+    bot.clock.set(hanoi(2024, 3, 6, 9, 0))
+    await bot.services.nudges.plan()
+    async with bot.services.db.transaction() as session:
+        await session.execute(update(Task).where(Task.id == task_id).values(
+            closed_at=bot.clock.now()))
+    await bot.services.nudges.on_task_changed(task_id)
+    await bot.dispatch()
+    assert texts(bot, FOCAL) == []
+
+
+async def test_a_crash_between_claiming_and_sending_sends_once(bot: Harness) -> None:
+    await add_task(bot, date(2024, 3, 15))
+    bot.clock.set(hanoi(2024, 3, 6, 9, 0))
+    await bot.services.nudges.plan()
+    claimed = await bot.services.outbox.claim_due()  # ... and the process dies here
+    assert [c.chat_id for c in claimed] == [FOCAL]
+    await bot.services.nudges.plan()  # the restarted planner neither duplicates nor cancels
+    assert await bot.services.outbox.release_claims() == 1  # start-up
+    await bot.dispatch()
+    await tick(bot, hanoi(2024, 3, 6, 11, 0))
+    assert len(texts(bot, FOCAL)) == 1
+
+
+async def test_downtime_catch_up_collapses_missed_nudges(bot: Harness) -> None:
+    await add_task(bot, date(2024, 3, 15), "T.1")
+    await add_task(bot, date(2024, 3, 20), "T.2")
+    bot.clock.set(hanoi(2024, 3, 6, 9, 0))
+    await bot.services.nudges.plan()  # T.1's 7-day nudge planned, then the bot goes down
+    # Back up on 20/3 at 10:00: T.1 has missed 3/1-day, the day and overdue-2; T.2 its 7/3/1.
+    await tick(bot, hanoi(2024, 3, 20, 10, 0))
+    got = texts(bot, FOCAL)
+    assert len(got) == 2
+    assert any("T.1" in t and "Quá hạn 2 ngày" in t for t in got)
+    assert any("T.2" in t and "Hôm nay là hạn" in t for t in got)
+    states = [(r.dedup_key.split(":")[3], r.state) for r in await outbox_rows(bot, "nudge")]
+    assert ("b7", "cancelled") in states
+    await tick(bot, hanoi(2024, 3, 20, 15, 0))
+    assert len(texts(bot, FOCAL)) == 2
+
+
+async def test_nothing_goes_out_outside_working_hours(bot: Harness) -> None:
+    await add_task(bot, date(2024, 3, 15))
+    bot.clock.set(hanoi(2024, 3, 6, 9, 0))
+    await bot.services.nudges.plan()
+    bot.clock.set(hanoi(2024, 3, 6, 17, 30))  # planned, but the dispatcher ran late
+    await bot.dispatch()
+    assert texts(bot, FOCAL) == []
+    bot.clock.set(hanoi(2024, 3, 7, 8, 0))
+    await bot.dispatch()
+    assert len(texts(bot, FOCAL)) == 1
+
+
+async def test_forbidden_tells_the_leader_once(bot: Harness) -> None:
+    await add_task(bot, date(2024, 3, 15), "T.1")
+    await add_task(bot, date(2024, 3, 15), "T.2")
+    bot.api.block(FOCAL)
+    await tick(bot, hanoi(2024, 3, 6, 9, 0))
+    await tick(bot, hanoi(2024, 3, 6, 9, 5))
+    assert [r.state for r in await outbox_rows(bot, "nudge")] == ["failed", "failed"]
+    (notice,) = texts(bot, LEADER)
+    assert "Lan" in notice and "Phòng Thử nghiệm" in notice
+    await tick(bot, hanoi(2024, 3, 12, 9, 0))  # unreachable: no more nudges are planned
+    assert len(await outbox_rows(bot, "nudge")) == 2
+
+
+async def test_retry_after_reschedules_only_that_nudge(bot: Harness) -> None:
+    await add_task(bot, date(2024, 3, 15))
+    await add_task(bot, date(2024, 3, 20), "T.2")
+    bot.api.fail_next(FOCAL, "retry_after", retry_after=30, method="sendMessage")
+    await tick(bot, hanoi(2024, 3, 21, 9, 0))  # overdue: focal (429, one of two) and leader
+    assert len(texts(bot, LEADER)) == 1
+    assert len(texts(bot, FOCAL)) == 1
+    (waiting,) = [r for r in await outbox_rows(bot, "nudge") if r.state == "pending"]
+    assert waiting.due_at == hanoi(2024, 3, 21, 9, 0, 30)
+    await tick(bot, hanoi(2024, 3, 21, 9, 0, 30))
+    assert len(texts(bot, FOCAL)) == 2
+
+
+async def test_period_reminder_lists_unreported_tasks_once(bot: Harness) -> None:
+    first = await add_task(bot, None, "T.1")
+    await add_task(bot, date(2024, 12, 31), "T.2")
+    bot.clock.set(hanoi(2024, 2, 1, 8, 0))
+    await bot.services.reporting.submit(ReportInput(first, await unit_id(bot), None,
+                                                    "in_progress", 10, "đang làm"))
+    await tick(bot, hanoi(2024, 2, 1, 8, 59), periods=True)
+    assert texts(bot, FOCAL) == []
+    await tick(bot, hanoi(2024, 2, 1, 9, 0), periods=True)
+    await tick(bot, hanoi(2024, 2, 1, 11, 0), periods=True)
+    (reminder,) = bot.api.sent(FOCAL)
+    assert "Nhắc báo cáo kỳ 2024-W05" in (reminder.plain_text or "")
+    assert "T.2" in (reminder.plain_text or "") and "T.1 " not in (reminder.plain_text or "")
+    assert reminder.button_data("Báo cáo T.2").startswith("rp:start:")
+    assert texts(bot, LEADER) == []
