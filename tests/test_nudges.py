@@ -352,3 +352,22 @@ async def test_period_reminder_lists_unreported_tasks_once(bot: Harness) -> None
     assert "T.2" in (reminder.plain_text or "") and "T.1 " not in (reminder.plain_text or "")
     assert reminder.button_data("Báo cáo T.2").startswith("rp:start:")
     assert texts(bot, LEADER) == []
+
+
+async def test_an_admin_deadline_change_cancels_the_planned_nudge_at_once(bot: Harness) -> None:
+    """/deadline re-plans the task immediately: a reminder planned for the old deadline cannot
+    slip out before the next planning run."""
+    from bot.services.admin import Actor
+
+    task_id = await add_task(bot, date(2024, 2, 2))  # Friday: one working day ahead on Thursday
+    bot.clock.set(hanoi(2024, 2, 1, 9, 0))
+    await bot.services.nudges.plan()
+    (planned,) = [r for r in await outbox_rows(bot) if r.task_id == task_id]
+    assert planned.state == "pending"
+    await bot.services.admin.set_deadline(Actor(1000, "Quản trị"), "T.1", date(2024, 3, 29))
+    rows = {r.dedup_key: r.state for r in await outbox_rows(bot) if r.kind != "notice"}
+    assert rows[planned.dedup_key] == "cancelled"
+    assert "pending" not in {state for key, state in rows.items() if ":v1:" in key}
+    await bot.dispatch()
+    (told,) = texts(bot, FOCAL)  # the deadline notice, and no reminder for the old deadline
+    assert "29/03/2024" in told
