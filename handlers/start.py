@@ -56,6 +56,8 @@ async def start(update: Update, context: Context) -> None:
         await message.reply_text(welcome + "\n" + await _summary(context, person, lang))
         await set_menu(context.bot, services.i18n, person, chat.id)
         return
+    # Someone who blocked the bot and comes back presses Start: reach them again.
+    await services.people.mark_reachable(tg_user.id)
     person = await services.people.person(tg_user.id, tg_user.first_name)
     lang = person.language or services.i18n.default
     if not person.known:

@@ -155,3 +155,15 @@ async def test_network_errors_are_retried_with_backoff(harness: Harness) -> None
     harness.clock.advance(timedelta(seconds=4))
     await harness.dispatch()
     assert [m.plain_text for m in harness.api.sent(615)] == ["x"]
+
+
+async def test_a_blocked_user_who_starts_the_bot_again_is_reachable_again(
+        harness: Harness) -> None:
+    harness.api.user(607, "Thu")
+    async with harness.services.db.transaction() as session:
+        user = User(telegram_id=607, first_name="Thu", reachable=False)
+        session.add(user)
+    await harness.send(607, "/start")
+    async with harness.services.db.reader() as session:
+        stored = await session.scalar(select(User).where(User.telegram_id == 607))
+        assert stored is not None and stored.reachable is True

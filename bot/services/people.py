@@ -53,6 +53,17 @@ class PeopleService:
                 return True
             return False
 
+    async def mark_reachable(self, telegram_id: int) -> bool:
+        """The person wrote to the bot again (after unblocking it): count on their chat again.
+        True when they had been marked unreachable."""
+        async with self.db.transaction() as session:
+            user = await UserRepository(session).by_telegram_id(telegram_id)
+            if user is not None and not user.reachable:
+                user.reachable = True
+                user.unreachable_since = None
+                return True
+            return False
+
     async def set_language(self, telegram_id: int, language: str) -> bool:
         """Remember the user's language; False for someone the bot does not know."""
         async with self.db.transaction() as session:
