@@ -120,7 +120,9 @@ def _masthead(document: object, masthead: ET.Element) -> None:
     table = document.add_table(rows=1, cols=2)  # type: ignore[attr-defined]
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     _no_borders(table)
-    _widths(table, [68, 97])
+    # Wider than the text block (centred, a few mm into each margin), as ministries lay it out:
+    # the parent body and the national title each fit on one line at 12 pt.
+    _widths(table, [74, 100])
     left, right = table.rows[0].cells
     lines = [
         (left, "parent", False, 12), (left, "body", True, 12.5), (left, "number", False, 13),
