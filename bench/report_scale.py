@@ -94,6 +94,8 @@ def generate(database: Path) -> None:
     done_week = {t: rng.randrange(10, 60) for t in lead_of}  # some never complete (>= 52)
     rows: list[dict[str, object]] = []
     count = 0
+    # (status, since) of each unit's latest report on each task: what ReportingService keeps.
+    runs: dict[tuple[int, int], tuple[str, datetime]] = {}
     with engine.begin() as conn:
         for week_index, period in enumerate(weeks):
             for task_id, lead in lead_of.items():
@@ -107,13 +109,17 @@ def generate(database: Path) -> None:
                     else:
                         status = "stuck" if rng.random() < 0.03 else "in_progress"
                         percent = min(95, 2 * week_index)
+                    previous = runs.get((task_id, unit))
+                    since = previous[1] if previous and previous[0] == status else at
+                    runs[(task_id, unit)] = (status, since)
                     rows.append({
                         "task_id": task_id, "unit_id": unit, "period": period.key,
                         "status": status, "percent": percent,
                         "results": f"Tuần {week_index + 1}: đã triển khai các bước theo kế hoạch.",
                         "difficulties": "Thiếu kinh phí" if status == "stuck" else "",
                         "proposals": "Đề nghị bổ sung kinh phí" if status == "stuck" else "",
-                        "evidence_ref": "", "revision": 1, "submitted_at": at, "created_at": at,
+                        "evidence_ref": "", "revision": 1, "submitted_at": at, "status_since": since,
+                        "created_at": at,
                     })
             if len(rows) >= 20_000 or week_index == len(weeks) - 1:
                 conn.execute(insert(ProgressReport), rows)

@@ -245,7 +245,13 @@ class ProgressReport(Base):
     indicator_value: Mapped[float | None] = mapped_column(Float)
     evidence_ref: Mapped[str] = mapped_column(Text, default="")
     revision: Mapped[int] = mapped_column(Integer, default=1)
+    # When the latest revision was sent (what /tasks and /history show as the report's time).
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the unit's current run of this status on the task began: the time of the first of
+    # its consecutive submissions (revisions, across periods) saying this status. A correction
+    # that keeps the status keeps it; one that changes the status sets it to the correction's
+    # time. A "done" report's value is when the task was completed (bot/services/status.py).
+    status_since: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     revisions: Mapped[list[ReportRevision]] = relationship(

@@ -17,6 +17,7 @@ from handlers.admin import COMMANDS
 from storage.db import Database
 from storage.models import AuditEntry, Draft, Task, Unit
 from tests.conftest import EXAMPLE_PLAN
+from tests.report_helpers import corrected_tasks, hanoi
 from tests.support.botapi import StandinRequest
 from tests.support.harness import Harness
 
@@ -473,3 +474,20 @@ async def test_overdue_and_stats_follow_the_lead_units_reports(harness: Harness,
     assert "Đã hoàn thành đúng hạn: 1" in stats
     assert "Chưa hoàn thành, quá hạn: 1" in stats
     assert "Tỷ lệ hoàn thành: 50.0% (1/2" in stats
+
+
+async def test_stats_and_overdue_count_a_corrected_report_from_its_first_done(
+        harness: Harness) -> None:
+    codes = await corrected_tasks(harness, "TTRA")
+    harness.clock.set(hanoi(7, 9))
+    stats = await say(harness, ADMIN, "/stats")
+    # "kept": done on the deadline day, corrected (still done) the day after: on time.
+    assert "Đã hoàn thành đúng hạn: 1" in stats
+    # "late": in progress, corrected to done the day after the deadline.
+    assert "Đã hoàn thành quá hạn: 1" in stats
+    # "reopened": done corrected to in progress; no other task was due by 7/2.
+    assert "Chưa hoàn thành, quá hạn: 1" in stats
+    assert "Tỷ lệ hoàn thành: 66.7% (2/3" in stats
+    overdue = await say(harness, ADMIN, "/overdue")
+    assert "1 nhiệm vụ quá hạn" in overdue and codes["reopened"] in overdue
+    assert codes["kept"] not in overdue and codes["late"] not in overdue

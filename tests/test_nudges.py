@@ -371,3 +371,29 @@ async def test_an_admin_deadline_change_cancels_the_planned_nudge_at_once(bot: H
     await bot.dispatch()
     (told,) = texts(bot, FOCAL)  # the deadline notice, and no reminder for the old deadline
     assert "29/03/2024" in told
+
+
+@pytest.mark.parametrize("first,then,nudged", [
+    ("done", "done", False),  # a correction that keeps "done": still completed
+    ("in_progress", "done", False),  # completed by the correction
+    ("done", "in_progress", True),  # reopened by the correction: overdue nudges resume
+])
+async def test_a_corrected_report_decides_whether_the_task_is_nudged(
+        bot: Harness, first: str, then: str, nudged: bool) -> None:
+    # Deadline Friday 15/3/2024; the report of Fri 15/3 is corrected on Mon 18/3 (both in the
+    # period that ends Thursday 21/3 17:00).
+    task_id = await add_task(bot, date(2024, 3, 15))
+    await tick(bot, hanoi(2024, 3, 15, 9, 0))
+    assert len(texts(bot, FOCAL)) == 1  # the deadline-day nudge
+    for status, moment in ((first, hanoi(2024, 3, 15, 10, 0)), (then, hanoi(2024, 3, 18, 10, 0))):
+        bot.clock.set(moment)
+        receipt = await bot.services.reporting.submit(
+            ReportInput(task_id, await unit_id(bot), None, status, 60, "Báo cáo"))
+    assert receipt.is_correction
+    for day in (19, 21, 25):
+        await tick(bot, hanoi(2024, 3, day, 9, 0))
+    later = texts(bot, FOCAL)[1:]
+    if nudged:
+        assert [t for t in later if "Quá hạn 2 ngày làm việc" in t] and len(later) == 3
+    else:
+        assert later == [] and texts(bot, LEADER) == []

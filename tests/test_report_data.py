@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from bot.clock import FixedClock
 from bot.config import Config
 from bot.services.periods import period_rule
+from bot.services.programme import ProgrammeService
 from bot.services.report_data import Counts, ReportBuilder
+from bot.services.reporting import ReportingService, ReportInput
 from bot.services.status import StatusClass as S
 from storage.db import Database
-from tests.report_fixture import load_fixture
+from storage.repositories.tasks import TaskRepository
+from tests.report_fixture import load_fixture, local
 
 
 async def build(db: Database, config: Config, unit: str | None = None, key: str = "2024-W05"):
@@ -120,3 +124,58 @@ async def test_a_task_still_stuck_keeps_its_proposals_in_a_quiet_week(db: Databa
     assert (stuck.proposals, stuck.last_proposals) == ("", "Đề nghị bổ sung <kinh phí> năm 2024")
     # A completed both its tasks in 2024-W05: it is not expected to report any more.
     assert [u.code for u in data.compliance.silent] == ["B", "C", "D"]
+
+
+CORRECTIONS_PLAN = """
+units:
+  - {code: A, name: "Vụ A"}
+groups:
+  - {code: "1", title: "Nhóm một"}
+tasks:
+  - {code: K1, group: "1", title: "Sửa lỗi gõ, vẫn hoàn thành", lead: A, deadline: 2024-02-05}
+  - {code: K2, group: "1", title: "Hoàn thành sửa thành đang làm", lead: A, deadline: 2024-02-05}
+  - {code: K3, group: "1", title: "Đang làm sửa thành hoàn thành", lead: A, deadline: 2024-02-05}
+  - {code: K4, group: "1", title: "Hoàn thành tuần trước, tuần này nhắc lại", lead: A,
+     deadline: 2024-02-05}
+  - {code: K5, group: "1", title: "Tuần này đang làm, sửa lại thành hoàn thành", lead: A,
+     deadline: 2024-02-05}
+"""
+
+
+async def test_a_correction_moves_the_completion_only_when_it_changes_the_status(
+        db: Database, config: Config) -> None:
+    """Deadlines Monday 5/2/2024; 2024-W06 runs from Thu 1/2 17:00 to Thu 8/2 17:00, so a
+    report on Tue 6/2 corrects that of Mon 5/2."""
+    programme = ProgrammeService(db)
+    plan = await programme.read_plan(CORRECTIONS_PLAN.encode(), "plan.yaml")
+    assert plan.ok, plan.errors
+    await programme.apply(plan)
+    async with db.reader() as session:
+        tasks = await TaskRepository(session).by_codes(["K1", "K2", "K3", "K4", "K5"])
+    service = ReportingService(db, FixedClock(local(29)), period_rule(config))
+    for code, status, at in (
+            ("K1", "done", local(5, month=2)), ("K1", "done", local(6, month=2)),
+            ("K2", "done", local(5, month=2)), ("K2", "in_progress", local(6, month=2)),
+            ("K3", "in_progress", local(5, month=2)), ("K3", "done", local(6, month=2)),
+            ("K4", "done", local(31)), ("K4", "done", local(6, month=2)),
+            ("K5", "done", local(31)), ("K5", "in_progress", local(5, month=2)),
+            ("K5", "done", local(6, month=2))):
+        task = tasks[code]
+        await service.submit(ReportInput(task.id, task.lead_unit_id, None, status, 60,
+                                         f"{code} {status}"), at=at)
+    rules = period_rule(config)
+    data = await ReportBuilder(db, rules, config.tz).build(rules.by_key("2024-W06"))
+    lines = {t.code: (t.status, t.completed_on, t.report_status) for t in data.tasks}
+    assert lines == {
+        "K1": (S.DONE_ON_TIME, date(2024, 2, 5), "done"),  # the correction kept "done"
+        "K2": (S.OPEN_OVERDUE, None, "in_progress"),  # "done" corrected to in progress
+        "K3": (S.DONE_LATE, date(2024, 2, 6), "done"),  # completed by the correction
+        "K4": (S.DONE_ON_TIME, date(2024, 1, 31), "done"),  # "done" repeated a week later
+        # Done in 2024-W05, reopened on 5/2 and completed again by the correction of 6/2.
+        "K5": (S.DONE_LATE, date(2024, 2, 6), "done"),
+    }
+    assert data.totals == Counts(done_on_time=2, done_late=2, open_within=0, open_overdue=1)
+    # The previous period, as of its end: K4 and K5 were done, the others not yet reported.
+    before = await ReportBuilder(db, rules, config.tz).build(rules.by_key("2024-W05"))
+    assert {t.code: t.completed_on for t in before.tasks} == {
+        "K1": None, "K2": None, "K3": None, "K4": date(2024, 1, 31), "K5": date(2024, 1, 31)}

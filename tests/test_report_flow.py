@@ -15,8 +15,10 @@ from handlers.context import Context
 from storage.db import Database
 from storage.models import Attachment, OutboxMessage, ProgressReport, ReportRevision
 from tests.report_helpers import (
+    corrected_tasks,
     count,
     drafts,
+    hanoi,
     join,
     last_answer,
     press,
@@ -332,3 +334,34 @@ async def test_english_after_lang(bot: Harness) -> None:
     await bot.send(FOCAL, "/lang vi")
     (ask,) = await bot.send(FOCAL, "/report 5.9")
     assert ask.buttons[0]["text"] == "Chưa thực hiện"
+
+
+async def all_task_pages(bot: Harness, user_id: int) -> str:
+    """/tasks, then every further page (▶), as one text."""
+    (page,) = await bot.send(user_id, "/tasks")
+    texts = [page.plain_text or ""]
+    while "▶" in [b["text"] for b in page.buttons]:
+        await press(bot, user_id, page, "▶")
+        page = bot.api.sent(user_id)[-1]
+        texts.append(page.plain_text or "")
+    return "\n\n".join(texts)
+
+
+def task_block(text: str, code: str) -> str:
+    (block,) = [b for b in text.split("\n\n") if b.startswith(f"{code} ")]
+    return block
+
+
+async def test_tasks_show_when_a_corrected_report_completed_the_task(bot: Harness) -> None:
+    codes = await corrected_tasks(bot, "TTRA")
+    bot.clock.set(hanoi(7, 9))
+    text = await all_task_pages(bot, FOCAL)
+    kept, reopened, late = (task_block(text, codes[k]) for k in ("kept", "reopened", "late"))
+    # Done on the deadline day; a correction the next day that keeps "done" keeps that day.
+    assert "Đã hoàn thành đúng hạn" in kept
+    assert "Chưa hoàn thành, quá hạn" in reopened  # "done" corrected to "in progress"
+    assert "Đã hoàn thành quá hạn" in late  # "in progress" corrected to "done" the day after
+    # The last report shown is the correction.
+    for block in (kept, late):
+        assert "Báo cáo gần nhất: 06/02/2024, 100%" in block
+    assert "Báo cáo gần nhất: 06/02/2024, 60%" in reopened

@@ -2,7 +2,7 @@
 
 The planner is a pure function of the database and the clock, run by a repeating JobQueue job
 and once at start-up; it keeps no state of its own. For each open task with a deadline that the
-lead unit has not completed (status.completed_on over its reports), it works out the latest
+lead unit has not completed (ReportRepository.lead_progress, see status.py), it works out the latest
 nudge offset that has come due — 7/3/1 working days before ([nudges] before_days), the day
 itself (on_the_day), then every overdue_every_days working days after — and writes one outbox
 row per recipient with the dedup key (task, deadline_version, offset, recipient). So planning
@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Config, parse_clock, parse_weekday_clock
@@ -27,10 +29,10 @@ from bot.i18n import I18n
 from bot.services.calendar import WorkCalendar
 from bot.services.outbox import OutboxService, OutgoingMessage
 from bot.services.periods import Period, PeriodRule
-from bot.services.status import completed_on
 from storage.db import Database
 from storage.repositories.nudges import NudgeRepository
 from storage.repositories.outbox import OutboxRepository
+from storage.repositories.reports import ReportRepository
 
 NUDGE = "nudge"
 SNOOZED = "nudge_snooze"
@@ -144,7 +146,7 @@ class NudgeService:
                    for deadline, offset in offsets.items() if offset is not None]
             candidates = await repo.new_nudges(due, s.include_coordinating, task_ids)
             task_set = {row[0] for row in candidates}
-            done, percent = self._progress(await repo.lead_reports(task_set))
+            done, percent = await self._progress(session, now, task_set)
             planned: dict[str, tuple[int, int, str, Recipient, bool]] = {}
             for task_id, version, lead, name, user_id, role, telegram_id, language in candidates:
                 if task_id in done:
@@ -187,7 +189,7 @@ class NudgeService:
         pending = await repo.pending((NUDGE, SNOOZED), task_ids)
         tasks = {task_id for _, _, _, task_id in pending if task_id is not None}
         states = await repo.task_states(tasks)
-        done, _ = self._progress(await repo.lead_reports(tasks))
+        done, _ = await self._progress(repo.session, now, tasks)
         stale = []
         for row_id, key, _kind, task_id in pending:
             parsed = _version_of(key)
@@ -211,15 +213,13 @@ class NudgeService:
         pending for it and no longer wanted is cancelled."""
         return await self.plan([task_id])
 
-    def _progress(self, reports: Sequence[Any]) -> tuple[set[int], dict[int, int]]:
-        """Tasks the lead unit has completed, and the last percent it reported on each."""
-        history: dict[int, list[tuple[date, str]]] = defaultdict(list)
-        percent: dict[int, int] = {}
-        for task_id, submitted_at, status, value in reports:
-            history[task_id].append((self.calendar.local(submitted_at).date(), status))
-            percent[task_id] = value
-        done = {task_id for task_id, items in history.items() if completed_on(items) is not None}
-        return done, percent
+    @staticmethod
+    async def _progress(session: AsyncSession, now: datetime, task_ids: Collection[int]
+                        ) -> tuple[set[int], dict[int, int]]:
+        """Tasks the lead unit has completed (status.py), and the last percent it reported."""
+        lead = await ReportRepository(session).lead_progress(now, task_ids)
+        return ({task_id for task_id, p in lead.items() if p.completed},
+                {task_id: p.percent for task_id, p in lead.items()})
 
     @staticmethod
     def _people(rows: Sequence[Any]) -> tuple[dict[int, list[Recipient]],
@@ -293,7 +293,7 @@ class NudgeService:
     async def _period_rows(self, repo: NudgeRepository, period: Period, index: int,
                            slot: datetime, now: datetime) -> list[dict[str, Any]]:
         tasks = await repo.open_tasks()
-        done, _ = self._progress(await repo.lead_reports())
+        done, _ = await self._progress(repo.session, now, [task_id for task_id, *_ in tasks])
         focal, _ = self._people(await repo.unit_people())
         units = await repo.units()
         reported = await repo.reported(period.key)

@@ -18,9 +18,9 @@ from bot.services.status import (
     STATUS_ORDER,
     StatusClass,
     classify_status,
-    completed_on,
     completion_rate,
     count_classes,
+    end_of_day,
 )
 from storage.db import Database
 from storage.models import ProgressReport, Task
@@ -95,15 +95,12 @@ class OverviewService:
         today = today or self.today()
         async with self.db.reader() as session:
             tasks = await TaskRepository(session).all_open()
-            history = await ReportRepository(session).revision_history(t.id for t in tasks)
-        by_task: dict[int, list[tuple[date, str]]] = defaultdict(list)
-        lead = {t.id: t.lead_unit_id for t in tasks}
-        for task_id, unit_id, at, status in history:
-            if lead.get(task_id) == unit_id:
-                by_task[task_id].append((self._local_day(at), status))
+            lead = await ReportRepository(session).lead_progress(
+                end_of_day(today, self.config.tz), [t.id for t in tasks])
         result = []
         for task in tasks:
-            done = completed_on(by_task.get(task.id, []))
+            progress = lead.get(task.id)
+            done = progress.completed_on(self.config.tz) if progress else None
             result.append(TaskStatus(
                 task.code, task.title, task.group.code, task.lead_unit.code, task.lead_unit.name,
                 task.deadline, classify_status(task.deadline, done, today), done,

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 from bot.services.periods import Period, PeriodRule, previous
 from bot.services.status import STATUS_ORDER, StatusClass, classify_status, completion_rate
 from storage.db import Database
-from storage.repositories.reportdata import LeadState, ReportDataRepository, UnitRecord
+from storage.repositories.reportdata import ReportDataRepository, UnitRecord
+from storage.repositories.reports import LeadProgress, ReportRepository
 
 
 @dataclass(frozen=True)
@@ -193,10 +194,12 @@ class ReportBuilder:
         self.periods = periods
         self.tz = tz
 
-    def _classify(self, deadline: date | None, state: LeadState | None, day: date) -> StatusClass:
-        done_on = (_local_day(state.done_since, self.tz)
-                   if state is not None and state.done_since is not None else None)
-        return classify_status(deadline, done_on, day)
+    def _completed_on(self, state: LeadProgress | None) -> date | None:
+        return state.completed_on(self.tz) if state else None
+
+    def _classify(self, deadline: date | None, state: LeadProgress | None,
+                  day: date) -> StatusClass:
+        return classify_status(deadline, self._completed_on(state), day)
 
     async def build(self, period: Period, unit_code: str | None = None, *,
                     as_of: datetime | None = None) -> ReportData:
@@ -217,8 +220,10 @@ class ReportBuilder:
             unit_id = scope.id if scope else None
             tasks = await repo.tasks(moment, unit_id)
             coordinating = await repo.coordinating(moment, unit_id)
-            states = {s.task_id: s for s in await repo.lead_states(moment, unit_id)}
-            prev_states = {s.task_id: s for s in await repo.lead_states(before.end, unit_id)}
+            reports = ReportRepository(session)
+            states = await reports.lead_progress(moment, repo.task_ids(moment, unit_id))
+            prev_states = await reports.lead_progress(before.end,
+                                                      repo.task_ids(before.end, unit_id))
             reporting = await repo.units_reporting(period.key, unit_id)
             groups = await repo.groups()
             created = await repo.created_between(period.start, moment, unit_id)
@@ -251,8 +256,7 @@ class ReportBuilder:
                 lead=ref(task.lead_unit_id),
                 coordinating=tuple(units[u].code for u in coord_by_task.get(task.id, ())),
                 deadline=task.deadline, status=status,
-                completed_on=(_local_day(state.done_since, self.tz)
-                              if state and state.done_since else None),
+                completed_on=self._completed_on(state),
                 report_status=state.status if state else None,
                 percent=state.percent if state else None,
                 reported_this_period=this_period,

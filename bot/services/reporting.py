@@ -90,14 +90,21 @@ class ReportingService:
             repo = ReportRepository(session)
             report = await repo.for_period(data.task_id, data.unit_id, period)
             before = None
+            # When the unit's run of this status began: kept while the status is repeated (by a
+            # correction or in a later period), restarted when it changes (status.py).
             if report is None:
+                previous = await repo.unit_latest(data.task_id, data.unit_id, now)
+                since = previous[1] if previous and previous[0] == data.status else now
                 report = repo.add(ProgressReport(
                     task_id=data.task_id, unit_id=data.unit_id, reporter_id=data.reporter_user_id,
-                    period=period, revision=1, submitted_at=now, created_at=now, **fields,
+                    period=period, revision=1, submitted_at=now, status_since=since,
+                    created_at=now, **fields,
                 ))
                 await session.flush()
             else:
                 before = {k: getattr(report, k) for k in fields} | {"revision": report.revision}
+                if report.status != data.status:
+                    report.status_since = now
                 report.revision += 1
                 report.reporter_id = data.reporter_user_id
                 report.submitted_at = now

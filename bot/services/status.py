@@ -7,13 +7,32 @@
 
 Completion rate = completed / (completed + not completed and overdue): over the tasks that have
 come due. All dates are calendar days in the configured time zone.
+
+When a task is completed, and when (the one definition; every view uses it):
+- Only the lead unit's reports count (a coordinating unit's "done" does not complete a task).
+- The lead unit's submissions on the task in time order are its reports and their corrections
+  (each revision is one submission). At a moment, the task is completed when the latest
+  submission up to then says done.
+- It was completed at the moment "done" was first claimed in that last unbroken run of "done"
+  submissions: a later "done" (next period's report, or a correction that keeps "done", e.g. of a
+  typo the next day) does not move that moment; a submission with another status ends the run,
+  so "done" corrected to "in progress" reopens the task, and "in progress" corrected to "done"
+  completes it at the correction's time.
+- The status class compares the local day of that moment with the deadline (classify_status).
+
+Where it is computed: ReportRepository.lead_progress (storage/repositories/reports.py) reads it
+for many tasks at once, from the lead unit's latest report and its status_since (when the
+unit's current run of that status began, kept by ReportingService.submit). /tasks, /stats,
+/overdue, the export, the consolidated report and the nudges all call it. completed_on below is
+the same definition over a plain list, the reference the query is tested against.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import TypeVar
 
 
 class StatusClass(enum.StrEnum):
@@ -47,14 +66,18 @@ def classify_status(deadline: date | None, completed_on: date | None, today: dat
     return StatusClass.OPEN_WITHIN
 
 
-def completed_on(history: Sequence[tuple[date, str]]) -> date | None:
-    """When a task was completed, from its lead unit's reports in time order (day, status).
+Moment = TypeVar("Moment", bound=date)  # a day, or a moment (datetime)
 
-    The task is completed if the latest report says done; it was completed on the day of the
-    first report of that last unbroken run of "done" reports (a later "done" repeats it, it does
-    not move the completion date).
+
+def completed_on(history: Sequence[tuple[Moment, str]]) -> Moment | None:
+    """When a task was completed, from its lead unit's submissions in time order (moment or
+    day, status); the definition above over a plain list.
+
+    The task is completed if the latest submission says done; it was completed at the first
+    submission of that last unbroken run of "done" (a later "done" repeats it, it does not move
+    the completion moment).
     """
-    day: date | None = None
+    day: Moment | None = None
     for report_day, status in history:
         if status == "done":
             if day is None:
@@ -62,6 +85,11 @@ def completed_on(history: Sequence[tuple[date, str]]) -> date | None:
         else:
             day = None
     return day
+
+
+def end_of_day(day: date, tz: tzinfo) -> datetime:
+    """The moment a local day ends: statuses "on a day" count every report sent that day."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
 
 
 def completion_rate(counts: Mapping[StatusClass, int]) -> float | None:

@@ -4,17 +4,16 @@ reminders and the digest."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.services.people import Person
-from bot.services.status import StatusClass, classify_status, completed_on
+from bot.services.status import StatusClass, classify_status, end_of_day
 from storage.db import Database
-from storage.models import Task
-from storage.repositories.reports import ReportRepository
+from storage.models import ProgressReport, Task
+from storage.repositories.reports import LeadProgress, ReportRepository
 from storage.repositories.tasks import TaskRepository
 
 # Overdue first, then open within the deadline, then completed.
@@ -87,38 +86,36 @@ class TaskService:
         codes = {u.unit_id: u.unit_code for u in person.units}
         async with self.db.reader() as session:
             tasks = await TaskRepository(session).views_for_units(all_units, task_ids)
-            history = await ReportRepository(session).history([t.id for t in tasks])
-        by_task: dict[int, list[tuple[int, datetime, str, int]]] = defaultdict(list)
-        for task_id, unit_id, at, status, percent in history:
-            by_task[task_id].append((unit_id, at, status, percent))  # type: ignore[arg-type]
-        views = [self._view(task, by_task[task.id], all_units, focal, codes, today)
-                 for task in tasks]
+            reports = ReportRepository(session)
+            ids = [t.id for t in tasks]
+            lead = await reports.lead_progress(end_of_day(today, self.tz), ids)
+            own = await reports.latest_for_tasks(ids, all_units)
+        views = [self._view(task, lead.get(task.id), own.get(task.id), all_units, focal, codes,
+                            today) for task in tasks]
         views.sort(key=lambda v: (_ORDER[v.status], v.deadline or date.max, v.code))
         return views
 
-    def _view(self, task: Task, reports: list[tuple[int, datetime, str, int]],
+    def _view(self, task: Task, lead: LeadProgress | None, last: ProgressReport | None,
               all_units: set[int], focal: set[int], codes: dict[int, str],
               today: date) -> TaskView:
-        lead_history = [(self._local_day(at), status) for unit, at, status, _ in reports
-                        if unit == task.lead_unit_id]
-        status = classify_status(task.deadline, completed_on(lead_history), today)
+        status = classify_status(task.deadline, lead.completed_on(self.tz) if lead else None,
+                                 today)
         coordinating = [c.unit_id for c in task.coordinating]
         mine_lead = task.lead_unit_id in all_units
         candidates = [task.lead_unit_id, *coordinating]
         reporting = next((u for u in candidates if u in focal), None)
         shown = reporting if reporting is not None else next(
             (u for u in candidates if u in all_units), task.lead_unit_id)
-        own = [(at, status_, percent) for unit, at, status_, percent in reports
-               if unit in all_units]
-        last = own[-1] if own else None
+        # The last report of the caller's own units (its latest correction's time).
         return TaskView(
             task_id=task.id, code=task.code, title=task.title, deadline=task.deadline,
             lead_unit_id=task.lead_unit_id, lead_unit_code=task.lead_unit.code, status=status,
             unit_id=reporting, unit_code=codes.get(shown, ""), lead=mine_lead,
             target_value=task.target_value, target_unit=task.target_unit,
             target_label=task.target_label,
-            last_report_on=self._local_day(last[0]) if last else None,
-            last_percent=last[2] if last else None, last_status=last[1] if last else None,
+            last_report_on=self._local_day(last.submitted_at) if last else None,
+            last_percent=last.percent if last else None,
+            last_status=last.status if last else None,
         )
 
     async def reportable(self, person: Person, today: date) -> list[TaskView]:

@@ -1,4 +1,5 @@
-"""Set-based reads for nudge planning: open tasks, lead-unit report history, who to tell.
+"""Set-based reads for nudge planning: open tasks, who to tell, what is pending (whether a task
+is completed comes from ReportRepository.lead_progress).
 
 Plain rows (tuples), not ORM objects: planning reads every open task on each run.
 """
@@ -6,7 +7,7 @@ Plain rows (tuples), not ORM objects: planning reads every open task on each run
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -78,7 +79,7 @@ class NudgeRepository:
         language) for each open task whose deadline has a current offset, and each reachable
         focal point of its lead unit (of coordinating units too, if asked) and, where the
         offset escalates, each leader of the lead unit, whose nudge key is not in the outbox
-        yet. Completion is left to the caller (it needs the report history)."""
+        yet. Completion is left to the caller (ReportRepository.lead_progress)."""
         if not offsets:
             return []
         connection = await self.session.connection()
@@ -126,24 +127,6 @@ class NudgeRepository:
             found.update((task_id, (deadline, version, closed is not None))
                          for task_id, deadline, version, closed in rows)
         return found
-
-    async def lead_reports(self, task_ids: Collection[int] | None = None
-                           ) -> list[Row[tuple[int, datetime, str, int]]]:
-        """(task_id, submitted_at, status, percent) of the lead unit's reports, oldest first."""
-        query = (select(ProgressReport.task_id, ProgressReport.submitted_at,
-                        ProgressReport.status, ProgressReport.percent)
-                 .join(Task, Task.id == ProgressReport.task_id)
-                 .where(ProgressReport.unit_id == Task.lead_unit_id, Task.closed_at.is_(None))
-                 .order_by(ProgressReport.task_id, ProgressReport.submitted_at,
-                           ProgressReport.id))
-        if task_ids is None:
-            return list((await self.session.execute(query)).all())
-        ids = sorted(task_ids)
-        rows: list[Row[tuple[int, datetime, str, int]]] = []
-        for start in range(0, len(ids), 500):
-            rows += (await self.session.execute(
-                query.where(ProgressReport.task_id.in_(ids[start:start + 500])))).all()
-        return rows
 
     async def coordinating(self, task_ids: Sequence[int] | None = None
                            ) -> Sequence[Row[tuple[int, int]]]:

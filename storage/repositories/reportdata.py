@@ -1,21 +1,20 @@
 """The queries behind the consolidated report, each for one period and set-based.
 
-A task's status comes from its lead unit's reports up to a moment. The reports of one task are
-found through the (task_id, submitted_at) index with correlated subqueries that walk back from
-that moment and stop at the first match, so the cost depends on the number of tasks, not on how
-many periods of history lie behind (see bench/report_scale.py).
+A task's status comes from its lead unit's reports up to a moment, read by
+ReportRepository.lead_progress for the task_ids() query below: one seek per task that walks back
+from that moment and stops at the first match, so the cost depends on the number of tasks, not
+on how many periods of history lie behind (see bench/report_scale.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, literal, or_, select
+from sqlalchemy import Select, distinct, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from storage.models import (
     AuditEntry,
@@ -24,10 +23,7 @@ from storage.models import (
     TaskGroup,
     TaskUnit,
     Unit,
-    UTCDateTime,
 )
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -43,21 +39,6 @@ class TaskRecord:
     target_unit: str | None
     target_label: str | None
     position: int
-
-
-@dataclass(frozen=True)
-class LeadState:
-    """The lead unit's latest report at a moment, and when its last run of "done" began."""
-
-    task_id: int
-    status: str | None
-    percent: int | None
-    period: str | None
-    results: str
-    difficulties: str
-    proposals: str
-    indicator_value: float | None
-    done_since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -127,60 +108,10 @@ class ReportDataRepository:
         ).order_by(TaskUnit.task_id, TaskUnit.position)
         return [(row[0], row[1]) for row in await self.session.execute(query)]
 
-    async def lead_states(self, at: datetime, unit_id: int | None = None) -> list[LeadState]:
-        """Each task's lead-unit state at the moment (tasks with no lead report yet included).
-
-        Per task: the latest report (walking back the task/time index, past any coordinating
-        units' reports), the latest that did not say done, and the first "done" after it — each
-        a seek in the task/unit/status/time index.
-        """
-
-        nd = aliased(ProgressReport)
-        last_not_done = (
-            select(func.max(nd.submitted_at))
-            .where(nd.task_id == Task.id, nd.unit_id == Task.lead_unit_id,
-                   nd.status.in_(("not_started", "in_progress", "stuck")), nd.submitted_at <= at)
-            .correlate(Task).scalar_subquery()
-        )
-        dn = aliased(ProgressReport)
-        first_done = (
-            select(func.min(dn.submitted_at))
-            .where(dn.task_id == Task.id, dn.unit_id == Task.lead_unit_id, dn.status == "done",
-                   dn.submitted_at <= at,
-                   dn.submitted_at > func.coalesce(last_not_done, literal(EPOCH, UTCDateTime())))
-            .correlate(Task).scalar_subquery()
-        )
-        pr = aliased(ProgressReport)
-        latest_id = (
-            select(pr.id)
-            .where(pr.task_id == Task.id, pr.unit_id == Task.lead_unit_id, pr.submitted_at <= at)
-            .order_by(pr.submitted_at.desc(), pr.id.desc()).limit(1)
-            .correlate(Task).scalar_subquery()
-        )
-        latest = aliased(ProgressReport)
-        base = self._scope(
-            select(Task.id, latest_id.label("latest_id"), first_done.label("first_done"))
-            .where(self._open_at(at)), unit_id,
-        ).subquery()
-        query = (
-            select(base.c.id, latest.status, latest.percent, latest.period, latest.results,
-                   latest.difficulties, latest.proposals, latest.indicator_value,
-                   base.c.first_done)
-            .select_from(base)
-            .outerjoin(latest, latest.id == base.c.latest_id)
-        )
-        states = []
-        for row in await self.session.execute(query):
-            done_since = row[8]
-            if isinstance(done_since, str):  # SQLite returns an aggregate of a subquery untyped
-                done_since = datetime.fromisoformat(done_since)
-            if done_since is not None and done_since.tzinfo is None:
-                done_since = done_since.replace(tzinfo=UTC)
-            states.append(LeadState(
-                row[0], row[1], row[2], row[3], row[4] or "", row[5] or "", row[6] or "", row[7],
-                done_since if row[1] == "done" else None,
-            ))
-        return states
+    def task_ids(self, at: datetime, unit_id: int | None = None) -> Select[Any]:
+        """The query selecting the ids of the same tasks as tasks() (for
+        ReportRepository.lead_progress, which gives each one's lead-unit state)."""
+        return self._scope(select(Task.id).where(self._open_at(at)), unit_id)
 
     async def units_reporting(self, period: str, unit_id: int | None = None) -> set[int]:
         """The units that sent at least one report in the period (on tasks in scope)."""

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
-from storage.models import Attachment, ProgressReport, ReportRevision
+from storage.models import Attachment, ProgressReport, ReportRevision, Task
+
+
+@dataclass(frozen=True)
+class LeadProgress:
+    """A task's lead unit's latest report at a moment, and when the task was completed."""
+
+    task_id: int
+    status: str
+    percent: int
+    # When "done" was first claimed in the lead unit's last unbroken run of "done"; None when
+    # its latest report does not say done (bot/services/status.py).
+    completed_at: datetime | None
+    submitted_at: datetime  # the latest report's (last correction's) time
+    period: str
+    results: str
+    difficulties: str
+    proposals: str
+    indicator_value: float | None
+
+    @property
+    def completed(self) -> bool:
+        return self.completed_at is not None
+
+    def completed_on(self, tz: tzinfo) -> date | None:
+        """The local day the task was completed (what the status class compares)."""
+        return self.completed_at.astimezone(tz).date() if self.completed_at else None
 
 
 class ReportRepository:
@@ -49,7 +77,8 @@ class ReportRepository:
         if unit_ids is not None:
             query = query.where(ProgressReport.unit_id.in_(list(unit_ids)))
         latest: dict[int, ProgressReport] = {}
-        for report in await self.session.scalars(query.order_by(ProgressReport.submitted_at)):
+        for report in await self.session.scalars(
+                query.order_by(ProgressReport.submitted_at, ProgressReport.id)):
             latest[report.task_id] = report
         return latest
 
@@ -67,40 +96,57 @@ class ReportRepository:
             query = query.where(ProgressReport.task_id == task_id)
         return list(await self.session.scalars(query))
 
-    async def history(self, task_ids: Iterable[int]) -> list[tuple[int, int, object, str, int]]:
-        """(task_id, unit_id, submitted_at, status, percent) of every report on these tasks, in
-        time order (the latest revision of each period's report)."""
-        task_ids = list(task_ids)
-        rows: list[tuple[int, int, object, str, int]] = []
-        for start in range(0, len(task_ids), 500):
-            result = await self.session.execute(
-                select(ProgressReport.task_id, ProgressReport.unit_id,
-                       ProgressReport.submitted_at, ProgressReport.status,
-                       ProgressReport.percent)
-                .where(ProgressReport.task_id.in_(task_ids[start:start + 500]))
-                .order_by(ProgressReport.submitted_at, ProgressReport.id)
-            )
-            rows.extend(tuple(row) for row in result)  # type: ignore[misc]
-        rows.sort(key=lambda row: row[2])  # type: ignore[arg-type,return-value]
-        return rows
+    async def unit_latest(self, task_id: int, unit_id: int, at: datetime
+                          ) -> tuple[str, datetime] | None:
+        """(status, status_since) of the unit's latest report on the task up to the moment."""
+        row = (await self.session.execute(
+            select(ProgressReport.status, ProgressReport.status_since)
+            .where(ProgressReport.task_id == task_id, ProgressReport.unit_id == unit_id,
+                   ProgressReport.submitted_at <= at)
+            .order_by(ProgressReport.submitted_at.desc(), ProgressReport.id.desc()).limit(1)
+        )).first()
+        return (row[0], row[1]) if row else None
 
-    async def revision_history(
-        self, task_ids: Iterable[int]
-    ) -> list[tuple[int, int, datetime, str]]:
-        """(task id, unit id, submitted at, status) of every revision, oldest first."""
-        task_ids = list(task_ids)
-        history: list[tuple[int, int, datetime, str]] = []
-        for start in range(0, len(task_ids), 500):
-            rows = await self.session.execute(
-                select(ProgressReport.task_id, ProgressReport.unit_id, ReportRevision.submitted_at,
-                       ReportRevision.status)
-                .join(ReportRevision, ReportRevision.report_id == ProgressReport.id)
-                .where(ProgressReport.task_id.in_(task_ids[start:start + 500]))
-                .order_by(ReportRevision.submitted_at, ReportRevision.id)
-            )
-            history.extend((t, u, at, s) for t, u, at, s in rows.all())
-        history.sort(key=lambda row: row[2])
-        return history
+    async def lead_progress(self, at: datetime, tasks: Collection[int] | Select[Any]
+                            ) -> dict[int, LeadProgress]:
+        """THE place a task's completion is read (bot/services/status.py): for each task (ids,
+        or a query selecting Task.id), its lead unit's latest report up to `at` and, when that
+        says done, the moment the task was completed. Tasks without a lead report are left out.
+
+        Set-based: per task one seek back along the (task_id, submitted_at) index, past any
+        coordinating units' reports; the completion moment is that report's status_since.
+        `at` is now or a period's end (a report's revisions all lie in its period, so its
+        latest revision is the one in force at either).
+        """
+        if isinstance(tasks, Select):
+            return await self._lead_progress(at, Task.id.in_(tasks))
+        ids = sorted(set(tasks))
+        found: dict[int, LeadProgress] = {}
+        for start in range(0, len(ids), 500):
+            found.update(await self._lead_progress(at, Task.id.in_(ids[start:start + 500])))
+        return found
+
+    async def _lead_progress(self, at: datetime, which: Any) -> dict[int, LeadProgress]:
+        pr = aliased(ProgressReport)
+        latest_id = (
+            select(pr.id)
+            .where(pr.task_id == Task.id, pr.unit_id == Task.lead_unit_id, pr.submitted_at <= at)
+            .order_by(pr.submitted_at.desc(), pr.id.desc()).limit(1)
+            .correlate(Task).scalar_subquery()
+        )
+        base = select(Task.id.label("task_id"), latest_id.label("report_id")).where(which).subquery()
+        r = ProgressReport
+        rows = await self.session.execute(
+            select(base.c.task_id, r.status, r.percent, r.status_since, r.submitted_at, r.period,
+                   r.results, r.difficulties, r.proposals, r.indicator_value)
+            .join(r, r.id == base.c.report_id)
+        )
+        return {row[0]: LeadProgress(
+            task_id=row[0], status=row[1], percent=row[2],
+            completed_at=row[3] if row[1] == "done" else None, submitted_at=row[4],
+            period=row[5], results=row[6] or "", difficulties=row[7] or "",
+            proposals=row[8] or "", indicator_value=row[9],
+        ) for row in rows}
 
     async def everything(self) -> list[ProgressReport]:
         """Every report (latest revision's fields), for the export."""
