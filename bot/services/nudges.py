@@ -15,6 +15,8 @@ closed, deadline changed) are cancelled. Every send time is moved into the next 
 from __future__ import annotations
 
 import html
+import json
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from bot.services.outbox import OutboxService, OutgoingMessage
 from bot.services.periods import Period, PeriodRule
 from bot.services.status import completed_on
 from storage.db import Database
-from storage.repositories.nudges import NudgeRepository
+from storage.repositories.nudges import NudgeOffset, NudgeRepository, NudgeTemplates
 from storage.repositories.outbox import OutboxRepository
 
 NUDGE = "nudge"
@@ -43,6 +45,9 @@ OUTBOX_ID = "{outbox_id}"
 SNOOZE_DATA = "ng:snooze:" + OUTBOX_ID
 PERIOD_LIST_LIMIT = 30
 PERIOD_BUTTONS = 6
+# Marks for what planning fills in SQL: a nudge's text inside its payload, and its task's id.
+_TEXT_MARK = "@@text@@"
+_TASK_MARK = "@@task@@"
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,12 @@ class PlanResult:
     cancelled: int = 0
 
 
+def _split(rendered: str) -> list[str]:
+    """A text rendered with \\x01field\\x01 marks: literal pieces at even indexes, field names
+    at odd ones."""
+    return re.split(r"\x01(\w+)\x01", rendered)
+
+
 def _version_of(key: str) -> tuple[int, int] | None:
     """(task_id, deadline_version) from nudge:<task>:v<ver>:<offset>:<user> or
     snooze:<task>:v<ver>:<offset>:<outbox id>."""
@@ -89,6 +100,7 @@ class NudgeService:
         self.periods = periods
         self.outbox = outbox
         self.send_at = parse_clock(self.settings.send_at)
+        self._nudge_templates: dict[str, NudgeTemplates] | None = None
 
     # ------------------------------------------------------------------ offsets
 
@@ -128,9 +140,11 @@ class NudgeService:
     async def plan(self, task_ids: Sequence[int] | None = None) -> PlanResult:
         """Write the due deadline nudges and cancel pending ones no longer wanted.
 
-        Set-based: the current offset is worked out once per distinct deadline, and one query
-        returns the (task, recipient) pairs whose key is not in the outbox yet; a steady-state
-        run reads little more than that.
+        Set-based: the current offset is worked out once per distinct deadline (the working
+        calendar lives in Python), and the new outbox rows are written by one INSERT ... SELECT
+        that renders their text in SQL from the catalog's templates: no Python object per row,
+        so a fresh install's first run over a large programme stays quick. Python reads only
+        the ids of the tasks with a new nudge, for their report history (completion).
         """
         now = self.clock.now()
         s = self.settings
@@ -139,46 +153,52 @@ class NudgeService:
             repo = NudgeRepository(session)
             offsets = {deadline: self.current_offset(deadline, now)
                        for deadline in await repo.deadlines(task_ids)}
-            due = [(deadline, offset.name, offset.overdue > 0 and
-                    offset.overdue >= s.escalate_after_days)
-                   for deadline, offset in offsets.items() if offset is not None]
-            candidates = await repo.new_nudges(due, s.include_coordinating, task_ids)
-            task_set = {row[0] for row in candidates}
-            done, percent = self._progress(await repo.lead_reports(task_set))
-            planned: dict[str, tuple[int, int, str, Recipient, bool]] = {}
-            for task_id, version, lead, name, user_id, role, telegram_id, language in candidates:
-                if task_id in done:
-                    continue
-                key = f"nudge:{task_id}:v{version}:{name}:{user_id}"
-                escalated = role == "leader"
-                if key not in planned or escalated:
-                    planned[key] = (task_id, lead, name,
-                                    Recipient(user_id, telegram_id, language, ""), escalated)
-            titles = await repo.titles({item[0] for item in planned.values()})
-            units = await repo.units() if planned else {}
-            deadlines = await repo.task_states({item[0] for item in planned.values()})
-            rows: list[dict[str, Any]] = []
-            for key, (task_id, lead, name, person, escalated) in planned.items():
-                code, title = titles[task_id]
-                deadline = deadlines[task_id][0]
-                assert deadline is not None
-                offset = offsets[deadline]
-                assert offset is not None and offset.name == name
-                fields = {"code": html.escape(code), "title": html.escape(title),
-                          "unit": html.escape(units.get(lead, "")),
-                          "deadline": deadline.strftime("%d/%m/%Y")}
-                message = OutgoingMessage(
-                    key, NUDGE, person.telegram_id,
-                    text=self._nudge_text(person.language, offset, escalated, fields,
-                                          percent.get(task_id)),
-                    buttons=self._buttons(person.language, task_id),
-                    user_id=person.user_id, task_id=task_id, due_at=offset.slot)
-                rows.append(OutboxService.row(message, now))
+            await repo.begin_plan([self._nudge_offset(deadline, offset)
+                                   for deadline, offset in offsets.items() if offset is not None])
+            tasks = await repo.nudge_tasks(s.include_coordinating, task_ids)
+            done, percent = self._progress(await repo.lead_reports(tasks)) if tasks else (set(), {})
             # Cancel first: what is inserted now is wanted by construction.
             result.cancelled = await repo.cancel(
                 await self._unwanted(repo, task_ids, now, offsets))
-            result.planned = await OutboxRepository(session).add_unique(rows)
+            if tasks:
+                progress = {task_id: (percent.get(task_id), task_id in done)
+                            for task_id in done | percent.keys()}
+                result.planned = await repo.insert_nudges(
+                    NUDGE, self._templates(), self.i18n.default, progress,
+                    s.include_coordinating, task_ids, now)
+            await repo.end_plan()
         return result
+
+    def _nudge_offset(self, deadline: date, offset: Offset) -> NudgeOffset:
+        """What the nudge rows of this deadline's current offset need."""
+        escalate = offset.overdue > 0 and offset.overdue >= self.settings.escalate_after_days
+        kind = "overdue" if offset.overdue else "before" if offset.days_left else "on_the_day"
+        return NudgeOffset(deadline, offset.name, escalate, kind,
+                           offset.overdue or offset.days_left, deadline.strftime("%d/%m/%Y"),
+                           offset.slot)
+
+    def _templates(self) -> dict[str, NudgeTemplates]:
+        """The nudge texts and payload of each language, as templates the repository fills in
+        SQL: rendered through the catalog (as _nudge_text and _buttons render one message)
+        with marked fields, then split at the marks."""
+        if self._nudge_templates is None:
+            marks = {name: f"\x01{name}\x01"
+                     for name in ("code", "title", "unit", "deadline", "days", "percent")}
+            t = self.i18n.t
+            templates = {}
+            for language in self.i18n.languages:
+                texts = {kind: _split(t(language, f"nudges.{kind}", **marks))
+                         for kind in ("before", "on_the_day", "overdue", "escalation")}
+                message = OutgoingMessage("", NUDGE, 0, text=_TEXT_MARK,
+                                          buttons=self._buttons(language, _TASK_MARK))
+                payload = (json.dumps(message.payload())
+                           .replace(json.dumps(_TEXT_MARK), "\x01text\x01")
+                           .replace(_TASK_MARK, "\x01task\x01"))
+                templates[language] = NudgeTemplates(
+                    texts, _split(t(language, "nudges.percent", percent=marks["percent"])),
+                    t(language, "nudges.no_report"), _split(payload))
+            self._nudge_templates = templates
+        return self._nudge_templates
 
     async def _unwanted(self, repo: NudgeRepository, task_ids: Sequence[int] | None,
                         now: datetime, offsets: dict[date, Offset | None]) -> list[int]:
@@ -245,7 +265,8 @@ class NudgeService:
             return t(language, "nudges.before", days=offset.days_left, percent=shown, **fields)
         return t(language, "nudges.on_the_day", percent=shown, **fields)
 
-    def _buttons(self, language: str | None, task_id: int) -> list[list[tuple[str, str]]]:
+    def _buttons(self, language: str | None, task_id: int | str
+                 ) -> list[list[tuple[str, str]]]:
         return [[(self.i18n.t(language, "nudges.report_now"), f"rp:start:{task_id}"),
                  (self.i18n.t(language, "nudges.snooze"), SNOOZE_DATA)]]
 
