@@ -144,7 +144,8 @@ class NudgeService:
         calendar lives in Python), and the new outbox rows are written by one INSERT ... SELECT
         that renders their text in SQL from the catalog's templates: no Python object per row,
         so a fresh install's first run over a large programme stays quick. Python reads only
-        the ids of the tasks with a new nudge, for their report history (completion).
+        the ids of the reported tasks with a new nudge, for their report history (completion
+        and the last percent).
         """
         now = self.clock.now()
         s = self.settings
@@ -155,17 +156,17 @@ class NudgeService:
                        for deadline in await repo.deadlines(task_ids)}
             await repo.begin_plan([self._nudge_offset(deadline, offset)
                                    for deadline, offset in offsets.items() if offset is not None])
-            tasks = await repo.nudge_tasks(s.include_coordinating, task_ids)
+            # A task without reports is neither completed nor has a percent to show.
+            tasks = await repo.reported_nudge_tasks(s.include_coordinating, task_ids)
             done, percent = self._progress(await repo.lead_reports(tasks)) if tasks else (set(), {})
             # Cancel first: what is inserted now is wanted by construction.
             result.cancelled = await repo.cancel(
                 await self._unwanted(repo, task_ids, now, offsets))
-            if tasks:
-                progress = {task_id: (percent.get(task_id), task_id in done)
-                            for task_id in done | percent.keys()}
-                result.planned = await repo.insert_nudges(
-                    NUDGE, self._templates(), self.i18n.default, progress,
-                    s.include_coordinating, task_ids, now)
+            progress = {task_id: (percent.get(task_id), task_id in done)
+                        for task_id in done | percent.keys()}
+            result.planned = await repo.insert_nudges(
+                NUDGE, self._templates(), self.i18n.default, progress,
+                s.include_coordinating, task_ids, now)
             await repo.end_plan()
         return result
 

@@ -134,12 +134,15 @@ def _as_json_postgresql(element: _AsJSON, compiler: Any, **kw: Any) -> str:
 
 
 def _html_escaped(value: Any) -> ColumnElement[str]:
-    """html.escape(value) (quote=True) in SQL."""
-    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"),
-                         ("'", "&#x27;")):
-        value = func.replace(value, literal(char, String), literal(entity, String),
-                             type_=String)
-    return value
+    """html.escape(value) (quote=True) in SQL. Most texts hold none of the five characters:
+    testing for them (LIKE) costs a third of the five replace() copies."""
+    pairs = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;"))
+    escaped = value
+    for char, entity in pairs:
+        escaped = func.replace(escaped, literal(char, String), literal(entity, String),
+                               type_=String)
+    special = or_(*[value.like(literal(f"%{char}%", String)) for char, _ in pairs])
+    return case((special, escaped), else_=value)
 
 
 def _filled(template: Template, fields: Mapping[str, ColumnElement[Any]]) -> ColumnElement[str]:
@@ -254,10 +257,12 @@ class NudgeRepository:
             query = query.where(Task.id.in_(list(task_ids)))
         return query
 
-    async def nudge_tasks(self, include_coordinating: bool,
-                          task_ids: Sequence[int] | None = None) -> list[int]:
-        """The tasks with a nudge not in the outbox yet (before completion is known)."""
-        query = self._new_nudges([Task.id], include_coordinating, task_ids).distinct()
+    async def reported_nudge_tasks(self, include_coordinating: bool,
+                                   task_ids: Sequence[int] | None = None) -> list[int]:
+        """The tasks with a nudge not in the outbox yet that have any progress report: the
+        only ones whose completion or last percent the report history can tell."""
+        query = (self._new_nudges([Task.id], include_coordinating, task_ids)
+                 .where(exists().where(ProgressReport.task_id == Task.id)).distinct())
         return list(await self.session.scalars(query))
 
     async def insert_nudges(self, kind: str, templates: Mapping[str, NudgeTemplates],
