@@ -304,8 +304,7 @@ class NudgeService:
             rows: list[dict[str, Any]] = []
             if due is not None:
                 period, index, slot = due
-                rows = await self._period_rows(repo, period, index, slot, now)
-                keys = {row["dedup_key"] for row in rows}
+                keys, rows = await self._period_rows(repo, period, index, slot, now)
             result.planned = await OutboxRepository(session).add_unique(rows)
             stale = [row_id for row_id, key, _, _ in await repo.pending((PERIOD_REMINDER,))
                      if key not in keys]
@@ -313,8 +312,12 @@ class NudgeService:
         return result
 
     async def _period_rows(self, repo: NudgeRepository, period: Period, index: int,
-                           slot: datetime, now: datetime) -> list[dict[str, Any]]:
-        tasks = await repo.open_tasks()
+                           slot: datetime, now: datetime
+                           ) -> tuple[set[str], list[dict[str, Any]]]:
+        """The keys of the reminders wanted now, and the rows of those not in the outbox yet
+        (the planning job runs every few minutes on reminder days: a reminder already planned
+        is not rendered again)."""
+        tasks = await repo.open_task_leads()
         done, _ = self._progress(await repo.lead_reports())
         focal, _ = self._people(await repo.unit_people())
         units = await repo.units()
@@ -325,7 +328,7 @@ class NudgeService:
                 coordinating[task_id].append(unit_id)
         owed_ids: dict[int, list[tuple[int, int]]] = defaultdict(list)
         people: dict[int, Recipient] = {}
-        for task_id, _deadline, _version, lead in tasks:
+        for task_id, lead in tasks:
             if task_id in done:
                 continue
             for unit_id in (lead, *coordinating.get(task_id, ())):
@@ -334,9 +337,18 @@ class NudgeService:
                 for person in focal.get(unit_id, ()):
                     people[person.user_id] = person
                     owed_ids[person.user_id].append((task_id, unit_id))
-        titles = await repo.titles({task_id for items in owed_ids.values()
-                                    for task_id, _ in items})
-        owed = {user_id: [(task_id, *titles[task_id], unit_id) for task_id, unit_id in items]
+        key_of = {user_id: f"period:{period.key}:{index}:{user_id}" for user_id in owed_ids}
+        planned = await repo.existing_keys(key_of.values())
+        owed_ids = {user_id: pairs for user_id, pairs in owed_ids.items()
+                    if key_of[user_id] not in planned}
+        # Only the listed tasks and those with a button are named: read just their titles.
+        shown: set[int] = set()
+        for pairs in owed_ids.values():
+            shown.update(task_id for task_id, _ in pairs[:PERIOD_LIST_LIMIT])
+            shown.update(list(dict.fromkeys(task_id for task_id, _ in pairs))[:PERIOD_BUTTONS])
+        titles = await repo.titles(shown)
+        owed = {user_id: [(task_id, *titles.get(task_id, ("", "")), unit_id)
+                          for task_id, unit_id in items]
                 for user_id, items in owed_ids.items()}
         cutoff = self.calendar.local(period.end).strftime("%H:%M %d/%m/%Y")
         rows = []
@@ -350,18 +362,15 @@ class NudgeService:
             if len(items) > PERIOD_LIST_LIMIT:
                 lines.append(self.i18n.t(lang, "nudges.period_more",
                                          count=len(items) - PERIOD_LIST_LIMIT))
-            seen: list[tuple[int, str]] = []
-            for task_id, code, _, _ in items:
-                if all(task_id != t for t, _ in seen):
-                    seen.append((task_id, code))
+            seen = dict.fromkeys((task_id, code) for task_id, code, _, _ in items)
             buttons = [[(self.i18n.t(lang, "nudges.report_task", code=code), f"rp:start:{task_id}")]
-                       for task_id, code in seen[:PERIOD_BUTTONS]]
+                       for task_id, code in list(seen)[:PERIOD_BUTTONS]]
             text = "\n".join(lines)
             message = OutgoingMessage(f"period:{period.key}:{index}:{user_id}", PERIOD_REMINDER,
                                       person.telegram_id, text=text[:4096], buttons=buttons,
                                       user_id=user_id, due_at=slot)
             rows.append(OutboxService.row(message, now))
-        return rows
+        return set(key_of.values()), rows
 
     # ------------------------------------------------------------------ snooze, unreachable
 
