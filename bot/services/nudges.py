@@ -338,7 +338,7 @@ class NudgeService:
                     people[person.user_id] = person
                     owed_ids[person.user_id].append((task_id, unit_id))
         key_of = {user_id: f"period:{period.key}:{index}:{user_id}" for user_id in owed_ids}
-        planned = await repo.existing_keys(key_of.values())
+        planned = await OutboxRepository(repo.session).present_keys(key_of.values())
         owed_ids = {user_id: pairs for user_id, pairs in owed_ids.items()
                     if key_of[user_id] not in planned}
         # Only the listed tasks and those with a button are named: read just their titles.

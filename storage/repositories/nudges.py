@@ -185,16 +185,6 @@ class NudgeRepository:
             select(Task.id, Task.lead_unit_id).where(Task.closed_at.is_(None))
             .order_by(Task.position, Task.id))).all()
 
-    async def existing_keys(self, keys: Iterable[str]) -> set[str]:
-        """Which of these dedup keys are in the outbox already."""
-        wanted = list(keys)
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            found.update(await self.session.scalars(
-                select(OutboxMessage.dedup_key)
-                .where(OutboxMessage.dedup_key.in_(wanted[start:start + 500]))))
-        return found
-
     async def titles(self, task_ids: Collection[int]) -> dict[int, tuple[str, str]]:
         """(code, title) of these tasks."""
         ids = list(task_ids)
