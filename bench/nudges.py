@@ -2,16 +2,19 @@
 
     .venv/bin/python -m bench.nudges [--recipients 3000] [--tasks 100000]
                                      [--skip-dispatch] [--skip-planning]
+                                     [--spread worst|year|all]
 
 1. Dispatch: one unit per recipient, each with a task due today, plus a second overdue task
    for every tenth unit (so some chats get two messages and per-chat pacing shows). The real
    Application sends through HTTP to the Bot API stand-in on 127.0.0.1, which records arrival
    times; printed are the sustained rate, the most messages in any one-second window overall
    and to one chat.
-2. Planning: 100,000 open tasks over 1,000 units (a focal point and a leader each), deadlines
-   spread over two years around today, on SQLite. Timed: the first planning run (writing every
-   due nudge: a fresh install's worst case), then the regular runs (every [nudges]
-   plan_interval), with the rows of each run marked sent as the dispatcher would.
+2. Planning: 100,000 open tasks over 1,000 units (a focal point and a leader each), on SQLite,
+   with deadlines spread over two years around today (the worst case: half the tasks overdue
+   and unreported, so the first run writes ~100,000 rows) and over the coming twelve months (a
+   programme's year). Timed: the first planning run (writing every due nudge: a fresh
+   install's), then the regular runs (every [nudges] plan_interval), with the rows of each run
+   marked sent as the dispatcher would, and the Thursday period reminders.
 """
 
 from __future__ import annotations
@@ -155,24 +158,37 @@ async def bench_dispatch(recipients: int) -> None:
               f"{max(_max_in_window(times) for times in by_chat.values())}")
 
 
-async def bench_planning(tasks: int, units: int = 1000) -> None:
+# Deadline spreads for the planning benchmark: (label, deadline of the n-th task).
+SPREADS: dict[str, tuple[str, Callable[[int, int], date]]] = {
+    # The worst case: two years around today, so half the tasks are overdue (and escalated,
+    # two recipients each) on a fresh install; every run of a new working day adds ~50,000.
+    "worst": ("deadlines over two years around today (half overdue, none reported)",
+              lambda n, k: TODAY + timedelta(days=(n * 7919) % 730 - 365)),
+    # A programme's year: deadlines over the coming twelve months, nothing overdue yet; a run
+    # writes the tasks entering a 7/3/1-day window or due that day.
+    "year": ("deadlines over the coming twelve months",
+             lambda n, k: TODAY + timedelta(days=(n * 7919) % 365)),
+}
+
+
+async def bench_planning(tasks: int, spread: str, units: int = 1000) -> None:
+    label, deadline_of = SPREADS[spread]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = _config(folder)
         db = Database(config.database_url)
         await upgrade(db)
         per_unit = tasks // units
-        # Deadlines spread over two years around today (one new date every ~7 tasks).
-        await _populate(db, units, lambda i: per_unit,
-                        lambda n, k: TODAY + timedelta(days=(n * 7919) % 730 - 365),
+        await _populate(db, units, lambda i: per_unit, deadline_of,
                         leaders=True, first_telegram_id=500_000)
         clock = FixedClock(NOW)
         services = build_services(config, clock=clock, db=db)
         timings = []
 
-        async def timed(label: str) -> None:
+        async def timed(label: str, periods: bool = False) -> None:
             started = time.perf_counter()
-            result = await services.nudges.plan()
+            result = await (services.nudges.plan_period_reminders() if periods
+                            else services.nudges.plan())
             timings.append((label, time.perf_counter() - started, result.planned))
             # What the dispatcher would have done by the next run.
             async with db.transaction() as session:
@@ -187,8 +203,11 @@ async def bench_planning(tasks: int, units: int = 1000) -> None:
         await timed("next working day 09:00 (new offsets)")
         clock.advance(timedelta(minutes=2))
         await timed("2 minutes later")
+        # Thursday 09:00 is also the period reminder's time: one message per focal point.
+        await timed("period reminders, first run", periods=True)
+        await timed("period reminders, next run", periods=True)
         await db.dispose()
-        print(f"planning over {tasks} open tasks, {units} units (SQLite):")
+        print(f"planning over {tasks} open tasks, {units} units (SQLite), {label}:")
         for label, seconds, planned in timings:
             print(f"  {label:<40} {seconds:.3f} s  ({planned} new outbox rows)")
 
@@ -199,6 +218,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--skip-dispatch", action="store_true")
     parser.add_argument("--skip-planning", action="store_true")
+    parser.add_argument("--spread", choices=[*SPREADS, "all"], default="all",
+                        help="deadline spread of the planning benchmark (default: all)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     # A 429 is counted in the figures; its traceback from PTB's rate limiter is noise here.
@@ -206,7 +227,8 @@ def main() -> None:
     if not args.skip_dispatch:
         asyncio.run(bench_dispatch(args.recipients))
     if not args.skip_planning:
-        asyncio.run(bench_planning(args.tasks))
+        for spread in SPREADS if args.spread == "all" else [args.spread]:
+            asyncio.run(bench_planning(args.tasks, spread))
 
 
 if __name__ == "__main__":

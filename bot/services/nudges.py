@@ -15,6 +15,8 @@ closed, deadline changed) are cancelled. Every send time is moved into the next 
 from __future__ import annotations
 
 import html
+import json
+import re
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from bot.services.calendar import WorkCalendar
 from bot.services.outbox import OutboxService, OutgoingMessage
 from bot.services.periods import Period, PeriodRule
 from storage.db import Database
-from storage.repositories.nudges import NudgeRepository
+from storage.repositories.nudges import NudgeOffset, NudgeRepository, NudgeTemplates
 from storage.repositories.outbox import OutboxRepository
 from storage.repositories.reports import ReportRepository
 
@@ -45,6 +47,9 @@ OUTBOX_ID = "{outbox_id}"
 SNOOZE_DATA = "ng:snooze:" + OUTBOX_ID
 PERIOD_LIST_LIMIT = 30
 PERIOD_BUTTONS = 6
+# Marks for what planning fills in SQL: a nudge's text inside its payload, and its task's id.
+_TEXT_MARK = "@@text@@"
+_TASK_MARK = "@@task@@"
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,12 @@ class PlanResult:
     cancelled: int = 0
 
 
+def _split(rendered: str) -> list[str]:
+    """A text rendered with \\x01field\\x01 marks: literal pieces at even indexes, field names
+    at odd ones."""
+    return re.split(r"\x01(\w+)\x01", rendered)
+
+
 def _version_of(key: str) -> tuple[int, int] | None:
     """(task_id, deadline_version) from nudge:<task>:v<ver>:<offset>:<user> or
     snooze:<task>:v<ver>:<offset>:<outbox id>."""
@@ -91,6 +102,7 @@ class NudgeService:
         self.periods = periods
         self.outbox = outbox
         self.send_at = parse_clock(self.settings.send_at)
+        self._nudge_templates: dict[str, NudgeTemplates] | None = None
 
     # ------------------------------------------------------------------ offsets
 
@@ -130,9 +142,12 @@ class NudgeService:
     async def plan(self, task_ids: Sequence[int] | None = None) -> PlanResult:
         """Write the due deadline nudges and cancel pending ones no longer wanted.
 
-        Set-based: the current offset is worked out once per distinct deadline, and one query
-        returns the (task, recipient) pairs whose key is not in the outbox yet; a steady-state
-        run reads little more than that.
+        Set-based: the current offset is worked out once per distinct deadline (the working
+        calendar lives in Python), and the new outbox rows are written by one INSERT ... SELECT
+        that renders their text in SQL from the catalog's templates: no Python object per row,
+        so a fresh install's first run over a large programme stays quick. Python reads only
+        the ids of the reported tasks with a new nudge, for their report history (completion
+        and the last percent).
         """
         now = self.clock.now()
         s = self.settings
@@ -141,46 +156,52 @@ class NudgeService:
             repo = NudgeRepository(session)
             offsets = {deadline: self.current_offset(deadline, now)
                        for deadline in await repo.deadlines(task_ids)}
-            due = [(deadline, offset.name, offset.overdue > 0 and
-                    offset.overdue >= s.escalate_after_days)
-                   for deadline, offset in offsets.items() if offset is not None]
-            candidates = await repo.new_nudges(due, s.include_coordinating, task_ids)
-            task_set = {row[0] for row in candidates}
-            done, percent = await self._progress(session, now, task_set)
-            planned: dict[str, tuple[int, int, str, Recipient, bool]] = {}
-            for task_id, version, lead, name, user_id, role, telegram_id, language in candidates:
-                if task_id in done:
-                    continue
-                key = f"nudge:{task_id}:v{version}:{name}:{user_id}"
-                escalated = role == "leader"
-                if key not in planned or escalated:
-                    planned[key] = (task_id, lead, name,
-                                    Recipient(user_id, telegram_id, language, ""), escalated)
-            titles = await repo.titles({item[0] for item in planned.values()})
-            units = await repo.units() if planned else {}
-            deadlines = await repo.task_states({item[0] for item in planned.values()})
-            rows: list[dict[str, Any]] = []
-            for key, (task_id, lead, name, person, escalated) in planned.items():
-                code, title = titles[task_id]
-                deadline = deadlines[task_id][0]
-                assert deadline is not None
-                offset = offsets[deadline]
-                assert offset is not None and offset.name == name
-                fields = {"code": html.escape(code), "title": html.escape(title),
-                          "unit": html.escape(units.get(lead, "")),
-                          "deadline": deadline.strftime("%d/%m/%Y")}
-                message = OutgoingMessage(
-                    key, NUDGE, person.telegram_id,
-                    text=self._nudge_text(person.language, offset, escalated, fields,
-                                          percent.get(task_id)),
-                    buttons=self._buttons(person.language, task_id),
-                    user_id=person.user_id, task_id=task_id, due_at=offset.slot)
-                rows.append(OutboxService.row(message, now))
+            await repo.begin_plan([self._nudge_offset(deadline, offset)
+                                   for deadline, offset in offsets.items() if offset is not None])
+            # A task without reports is neither completed nor has a percent to show.
+            tasks = await repo.reported_nudge_tasks(s.include_coordinating, task_ids)
+            done, percent = (await self._progress(session, now, tasks)) if tasks else (set(), {})
             # Cancel first: what is inserted now is wanted by construction.
             result.cancelled = await repo.cancel(
                 await self._unwanted(repo, task_ids, now, offsets))
-            result.planned = await OutboxRepository(session).add_unique(rows)
+            progress = {task_id: (percent.get(task_id), task_id in done)
+                        for task_id in done | percent.keys()}
+            result.planned = await repo.insert_nudges(
+                NUDGE, self._templates(), self.i18n.default, progress,
+                s.include_coordinating, task_ids, now)
+            await repo.end_plan()
         return result
+
+    def _nudge_offset(self, deadline: date, offset: Offset) -> NudgeOffset:
+        """What the nudge rows of this deadline's current offset need."""
+        escalate = offset.overdue > 0 and offset.overdue >= self.settings.escalate_after_days
+        kind = "overdue" if offset.overdue else "before" if offset.days_left else "on_the_day"
+        return NudgeOffset(deadline, offset.name, escalate, kind,
+                           offset.overdue or offset.days_left, deadline.strftime("%d/%m/%Y"),
+                           offset.slot)
+
+    def _templates(self) -> dict[str, NudgeTemplates]:
+        """The nudge texts and payload of each language, as templates the repository fills in
+        SQL: rendered through the catalog (as _nudge_text and _buttons render one message)
+        with marked fields, then split at the marks."""
+        if self._nudge_templates is None:
+            marks = {name: f"\x01{name}\x01"
+                     for name in ("code", "title", "unit", "deadline", "days", "percent")}
+            t = self.i18n.t
+            templates = {}
+            for language in self.i18n.languages:
+                texts = {kind: _split(t(language, f"nudges.{kind}", **marks))
+                         for kind in ("before", "on_the_day", "overdue", "escalation")}
+                message = OutgoingMessage("", NUDGE, 0, text=_TEXT_MARK,
+                                          buttons=self._buttons(language, _TASK_MARK))
+                payload = (json.dumps(message.payload())
+                           .replace(json.dumps(_TEXT_MARK), "\x01text\x01")
+                           .replace(_TASK_MARK, "\x01task\x01"))
+                templates[language] = NudgeTemplates(
+                    texts, _split(t(language, "nudges.percent", percent=marks["percent"])),
+                    t(language, "nudges.no_report"), _split(payload))
+            self._nudge_templates = templates
+        return self._nudge_templates
 
     async def _unwanted(self, repo: NudgeRepository, task_ids: Sequence[int] | None,
                         now: datetime, offsets: dict[date, Offset | None]) -> list[int]:
@@ -245,7 +266,8 @@ class NudgeService:
             return t(language, "nudges.before", days=offset.days_left, percent=shown, **fields)
         return t(language, "nudges.on_the_day", percent=shown, **fields)
 
-    def _buttons(self, language: str | None, task_id: int) -> list[list[tuple[str, str]]]:
+    def _buttons(self, language: str | None, task_id: int | str
+                 ) -> list[list[tuple[str, str]]]:
         return [[(self.i18n.t(language, "nudges.report_now"), f"rp:start:{task_id}"),
                  (self.i18n.t(language, "nudges.snooze"), SNOOZE_DATA)]]
 
@@ -282,8 +304,7 @@ class NudgeService:
             rows: list[dict[str, Any]] = []
             if due is not None:
                 period, index, slot = due
-                rows = await self._period_rows(repo, period, index, slot, now)
-                keys = {row["dedup_key"] for row in rows}
+                keys, rows = await self._period_rows(repo, period, index, slot, now)
             result.planned = await OutboxRepository(session).add_unique(rows)
             stale = [row_id for row_id, key, _, _ in await repo.pending((PERIOD_REMINDER,))
                      if key not in keys]
@@ -291,9 +312,13 @@ class NudgeService:
         return result
 
     async def _period_rows(self, repo: NudgeRepository, period: Period, index: int,
-                           slot: datetime, now: datetime) -> list[dict[str, Any]]:
-        tasks = await repo.open_tasks()
-        done, _ = await self._progress(repo.session, now, [task_id for task_id, *_ in tasks])
+                           slot: datetime, now: datetime
+                           ) -> tuple[set[str], list[dict[str, Any]]]:
+        """The keys of the reminders wanted now, and the rows of those not in the outbox yet
+        (the planning job runs every few minutes on reminder days: a reminder already planned
+        is not rendered again)."""
+        tasks = await repo.open_task_leads()
+        done, _ = await self._progress(repo.session, now, [task_id for task_id, _ in tasks])
         focal, _ = self._people(await repo.unit_people())
         units = await repo.units()
         reported = await repo.reported(period.key)
@@ -303,7 +328,7 @@ class NudgeService:
                 coordinating[task_id].append(unit_id)
         owed_ids: dict[int, list[tuple[int, int]]] = defaultdict(list)
         people: dict[int, Recipient] = {}
-        for task_id, _deadline, _version, lead in tasks:
+        for task_id, lead in tasks:
             if task_id in done:
                 continue
             for unit_id in (lead, *coordinating.get(task_id, ())):
@@ -312,9 +337,18 @@ class NudgeService:
                 for person in focal.get(unit_id, ()):
                     people[person.user_id] = person
                     owed_ids[person.user_id].append((task_id, unit_id))
-        titles = await repo.titles({task_id for items in owed_ids.values()
-                                    for task_id, _ in items})
-        owed = {user_id: [(task_id, *titles[task_id], unit_id) for task_id, unit_id in items]
+        key_of = {user_id: f"period:{period.key}:{index}:{user_id}" for user_id in owed_ids}
+        planned = await OutboxRepository(repo.session).present_keys(key_of.values())
+        owed_ids = {user_id: pairs for user_id, pairs in owed_ids.items()
+                    if key_of[user_id] not in planned}
+        # Only the listed tasks and those with a button are named: read just their titles.
+        shown: set[int] = set()
+        for pairs in owed_ids.values():
+            shown.update(task_id for task_id, _ in pairs[:PERIOD_LIST_LIMIT])
+            shown.update(list(dict.fromkeys(task_id for task_id, _ in pairs))[:PERIOD_BUTTONS])
+        titles = await repo.titles(shown)
+        owed = {user_id: [(task_id, *titles.get(task_id, ("", "")), unit_id)
+                          for task_id, unit_id in items]
                 for user_id, items in owed_ids.items()}
         cutoff = self.calendar.local(period.end).strftime("%H:%M %d/%m/%Y")
         rows = []
@@ -328,18 +362,15 @@ class NudgeService:
             if len(items) > PERIOD_LIST_LIMIT:
                 lines.append(self.i18n.t(lang, "nudges.period_more",
                                          count=len(items) - PERIOD_LIST_LIMIT))
-            seen: list[tuple[int, str]] = []
-            for task_id, code, _, _ in items:
-                if all(task_id != t for t, _ in seen):
-                    seen.append((task_id, code))
+            seen = dict.fromkeys((task_id, code) for task_id, code, _, _ in items)
             buttons = [[(self.i18n.t(lang, "nudges.report_task", code=code), f"rp:start:{task_id}")]
-                       for task_id, code in seen[:PERIOD_BUTTONS]]
+                       for task_id, code in list(seen)[:PERIOD_BUTTONS]]
             text = "\n".join(lines)
             message = OutgoingMessage(f"period:{period.key}:{index}:{user_id}", PERIOD_REMINDER,
                                       person.telegram_id, text=text[:4096], buttons=buttons,
                                       user_id=user_id, due_at=slot)
             rows.append(OutboxService.row(message, now))
-        return rows
+        return set(key_of.values()), rows
 
     # ------------------------------------------------------------------ snooze, unreachable
 

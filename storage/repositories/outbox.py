@@ -35,12 +35,15 @@ class OutboxRepository:
         result = await connection.execute(statement, rows)
         return len(result.all())
 
-    async def existing_keys(self, kind: str, due_from: datetime) -> set[str]:
-        """Dedup keys of this kind due from this time on (what a planner may skip)."""
-        rows = await self.session.scalars(
-            select(OutboxMessage.dedup_key)
-            .where(OutboxMessage.kind == kind, OutboxMessage.due_at >= due_from))
-        return set(rows)
+    async def present_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of these dedup keys are in the outbox already."""
+        wanted = list(keys)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            found.update(await self.session.scalars(
+                select(OutboxMessage.dedup_key)
+                .where(OutboxMessage.dedup_key.in_(wanted[start:start + 500]))))
+        return found
 
     @staticmethod
     def _due_query(now: datetime, exclude_chats: Collection[int],

@@ -1,0 +1,101 @@
+"""Nudges are rendered in SQL when planned (one INSERT ... SELECT): each row's payload must be
+exactly what the catalog renders in Python for that recipient (language, escalation, offset,
+last percent), HTML escaping and JSON included, on each engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from bot.services.nudges import NUDGE, NudgeService
+from bot.services.outbox import OutgoingMessage
+from bot.services.reporting import ReportInput
+from storage.models import Membership, OutboxMessage, Task, TaskGroup, Unit, User
+from tests.support.harness import Harness
+
+HN = ZoneInfo("Asia/Ho_Chi_Minh")
+# Every character html.escape changes, JSON escapes, and text outside ASCII.
+AWKWARD = "A&B <i>x</i> \"q\" 'a' \\ back\nnew\tline — Tiến độ 🇻🇳 %s {x} 50%"
+
+
+async def test_sql_rendering_matches_the_catalog(harness: Harness) -> None:
+    db = harness.services.db
+    nudges: NudgeService = harness.services.nudges
+    async with db.transaction() as session:
+        unit = Unit(code="R&D", name="Phòng " + AWKWARD)
+        other = Unit(code="OTH", name="Khác")
+        session.add_all([unit, other])
+        await session.flush()
+        people = [(901, "focal", "vi", unit), (902, "focal", "en", unit),
+                  (903, "focal", None, unit), (904, "focal", "fr", unit),
+                  (905, "leader", "en", unit), (906, "leader", "vi", unit),
+                  (907, "focal", "vi", other)]
+        users: dict[int, User] = {}
+        for telegram_id, role, language, where in people:
+            user = users.get(telegram_id) or User(telegram_id=telegram_id, first_name="X",
+                                                  language=language)
+            users[telegram_id] = user
+            session.add(user)
+            await session.flush()
+            session.add(Membership(user_id=user.id, unit_id=where.id, role=role))
+        # 906 is the unit's leader and one of its focal points: one (escalated) nudge only.
+        session.add(Membership(user_id=users[906].id, unit_id=unit.id, role="focal"))
+        group_id = await session.scalar(select(TaskGroup.id).limit(1))
+        deadlines = {"b7": date(2024, 3, 15), "b1": date(2024, 3, 7), "d0": date(2024, 3, 6),
+                     "o2": date(2024, 3, 4), "o6": date(2024, 2, 27)}
+        tasks = {}
+        for name, deadline in deadlines.items():
+            task = Task(code=f"{name}&<{name}>", group_id=group_id, title=f"{name} {AWKWARD}",
+                        lead_unit_id=unit.id, deadline=deadline)
+            session.add(task)
+            tasks[name] = task
+        await session.flush()
+        unit_id, task_ids = unit.id, {name: task.id for name, task in tasks.items()}
+    harness.clock.set(datetime(2024, 3, 1, 3, 0, tzinfo=UTC))
+    await harness.services.reporting.submit(
+        ReportInput(task_ids["o2"], unit_id, None, "in_progress", 40, "đang làm"))
+    now = datetime(2024, 3, 6, 9, 0, tzinfo=HN).astimezone(UTC)
+    harness.clock.set(now)
+
+    result = await nudges.plan()
+
+    async with db.reader() as session:
+        rows = list(await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == NUDGE,
+                                        OutboxMessage.task_id.in_(task_ids.values()))))
+    names = {task_id: name for name, task_id in task_ids.items()}
+    by_user = {user.id: (telegram_id, user.language) for telegram_id, user in users.items()}
+    seen = set()
+    for row in rows:
+        assert row.task_id is not None and row.user_id is not None
+        name = names[row.task_id]
+        telegram_id, language = by_user[row.user_id]
+        offset = nudges.current_offset(deadlines[name], now)
+        assert offset is not None and offset.name == name
+        escalated = telegram_id == 905 or (telegram_id == 906 and name == "o6")
+        fields = {"code": f"{name}&amp;&lt;{name}&gt;",
+                  "title": f"{name} " + AWKWARD.replace("&", "&amp;").replace("<", "&lt;")
+                  .replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#x27;"),
+                  "unit": "Phòng " + AWKWARD.replace("&", "&amp;").replace("<", "&lt;")
+                  .replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#x27;"),
+                  "deadline": deadlines[name].strftime("%d/%m/%Y")}
+        expected = OutgoingMessage(
+            row.dedup_key, NUDGE, telegram_id,
+            text=nudges._nudge_text(language, offset, escalated, fields,
+                                    40 if name == "o2" else None),
+            buttons=nudges._buttons(language, row.task_id))
+        assert row.payload == expected.payload(), (name, telegram_id)
+        assert row.chat_id == telegram_id and row.due_at == offset.slot
+        assert row.dedup_key == f"nudge:{row.task_id}:v1:{name}:{row.user_id}"
+        assert row.state == "pending" and row.attempts == 0 and row.created_at == now
+        seen.add((name, telegram_id))
+    focal = {901, 902, 903, 904, 906}
+    expected_pairs = ({(name, t) for name in deadlines for t in focal} | {("o6", 905)})
+    assert seen == expected_pairs and len(rows) == len(expected_pairs)
+    async with db.reader() as session:
+        everything = list(await session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.kind == NUDGE)))
+    assert result.planned == len(everything)
+    assert (await nudges.plan()).planned == 0
