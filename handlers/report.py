@@ -31,7 +31,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from bot.services.drafts import DraftView
+from bot.services.drafts import DraftView, OutOfScope
 from bot.services.reporting import EvidenceFile, ReportInput
 from bot.services.tasks import ReportableTask, TaskView
 from handlers.common import caller, keyboard, refuse_callback, stale_callback
@@ -204,16 +204,36 @@ async def _done_with_buttons(update: Update) -> None:
     await query.answer()
 
 
-async def advance(update: Update, context: Context, data: dict[str, Any], step: str) -> str:
-    """Store the answers and the step, then ask the step's question."""
+async def advance(update: Update, context: Context, data: dict[str, Any], step: str
+                  ) -> str | int:
+    """Store the answers and the step, then ask the step's question. The scope is checked in
+    the same transaction: someone no longer a focal point of the task's unit is refused and
+    the report ends, with nothing stored."""
     data["step"] = step
     if step == "confirm":
         data["editing"] = False
-    saved = await context.services.drafts.save(_user_id(update), FLOW, data, step,
-                                               _chat_id(update))
+    scope = (int(data["task_id"]), int(data["unit_id"])) if data.get("task_id") and \
+        data.get("unit_id") else None
+    try:
+        saved = await context.services.drafts.save(_user_id(update), FLOW, data, step,
+                                                   _chat_id(update), scope=scope)
+    except OutOfScope:
+        return await _out_of_scope(update, context, data.get("lang"))
     text, rows = question(context, data.get("lang"), step, data, saved.version)
     await _reply(update, text, rows)
     return step
+
+
+async def _out_of_scope(update: Update, context: Context, lang: str | None) -> int:
+    """The person may no longer report on the draft's task: audit, say so, close the draft."""
+    user_id = _user_id(update)
+    log.warning("report step refused for %s: no longer in the task's scope", user_id)
+    await context.services.audit.record(
+        "report.refused", actor_telegram_id=user_id,
+        detail="report step on a task no longer the caller's")
+    await context.services.drafts.close(user_id, FLOW, _chat_id(update))
+    await _reply(update, _t(context, lang, "report.out_of_scope"))
+    return ConversationHandler.END
 
 
 # --------------------------------------------------------------------------- entry
@@ -241,7 +261,8 @@ async def _task_page(update: Update, context: Context, lang: str, tasks: list[Ta
         await _reply(update, text, rows)
 
 
-async def _begin(update: Update, context: Context, lang: str, task: ReportableTask) -> str:
+async def _begin(update: Update, context: Context, lang: str, task: ReportableTask
+                 ) -> str | int:
     data: dict[str, Any] = {
         "lang": lang, "task_id": task.task_id, "task_code": task.code,
         "task_title": task.title, "unit_id": task.unit_id, "has_target": task.has_target,
@@ -284,7 +305,7 @@ async def report(update: Update, context: Context) -> str | int | None:
     return "task"
 
 
-async def start_from_button(update: Update, context: Context) -> str | None:
+async def start_from_button(update: Update, context: Context) -> str | int | None:
     """Open the report on the task of a "Báo cáo" button (rp:start:<task_id>)."""
     query = update.callback_query
     assert query is not None and isinstance(query.data, str)
@@ -362,7 +383,7 @@ async def on_task(update: Update, context: Context) -> str | int | None:
     return await _begin(update, context, lang, task)
 
 
-async def on_status(update: Update, context: Context) -> str | None:
+async def on_status(update: Update, context: Context) -> str | int | None:
     """Take the status."""
     pressed = await _pressed(update, context, "s")
     if pressed is None:
@@ -382,7 +403,7 @@ async def on_status(update: Update, context: Context) -> str | None:
     return await advance(update, context, data, next_step("status", data))
 
 
-async def on_percent_button(update: Update, context: Context) -> str | None:
+async def on_percent_button(update: Update, context: Context) -> str | int | None:
     """Take the percent from a button."""
     pressed = await _pressed(update, context, "p")
     if pressed is None:
@@ -396,7 +417,7 @@ async def on_percent_button(update: Update, context: Context) -> str | None:
     return await advance(update, context, draft.data, next_step("percent", draft.data))
 
 
-async def on_evidence_done(update: Update, context: Context) -> str | None:
+async def on_evidence_done(update: Update, context: Context) -> str | int | None:
     """No (more) evidence: go to the summary."""
     pressed = await _pressed(update, context, "ev")
     if pressed is None:
@@ -425,7 +446,7 @@ async def on_confirm(update: Update, context: Context) -> str | int | None:
     return None
 
 
-async def on_edit(update: Update, context: Context) -> str | None:
+async def on_edit(update: Update, context: Context) -> str | int | None:
     """Ask again for the one field picked from the summary."""
     pressed = await _pressed(update, context, "e")
     if pressed is None:
@@ -594,11 +615,14 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
     """Store the report, answer with the receipt and tell the unit's leaders."""
     services = context.services
     lang = data.get("lang")
-    # Membership may have changed since the task was picked: check the scope again.
+    # Membership may have changed since the task was picked: check the scope again (the
+    # person and the scope in one read).
     task_id, unit_id = int(data["task_id"]), int(data.get("unit_id") or 0)
-    (person, _), involved = await asyncio.gather(
-        caller(update, context), services.tasks.involves(task_id, unit_id))
-    if unit_id not in person.unit_ids("focal") or not involved:
+    user = update.effective_user
+    assert user is not None
+    person, allowed = await services.people.reporter(user.id, task_id, unit_id,
+                                                     user.first_name)
+    if not allowed:
         await refuse_callback(update, context, "report on a task no longer the caller's", lang)
         await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
         return ConversationHandler.END

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,11 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if connection.get_execution_options().get(_READONLY):
-            connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        sql = "BEGIN" if connection.get_execution_options().get(_READONLY) else "BEGIN IMMEDIATE"
+        # Straight to aiosqlite: one trip to its thread (exec_driver_sql takes three: cursor,
+        # execute, close), and every transaction and read begins this way. The cursor is
+        # dropped unclosed on purpose (a close would be another trip; BEGIN has no rows).
+        await_only(connection.connection.driver_connection.execute(sql))
 
 
 class Database:

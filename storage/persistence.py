@@ -2,9 +2,11 @@
 
 PTB hands conversation states to a persistence class only every `update_interval` and on a
 clean stop, so a kill -9 would lose them (ENGINEERING.md, known traps). Guided flows therefore
-write their state themselves, in the same transaction as the answer that moved them
-(`DraftService.save`), before the next question is shown, and remove it when the flow ends
-(`DraftService.close`). This class is what PTB reads those states back from at start-up; its
+write their state themselves, in the same row and statement as the answers that moved them
+(`DraftService.save` keeps {"key": conversation key, "state": step} under CONVERSATION in the
+draft's data), before the next question is shown, and remove it with the draft when the flow
+ends (`DraftService.close`). This class is what PTB reads those states back from at start-up
+(and from conversation_states, where versions before this one kept them); its
 `update_conversation` writes nothing: PTB calls it late (every update_interval), and a write of
 an older in-memory state could overtake the handler's own newer one.
 """
@@ -18,7 +20,10 @@ from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
 from storage.db import Database
-from storage.repositories.drafts import ConversationRepository
+from storage.repositories.drafts import ConversationRepository, DraftRepository
+
+# The key, in a draft's data, of the conversation it belongs to and the step reached.
+CONVERSATION = "__conversation__"
 
 
 def conversation_key(key: ConversationKey) -> str:
@@ -38,10 +43,22 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], Any]):
     async def get_conversations(self, name: str) -> ConversationDict:
         async with self.db.reader() as session:
             rows = await ConversationRepository(session).all(name)
-        return {
+            drafts = await DraftRepository(session).data_of(name)
+        # Kept by an older version: a state counts only while its draft (without a state of
+        # its own) is still there; closing a flow now removes the draft alone.
+        legacy = {
             tuple(json.loads(row.key)): (row.state or {}).get("state")
             for row in rows if (row.state or {}).get("state") is not None
         }
+        states: ConversationDict = {}
+        for telegram_id, data in drafts:
+            conversation = (data or {}).get(CONVERSATION) or {}
+            if conversation.get("key") and conversation.get("state") is not None:
+                states[tuple(json.loads(conversation["key"]))] = conversation["state"]
+            else:
+                states.update({key: state for key, state in legacy.items()
+                               if key[-1] == telegram_id})
+        return states
 
     async def update_conversation(self, name: str, key: ConversationKey,
                                   new_state: object | None) -> None:

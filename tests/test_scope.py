@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from bot.services.admin import Actor
 from storage.db import Database
-from tests.report_helpers import audit_actions, drafts, join, last_answer, press, reports
+from tests.report_helpers import (
+    audit_actions,
+    drafts,
+    join,
+    last_answer,
+    press,
+    reports,
+    to_results,
+)
 from tests.support.harness import Harness
 
 A = 701  # focal point of TTRA
@@ -125,3 +134,40 @@ async def test_a_report_button_after_a_submitted_report_is_out_of_date(bot: Harn
     await press(bot, A, summary, "Gửi")
     assert await press(bot, A, summary, "Gửi") == []
     assert "đã cũ" in (last_answer(bot) or "")
+
+
+async def test_someone_removed_from_their_unit_is_refused_at_the_next_step(
+        bot: Harness, db: Database) -> None:
+    (ask,) = await bot.send(A, "/report 5.9")
+    await bot.services.admin.revoke(Actor(1000), str(A))
+    (refused,) = await press(bot, A, ask, "Đang thực hiện")
+    assert "không còn là đầu mối" in (refused.plain_text or "")
+    assert refused.buttons == []
+    assert await drafts(db) == 0  # nothing of the answer was stored, the draft is closed
+    assert "report.refused" in await audit_actions(db)
+    # The conversation is over: the old button changes nothing, and no report can be sent.
+    assert await press(bot, A, ask, "Đang thực hiện") == []
+    assert "cũ" in (last_answer(bot) or "") or "không hợp lệ" in (last_answer(bot) or "")
+    assert await reports(db) == 0
+
+
+async def test_a_typed_answer_after_the_unit_changed_is_refused(bot: Harness,
+                                                                db: Database) -> None:
+    results = await to_results(bot, A, "5.9")
+    assert "kết quả" in (results.plain_text or "").lower()
+    # Moved to another unit: still a focal point, but 5.9 is no longer their unit's task.
+    await bot.services.admin.revoke(Actor(1000), str(A))
+    await join(bot, A, "KHTC")
+    (refused,) = await bot.send(A, "Đã xong dự thảo")
+    assert "không còn là đầu mối" in (refused.plain_text or "")
+    assert await drafts(db) == 0
+    assert await bot.send(A, "/skip") == []  # no report under way any more
+
+
+async def test_every_step_of_a_report_in_scope_is_stored(bot: Harness, db: Database) -> None:
+    """The scope check lets the focal point of a coordinating unit through as well."""
+    (ask,) = await bot.send(A, "/report 5.9")
+    (percent,) = await press(bot, A, ask, "Đang thực hiện")
+    draft = await bot.services.drafts.load(A, "report")
+    assert draft is not None and draft.data["status"] == "in_progress"
+    assert "phần trăm" in (percent.plain_text or "").lower() or percent.buttons

@@ -1,8 +1,13 @@
 """Unfinished guided flows: the answers so far and the step, written at every step.
 
-The answers (drafts) and the step (conversation_states, which DatabasePersistence gives back
-to PTB at start-up) are written in one transaction before the next question goes out, so a
-kill -9 at any moment leaves the user at the step they last saw.
+The answers and the step (kept in the draft's row under storage.persistence.CONVERSATION, which
+DatabasePersistence gives back to PTB at start-up) are written in one statement before the next
+question goes out, so a kill -9 at any moment leaves the user at the step they last saw.
+
+A step on a task carries its scope (task, unit): the same transaction first checks that the
+person is still an active focal point of a unit that leads or coordinates the open task, and
+stores nothing (OutOfScope) when not, so someone removed from their unit is refused at their
+very next answer, at the cost of one query per group of steps rather than per step.
 """
 
 from __future__ import annotations
@@ -18,8 +23,14 @@ from sqlalchemy import select
 from bot.clock import Clock
 from storage.db import Database
 from storage.models import User
-from storage.persistence import conversation_key
+from storage.persistence import CONVERSATION, conversation_key
 from storage.repositories.drafts import ConversationRepository, DraftRepository
+from storage.repositories.users import UserRepository
+
+
+class OutOfScope(Exception):
+    """The person may no longer report on the draft's task (removed from the unit, no longer
+    a focal point, deactivated, or the task was closed or handed to other units)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,7 @@ class _GroupWriter:
         while self.pending:
             batch, self.pending = self._take()
             try:
-                await self._commit(batch)
+                refused = await self._commit(batch)
             except BaseException as exc:  # handed to each waiting step, which raises it
                 for write in batch:
                     if not write.done.done():
@@ -66,7 +77,10 @@ class _GroupWriter:
             else:
                 for write in batch:
                     if not write.done.done():
-                        write.done.set_result(None)
+                        if id(write) in refused:
+                            write.done.set_exception(OutOfScope(write.telegram_id))
+                        else:
+                            write.done.set_result(None)
 
     def _take(self) -> tuple[list[_Write], list[_Write]]:
         """The longest prefix without two writes of one draft (one statement cannot upsert a
@@ -78,29 +92,42 @@ class _GroupWriter:
             seen.add((write.telegram_id, write.flow))
         return self.pending, []
 
-    async def _commit(self, batch: list[_Write]) -> None:
+    async def _commit(self, batch: list[_Write]) -> set[int]:
+        """Write the batch; returns the ids of the writes refused (out of scope)."""
         async with self.service.db.transaction() as session:
-            drafts, states, gone, gone_states = [], [], [], []
+            refused = await self._out_of_scope(session, batch)
+            drafts, gone = [], []
             for write in batch:
+                if id(write) in refused:
+                    continue
                 user_id = await self.service._user_id(session, write.telegram_id)
                 if write.data is None:
+                    # The step goes with the draft's row (a state kept in conversation_states
+                    # by an older version counts only while its draft exists).
                     if user_id is not None:
                         gone.append((user_id, write.flow))
-                    gone_states.append((write.flow, write.key))
                     continue
                 if user_id is None:
                     raise LookupError(write.telegram_id)
-                drafts.append({"user_id": user_id, "flow": write.flow, "data": write.data,
+                # The step rides in the draft's own row: one statement per group, not two.
+                data = write.data | {CONVERSATION: {"key": write.key, "state": write.state}}
+                drafts.append({"user_id": user_id, "flow": write.flow, "data": data,
                                "version": write.version, "updated_at": write.at})
-                states.append({"name": write.flow, "key": write.key,
-                               "state": {"state": write.state}, "updated_at": write.at})
             if drafts:
                 await DraftRepository(session).upsert_many(drafts)
-                await ConversationRepository(session).upsert_many(states)
             if gone:
                 await DraftRepository(session).drop_many(gone)
-            if gone_states:
-                await ConversationRepository(session).drop_many(gone_states)
+        return refused
+
+    @staticmethod
+    async def _out_of_scope(session: Any, batch: list[_Write]) -> set[int]:
+        scoped = [w for w in batch if w.scope is not None and w.data is not None]
+        if not scoped:
+            return set()
+        allowed = await UserRepository(session).focal_scopes(
+            {w.telegram_id for w in scoped}, {w.scope[0] for w in scoped if w.scope})
+        return {id(w) for w in scoped
+                if w.scope and (w.telegram_id, w.scope[0], w.scope[1]) not in allowed}
 
 
 @dataclass
@@ -112,8 +139,14 @@ class _Write:
     state: object
     version: int
     at: datetime
+    scope: tuple[int, int] | None = None  # (task id, unit id) the person must still report on
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+def _answers(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored draft's answers, without the conversation step kept beside them."""
+    return {k: v for k, v in stored.items() if k != CONVERSATION}
 
 
 class DraftService:
@@ -146,23 +179,25 @@ class DraftService:
         async with self.db.reader() as session:
             user_id = await self._user_id(session, telegram_id)
             draft = None if user_id is None else await DraftRepository(session).get(user_id, flow)
-            view = None if draft is None else DraftView(draft.version, dict(draft.data),
+            view = None if draft is None else DraftView(draft.version, _answers(draft.data),
                                                         draft.updated_at)
         self._cache[key] = view
         return None if view is None else DraftView(view.version, deepcopy(view.data),
                                                    view.updated_at)
 
     async def save(self, telegram_id: int, flow: str, data: dict[str, Any], state: object,
-                   chat_id: int) -> DraftView:
+                   chat_id: int, *, scope: tuple[int, int] | None = None) -> DraftView:
         """Store the answers and the step the user is now at; bumps the draft's version.
-        Returns once both are committed."""
+        Returns once both are committed. With a scope (task id, unit id), raises OutOfScope and
+        stores nothing unless the person is still a focal point of that unit and the open task
+        is still the unit's."""
         now = self.clock.now()
         current = await self.load(telegram_id, flow)
         version = (current.version if current else 0) + 1
         try:
             await self._writer.write(_Write(
                 telegram_id, flow, conversation_key((chat_id, telegram_id)), data, state,
-                version, now))
+                version, now, scope))
         except BaseException:
             self._cache.pop((telegram_id, flow), None)
             raise
@@ -188,7 +223,8 @@ class DraftService:
                 user = await session.get(User, draft.user_id)
                 if user is None:
                     continue
-                closed.append(ExpiredDraft(user.telegram_id, user.language, dict(draft.data)))
+                closed.append(ExpiredDraft(user.telegram_id, user.language,
+                                           _answers(draft.data)))
                 self._cache[(user.telegram_id, flow)] = None
                 await drafts.drop(draft.user_id, flow)
                 await conversations.drop(

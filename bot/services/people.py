@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from storage.db import Database
 from storage.models import User, utcnow
@@ -76,22 +77,38 @@ class PeopleService:
     async def leaders_of(self, unit_id: int) -> list[tuple[int, int, str | None]]:
         """(user id, Telegram id, language) of the unit's leaders."""
         async with self.db.reader() as session:
-            users = await UserRepository(session).unit_members(unit_id, "leader")
-            return [(u.id, u.telegram_id, u.language) for u in users if u.reachable]
+            return await UserRepository(session).contacts(unit_id, "leader")
 
     async def person(self, telegram_id: int, first_name: str = "") -> Person:
         """The caller as the bot knows them; admins listed in the config are always admins."""
         async with self.db.reader() as session:
-            user = await UserRepository(session).by_telegram_id(telegram_id)
-            if user is None or not user.active:
-                config_admin = frozenset({"admin"}) if telegram_id in self.admins else frozenset()
-                return Person(telegram_id, first_name, None, roles=config_admin)
-            roles = {r.role for r in user.roles}
-            if telegram_id in self.admins:
-                roles.add("admin")
-            units = tuple(
-                UnitRole(m.unit_id, m.unit.code, m.unit.name, m.role)
-                for m in sorted(user.memberships, key=lambda m: (m.unit.code, m.role))
-            )
-            return Person(telegram_id, user.first_name or first_name, user.language, units,
-                          frozenset(roles), user.id)
+            rows = await UserRepository(session).person_rows(telegram_id)
+        return self._person(telegram_id, first_name, rows)
+
+    async def reporter(self, telegram_id: int, task_id: int, unit_id: int,
+                       first_name: str = "") -> tuple[Person, bool]:
+        """The caller, and whether they may (still) report on the open task for the unit: an
+        active focal point of a unit that leads or coordinates it. One read for both."""
+        async with self.db.reader() as session:
+            users = UserRepository(session)
+            rows = await users.person_rows(telegram_id)
+            allowed = (telegram_id, task_id, unit_id) in await users.focal_scopes(
+                [telegram_id], [task_id])
+        return self._person(telegram_id, first_name, rows), allowed
+
+    def _person(self, telegram_id: int, first_name: str, rows: list[Any]) -> Person:
+        if not rows or not rows[0].active:
+            config_admin = frozenset({"admin"}) if telegram_id in self.admins else frozenset()
+            return Person(telegram_id, first_name, None, roles=config_admin)
+        user = rows[0]
+        roles = {r.programme_role for r in rows if r.programme_role is not None}
+        if telegram_id in self.admins:
+            roles.add("admin")
+        memberships = {(r.unit_id, r.role): (r.code, r.name) for r in rows if r.unit_id is not None}
+        units = tuple(
+            UnitRole(unit_id, code, name, role)
+            for (unit_id, role), (code, name) in sorted(memberships.items(),
+                                                        key=lambda m: (m[1][0], m[0][1]))
+        )
+        return Person(telegram_id, user.first_name or first_name, user.language, units,
+                      frozenset(roles), user.id)

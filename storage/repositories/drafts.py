@@ -5,17 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, TextClause, bindparam, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import ConversationState, Draft
+from storage.models import ConversationState, Draft, User
 
 
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return pg_insert if dialect == "postgresql" else sqlite_insert
+def _upsert(table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> TextClause:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE, as text with typed parameters: the same SQL on
+    SQLite and PostgreSQL, and, unlike the dialects' insert().on_conflict_do_update() (which
+    SQLAlchemy cannot cache), compiled once per engine, not at every step."""
+    names = keys + columns
+    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
+           f"VALUES ({', '.join(':' + n for n in names)}) "
+           f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+           + ", ".join(f"{c} = excluded.{c}" for c in columns))
+    return text(sql).bindparams(*(bindparam(n, type_=table.c[n].type) for n in names))
+
+
+_DRAFT_UPSERT = _upsert(Draft.__table__, ("user_id", "flow"), ("data", "version", "updated_at"))
 
 
 class DraftRepository:
@@ -25,18 +33,20 @@ class DraftRepository:
     async def upsert_many(self, rows: list[dict[str, Any]]) -> None:
         """Store several drafts in one statement: rows of user_id, flow, data, version,
         updated_at (each (user_id, flow) at most once)."""
-        # Core executemany of one statement: compiled once and cached, whatever the batch.
-        insert = _insert(self.session)(Draft.__table__)
-        await self.session.execute(insert.on_conflict_do_update(
-            index_elements=["user_id", "flow"],
-            set_={"data": insert.excluded.data, "version": insert.excluded.version,
-                  "updated_at": insert.excluded.updated_at},
-        ), rows)
+        # One executemany of one statement, compiled once and cached, whatever the batch.
+        await self.session.execute(_DRAFT_UPSERT, rows)
 
     async def get(self, user_id: int, flow: str) -> Draft | None:
         return await self.session.scalar(
             select(Draft).where(Draft.user_id == user_id, Draft.flow == flow)
         )
+
+    async def data_of(self, flow: str) -> list[tuple[int, dict[str, Any]]]:
+        """(Telegram id of its user, data) of every draft of the flow."""
+        rows = await self.session.execute(
+            select(User.telegram_id, Draft.data).join(User, User.id == Draft.user_id)
+            .where(Draft.flow == flow))
+        return [(int(t), data) for t, data in rows.all()]
 
     async def put(self, user_id: int, flow: str, data: dict[str, Any]) -> Draft:
         """Replace the user's draft of this flow; the version goes up at every write."""
@@ -51,8 +61,11 @@ class DraftRepository:
         return draft
 
     async def drop(self, user_id: int, flow: str) -> None:
+        # On the table, not the entity: no ORM bulk-delete bookkeeping at every report's end.
+        drafts = Draft.__table__
+        assert isinstance(drafts, Table)
         await self.session.execute(
-            delete(Draft).where(Draft.user_id == user_id, Draft.flow == flow)
+            delete(drafts).where(drafts.c.user_id == user_id, drafts.c.flow == flow)
         )
 
     async def drop_many(self, keys: list[tuple[int, str]]) -> None:
@@ -77,20 +90,9 @@ class ConversationRepository:
         )
         return list(rows)
 
-    async def upsert_many(self, rows: list[dict[str, Any]]) -> None:
-        """Store several states in one statement: rows of name, key, state, updated_at."""
-        insert = _insert(self.session)(ConversationState.__table__)
-        await self.session.execute(insert.on_conflict_do_update(
-            index_elements=["name", "key"],
-            set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at},
-        ), rows)
-
     async def drop(self, name: str, key: str) -> None:
+        states = ConversationState.__table__
+        assert isinstance(states, Table)
         await self.session.execute(
-            delete(ConversationState).where(ConversationState.name == name,
-                                            ConversationState.key == key)
+            delete(states).where(states.c.name == name, states.c.key == key)
         )
-
-    async def drop_many(self, keys: list[tuple[str, str]]) -> None:
-        for name, key in keys:
-            await self.drop(name, key)

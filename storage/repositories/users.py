@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Select, bindparam, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from storage.models import Membership, Unit, User, UserRole
+from storage.models import Membership, Task, TaskUnit, Unit, User, UserRole
+
+
+def _focal_scopes() -> Select[Any]:
+    # Core over the tables, not ORM entities: this runs at every step of a report, and the ORM's
+    # per-execution overhead was most of its cost.
+    users, members = User.__table__, Membership.__table__
+    tasks, task_units = Task.__table__, TaskUnit.__table__
+    return (
+        select(users.c.telegram_id, tasks.c.id, members.c.unit_id)
+        .select_from(users.join(members, members.c.user_id == users.c.id)
+                     .join(tasks, tasks.c.id.in_(bindparam("tasks", expanding=True))))
+        .where(users.c.telegram_id.in_(bindparam("people", expanding=True)),
+               users.c.active.is_(True), members.c.role == "focal",
+               tasks.c.closed_at.is_(None),
+               (tasks.c.lead_unit_id == members.c.unit_id)
+               | exists().where(task_units.c.task_id == tasks.c.id,
+                                task_units.c.unit_id == members.c.unit_id))
+    )
+
+
+_FOCAL_SCOPES = _focal_scopes()
+
+
+def _person() -> Select[Any]:
+    users, members, units = User.__table__, Membership.__table__, Unit.__table__
+    roles = UserRole.__table__
+    return (
+        select(users.c.id, users.c.first_name, users.c.language, users.c.active,
+               members.c.unit_id, members.c.role, units.c.code, units.c.name,
+               roles.c.role.label("programme_role"))
+        .select_from(users.outerjoin(members, members.c.user_id == users.c.id)
+                     .outerjoin(units, units.c.id == members.c.unit_id)
+                     .outerjoin(roles, roles.c.user_id == users.c.id))
+        .where(users.c.telegram_id == bindparam("telegram_id"))
+    )
+
+
+_PERSON = _person()
 
 
 class UserRepository:
@@ -24,6 +65,23 @@ class UserRepository:
             )
         )
         return result.unique().one_or_none()
+
+    async def focal_scopes(self, telegram_ids: Iterable[int], task_ids: Iterable[int]
+                           ) -> set[tuple[int, int, int]]:
+        """(Telegram id, task id, unit id) for every active user among telegram_ids who is a
+        focal point of a unit that leads or coordinates one of the open tasks task_ids: one
+        query, whoever and whichever tasks are asked about."""
+        rows = await self.session.execute(
+            _FOCAL_SCOPES, {"people": list(telegram_ids), "tasks": list(task_ids)})
+        return {(int(t), int(task), int(unit)) for t, task, unit in rows.all()}
+
+    async def person_rows(self, telegram_id: int) -> list[Any]:
+        """The user's row once per membership and programme role (outer joins: one row with
+        None for someone with neither; none for someone unknown): id, first_name, language,
+        active, unit_id, role, code, name (of the unit), programme_role. Core over the tables
+        in one query: this runs for nearly every update, and loading ORM objects with their
+        relationships cost several times more."""
+        return list((await self.session.execute(_PERSON, {"telegram_id": telegram_id})).all())
 
     async def by_username(self, username: str) -> User | None:
         return await self.session.scalar(
@@ -74,6 +132,19 @@ class UserRepository:
             .order_by(User.id)
         )
         return list(rows)
+
+    async def contacts(self, unit_id: int, role: str) -> list[tuple[int, int, str | None]]:
+        """(user id, Telegram id, language) of the unit's active and reachable members with the
+        role, by user id: plain rows (Core over the tables), for the notice of every report."""
+        users, members = User.__table__, Membership.__table__
+        rows = await self.session.execute(
+            select(users.c.id, users.c.telegram_id, users.c.language)
+            .join(members, members.c.user_id == users.c.id)
+            .where(members.c.unit_id == unit_id, members.c.role == role,
+                   users.c.active.is_(True), users.c.reachable.is_(True))
+            .order_by(users.c.id)
+        )
+        return [(int(i), int(t), language) for i, t, language in rows.all()]
 
     async def with_role(self, role: str) -> list[User]:
         rows = await self.session.scalars(
