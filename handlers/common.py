@@ -30,6 +30,16 @@ def keyboard(rows: Sequence[Sequence[tuple[str, str]]]) -> InlineKeyboardMarkup:
     )
 
 
+def page_row(page: int, pages: int, prefix: str) -> list[tuple[str, str]]:
+    """The ◀ ▶ buttons of a paged list; each carries `<prefix><page>`."""
+    row = []
+    if page > 0:
+        row.append(("◀", f"{prefix}{page - 1}"))
+    if page < pages - 1:
+        row.append(("▶", f"{prefix}{page + 1}"))
+    return row
+
+
 def oversize(data: object) -> bool:
     return isinstance(data, str) and len(data.encode("utf-8")) > MAX_CALLBACK_BYTES
 

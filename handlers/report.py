@@ -34,7 +34,7 @@ from telegram.warnings import PTBUserWarning
 from bot.services.drafts import DraftView, OutOfScope
 from bot.services.reporting import EvidenceFile, ReportInput
 from bot.services.tasks import ReportableTask, TaskView
-from handlers.common import caller, keyboard, refuse_callback, stale_callback
+from handlers.common import caller, keyboard, page_row, refuse_callback, stale_callback
 from handlers.context import Context
 
 log = logging.getLogger(__name__)
@@ -245,11 +245,7 @@ async def _task_page(update: Update, context: Context, lang: str, tasks: list[Ta
     page = min(max(page, 0), pages - 1)
     shown = tasks[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
     rows = [[(f"{t.code} · {t.title[:40]}", f"rp:t:{version}:{t.task_id}")] for t in shown]
-    nav = []
-    if page > 0:
-        nav.append(("◀", f"rp:pg:{version}:{page - 1}"))
-    if page < pages - 1:
-        nav.append(("▶", f"rp:pg:{version}:{page + 1}"))
+    nav = page_row(page, pages, f"rp:pg:{version}:")
     if nav:
         rows.append(nav)
     text = _t(context, lang, "report.ask.task", page=page + 1, pages=pages)

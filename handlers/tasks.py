@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.services.tasks import TaskView
-from handlers.common import caller, keyboard, refuse_callback
+from handlers.common import caller, keyboard, page_row, refuse_callback
 from handlers.context import Context
 
 PAGE_SIZE = 6
@@ -44,11 +44,7 @@ def tasks_page(context: Context, lang: str, views: list[TaskView], page: int
     lines += [render_task(context, lang, v) for v in shown]
     rows = [[(t(lang, "tasks.report_button", code=v.code), f"rp:start:{v.task_id}")]
             for v in shown if v.can_report]
-    nav = []
-    if page > 0:
-        nav.append(("◀", f"tk:pg:{page - 1}"))
-    if page < pages - 1:
-        nav.append(("▶", f"tk:pg:{page + 1}"))
+    nav = page_row(page, pages, "tk:pg:")
     if nav:
         rows.append(nav)
     return "\n\n".join(lines), rows

@@ -151,11 +151,6 @@ class TaskService:
         async with self.db.reader() as session:
             return await TaskRepository(session).open_id_by_code(code)
 
-    async def involves(self, task_id: int, unit_id: int) -> bool:
-        """Whether the open task is led or coordinated by the unit."""
-        async with self.db.reader() as session:
-            return await TaskRepository(session).involves(task_id, unit_id)
-
 
 @dataclass(frozen=True)
 class RevisionView:

@@ -92,14 +92,6 @@ class TaskRepository:
         return await self.session.scalar(
             select(Task.id).where(Task.code == code, Task.closed_at.is_(None)))
 
-    async def involves(self, task_id: int, unit_id: int) -> bool:
-        """The open task is led or coordinated by the unit."""
-        coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id == unit_id)
-        found = await self.session.scalar(
-            select(Task.id).where(Task.id == task_id, Task.closed_at.is_(None),
-                                  or_(Task.lead_unit_id == unit_id, Task.id.in_(coordinated))))
-        return found is not None
-
     async def views_for_units(self, unit_ids: Iterable[int],
                               task_ids: Iterable[int] | None = None) -> list[Task]:
         """Like for_units, loading only what a task list shows (lead unit, coordinating unit
