@@ -9,6 +9,7 @@ from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.services.report_data import UnknownScope
+from handlers.common import caller
 from handlers.context import Context
 
 COMMANDS: list[tuple[str, str]] = [
@@ -22,8 +23,7 @@ async def digest(update: Update, context: Context) -> None:
     services = context.services
     user, message = update.effective_user, update.effective_message
     assert user is not None and message is not None
-    person = await services.people.person(user.id, user.first_name)
-    lang = person.language or services.i18n.default
+    person, lang = await caller(update, context)
     leader_units = sorted(u.unit_code for u in person.units if u.role == "leader")
     if not ({"manager", "admin"} & person.roles or leader_units):
         await message.reply_text(services.i18n.t(lang, "digest.no_access"))
@@ -63,8 +63,7 @@ async def subscribe(update: Update, context: Context) -> None:
     services = context.services
     user, message = update.effective_user, update.effective_message
     assert user is not None and message is not None
-    person = await services.people.person(user.id, user.first_name)
-    lang = person.language or services.i18n.default
+    person, lang = await caller(update, context)
     if not person.roles & {"admin", "manager"}:
         # The programme-wide digest shows every unit: only managers and admins may ask for it;
         # unit leaders already get their own unit's version on the same schedule.
@@ -82,8 +81,7 @@ async def unsubscribe(update: Update, context: Context) -> None:
     services = context.services
     user, message = update.effective_user, update.effective_message
     assert user is not None and message is not None
-    person = await services.people.person(user.id, user.first_name)
-    lang = person.language or services.i18n.default
+    _, lang = await caller(update, context)
     done = await services.digest.unsubscribe(user.id)
     await message.reply_text(services.i18n.t(
         lang, "digest.unsubscribed" if done else "digest.not_subscribed"))

@@ -8,6 +8,7 @@ import re
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler
 
+from handlers.common import caller
 from handlers.context import Context
 
 SNOOZE = re.compile(r"^ng:snooze:(\d{1,18})$")
@@ -20,8 +21,7 @@ async def snooze(update: Update, context: Context) -> None:
     services = context.services
     query = update.callback_query
     assert query is not None
-    person = await services.people.person(query.from_user.id, query.from_user.first_name)
-    lang = person.language or services.i18n.default
+    _, lang = await caller(update, context)
     match = SNOOZE.match(query.data or "")
     chat = update.effective_chat
     when = None

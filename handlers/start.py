@@ -11,6 +11,7 @@ from telegram.ext import BaseHandler, CommandHandler, filters
 from bot.services.invites import RedeemOutcome
 from bot.services.people import Person
 from bot.services.status import StatusClass
+from handlers.common import caller
 from handlers.context import Context
 from handlers.help import commands_for, person_roles, set_menu
 
@@ -45,8 +46,7 @@ async def start(update: Update, context: Context) -> None:
             context.args[0][:64], tg_user.id, tg_user.first_name, tg_user.last_name,
             tg_user.username,
         )
-        person = await services.people.person(tg_user.id, tg_user.first_name)
-        lang = person.language or services.i18n.default
+        person, lang = await caller(update, context)
         if redeemed.outcome is not RedeemOutcome.OK:
             await message.reply_text(services.i18n.t(lang, f"invite.{redeemed.outcome.value}"))
             return
@@ -58,8 +58,7 @@ async def start(update: Update, context: Context) -> None:
         return
     # Someone who blocked the bot and comes back presses Start: reach them again.
     await services.people.mark_reachable(tg_user.id)
-    person = await services.people.person(tg_user.id, tg_user.first_name)
-    lang = person.language or services.i18n.default
+    person, lang = await caller(update, context)
     if not person.known:
         await message.reply_text(
             services.i18n.t(lang, "start.unknown", name=name, telegram_id=tg_user.id),
