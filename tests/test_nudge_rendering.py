@@ -1,6 +1,6 @@
-"""Nudges are rendered in SQL when planned (one INSERT ... SELECT): each row's payload must be
-exactly what the catalog renders in Python for that recipient (language, escalation, offset,
-last percent), HTML escaping and JSON included, on each engine."""
+"""Nudges are planned without their text (one INSERT ... SELECT) and rendered when sent: each
+message must be exactly what the catalog renders for that recipient (language, escalation,
+offset, last percent), HTML escaping included, with its buttons, on each engine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.services.nudges import NUDGE, NudgeService
-from bot.services.outbox import OutgoingMessage
 from bot.services.reporting import ReportInput
 from storage.models import Membership, OutboxMessage, Task, TaskGroup, Unit, User
 from tests.support.harness import Harness
@@ -20,8 +19,9 @@ HN = ZoneInfo("Asia/Ho_Chi_Minh")
 AWKWARD = "A&B <i>x</i> \"q\" 'a' \\ back\nnew\tline — Tiến độ 🇻🇳 %s {x} 50%"
 
 
-async def test_sql_rendering_matches_the_catalog(harness: Harness) -> None:
+async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harness) -> None:
     db = harness.services.db
+    harness.services.pacer.private_interval = 0.0
     nudges: NudgeService = harness.services.nudges
     async with db.transaction() as session:
         unit = Unit(code="R&D", name="Phòng " + AWKWARD)
@@ -53,6 +53,8 @@ async def test_sql_rendering_matches_the_catalog(harness: Harness) -> None:
             tasks[name] = task
         await session.flush()
         unit_id, task_ids = unit.id, {name: task.id for name, task in tasks.items()}
+    for telegram_id in users:
+        harness.api.user(telegram_id, "X")
     harness.clock.set(datetime(2024, 3, 1, 3, 0, tzinfo=UTC))
     await harness.services.reporting.submit(
         ReportInput(task_ids["o2"], unit_id, None, "in_progress", 40, "đang làm"))
@@ -60,6 +62,7 @@ async def test_sql_rendering_matches_the_catalog(harness: Harness) -> None:
     harness.clock.set(now)
 
     result = await nudges.plan()
+    await harness.dispatch()
 
     async with db.reader() as session:
         rows = list(await session.scalars(
@@ -67,6 +70,7 @@ async def test_sql_rendering_matches_the_catalog(harness: Harness) -> None:
                                         OutboxMessage.task_id.in_(task_ids.values()))))
     names = {task_id: name for name, task_id in task_ids.items()}
     by_user = {user.id: (telegram_id, user.language) for telegram_id, user in users.items()}
+    sent = {(m.chat_id, m.message_id): m for telegram_id in users for m in harness.api.sent(telegram_id)}
     seen = set()
     for row in rows:
         assert row.task_id is not None and row.user_id is not None
@@ -81,19 +85,23 @@ async def test_sql_rendering_matches_the_catalog(harness: Harness) -> None:
                   "unit": "Phòng " + AWKWARD.replace("&", "&amp;").replace("<", "&lt;")
                   .replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#x27;"),
                   "deadline": deadlines[name].strftime("%d/%m/%Y")}
-        expected = OutgoingMessage(
-            row.dedup_key, NUDGE, telegram_id,
-            text=nudges._nudge_text(language, offset, escalated, fields,
-                                    40 if name == "o2" else None),
-            buttons=nudges._buttons(language, row.task_id))
-        assert row.payload == expected.payload(), (name, telegram_id)
+        assert row.state == "sent" and row.telegram_message_id is not None, (name, telegram_id)
+        message = sent[(telegram_id, row.telegram_message_id)]
+        assert message.text == nudges._nudge_text(
+            language, offset.days_left, offset.overdue, escalated, fields,
+            40 if name == "o2" else None), (name, telegram_id)
+        [[report, snooze]] = nudges._buttons(language, row.task_id)
+        assert [(b["text"], b["callback_data"]) for b in message.buttons] == [
+            (report[0], f"rp:start:{row.task_id}"), (snooze[0], f"ng:snooze:{row.id}")]
         assert row.chat_id == telegram_id and row.due_at == offset.slot
         assert row.dedup_key == f"nudge:{row.task_id}:v1:{name}:{row.user_id}"
-        assert row.state == "pending" and row.attempts == 0 and row.created_at == now
+        assert (row.nudge_offset, row.deadline_version) == (name, 1)
+        assert row.created_at == now
         seen.add((name, telegram_id))
     focal = {901, 902, 903, 904, 906}
     expected_pairs = ({(name, t) for name in deadlines for t in focal} | {("o6", 905)})
     assert seen == expected_pairs and len(rows) == len(expected_pairs)
+    assert sum(len(harness.api.sent(t)) for t in users) == len(rows)
     async with db.reader() as session:
         everything = list(await session.scalars(
             select(OutboxMessage.id).where(OutboxMessage.kind == NUDGE)))

@@ -7,11 +7,17 @@ sent in its own asyncio task at its reserved time, so a slow or failing chat hol
 a chat that must still wait is not even claimed. RetryAfter reschedules only that row,
 Forbidden marks the person unreachable and tells their unit's leaders once, network errors are
 retried with exponential backoff. Nudges and reminders wait for working hours.
+
+Nudges and period reminders are planned without their text: each is rendered just before it
+is sent (NudgeService.render), from the task and the person as they are then, and one no longer
+wanted (task closed, completed, deleted or given a new deadline) is cancelled, not sent. The
+snooze button gets the outbox row's id here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -22,7 +28,7 @@ from pathlib import Path
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.services.nudges import OUTBOX_ID, WORKING_HOURS_KINDS
+from bot.services.nudges import OUTBOX_ID, RENDERED_AT_SEND, WORKING_HOURS_KINDS
 from bot.services.outbox import ClaimedMessage
 from handlers.context import Context
 
@@ -151,6 +157,14 @@ async def _deliver(context: Context, message: ClaimedMessage, at: float) -> None
     outbox, pacer = services.outbox, services.pacer
     reached = True  # for pacing: whether Telegram may count it against the chat
     try:
+        # Rows planned before text was rendered at send time carry their text already.
+        if message.kind in RENDERED_AT_SEND and "text" not in message.payload:
+            payload = await services.nudges.render(message)
+            if payload is None:
+                reached = False
+                await outbox.mark_cancelled(message.id)
+                return
+            message = dataclasses.replace(message, payload=payload)
         await asyncio.sleep(max(0.0, at - pacer.monotonic()))
         await pacer.gate(message.chat_id)
         sent = await send_claimed(context, message)

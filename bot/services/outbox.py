@@ -3,7 +3,8 @@
 Anything sent later than the reply to a user's own update (notices, reminders, digests) goes
 through the outbox: planning writes rows with a unique dedup key (so planning twice sends
 once), and the dispatcher job claims due rows, sends them and marks them sent. The payload is
-the rendered message: text (Telegram HTML), inline buttons, or a file from the data folder.
+the rendered message: text (Telegram HTML), inline buttons, or a file from the data folder;
+nudges and period reminders are planned without it and rendered when sent (bot/services/nudges.py).
 """
 
 from __future__ import annotations
@@ -128,6 +129,13 @@ class OutboxService:
                 row.state = "pending"
                 row.due_at = self.clock.now() + after
                 row.last_error = error[:500]
+
+    async def mark_cancelled(self, message_id: int) -> None:
+        """A claimed message that is no longer wanted when its turn came (not sent)."""
+        async with self.db.transaction() as session:
+            row = await OutboxRepository(session).get(message_id)
+            if row is not None:
+                row.state = "cancelled"
 
     async def mark_failed(self, message_id: int, error: str) -> None:
         async with self.db.transaction() as session:

@@ -1,24 +1,31 @@
-"""Set-based reads for nudge planning: open tasks, who to tell, what is pending (whether a task
-is completed comes from ReportRepository.lead_progress).
+"""Set-based queries for nudges and period reminders: what to plan, what to cancel, and what a
+message needs when it is sent (whether a task is completed comes from ReportRepository).
 
-Plain rows (tuples), not ORM objects: planning reads every open task on each run.
+Planning writes outbox rows with INSERT ... SELECT and cancels with one UPDATE: no Python object
+per row, since planning looks at every open task on each run. A nudge row holds only what it is
+for (task, deadline version, offset, recipient); its text is rendered when it is sent, from the
+reads at the end of this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     ColumnElement,
     Date,
+    Index,
     Integer,
     MetaData,
     Row,
+    Select,
     String,
     Table,
     and_,
@@ -29,7 +36,8 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    type_coerce,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -49,35 +57,34 @@ from storage.models import (
     User,
     UTCDateTime,
 )
+from storage.repositories.reports import ReportRepository
 
 # The current nudge offset of each deadline date, worked out in Python (the working calendar)
 # and joined against tasks in SQL; a temporary table lives only for one planning transaction.
-# Besides the offset's name it holds what the message needs from the offset: which text
-# (before / on_the_day / overdue), the days it names, the deadline as shown, and when it is due.
 _OFFSETS = Table(
     "tmp_nudge_offsets", MetaData(),
     Column("deadline", Date, primary_key=True),
     Column("name", String(16)),
-    Column("escalate", Integer),
-    Column("kind", String(16)),
-    Column("days", String(16)),
-    Column("shown", String(16)),
-    Column("slot", UTCDateTime),
-    prefixes=["TEMPORARY"],
-)
-# The lead unit's progress on tasks that have reports (worked out in Python from the report
-# history): completed tasks get no nudge; percent is the last reported one.
-_PROGRESS = Table(
-    "tmp_nudge_progress", MetaData(),
-    Column("task_id", Integer, primary_key=True),
-    Column("percent", Integer),
-    Column("done", Integer),
+    Column("escalate", Integer),  # 1: the unit's leaders are told too
+    Column("slot", UTCDateTime),  # when it is due, inside working hours
     prefixes=["TEMPORARY"],
 )
 
-# A message template split into SQL pieces: re.split(r"\x01(\w+)\x01", text) of a rendering
-# with marked fields, so even indexes are literal text and odd ones name a field.
-Template = Sequence[str]
+
+# Who may be nudged in each unit, worked out once per run rather than for every task: each
+# active, reachable member, whether they are the unit's leader, and for a focal point whether
+# they lead the unit too (a leader who is also a focal point gets the leader's nudge only).
+_RECIPIENTS = Table(
+    "tmp_nudge_recipients", MetaData(),
+    Column("unit_id", Integer),
+    Column("user_id", Integer),
+    Column("telegram_id", BigInteger),
+    Column("leader", Integer),
+    Column("also_leader", Integer),
+    Index("ix_tmp_nudge_recipients", "unit_id", "user_id", "telegram_id", "leader",
+          "also_leader"),
+    prefixes=["TEMPORARY"],
+)
 
 
 @dataclass(frozen=True)
@@ -85,37 +92,7 @@ class NudgeOffset:
     deadline: date
     name: str
     escalate: bool
-    kind: str  # the text: before, on_the_day or overdue (escalation is per recipient)
-    days: int
-    shown: str  # the deadline as the message shows it
     slot: datetime
-
-
-@dataclass(frozen=True)
-class NudgeTemplates:
-    """The nudge's payload in one language, as templates over SQL fields: text templates by
-    kind (before, on_the_day, overdue, escalation) over code, title, unit, deadline, days,
-    percent; percent over percent; payload over text (JSON-quoted) and task."""
-    texts: Mapping[str, Template]
-    percent: Template
-    no_report: str
-    payload: Template
-
-
-class _JSONQuoted(FunctionElement[str]):
-    """A string as a JSON string literal (quotes and escapes included)."""
-    type = String()
-    inherit_cache = True
-
-
-@compiles(_JSONQuoted)
-def _json_quoted_sqlite(element: _JSONQuoted, compiler: Any, **kw: Any) -> str:
-    return f"json_quote({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_JSONQuoted, "postgresql")
-def _json_quoted_postgresql(element: _JSONQuoted, compiler: Any, **kw: Any) -> str:
-    return f"CAST(to_json(CAST({compiler.process(element.clauses, **kw)} AS TEXT)) AS TEXT)"
 
 
 class _AsJSON(FunctionElement[Any]):
@@ -134,32 +111,30 @@ def _as_json_postgresql(element: _AsJSON, compiler: Any, **kw: Any) -> str:
     return f"CAST({compiler.process(element.clauses, **kw)} AS JSON)"
 
 
-def _html_escaped(value: Any) -> ColumnElement[str]:
-    """html.escape(value) (quote=True) in SQL. Most texts hold none of the five characters:
-    testing for them (LIKE) costs a third of the five replace() copies."""
-    pairs = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;"))
-    escaped = value
-    for char, entity in pairs:
-        escaped = func.replace(escaped, literal(char, String), literal(entity, String),
-                               type_=String)
-    special = or_(*[value.like(literal(f"%{char}%", String)) for char, _ in pairs])
-    return case((special, escaped), else_=value)
+class _Format(FunctionElement[str]):
+    """A text from a template with %s for each argument: printf on SQLite, format on
+    PostgreSQL. For the dedup keys of many rows at once: one call costs half what a chain
+    of || concatenations does on SQLite."""
+    type = String()
+    inherit_cache = True
 
 
-def _filled(template: Template, fields: Mapping[str, ColumnElement[Any]]) -> ColumnElement[str]:
-    """The template's literal pieces and fields concatenated in SQL."""
-    parts: list[ColumnElement[Any]] = []
-    for index, piece in enumerate(template):
-        if index % 2:
-            parts.append(fields[piece])
-        elif piece:
-            parts.append(literal(piece, String))
-    if not parts:
-        return literal("", String)
-    expression = parts[0]
-    for part in parts[1:]:
-        expression = expression.op("||")(part)
-    return type_coerce(expression, String)
+@compiles(_Format)
+def _format_sqlite(element: _Format, compiler: Any, **kw: Any) -> str:
+    return f"printf({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_Format, "postgresql")
+def _format_postgresql(element: _Format, compiler: Any, **kw: Any) -> str:
+    return f"format({compiler.process(element.clauses, **kw)})"
+
+
+def _key(template: str, *values: Any) -> _Format:
+    return _Format(literal(template, String), *values)
+
+
+def _json(value: Mapping[str, Any]) -> _AsJSON:
+    return _AsJSON(literal(json.dumps(value), String))
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -167,25 +142,41 @@ def _insert(session: AsyncSession) -> Any:
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
+def _reported(task_id: Any, unit_id: Any, period: str) -> ColumnElement[bool]:
+    """The unit has reported on the task in the period."""
+    return exists().where(ProgressReport.task_id == task_id, ProgressReport.unit_id == unit_id,
+                          ProgressReport.period == period)
+
+
+@dataclass(frozen=True)
+class NudgeToSend:
+    """What a nudge's text is rendered from when it is sent: the row, and its task now."""
+    deadline_version: int | None  # the row's
+    offset: str | None
+    payload: Mapping[str, Any]
+    language: str | None  # the recipient's
+    task_id: int | None  # None: the task is gone
+    code: str
+    title: str
+    unit: str  # the lead unit's name
+    deadline: date | None
+    task_version: int
+    closed: bool
+
+
+@dataclass(frozen=True)
+class OwedReport:
+    task_id: int
+    code: str
+    title: str
+    unit: str
+
+
 class NudgeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def open_task_leads(self) -> Sequence[Row[tuple[int, int]]]:
-        """(id, lead_unit_id) of tasks not closed, in programme order."""
-        return (await self.session.execute(
-            select(Task.id, Task.lead_unit_id).where(Task.closed_at.is_(None))
-            .order_by(Task.position, Task.id))).all()
-
-    async def titles(self, task_ids: Collection[int]) -> dict[int, tuple[str, str]]:
-        """(code, title) of these tasks."""
-        ids = list(task_ids)
-        found: dict[int, tuple[str, str]] = {}
-        for start in range(0, len(ids), 500):
-            rows = await self.session.execute(
-                select(Task.id, Task.code, Task.title).where(Task.id.in_(ids[start:start + 500])))
-            found.update((task_id, (code, title)) for task_id, code, title in rows)
-        return found
+    # ------------------------------------------------------------------ deadline nudges
 
     async def deadlines(self, task_ids: Sequence[int] | None = None) -> list[date]:
         """The distinct deadlines of open tasks."""
@@ -201,144 +192,261 @@ class NudgeRepository:
 
         def create(sync: Any) -> None:
             _OFFSETS.create(sync, checkfirst=True)
-            _PROGRESS.create(sync, checkfirst=True)
+            _RECIPIENTS.create(sync, checkfirst=True)
 
         await connection.run_sync(create)
         await self.end_plan()
         if offsets:
             await connection.execute(_OFFSETS.insert(), [
                 {"deadline": o.deadline, "name": o.name, "escalate": int(o.escalate),
-                 "kind": o.kind, "days": str(o.days), "shown": o.shown, "slot": o.slot}
-                for o in offsets])
+                 "slot": o.slot} for o in offsets])
+        leads = aliased(Membership)
+        is_leader = Membership.role == "leader"
+        also_leader = and_(~is_leader, exists().where(leads.user_id == Membership.user_id,
+                                                      leads.unit_id == Membership.unit_id,
+                                                      leads.role == "leader"))
+        await connection.execute(_RECIPIENTS.insert().from_select(
+            ["unit_id", "user_id", "telegram_id", "leader", "also_leader"],
+            select(Membership.unit_id, User.id, User.telegram_id,
+                   case((is_leader, 1), else_=0), case((also_leader, 1), else_=0))
+            .join(User, User.id == Membership.user_id)
+            .where(User.active.is_(True), User.reachable.is_(True))))
 
     async def end_plan(self) -> None:
         connection = await self.session.connection()
         await connection.execute(_OFFSETS.delete())
-        await connection.execute(_PROGRESS.delete())
+        await connection.execute(_RECIPIENTS.delete())
 
-    @staticmethod
-    def _nudge_key() -> ColumnElement[str]:
+    async def cancel_superseded(self, kinds: Iterable[str], at: datetime,
+                                task_ids: Sequence[int] | None) -> int:
+        """Cancel, in one UPDATE, pending nudges (and snoozed repeats) that are no longer the
+        latest wanted one: their task is gone, closed or completed at `at`, its deadline
+        changed (another version), or the deadline's current offset (begin_plan) is another
+        one or none."""
         o = _OFFSETS.c
-        return ("nudge:" + cast(Task.id, String) + ":v" + cast(Task.deadline_version, String)
-                + ":" + o.name + ":" + cast(User.id, String))
-
-    def _new_nudges(self, columns: Sequence[Any], include_coordinating: bool,
-                    task_ids: Sequence[int] | None) -> Any:
-        """Each open task whose deadline has a current offset (begin_plan), with each reachable
-        focal point of its lead unit (of coordinating units too, if asked) and, where the
-        offset escalates, each leader of the lead unit, whose nudge key is not in the outbox
-        yet. A leader who is also a focal point gets the leader's (escalated) nudge only."""
-        o = _OFFSETS.c
-        lead = select(Task.id.label("task_id"), Task.lead_unit_id.label("unit_id"),
-                      literal(1).label("lead"))
-        who = (lead.union_all(select(TaskUnit.task_id, TaskUnit.unit_id, literal(0)))
-               if include_coordinating else lead).subquery("who")
-        leads = aliased(Membership)
-        query = (
-            select(*columns)
+        wanted = (
+            select(literal(1))
             .select_from(Task)
             .join(_OFFSETS, o.deadline == Task.deadline)
-            .join(who, who.c.task_id == Task.id)
-            .join(Membership, Membership.unit_id == who.c.unit_id)
-            .join(User, User.id == Membership.user_id)
-            .where(Task.closed_at.is_(None), User.active.is_(True),
-                   User.reachable.is_(True),
-                   or_(and_(Membership.role == "focal",
-                            ~and_(o.escalate == 1,
-                                  exists().where(leads.user_id == User.id,
-                                                 leads.unit_id == Task.lead_unit_id,
-                                                 leads.role == "leader"))),
-                       and_(Membership.role == "leader", who.c.lead == 1, o.escalate == 1)),
-                   ~exists().where(OutboxMessage.dedup_key == self._nudge_key()))
+            .where(Task.id == OutboxMessage.task_id,
+                   Task.deadline_version == OutboxMessage.deadline_version,
+                   o.name == OutboxMessage.nudge_offset,
+                   Task.closed_at.is_(None),
+                   ~ReportRepository.completed(at))
+            .correlate(OutboxMessage)
+            .exists()
         )
+        statement = (update(OutboxMessage)
+                     .where(OutboxMessage.state == "pending",
+                            OutboxMessage.kind.in_(list(kinds)), ~wanted)
+                     .values(state="cancelled")
+                     .execution_options(synchronize_session=False))
         if task_ids is not None:
-            query = query.where(Task.id.in_(list(task_ids)))
-        return query
+            statement = statement.where(OutboxMessage.task_id.in_(list(task_ids)))
+        result = await self.session.execute(statement)
+        return result.rowcount or 0  # type: ignore[attr-defined]
 
-    async def reported_nudge_tasks(self, include_coordinating: bool,
-                                   task_ids: Sequence[int] | None = None) -> list[int]:
-        """The tasks with a nudge not in the outbox yet that have any progress report: the
-        only ones whose completion or last percent the report history can tell."""
-        query = (self._new_nudges([Task.id], include_coordinating, task_ids)
-                 .where(exists().where(ProgressReport.task_id == Task.id)).distinct())
-        return list(await self.session.scalars(query))
-
-    async def insert_nudges(self, kind: str, templates: Mapping[str, NudgeTemplates],
-                            default_language: str, progress: Mapping[int, tuple[int | None, bool]],
-                            include_coordinating: bool, task_ids: Sequence[int] | None,
-                            now: datetime) -> int:
-        """Write the new nudges into the outbox in one INSERT ... SELECT, the text rendered in
-        SQL from the templates (by the recipient's language); tasks done by progress (task ->
-        (last percent, completed)) are left out. Returns how many rows were written."""
-        connection = await self.session.connection()
-        if progress:
-            rows = [{"task_id": task_id, "percent": percent, "done": int(done)}
-                    for task_id, (percent, done) in progress.items()]
-            for start in range(0, len(rows), 5000):
-                await connection.execute(_PROGRESS.insert(), rows[start:start + 5000])
-        o, p = _OFFSETS.c, _PROGRESS.c
-        percent_text = cast(p.percent, String)
-
-        def payload(language: NudgeTemplates) -> ColumnElement[str]:
-            shown = case((p.percent.is_(None), literal(language.no_report, String)),
-                         else_=_filled(language.percent, {"percent": percent_text}))
-            fields = {"code": _html_escaped(Task.code), "title": _html_escaped(Task.title),
-                      "unit": _html_escaped(func.coalesce(Unit.name, "")),
-                      "deadline": o.shown, "days": o.days, "percent": shown}
-            text = case((Membership.role == "leader",
-                         _filled(language.texts["escalation"], fields)),
-                        *[(o.kind == name, _filled(language.texts[name], fields))
-                          for name in ("before", "on_the_day")],
-                        else_=_filled(language.texts["overdue"], fields))
-            return _filled(language.payload, {"text": _JSONQuoted(text),
-                                              "task": cast(Task.id, String)})
-
-        others = [(User.language == name, payload(t)) for name, t in templates.items()
-                  if name != default_language]
-        default = payload(templates[default_language])
+    async def insert_nudges(self, kind: str, include_coordinating: bool,
+                            task_ids: Sequence[int] | None, now: datetime) -> int:
+        """Write the nudges due now and not in the outbox yet, in one INSERT ... SELECT, in
+        programme order: for each open task not completed whose deadline has a current offset
+        (begin_plan), one to each reachable focal point of its lead unit (of coordinating
+        units too, if asked) and, where the offset escalates, to each leader of the lead unit
+        instead. A leader who is also a focal point gets the leader's nudge only. Returns how
+        many rows were written."""
+        o, r = _OFFSETS.c, _RECIPIENTS.c
+        if include_coordinating:
+            who = union_all(
+                select(Task.id.label("task_id"), Task.lead_unit_id.label("unit_id"),
+                       literal(1).label("lead")),
+                select(TaskUnit.task_id, TaskUnit.unit_id, literal(0))).subquery("who")
+            unit_id: Any = who.c.unit_id
+            is_lead: ColumnElement[bool] = who.c.lead == 1
+            # A focal point of a coordinating unit may lead the lead unit.
+            leads = aliased(Membership)
+            leads_lead_unit: ColumnElement[bool] = exists().where(
+                leads.user_id == r.user_id, leads.unit_id == Task.lead_unit_id,
+                leads.role == "leader")
+        else:
+            unit_id, is_lead, leads_lead_unit = Task.lead_unit_id, true(), r.also_leader == 1
         columns = {
-            "dedup_key": self._nudge_key(),
+            "dedup_key": _key("nudge:%s:v%s:%s:%s", Task.id, Task.deadline_version, o.name,
+                              r.user_id),
             "kind": literal(kind, String),
-            "chat_id": User.telegram_id,
-            "user_id": User.id,
+            "chat_id": r.telegram_id,
+            "user_id": r.user_id,
             "task_id": Task.id,
-            "payload": _AsJSON(case(*others, else_=default) if others else default),
+            "deadline_version": Task.deadline_version,
+            "nudge_offset": o.name,
+            # The leader's text (escalation) or the focal point's, chosen at send time.
+            "payload": case((r.leader == 1, _json({"escalation": True})), else_=_json({})),
             "due_at": o.slot,
             "state": literal("pending", String),
             "attempts": literal(0, Integer),
             "created_at": literal(now, UTCDateTime),
         }
-        query = (self._new_nudges([value.label(name) for name, value in columns.items()],
-                                  include_coordinating, task_ids)
-                 .outerjoin(Unit, Unit.id == Task.lead_unit_id)
-                 .outerjoin(_PROGRESS, p.task_id == Task.id)
-                 .where(func.coalesce(p.done, 0) == 0)
-                 .order_by(Task.position, Task.id, User.id))
+        query = select(*[value.label(name) for name, value in columns.items()]).select_from(Task)
+        query = query.join(_OFFSETS, o.deadline == Task.deadline)
+        if include_coordinating:
+            query = query.join(who, who.c.task_id == Task.id)
+        query = (
+            query
+            .join(_RECIPIENTS, r.unit_id == unit_id)
+            .where(Task.closed_at.is_(None),
+                   or_(and_(r.leader == 0, ~and_(o.escalate == 1, leads_lead_unit)),
+                       and_(r.leader == 1, is_lead, o.escalate == 1)),
+                   ~ReportRepository.completed(now),
+                   # Only nudges and their snoozed repeats hold an offset, and a repeat is
+                   # made from a sent nudge: a row here means this nudge's key is taken.
+                   ~exists().where(OutboxMessage.task_id == Task.id,
+                                   OutboxMessage.user_id == r.user_id,
+                                   OutboxMessage.nudge_offset == o.name,
+                                   OutboxMessage.deadline_version == Task.deadline_version))
+            .order_by(Task.position, Task.id, r.user_id)
+        )
+        if task_ids is not None:
+            query = query.where(Task.id.in_(list(task_ids)))
         statement = (_insert(self.session)(OutboxMessage)
                      .from_select(list(columns), query)
                      .on_conflict_do_nothing(index_elements=["dedup_key"]))
+        connection = await self.session.connection()
         result = await connection.execute(statement)
         return result.rowcount or 0  # type: ignore[attr-defined]
 
-    async def task_states(self, task_ids: Collection[int]
-                          ) -> dict[int, tuple[date | None, int, bool]]:
-        """task_id -> (deadline, deadline_version, closed)."""
-        ids = list(task_ids)
-        found: dict[int, tuple[date | None, int, bool]] = {}
-        for start in range(0, len(ids), 500):
-            rows = await self.session.execute(
-                select(Task.id, Task.deadline, Task.deadline_version, Task.closed_at)
-                .where(Task.id.in_(ids[start:start + 500])))
-            found.update((task_id, (deadline, version, closed is not None))
-                         for task_id, deadline, version, closed in rows)
-        return found
+    async def nudge_to_send(self, outbox_id: int) -> NudgeToSend | None:
+        """The nudge row and its task as they are now (None: no such row)."""
+        row = (await self.session.execute(
+            select(OutboxMessage.deadline_version, OutboxMessage.nudge_offset,
+                   OutboxMessage.payload, User.language, Task.id, Task.code, Task.title,
+                   Unit.name, Task.deadline, Task.deadline_version, Task.closed_at)
+            .select_from(OutboxMessage)
+            .outerjoin(User, User.id == OutboxMessage.user_id)
+            .outerjoin(Task, Task.id == OutboxMessage.task_id)
+            .outerjoin(Unit, Unit.id == Task.lead_unit_id)
+            .where(OutboxMessage.id == outbox_id))).first()
+        if row is None:
+            return None
+        (version, offset, payload, language, task_id, code, title, unit, deadline,
+         task_version, closed_at) = row
+        return NudgeToSend(version, offset, payload or {}, language, task_id, code or "",
+                           title or "", unit or "", deadline, task_version or 0,
+                           closed_at is not None)
 
-    async def coordinating(self, task_ids: Sequence[int] | None = None
-                           ) -> Sequence[Row[tuple[int, int]]]:
-        query = select(TaskUnit.task_id, TaskUnit.unit_id).order_by(TaskUnit.position)
-        if task_ids is not None:
-            query = query.where(TaskUnit.task_id.in_(list(task_ids)))
-        return (await self.session.execute(query)).all()
+    # ------------------------------------------------------------------ period reminders
+
+    @staticmethod
+    def _owed(user_id: Any, period: str, at: datetime, include_coordinating: bool
+              ) -> list[Select[Any]]:
+        """(task id, code, title, unit name, position, rank) of what this person owes as a
+        focal point: an open task not completed at `at` whose lead unit (or coordinating unit,
+        if asked) is theirs and has not reported on it in the period. One select per way of
+        owing; rank orders a task's lead unit before its coordinating units."""
+        def owed(unit_id: Any, rank: Any, *joins: tuple[Any, Any]) -> Select[Any]:
+            query = select(Task.id.label("task_id"), Task.code.label("code"),
+                           Task.title.label("title"), Unit.name.label("unit"),
+                           Task.position.label("position"), rank.label("rank"))
+            query = query.select_from(Membership)
+            for table, on in joins:
+                query = query.join(table, on)
+            return (query.join(Unit, Unit.id == unit_id)
+                    .where(Membership.user_id == user_id, Membership.role == "focal",
+                           Task.closed_at.is_(None), ~_reported(Task.id, unit_id, period),
+                           ~ReportRepository.completed(at)))
+
+        selects = [owed(Task.lead_unit_id, literal(-1),
+                        (Task, Task.lead_unit_id == Membership.unit_id))]
+        if include_coordinating:
+            selects.append(owed(TaskUnit.unit_id, TaskUnit.position,
+                                (TaskUnit, TaskUnit.unit_id == Membership.unit_id),
+                                (Task, Task.id == TaskUnit.task_id)))
+        return selects
+
+    def _owes(self, user_id: Any, period: str, at: datetime, include_coordinating: bool
+              ) -> ColumnElement[bool]:
+        """Whether this person owes any report in the period (see _owed); the first found
+        answers, so planning costs about one probe per focal point."""
+        return or_(*[query.with_only_columns(literal(1)).exists()
+                     for query in self._owed(user_id, period, at, include_coordinating)])
+
+    async def insert_period_reminders(self, kind: str, key_prefix: str, payload: Mapping[str, Any],
+                                      slot: datetime, period: str, include_coordinating: bool,
+                                      now: datetime) -> int:
+        """One reminder to each reachable person who owes a report in the period (key:
+        key_prefix + user id), unless planned already, in one INSERT ... SELECT."""
+        key = literal(key_prefix, String) + cast(User.id, String)
+        columns = {
+            "dedup_key": key,
+            "kind": literal(kind, String),
+            "chat_id": User.telegram_id,
+            "user_id": User.id,
+            "payload": _json(payload),
+            "due_at": literal(slot, UTCDateTime),
+            "state": literal("pending", String),
+            "attempts": literal(0, Integer),
+            "created_at": literal(now, UTCDateTime),
+        }
+        query = (select(*[value.label(name) for name, value in columns.items()])
+                 .where(User.active.is_(True), User.reachable.is_(True),
+                        ~exists().where(OutboxMessage.dedup_key == key),
+                        self._owes(User.id, period, now, include_coordinating))
+                 .order_by(User.id))
+        statement = (_insert(self.session)(OutboxMessage)
+                     .from_select(list(columns), query)
+                     .on_conflict_do_nothing(index_elements=["dedup_key"]))
+        connection = await self.session.connection()
+        result = await connection.execute(statement)
+        return result.rowcount or 0  # type: ignore[attr-defined]
+
+    async def cancel_period_reminders(self, kind: str, key_prefix: str | None, period: str,
+                                      include_coordinating: bool, now: datetime) -> int:
+        """Cancel pending reminders other than this one's (key_prefix + user id; None: all),
+        and this one's to people who now owe nothing or cannot be reached."""
+        statement = (update(OutboxMessage)
+                     .where(OutboxMessage.state == "pending", OutboxMessage.kind == kind)
+                     .values(state="cancelled")
+                     .execution_options(synchronize_session=False))
+        if key_prefix is not None:
+            person = aliased(User)
+            wanted = and_(
+                OutboxMessage.dedup_key == literal(key_prefix, String)
+                + cast(OutboxMessage.user_id, String),
+                select(literal(1)).select_from(person)
+                .where(person.id == OutboxMessage.user_id, person.active.is_(True),
+                       person.reachable.is_(True),
+                       self._owes(person.id, period, now, include_coordinating))
+                .correlate(OutboxMessage).exists())
+            statement = statement.where(~wanted)
+        result = await self.session.execute(statement)
+        return result.rowcount or 0  # type: ignore[attr-defined]
+
+    async def owed(self, user_id: int, period: str, at: datetime, include_coordinating: bool,
+                   limit: int) -> tuple[list[OwedReport], int]:
+        """The first `limit` reports this person owes in the period, in programme order (a
+        task's lead unit first, then its coordinating units), and how many they owe."""
+        owed = union_all(*self._owed(user_id, period, at, include_coordinating)).subquery()
+        rows = (await self.session.execute(
+            select(owed.c.task_id, owed.c.code, owed.c.title, owed.c.unit, func.count().over())
+            .order_by(owed.c.position, owed.c.task_id, owed.c.rank)
+            .limit(limit))).all()
+        return ([OwedReport(task_id, code, title, unit or "")
+                 for task_id, code, title, unit, _ in rows],
+                rows[0][4] if rows else 0)
+
+    async def owed_tasks(self, user_id: int, period: str, at: datetime,
+                         include_coordinating: bool, limit: int) -> list[tuple[int, str]]:
+        """(id, code) of the first `limit` distinct tasks this person owes a report on."""
+        owed = union_all(*self._owed(user_id, period, at, include_coordinating)).subquery()
+        rows = await self.session.execute(
+            select(owed.c.task_id, owed.c.code, owed.c.position).distinct()
+            .order_by(owed.c.position, owed.c.task_id).limit(limit))
+        return [(task_id, code) for task_id, code, _ in rows]
+
+    # ------------------------------------------------------------------ people, messages
+
+    async def language(self, user_id: int | None) -> str | None:
+        if user_id is None:
+            return None
+        return await self.session.scalar(select(User.language).where(User.id == user_id))
 
     async def units(self) -> dict[int, str]:
         rows = await self.session.execute(select(Unit.id, Unit.name))
@@ -359,34 +467,6 @@ class NudgeRepository:
             select(Membership.unit_id).where(Membership.user_id == user_id,
                                              Membership.role == "focal"))
         return list(rows)
-
-    async def reported(self, period: str) -> set[tuple[int, int]]:
-        """(task_id, unit_id) pairs with a report in the period."""
-        rows = await self.session.execute(
-            select(ProgressReport.task_id, ProgressReport.unit_id)
-            .where(ProgressReport.period == period))
-        return {(task_id, unit_id) for task_id, unit_id in rows}
-
-    async def pending(self, kinds: Iterable[str], task_ids: Sequence[int] | None = None
-                      ) -> Sequence[Row[tuple[int, str, str, int | None]]]:
-        """(id, dedup_key, kind, task_id) of messages of these kinds not sent yet."""
-        query = (select(OutboxMessage.id, OutboxMessage.dedup_key, OutboxMessage.kind,
-                        OutboxMessage.task_id)
-                 .where(OutboxMessage.state == "pending", OutboxMessage.kind.in_(list(kinds))))
-        if task_ids is not None:
-            query = query.where(OutboxMessage.task_id.in_(list(task_ids)))
-        return (await self.session.execute(query)).all()
-
-    async def cancel(self, ids: Sequence[int]) -> int:
-        cancelled = 0
-        for start in range(0, len(ids), 500):
-            result = await self.session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(list(ids[start:start + 500])),
-                       OutboxMessage.state == "pending")
-                .values(state="cancelled"))
-            cancelled += result.rowcount or 0  # type: ignore[attr-defined]
-        return cancelled
 
     async def message(self, message_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, message_id)

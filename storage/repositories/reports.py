@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 
@@ -126,14 +126,27 @@ class ReportRepository:
             found.update(await self._lead_progress(at, Task.id.in_(ids[start:start + 500])))
         return found
 
-    async def _lead_progress(self, at: datetime, which: Any) -> dict[int, LeadProgress]:
+    @staticmethod
+    def _latest_lead(column: Any, at: datetime) -> Any:
+        """`column` (of ProgressReport) of the task's lead unit's latest report up to `at`, as
+        a scalar subquery correlated with Task."""
         pr = aliased(ProgressReport)
-        latest_id = (
-            select(pr.id)
+        return (
+            select(getattr(pr, column))
             .where(pr.task_id == Task.id, pr.unit_id == Task.lead_unit_id, pr.submitted_at <= at)
             .order_by(pr.submitted_at.desc(), pr.id.desc()).limit(1)
             .correlate(Task).scalar_subquery()
         )
+
+    @classmethod
+    def completed(cls, at: datetime) -> ColumnElement[bool]:
+        """Whether the task (Task, correlated) is completed at `at`, inside another query: the
+        same definition as lead_progress (its lead unit's latest report says done), one seek
+        per task, so that planning over many tasks needs no round trip for it."""
+        return func.coalesce(cls._latest_lead("status", at), "") == "done"
+
+    async def _lead_progress(self, at: datetime, which: Any) -> dict[int, LeadProgress]:
+        latest_id = self._latest_lead("id", at)
         base = select(Task.id.label("task_id"), latest_id.label("report_id")).where(which).subquery()
         r = ProgressReport
         rows = await self.session.execute(
