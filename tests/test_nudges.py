@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from bot.config import Config
 from bot.services.reporting import ReportInput
@@ -397,3 +397,158 @@ async def test_a_corrected_report_decides_whether_the_task_is_nudged(
         assert [t for t in later if "Quá hạn 2 ngày làm việc" in t] and len(later) == 3
     else:
         assert later == [] and texts(bot, LEADER) == []
+
+
+# ---------------------------------------------------------------------- rendered when sent
+
+
+async def test_a_nudge_sent_late_shows_the_task_as_it_is_when_sent(bot: Harness) -> None:
+    task_id = await add_task(bot, date(2024, 3, 15))
+    bot.clock.set(hanoi(2024, 3, 1, 10, 0))
+    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None,
+                                                    "in_progress", 40, "đang làm"))
+    bot.clock.set(hanoi(2024, 3, 6, 9, 0))
+    await bot.services.nudges.plan()  # planned with title, percent and unit as they are now
+    async with bot.services.db.transaction() as session:
+        await session.execute(update(Task).where(Task.id == task_id).values(
+            title="Tên mới & <đã sửa>"))
+        await session.execute(update(Unit).where(Unit.code == "TST").values(name="Phòng Mới"))
+    bot.clock.set(hanoi(2024, 3, 7, 10, 0))
+    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None,
+                                                    "in_progress", 70, "gần xong"))
+    await bot.dispatch()  # the dispatcher was late: the nudge shows what is true now
+    (nudge,) = bot.api.sent(FOCAL)
+    text = nudge.plain_text or ""
+    assert "T.1 — Tên mới & <đã sửa>" in text and "Phòng Mới" in text
+    assert "Tiến độ báo cáo gần nhất: 70%" in text and "còn 7 ngày làm việc" in text
+    assert "Nhiệm vụ <thử>" not in text and "40%" not in text
+    assert nudge.button_data("Báo cáo ngay") == f"rp:start:{task_id}"
+    # Its snoozed repeat is rendered again when it goes out.
+    await bot.press(FOCAL, nudge.message_id, nudge.button_data("Nhắc lại sau"))
+    async with bot.services.db.transaction() as session:
+        await session.execute(update(Task).where(Task.id == task_id).values(title="Lần ba"))
+    await tick(bot, hanoi(2024, 3, 8, 10, 0))
+    assert "T.1 — Lần ba" in texts(bot, FOCAL)[-1] and len(texts(bot, FOCAL)) == 2
+
+
+@pytest.mark.parametrize("change", ["closed", "new deadline", "deleted"])
+async def test_a_nudge_whose_task_changed_after_planning_is_not_sent(
+        bot: Harness, change: str) -> None:
+    """The task changed without a re-plan (another process, a direct edit): the dispatcher
+    finds out when it renders the nudge, and cancels it."""
+    task_id = await add_task(bot, date(2024, 3, 15))
+    bot.clock.set(hanoi(2024, 3, 6, 9, 0))
+    assert (await bot.services.nudges.plan()).planned == 1
+    async with bot.services.db.transaction() as session:
+        if change == "closed":
+            await session.execute(update(Task).where(Task.id == task_id).values(
+                closed_at=bot.clock.now()))
+        elif change == "new deadline":
+            await session.execute(update(Task).where(Task.id == task_id).values(
+                deadline=date(2024, 4, 15), deadline_version=Task.deadline_version + 1))
+        else:
+            await session.execute(delete(Task).where(Task.id == task_id))
+    await bot.dispatch()
+    assert texts(bot, FOCAL) == []
+    states = [r.state for r in await outbox_rows(bot, "nudge")]
+    assert states == ([] if change == "deleted" else ["cancelled"])
+
+
+async def test_a_nudge_claimed_before_the_task_was_completed_is_not_sent(bot: Harness) -> None:
+    """Completion cancels what is pending, but a nudge the dispatcher has already claimed is
+    caught when it is rendered."""
+    from bot.jobs import dispatch
+    from handlers.context import Context
+
+    task_id = await add_task(bot, date(2024, 3, 15))
+    bot.clock.set(hanoi(2024, 3, 6, 9, 0))
+    await bot.services.nudges.plan()
+    (claimed,) = await bot.services.outbox.claim_due()
+    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None, "done",
+                                                    100, "Đã xong"))
+    await dispatch._deliver(Context.from_application(bot.app), claimed, 0.0)
+    assert texts(bot, FOCAL) == []
+    assert [r.state for r in await outbox_rows(bot, "nudge")] == ["cancelled"]
+
+
+async def test_a_period_reminder_lists_what_is_still_owed_when_sent(bot: Harness) -> None:
+    first = await add_task(bot, None, "T.1")
+    second = await add_task(bot, None, "T.2")
+    bot.clock.set(hanoi(2024, 2, 1, 9, 0))  # Thursday: the reminder comes due
+    assert (await bot.services.nudges.plan_period_reminders()).planned == 1
+    await bot.services.reporting.submit(ReportInput(first, await unit_id(bot), None,
+                                                    "in_progress", 10, "đang làm"))
+    await bot.dispatch()
+    (reminder,) = bot.api.sent(FOCAL)
+    text = reminder.plain_text or ""
+    assert "T.2" in text and "T.1 " not in text
+    assert [b["text"] for b in reminder.buttons] == ["Báo cáo T.2"]
+    # Friday's reminder (the next period): planned, then everything is reported before it
+    # goes out.
+    bot.clock.set(hanoi(2024, 2, 2, 9, 0))
+    assert (await bot.services.nudges.plan_period_reminders()).planned == 1
+    for task_id in (first, second):
+        await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None,
+                                                        "in_progress", 20, "đang làm"))
+    await bot.dispatch()
+    assert len(bot.api.sent(FOCAL)) == 1
+    assert [r.state for r in await outbox_rows(bot, "period_reminder")] == ["sent", "cancelled"]
+
+
+async def test_a_long_period_reminder_is_cut_at_thirty_tasks(bot: Harness) -> None:
+    ids = [await add_task(bot, None, f"T.{n:02d}") for n in range(1, 36)]
+    await tick(bot, hanoi(2024, 2, 1, 9, 0), periods=True)
+    (reminder,) = bot.api.sent(FOCAL)
+    lines = (reminder.plain_text or "").split("\n")
+    assert len(lines) == 1 + 30 + 1 and lines[-1] == "… và 5 nhiệm vụ khác."
+    assert [line.split(" — ")[0] for line in lines[1:4]] == ["• T.01", "• T.02", "• T.03"]
+    assert [b["callback_data"] for b in reminder.buttons] == [f"rp:start:{i}" for i in ids[:6]]
+
+
+async def test_a_nudge_planned_before_the_upgrade_is_sent_as_planned(bot: Harness) -> None:
+    """Rows written by the planner that rendered text at planning carry their text: sent as
+    they are."""
+    task_id = await add_task(bot, date(2024, 3, 15))
+    bot.clock.set(hanoi(2024, 3, 6, 9, 0))
+    async with bot.services.db.transaction() as session:
+        focal = await session.scalar(select(User.id).where(User.telegram_id == FOCAL))
+        session.add(OutboxMessage(
+            dedup_key=f"nudge:{task_id}:v1:b7:{focal}", kind="nudge", chat_id=FOCAL,
+            user_id=focal, task_id=task_id, deadline_version=1, nudge_offset="b7",
+            payload={"text": "<b>Đã soạn</b> sẵn",
+                     "buttons": [[["Nhắc lại sau", "ng:snooze:{outbox_id}"]]]},
+            due_at=bot.clock.now(), created_at=bot.clock.now()))
+    await tick(bot, hanoi(2024, 3, 6, 9, 0))
+    (nudge,) = bot.api.sent(FOCAL)
+    assert nudge.plain_text == "Đã soạn sẵn"
+    (row,) = await outbox_rows(bot, "nudge")
+    assert nudge.button_data("Nhắc lại sau") == f"ng:snooze:{row.id}"
+
+
+async def test_migration_0008_keeps_nudges_sent_before_it_sent_once(bot: Harness) -> None:
+    """Nudges and snoozed repeats planned before 0008 get their version and offset from their
+    keys: planning after the upgrade does not send them again."""
+    from alembic import command
+
+    from storage.migrate import _alembic_config
+
+    task_id = await add_task(bot, date(2024, 3, 15))
+    db = bot.services.db
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.downgrade(_alembic_config(sync), "0007"))
+        focal = await conn.scalar(select(User.id).where(User.telegram_id == FOCAL))
+        for key, kind in ((f"nudge:{task_id}:v1:b7:{focal}", "nudge"),
+                          (f"snooze:{task_id}:v1:b7:1", "nudge_snooze"),
+                          ("notice:x", "notice")):
+            await conn.exec_driver_sql(
+                "INSERT INTO outbox (dedup_key, kind, chat_id, user_id, task_id, payload, "
+                "due_at, state, attempts, created_at) VALUES "
+                f"('{key}', '{kind}', {FOCAL}, {focal}, {task_id}, '{{\"text\": \"cũ\"}}', "
+                "'2024-03-06 02:00:00.000000', 'sent', 1, '2024-03-06 02:00:00.000000')")
+        await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
+    rows = {r.kind: (r.deadline_version, r.nudge_offset) for r in await outbox_rows(bot)}
+    assert rows == {"nudge": (1, "b7"), "nudge_snooze": (1, "b7"), "notice": (None, None)}
+    await tick(bot, hanoi(2024, 3, 8, 10, 0))  # b7 is still the current offset: sent already
+    assert texts(bot, FOCAL) == [] and len(await outbox_rows(bot, "nudge")) == 1
+    await tick(bot, hanoi(2024, 3, 12, 9, 0))
+    assert "còn 3 ngày làm việc" in texts(bot, FOCAL)[-1]
