@@ -171,6 +171,9 @@ class Task(Base):
         Index("ix_tasks_open_plan", "position", "id", "deadline", "lead_unit_id",
               "deadline_version", "closed_at", sqlite_where=text("closed_at IS NULL"),
               postgresql_where=text("closed_at IS NULL")),
+        # ... and the distinct deadlines of open tasks (each gets its offset worked out).
+        Index("ix_tasks_open_deadline", "deadline", sqlite_where=text("closed_at IS NULL"),
+              postgresql_where=text("closed_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -103,6 +103,7 @@ class NudgeService:
         self.periods = periods
         self.outbox = outbox
         self.send_at = parse_clock(self.settings.send_at)
+        self._slots: dict[date, datetime] = {}  # the same for every deadline (_slot)
         # Offsets of deadlines worked out since the clock last crossed a slot (_offsets).
         self._offsets_seen: dict[date, Offset | None] = {}
         self._offsets_epoch: tuple[date, bool, bool] | None = None
@@ -110,7 +111,12 @@ class NudgeService:
     # ------------------------------------------------------------------ offsets
 
     def _slot(self, day: date) -> datetime:
-        return self.calendar.next_working_slot(self.calendar.at(day, self.send_at))
+        """When a nudge for this day goes out: send_at, moved into working hours."""
+        slot = self._slots.get(day)
+        if slot is None:
+            slot = self._slots[day] = self.calendar.next_working_slot(
+                self.calendar.at(day, self.send_at))
+        return slot
 
     def current_offset(self, deadline: date, now: datetime) -> Offset | None:
         """The latest nudge for this deadline whose time has come, or None."""
@@ -176,9 +182,9 @@ class NudgeService:
             repo = NudgeRepository(session)
             offsets = self._offsets(await repo.deadlines(task_ids), now)
             await repo.begin_plan([self._nudge_offset(deadline, offset)
-                                   for deadline, offset in offsets.items()])
+                                   for deadline, offset in offsets.items()], now)
             # Cancel first: what is inserted now is wanted by construction.
-            result.cancelled = await repo.cancel_superseded((NUDGE, SNOOZED), now, task_ids)
+            result.cancelled = await repo.cancel_superseded((NUDGE, SNOOZED), task_ids)
             result.planned = await repo.insert_nudges(
                 NUDGE, self.settings.include_coordinating, task_ids, now)
             await repo.end_plan()

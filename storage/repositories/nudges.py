@@ -67,6 +67,11 @@ _OFFSETS = Table(
     Column("name", String(16)),
     Column("escalate", Integer),  # 1: the unit's leaders are told too
     Column("slot", UTCDateTime),  # when it is due, inside working hours
+    # The planning run's moment, the same in every row. Completion is checked against it
+    # here rather than against a parameter, so that SQLite checks it only for tasks whose
+    # deadline has a current offset (a condition is evaluated as soon as the tables it names
+    # are joined), not for every open task.
+    Column("at", UTCDateTime),
     prefixes=["TEMPORARY"],
 )
 
@@ -186,8 +191,9 @@ class NudgeRepository:
             query = query.where(Task.id.in_(list(task_ids)))
         return [d for d in await self.session.scalars(query) if d is not None]
 
-    async def begin_plan(self, offsets: Sequence[NudgeOffset]) -> None:
-        """Hold the current offset of each deadline for the queries of this planning run."""
+    async def begin_plan(self, offsets: Sequence[NudgeOffset], at: datetime) -> None:
+        """Hold the current offset of each deadline, and who may be nudged in each unit, for
+        the queries of this planning run at `at`."""
         connection = await self.session.connection()
 
         def create(sync: Any) -> None:
@@ -199,7 +205,7 @@ class NudgeRepository:
         if offsets:
             await connection.execute(_OFFSETS.insert(), [
                 {"deadline": o.deadline, "name": o.name, "escalate": int(o.escalate),
-                 "slot": o.slot} for o in offsets])
+                 "slot": o.slot, "at": at} for o in offsets])
         leads = aliased(Membership)
         is_leader = Membership.role == "leader"
         also_leader = and_(~is_leader, exists().where(leads.user_id == Membership.user_id,
@@ -217,12 +223,12 @@ class NudgeRepository:
         await connection.execute(_OFFSETS.delete())
         await connection.execute(_RECIPIENTS.delete())
 
-    async def cancel_superseded(self, kinds: Iterable[str], at: datetime,
-                                task_ids: Sequence[int] | None) -> int:
+    async def cancel_superseded(self, kinds: Iterable[str], task_ids: Sequence[int] | None
+                                ) -> int:
         """Cancel, in one UPDATE, pending nudges (and snoozed repeats) that are no longer the
-        latest wanted one: their task is gone, closed or completed at `at`, its deadline
-        changed (another version), or the deadline's current offset (begin_plan) is another
-        one or none."""
+        latest wanted one: their task is gone, closed or completed, its deadline changed
+        (another version), or the deadline's current offset (begin_plan) is another one or
+        none."""
         o = _OFFSETS.c
         wanted = (
             select(literal(1))
@@ -232,7 +238,7 @@ class NudgeRepository:
                    Task.deadline_version == OutboxMessage.deadline_version,
                    o.name == OutboxMessage.nudge_offset,
                    Task.closed_at.is_(None),
-                   ~ReportRepository.completed(at))
+                   ~ReportRepository.completed(o.at))
             .correlate(OutboxMessage)
             .exists()
         )
@@ -295,7 +301,7 @@ class NudgeRepository:
             .where(Task.closed_at.is_(None),
                    or_(and_(r.leader == 0, ~and_(o.escalate == 1, leads_lead_unit)),
                        and_(r.leader == 1, is_lead, o.escalate == 1)),
-                   ~ReportRepository.completed(now),
+                   ~ReportRepository.completed(o.at),
                    # Only nudges and their snoozed repeats hold an offset, and a repeat is
                    # made from a sent nudge: a row here means this nudge's key is taken.
                    ~exists().where(OutboxMessage.task_id == Task.id,

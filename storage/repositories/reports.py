@@ -127,22 +127,23 @@ class ReportRepository:
         return found
 
     @staticmethod
-    def _latest_lead(column: Any, at: datetime) -> Any:
+    def _latest_lead(column: Any, at: datetime | ColumnElement[datetime]) -> Any:
         """`column` (of ProgressReport) of the task's lead unit's latest report up to `at`, as
-        a scalar subquery correlated with Task."""
+        a scalar subquery correlated with Task (and with `at`'s table, if it is a column)."""
         pr = aliased(ProgressReport)
         return (
             select(getattr(pr, column))
             .where(pr.task_id == Task.id, pr.unit_id == Task.lead_unit_id, pr.submitted_at <= at)
             .order_by(pr.submitted_at.desc(), pr.id.desc()).limit(1)
-            .correlate(Task).scalar_subquery()
+            .correlate_except(pr).scalar_subquery()
         )
 
     @classmethod
-    def completed(cls, at: datetime) -> ColumnElement[bool]:
-        """Whether the task (Task, correlated) is completed at `at`, inside another query: the
-        same definition as lead_progress (its lead unit's latest report says done), one seek
-        per task, so that planning over many tasks needs no round trip for it."""
+    def completed(cls, at: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+        """Whether the task (Task, correlated) is completed at `at` (a moment, or a column that
+        holds it), inside another query: the same definition as lead_progress (its lead unit's
+        latest report says done), one seek per task, so that planning over many tasks needs no
+        round trip for it."""
         return func.coalesce(cls._latest_lead("status", at), "") == "done"
 
     async def _lead_progress(self, at: datetime, which: Any) -> dict[int, LeadProgress]:
