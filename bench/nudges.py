@@ -14,7 +14,8 @@
    and unreported, so the first run writes ~100,000 rows) and over the coming twelve months (a
    programme's year). Timed: the first planning run (writing every due nudge: a fresh
    install's), then the regular runs (every [nudges] plan_interval), with the rows of each run
-   marked sent as the dispatcher would, and the Thursday period reminders.
+   marked sent as the dispatcher would, and the Thursday period reminders. Planning writes no
+   text: each message is rendered when the dispatcher sends it, which part 1 includes.
 """
 
 from __future__ import annotations
