@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 
 from bot.config import Config
 from bot.services.reporting import ReportInput
-from storage.models import Membership, OutboxMessage, Task, TaskGroup, Unit, User
+from storage.models import Membership, OutboxMessage, Task, TaskGroup, TaskUnit, Unit, User
 from tests.support.harness import Harness
 
 HN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -552,3 +552,46 @@ async def test_migration_0008_keeps_nudges_sent_before_it_sent_once(bot: Harness
     assert texts(bot, FOCAL) == [] and len(await outbox_rows(bot, "nudge")) == 1
     await tick(bot, hanoi(2024, 3, 12, 9, 0))
     assert "còn 3 ngày làm việc" in texts(bot, FOCAL)[-1]
+
+
+async def test_coordinating_units_are_nudged_and_reminded_when_configured(bot: Harness) -> None:
+    """[nudges] include_coordinating: a coordinating unit's focal points get the nudges and
+    period reminders too; a leader of the lead unit who is a coordinating focal point gets the
+    leader's nudge only once it escalates."""
+    nudges = bot.services.nudges
+    nudges.settings = dataclasses.replace(nudges.settings, include_coordinating=True)
+    coordinator = 804
+    async with bot.services.db.transaction() as session:
+        unit = Unit(code="CRD", name="Phòng Phối hợp")
+        session.add(unit)
+        user = User(telegram_id=coordinator, first_name="Tú")
+        session.add(user)
+        await session.flush()
+        leader = await session.scalar(select(User.id).where(User.telegram_id == LEADER))
+        session.add_all([Membership(user_id=user.id, unit_id=unit.id, role="focal"),
+                         Membership(user_id=leader, unit_id=unit.id, role="focal")])
+        crd = unit.id
+    bot.api.user(coordinator, "Tú")
+    task_id = await add_task(bot, date(2024, 3, 15))
+    async with bot.services.db.transaction() as session:
+        session.add(TaskUnit(task_id=task_id, unit_id=crd, position=0))
+    await tick(bot, hanoi(2024, 3, 6, 9, 0))  # 7 days before: focal points of both units
+    for chat in (FOCAL, coordinator, LEADER):
+        (text,) = texts(bot, chat)
+        assert text.startswith("⏰ Nhắc việc: nhiệm vụ T.1") and "Phòng Thử nghiệm" in text
+    await tick(bot, hanoi(2024, 3, 21, 9, 0))  # 4 working days overdue: escalated
+    assert "Quá hạn 4 ngày làm việc" in texts(bot, FOCAL)[-1]
+    assert "Quá hạn 4 ngày làm việc" in texts(bot, coordinator)[-1]
+    assert [t.split(":")[0] for t in texts(bot, LEADER)] == [
+        "⏰ Nhắc việc", "⚠️ Báo cáo lãnh đạo đơn vị"]
+    # Thursday 28/3: the period reminder lists the task for each unit that has not reported
+    # this period (the lead unit has).
+    bot.clock.set(hanoi(2024, 3, 25, 10, 0))
+    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None,
+                                                    "in_progress", 50, "đang làm"))
+    await tick(bot, hanoi(2024, 3, 28, 9, 0), periods=True)
+    reminders = {chat: [t for t in texts(bot, chat) if "Nhắc báo cáo kỳ" in t]
+                 for chat in (FOCAL, coordinator, LEADER)}
+    assert reminders[FOCAL] == []
+    assert len(reminders[coordinator]) == 1 and len(reminders[LEADER]) == 1
+    assert "• T.1 — Nhiệm vụ <thử> T.1 (Phòng Phối hợp)" in reminders[coordinator][0]
