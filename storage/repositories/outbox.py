@@ -35,16 +35,6 @@ class OutboxRepository:
         result = await connection.execute(statement, rows)
         return len(result.all())
 
-    async def present_keys(self, keys: Iterable[str]) -> set[str]:
-        """Which of these dedup keys are in the outbox already."""
-        wanted = list(keys)
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            found.update(await self.session.scalars(
-                select(OutboxMessage.dedup_key)
-                .where(OutboxMessage.dedup_key.in_(wanted[start:start + 500]))))
-        return found
-
     @staticmethod
     def _due_query(now: datetime, exclude_chats: Collection[int],
                    exclude_kinds: Collection[str]) -> Select[tuple[OutboxMessage]]:
