@@ -19,8 +19,9 @@ open task on each run, so that (bench/nudges.py):
   values in a CHECK through a temporary table built again for every row, which cost more than
   writing the row. On SQLite the table is copied to change it (nothing refers to the outbox,
   so no ON DELETE CASCADE fires).
-- ix_tasks_open_plan, over open tasks only, holds what planning reads of a task in programme
-  order; ix_tasks_open_deadline gives their distinct deadlines without a sort.
+- ix_tasks_open_plan holds what planning reads of an open task in programme order, and
+  ix_tasks_open_deadline gives the open tasks' distinct deadlines without a sort (over open
+  tasks only on SQLite: see storage/models.py).
 """
 from collections.abc import Sequence
 
@@ -74,10 +75,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_outbox_task_nudge',
                               ['task_id', 'user_id', 'nudge_offset', 'deadline_version'])
     _backfill()
+    # Over open tasks only on SQLite (see storage/models.py, Task).
     op.create_index('ix_tasks_open_plan', 'tasks', _PLAN_COLUMNS, unique=False,
-                    sqlite_where=_OPEN, postgresql_where=_OPEN)
+                    sqlite_where=_OPEN)
     op.create_index('ix_tasks_open_deadline', 'tasks', ['deadline'], unique=False,
-                    sqlite_where=_OPEN, postgresql_where=_OPEN)
+                    sqlite_where=_OPEN)
 
 
 def downgrade() -> None:
