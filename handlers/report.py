@@ -22,6 +22,7 @@ from typing import Any
 
 from telegram import Document, Message, PhotoSize, Update
 from telegram.ext import (
+    ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
@@ -210,6 +211,7 @@ async def advance(update: Update, context: Context, data: dict[str, Any], step: 
     the same transaction: someone no longer a focal point of the task's unit is refused and
     the report ends, with nothing stored."""
     data["step"] = step
+    data["update_id"] = update.update_id  # see _drop_if_handled
     if step == "confirm":
         data["editing"] = False
     scope = (int(data["task_id"]), int(data["unit_id"])) if data.get("task_id") and \
@@ -274,6 +276,7 @@ async def report(update: Update, context: Context) -> str | int | None:
 
     A refusal returns None, which leaves a report already under way where it was."""
     services = context.services
+    _drop_if_handled(update, await services.drafts.load(_user_id(update), FLOW))
     code = context.args[0][:32] if context.args else None
     # Who is asking and which task: two reads at once, then the decision.
     (person, lang), found = await asyncio.gather(
@@ -295,7 +298,7 @@ async def report(update: Update, context: Context) -> str | int | None:
     if not tasks:
         await _reply(update, _t(context, lang, "report.no_tasks"))
         return None
-    data = {"lang": lang, "step": "task", "page": 0}
+    data = {"lang": lang, "step": "task", "page": 0, "update_id": update.update_id}
     saved = await services.drafts.save(person.telegram_id, FLOW, data, "task", _chat_id(update))
     await _task_page(update, context, lang, tasks, 0, saved.version)
     return "task"
@@ -466,7 +469,20 @@ async def on_edit(update: Update, context: Context) -> str | int | None:
 
 
 async def _typed_draft(update: Update, context: Context) -> DraftView | None:
-    return await context.services.drafts.load(_user_id(update), FLOW)
+    draft = await context.services.drafts.load(_user_id(update), FLOW)
+    _drop_if_handled(update, draft)
+    return draft
+
+
+def _drop_if_handled(update: Update, draft: DraftView | None) -> None:
+    """An update the draft's last step already came from (or an older one) is a re-delivery:
+    after a crash, Telegram sends again the updates whose receipt the bot had not yet
+    confirmed. Handled once already, it is dropped: it changes nothing and is not answered.
+    (Buttons need no such check: they carry the draft's version.)"""
+    if draft is not None and update.update_id <= int(draft.data.get("update_id", -1)):
+        log.info("update %s for %s handled before a restart: dropped", update.update_id,
+                 _user_id(update))
+        raise ApplicationHandlerStop()
 
 
 async def _again(update: Update, context: Context, draft: DraftView, error_key: str,

@@ -4,20 +4,30 @@ SQLite gets WAL, a busy timeout and foreign keys, and its write transactions sta
 BEGIN IMMEDIATE: Python's sqlite3 driver would otherwise begin lazily on the first write, so a
 read-then-write transaction could lose an update to another writer. Read-only work uses
 `Database.reader()`, which begins a deferred transaction and does not block writers.
+
+On SQLite, sessions run their statements in the event loop's own thread (storage/inline_sqlite.py):
+a chat step's statements take microseconds in SQLite, far less than aiosqlite's hand-off to its
+worker thread and back. Work that may run long queries (nudge planning, digests over the whole
+programme) runs inside `Database.offloaded()`, which keeps aiosqlite's thread so the event loop
+goes on serving chats meanwhile. An in-place write transaction never waits for another process's
+lock (it would stall the loop): if one holds it, the transaction runs in aiosqlite's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,21 +36,30 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
+from storage.direct import CoreRunner, DirectReader, DirectWriter, StatementRunner
+from storage.inline_sqlite import inline_creator
+
+T = TypeVar("T")
+
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# In place, a lock held by another process is waited for only this long (it stalls the loop).
+INLINE_BUSY_TIMEOUT_MS = 50
 _READONLY = "tiendo_readonly"
 _IN_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("tiendo_in_write", default=False)
+_OFFLOADED: contextvars.ContextVar[bool] = contextvars.ContextVar("tiendo_offloaded",
+                                                                  default=False)
 
 
-def _prepare_sqlite(engine: AsyncEngine) -> None:
+def _prepare_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take over transaction control from the sqlite3 module (see module docstring).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -70,12 +89,62 @@ class Database:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            _prepare_sqlite(self.engine)
+            _prepare_sqlite(self.engine, SQLITE_BUSY_TIMEOUT_MS)
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock()
         self._reader = async_sessionmaker(
             self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False
         )
+        # SQLite in the event loop's thread (a file database only: each connection to
+        # ":memory:" is a database of its own).
+        self.inline_engine: AsyncEngine | None = None
+        self.direct: DirectWriter | None = None
+        self.direct_reader: DirectReader | None = None
+        if self.is_sqlite and (self.url.database or ":memory:") != ":memory:":
+            self.direct = DirectWriter(self.url.database or "", self.engine.dialect,
+                                       self._write_lock, SQLITE_BUSY_TIMEOUT_MS)
+            self.direct_reader = DirectReader(self.url.database or "", self.engine.dialect)
+            self.inline_engine = create_async_engine(
+                url, echo=echo,
+                async_creator=inline_creator(self.url.database or "",
+                                             SQLITE_BUSY_TIMEOUT_MS / 1000))
+            _prepare_sqlite(self.inline_engine, INLINE_BUSY_TIMEOUT_MS)
+            self._inline_writer = async_sessionmaker(self.inline_engine, expire_on_commit=False)
+            self._inline_reader = async_sessionmaker(
+                self.inline_engine.execution_options(**{_READONLY: True}),
+                expire_on_commit=False)
+
+    def _inline(self) -> bool:
+        return self.inline_engine is not None and not _OFFLOADED.get()
+
+    @contextlib.contextmanager
+    def offloaded(self) -> Iterator[None]:
+        """Sessions opened inside this block (in this task) run their SQL in aiosqlite's
+        worker thread: for work whose queries may run long (planning, whole-programme
+        reports), so that the event loop keeps serving chats meanwhile."""
+        token = _OFFLOADED.set(True)
+        try:
+            yield
+        finally:
+            _OFFLOADED.reset(token)
+
+    async def _begin_inline_write(self) -> AsyncSession | None:
+        """A write transaction in place, begun (BEGIN IMMEDIATE); None when another process
+        holds SQLite's write lock (waiting for it in place would stall the event loop)."""
+        session = self._inline_writer()
+        try:
+            await session.begin()
+            await session.connection()
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            # BEGIN goes to the driver itself (_on_begin): its error arrives unwrapped.
+            await session.close()
+            if "locked" in str(exc) or "busy" in str(exc):
+                return None
+            raise
+        except BaseException:
+            await session.close()
+            raise
+        return session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -92,19 +161,57 @@ class Database:
         async with self._write_lock:
             token = _IN_WRITE.set(True)
             try:
-                async with self._writer() as session, session.begin():
-                    yield session
+                inline = await self._begin_inline_write() if self._inline() else None
+                if inline is None:
+                    async with self._writer() as session, session.begin():
+                        yield session
+                    return
+                try:
+                    yield inline
+                except BaseException:
+                    await inline.rollback()
+                    raise
+                else:
+                    await inline.commit()
+                finally:
+                    await inline.close()
             finally:
                 _IN_WRITE.reset(token)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
         """A read-only transaction that never blocks writers."""
-        async with self._reader() as session, session.begin():
+        factory = self._inline_reader if self._inline() else self._reader
+        async with factory() as session, session.begin():
             yield session
 
+    async def write_statements(self, fn: Callable[[StatementRunner], T]) -> T:
+        """Run fn in one write transaction with Core statements only: straight on SQLite's
+        driver (storage/direct.py), or through SQLAlchemy on PostgreSQL. For the small
+        writes of every chat step; fn may run twice (on SQLite, when another process held
+        the lock), so it must only run statements."""
+        if self.direct is not None:
+            return await self.direct.write(fn)
+        async with self.transaction() as session:
+            return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
+
+    async def read_statements(self, fn: Callable[[StatementRunner], T]) -> T:
+        """Run fn in one read-only transaction with Core statements only: straight on SQLite's
+        driver, in place (storage/direct.py), or through SQLAlchemy on PostgreSQL. For the
+        small reads of every chat step."""
+        if self.direct_reader is not None and not _OFFLOADED.get():
+            return self.direct_reader.read(fn)
+        async with self.reader() as session:
+            return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
+
     async def dispose(self) -> None:
+        if self.direct_reader is not None:
+            self.direct_reader.close()
+        if self.direct is not None:
+            self.direct.close()
         await self.engine.dispose()
+        if self.inline_engine is not None:
+            await self.inline_engine.dispose()
 
     def safe_url(self) -> str:
         """The URL without its password, for logs."""

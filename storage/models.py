@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -484,3 +485,10 @@ class KeyValue(Base):
     key: Mapped[str] = mapped_column(String(128))
     value: Mapped[dict[str, Any] | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def table_of(model: Any) -> Table:
+    """The model's Table, typed as one (for Core statements over the tables)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -11,7 +11,7 @@ from bot.services.admin import Actor
 from storage.db import Database
 from storage.models import ConversationState, Draft, Task, TaskUnit, Unit, User
 from storage.persistence import CONVERSATION, DatabasePersistence, conversation_key
-from storage.repositories.users import UserRepository
+from storage.repositories.users import focal_scopes
 from tests.report_helpers import join, to_results
 from tests.support.harness import Harness
 
@@ -47,8 +47,9 @@ async def _coordinated_task(db: Database) -> tuple[int, int, int]:
 
 
 async def scopes(db: Database, people: list[int], tasks: list[int]) -> set[tuple[int, int, int]]:
-    async with db.reader() as session:
-        return await UserRepository(session).focal_scopes(people, tasks)
+    return await db.read_statements(lambda runner: {
+        scope for person in people for task in tasks
+        for scope in focal_scopes(runner, person, task)})
 
 
 async def test_focal_scopes_lead_coordinating_role_active_and_closed(harness: Harness,

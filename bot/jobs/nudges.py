@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 async def plan_nudges(context: Context) -> None:
     """Plan deadline nudges and period reminders from the database."""
     nudges = context.services.nudges
-    deadline = await nudges.plan()
-    period = await nudges.plan_period_reminders()
+    # Planning scans every open task: in the driver's thread, so chats are served meanwhile.
+    with context.services.db.offloaded():
+        deadline = await nudges.plan()
+        period = await nudges.plan_period_reminders()
     if deadline.planned or deadline.cancelled or period.planned or period.cancelled:
         log.info("nudges planned %s (cancelled %s), period reminders planned %s (cancelled %s)",
                  deadline.planned, deadline.cancelled, period.planned, period.cancelled)

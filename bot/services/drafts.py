@@ -18,14 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from bot.clock import Clock
 from storage.db import Database
+from storage.direct import StatementRunner
 from storage.models import User
 from storage.persistence import CONVERSATION, conversation_key
-from storage.repositories.drafts import ConversationRepository, DraftRepository
-from storage.repositories.users import UserRepository
+from storage.repositories.drafts import (
+    ConversationRepository,
+    DraftRepository,
+    drop_drafts,
+    store_drafts,
+)
+from storage.repositories.users import UserRepository, may_report, user_id_of
 
 
 class OutOfScope(Exception):
@@ -51,8 +55,9 @@ class _GroupWriter:
     """Group commit: the steps of everyone who answered while the previous commit was under
     way are written together in one transaction, and each step returns only once its own write
     is committed. Durable at every step, at a fraction of the cost of a transaction per step
-    when many people report at once. A write is a new draft + state, or (data None) their
-    removal."""
+    when many people report at once (PostgreSQL, where each transaction is a round trip; on
+    SQLite a write goes straight to the driver in place, see write). A write is a new draft +
+    state, or (data None) their removal."""
 
     def __init__(self, service: DraftService) -> None:
         self.service = service
@@ -60,6 +65,12 @@ class _GroupWriter:
         self.running: asyncio.Task[None] | None = None
 
     async def write(self, write: _Write) -> None:
+        if self.service.db.direct is not None:
+            # SQLite, straight on the driver: the write is done in place in microseconds, so
+            # there is nothing to group (and a task and a future per step would cost more).
+            if await self._commit([write]):
+                raise OutOfScope(write.telegram_id)
+            return
         self.pending.append(write)
         if self.running is None or self.running.done():
             self.running = asyncio.create_task(self._run())
@@ -93,41 +104,37 @@ class _GroupWriter:
         return self.pending, []
 
     async def _commit(self, batch: list[_Write]) -> set[int]:
-        """Write the batch; returns the ids of the writes refused (out of scope)."""
-        async with self.service.db.transaction() as session:
-            refused = await self._out_of_scope(session, batch)
-            drafts, gone = [], []
-            for write in batch:
-                if id(write) in refused:
-                    continue
-                user_id = await self.service._user_id(session, write.telegram_id)
-                if write.data is None:
-                    # The step goes with the draft's row (a state kept in conversation_states
-                    # by an older version counts only while its draft exists).
-                    if user_id is not None:
-                        gone.append((user_id, write.flow))
-                    continue
-                if user_id is None:
-                    raise LookupError(write.telegram_id)
-                # The step rides in the draft's own row: one statement per group, not two.
-                data = write.data | {CONVERSATION: {"key": write.key, "state": write.state}}
-                drafts.append({"user_id": user_id, "flow": write.flow, "data": data,
-                               "version": write.version, "updated_at": write.at})
-            if drafts:
-                await DraftRepository(session).upsert_many(drafts)
-            if gone:
-                await DraftRepository(session).drop_many(gone)
-        return refused
+        """Write the batch in one transaction; returns the ids of the writes refused (out of
+        scope). Core statements only (Database.write_statements): on SQLite they go straight to
+        the driver, a twentieth of the cost of a session."""
+        return await self.service.db.write_statements(lambda runner: self._apply(runner, batch))
 
-    @staticmethod
-    async def _out_of_scope(session: Any, batch: list[_Write]) -> set[int]:
-        scoped = [w for w in batch if w.scope is not None and w.data is not None]
-        if not scoped:
-            return set()
-        allowed = await UserRepository(session).focal_scopes(
-            {w.telegram_id for w in scoped}, {w.scope[0] for w in scoped if w.scope})
-        return {id(w) for w in scoped
-                if w.scope and (w.telegram_id, w.scope[0], w.scope[1]) not in allowed}
+    def _apply(self, runner: StatementRunner, batch: list[_Write]) -> set[int]:
+        refused = {id(w) for w in batch
+                   if w.scope is not None and w.data is not None
+                   and not may_report(runner, w.telegram_id, *w.scope)}
+        drafts, gone = [], []
+        for write in batch:
+            if id(write) in refused:
+                continue
+            user_id = self.service._user_id(runner, write.telegram_id)
+            if write.data is None:
+                # The step goes with the draft's row (a state kept in conversation_states
+                # by an older version counts only while its draft exists).
+                if user_id is not None:
+                    gone.append((user_id, write.flow))
+                continue
+            if user_id is None:
+                raise LookupError(write.telegram_id)
+            # The step rides in the draft's own row: one statement per group, not two.
+            data = write.data | {CONVERSATION: {"key": write.key, "state": write.state}}
+            drafts.append({"user_id": user_id, "flow": write.flow, "data": data,
+                           "version": write.version, "updated_at": write.at})
+        if drafts:
+            store_drafts(runner, drafts)
+        if gone:
+            drop_drafts(runner, gone)
+        return refused
 
 
 @dataclass
@@ -162,10 +169,10 @@ class DraftService:
         self._user_ids: dict[int, int] = {}
         self._writer = _GroupWriter(self)
 
-    async def _user_id(self, session: Any, telegram_id: int) -> int | None:
+    def _user_id(self, runner: StatementRunner, telegram_id: int) -> int | None:
         user_id = self._user_ids.get(telegram_id)
         if user_id is None:
-            user_id = await session.scalar(select(User.id).where(User.telegram_id == telegram_id))
+            user_id = user_id_of(runner, telegram_id)
             if user_id is not None:
                 self._user_ids[telegram_id] = user_id
         return user_id
@@ -177,7 +184,11 @@ class DraftService:
             return None if cached is None else DraftView(cached.version, deepcopy(cached.data),
                                                          cached.updated_at)
         async with self.db.reader() as session:
-            user_id = await self._user_id(session, telegram_id)
+            user_id = self._user_ids.get(telegram_id)
+            if user_id is None:
+                user_id = await UserRepository(session).id_of(telegram_id)
+                if user_id is not None:
+                    self._user_ids[telegram_id] = user_id
             draft = None if user_id is None else await DraftRepository(session).get(user_id, flow)
             view = None if draft is None else DraftView(draft.version, _answers(draft.data),
                                                         draft.updated_at)

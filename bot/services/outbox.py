@@ -73,6 +73,8 @@ class OutboxService:
         """Add messages not planned before (by key). Returns how many are new."""
         now = self.clock.now()
         rows = [self.row(m, now) for m in messages]
+        if not rows:
+            return 0  # no transaction for nothing (a report in a unit without leaders)
         async with self.db.transaction() as session:
             return await OutboxRepository(session).add_unique(rows)
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Database
+from storage.direct import StatementRunner
 from storage.models import User, utcnow
-from storage.repositories.users import UserRepository
+from storage.repositories.users import UserRepository, contacts, may_report, person_rows
 
 
 @dataclass(frozen=True)
@@ -76,24 +77,22 @@ class PeopleService:
 
     async def leaders_of(self, unit_id: int) -> list[tuple[int, int, str | None]]:
         """(user id, Telegram id, language) of the unit's leaders."""
-        async with self.db.reader() as session:
-            return await UserRepository(session).contacts(unit_id, "leader")
+        return await self.db.read_statements(lambda runner: contacts(runner, unit_id, "leader"))
 
     async def person(self, telegram_id: int, first_name: str = "") -> Person:
         """The caller as the bot knows them; admins listed in the config are always admins."""
-        async with self.db.reader() as session:
-            rows = await UserRepository(session).person_rows(telegram_id)
+        rows = await self.db.read_statements(lambda runner: person_rows(runner, telegram_id))
         return self._person(telegram_id, first_name, rows)
 
     async def reporter(self, telegram_id: int, task_id: int, unit_id: int,
                        first_name: str = "") -> tuple[Person, bool]:
         """The caller, and whether they may (still) report on the open task for the unit: an
         active focal point of a unit that leads or coordinates it. One read for both."""
-        async with self.db.reader() as session:
-            users = UserRepository(session)
-            rows = await users.person_rows(telegram_id)
-            allowed = (telegram_id, task_id, unit_id) in await users.focal_scopes(
-                [telegram_id], [task_id])
+        def read(runner: StatementRunner) -> tuple[list[Any], bool]:
+            return (person_rows(runner, telegram_id),
+                    may_report(runner, telegram_id, task_id, unit_id))
+
+        rows, allowed = await self.db.read_statements(read)
         return self._person(telegram_id, first_name, rows), allowed
 
     def _person(self, telegram_id: int, first_name: str, rows: list[Any]) -> Person:

@@ -210,6 +210,12 @@ class ReportBuilder:
         moment = min(period.end, as_of) if as_of is not None else period.end
         end_day = _local_day(moment, self.tz)
         prev_day = _local_day(before.end, self.tz)
+        # Whole-programme queries: in the driver's thread, so chats are served meanwhile.
+        with self.db.offloaded():
+            return await self._build(period, before, moment, end_day, prev_day, unit_code)
+
+    async def _build(self, period: Period, before: Period, moment: datetime, end_day: date,
+                     prev_day: date, unit_code: str | None) -> ReportData:
         async with self.db.reader() as session:
             repo = ReportDataRepository(session)
             scope: UnitRecord | None = None

@@ -12,9 +12,17 @@ from typing import Any
 from bot.clock import Clock
 from bot.services.periods import PeriodRule
 from storage.db import Database
-from storage.models import REPORT_STATUSES, Attachment, ProgressReport, ReportRevision
-from storage.repositories.audit import AuditRepository
-from storage.repositories.reports import ReportRepository
+from storage.direct import StatementRunner
+from storage.models import REPORT_STATUSES
+from storage.repositories.reports import (
+    ATTACHMENTS,
+    AUDIT,
+    REPORTS,
+    REVISIONS,
+    correct_report,
+    period_report,
+    unit_latest_status,
+)
 
 
 @dataclass(frozen=True)
@@ -86,50 +94,51 @@ class ReportingService:
             "indicator_value": data.indicator_value,
             "evidence_ref": _clean(data.evidence_ref),
         }
-        async with self.db.transaction() as session:
-            repo = ReportRepository(session)
-            report = await repo.for_period(data.task_id, data.unit_id, period)
-            before = None
-            # When the unit's run of this status began: kept while the status is repeated (by a
-            # correction or in a later period), restarted when it changes (status.py).
-            if report is None:
-                previous = await repo.unit_latest(data.task_id, data.unit_id, now)
-                since = previous[1] if previous and previous[0] == data.status else now
-                report = repo.add(ProgressReport(
-                    task_id=data.task_id, unit_id=data.unit_id, reporter_id=data.reporter_user_id,
-                    period=period, revision=1, submitted_at=now, status_since=since,
-                    created_at=now, **fields,
-                ))
-                await session.flush()
-            else:
-                before = {k: getattr(report, k) for k in fields} | {"revision": report.revision}
-                if report.status != data.status:
-                    report.status_since = now
-                report.revision += 1
-                report.reporter_id = data.reporter_user_id
-                report.submitted_at = now
-                for key, value in fields.items():
-                    setattr(report, key, value)
-            repo.add_revision(ReportRevision(
-                report_id=report.id, revision=report.revision, reporter_id=data.reporter_user_id,
-                submitted_at=now, **fields,
-            ))
-            for evidence in data.files:
-                repo.add_attachment(Attachment(
-                    report_id=report.id, revision=report.revision,
-                    telegram_file_id=evidence.telegram_file_id,
-                    telegram_file_unique_id=evidence.telegram_file_unique_id,
-                    file_name=evidence.file_name, mime_type=evidence.mime_type,
-                    size=evidence.size, sha256=evidence.sha256, local_path=evidence.local_path,
-                    created_at=now,
-                ))
-            AuditRepository(session).record(
-                "report.correct" if before else "report.submit",
-                actor=f"tg:{actor_telegram_id}" if actor_telegram_id else "",
-                actor_telegram_id=actor_telegram_id, entity="report", entity_id=report.id,
-                before=before, after=fields | {"revision": report.revision, "period": period},
-            )
-            receipt = Receipt(report.id, report.revision, period, now)
+        receipt = await self.db.write_statements(
+            lambda runner: _store(runner, data, fields, period, now, actor_telegram_id))
         if data.status == "done" and self.on_task_changed is not None:
             await self.on_task_changed(data.task_id)
         return receipt
+
+
+def _store(runner: StatementRunner, data: ReportInput, fields: dict[str, Any], period: str,
+           now: datetime, actor_telegram_id: int | None) -> Receipt:
+    """The report (or this period's correction), its revision, attachments and audit entry:
+    Core statements in one transaction (Database.write_statements)."""
+    report = period_report(runner, data.task_id, data.unit_id, period)
+    before = None
+    # When the unit's run of this status began: kept while the status is repeated (by a
+    # correction or in a later period), restarted when it changes (status.py).
+    if report is None:
+        previous = unit_latest_status(runner, data.task_id, data.unit_id, now)
+        since = previous[1] if previous and previous[0] == data.status else now
+        revision = 1
+        report_id = runner.insert(REPORTS, fields | {
+            "task_id": data.task_id, "unit_id": data.unit_id, "reporter_id": data.reporter_user_id,
+            "period": period, "revision": revision, "submitted_at": now, "status_since": since,
+            "created_at": now})
+    else:
+        report_id = report["id"]
+        before = {k: report[k] for k in fields} | {"revision": report["revision"]}
+        revision = report["revision"] + 1
+        restart = {"status_since": now} if report["status"] != data.status else {}
+        correct_report(runner, report_id, fields | restart | {
+            "revision": revision, "reporter_id": data.reporter_user_id, "submitted_at": now})
+    runner.insert(REVISIONS, fields | {
+        "report_id": report_id, "revision": revision, "reporter_id": data.reporter_user_id,
+        "submitted_at": now})
+    for evidence in data.files:
+        runner.insert(ATTACHMENTS, {
+            "report_id": report_id, "revision": revision,
+            "telegram_file_id": evidence.telegram_file_id,
+            "telegram_file_unique_id": evidence.telegram_file_unique_id,
+            "file_name": evidence.file_name, "mime_type": evidence.mime_type,
+            "size": evidence.size, "sha256": evidence.sha256, "local_path": evidence.local_path,
+            "created_at": now})
+    runner.insert(AUDIT, {
+        "at": now, "action": "report.correct" if before else "report.submit",
+        "actor": f"tg:{actor_telegram_id}" if actor_telegram_id else "",
+        "actor_telegram_id": actor_telegram_id, "entity": "report", "entity_id": str(report_id),
+        "after": fields | {"revision": revision, "period": period}, "detail": ""}
+        | ({"before": before} if before else {}))
+    return Receipt(report_id, revision, period, now)

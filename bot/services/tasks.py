@@ -14,7 +14,7 @@ from bot.services.status import StatusClass, classify_status, end_of_day
 from storage.db import Database
 from storage.models import ProgressReport, Task
 from storage.repositories.reports import LeadProgress, ReportRepository
-from storage.repositories.tasks import TaskRepository
+from storage.repositories.tasks import TaskRepository, report_task
 
 # Overdue first, then open within the deadline, then completed.
 _ORDER = {StatusClass.OPEN_OVERDUE: 0, StatusClass.OPEN_WITHIN: 1, StatusClass.DONE_LATE: 2,
@@ -125,8 +125,7 @@ class TaskService:
     async def lookup(self, task_id: int | None = None,
                      code: str | None = None) -> tuple[Any, list[int]] | None:
         """The open task's row and coordinating unit ids, by id or code (see reportable_for)."""
-        async with self.db.reader() as session:
-            return await TaskRepository(session).for_report(task_id, code)
+        return await self.db.read_statements(lambda runner: report_task(runner, task_id, code))
 
     @staticmethod
     def reportable_for(person: Person, found: tuple[Any, list[int]] | None

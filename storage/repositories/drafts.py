@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Table, TextClause, bindparam, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.direct import StatementRunner
 from storage.models import ConversationState, Draft, User
 
 
@@ -24,6 +25,22 @@ def _upsert(table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Text
 
 
 _DRAFT_UPSERT = _upsert(Draft.__table__, ("user_id", "flow"), ("data", "version", "updated_at"))
+_DRAFTS = Draft.__table__
+assert isinstance(_DRAFTS, Table)
+_DRAFT_DROP = delete(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"),
+                                    _DRAFTS.c.flow == bindparam("flow"))
+
+
+def store_drafts(runner: StatementRunner, rows: list[dict[str, Any]]) -> None:
+    """Store several drafts: rows of user_id, flow, data, version, updated_at (each
+    (user_id, flow) at most once). One statement, compiled once."""
+    runner.execute_many(_DRAFT_UPSERT, rows)
+
+
+def drop_drafts(runner: StatementRunner, keys: list[tuple[int, str]]) -> None:
+    """Delete drafts by (user_id, flow)."""
+    for user_id, flow in keys:
+        runner.execute(_DRAFT_DROP, {"user_id": user_id, "flow": flow})
 
 
 class DraftRepository:

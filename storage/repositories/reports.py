@@ -7,11 +7,78 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 
-from storage.models import Attachment, ProgressReport, ReportRevision, Task
+from storage.direct import StatementRunner
+from storage.models import (
+    Attachment,
+    AuditEntry,
+    ProgressReport,
+    ReportRevision,
+    Task,
+    table_of,
+)
+
+# The columns a report's answers fill (a revision repeats them).
+ANSWER_FIELDS = ("status", "percent", "results", "difficulties", "proposals", "indicator_value",
+                 "evidence_ref")
+
+
+REPORTS = _REPORTS = table_of(ProgressReport)
+REVISIONS, ATTACHMENTS, AUDIT = table_of(ReportRevision), table_of(Attachment), table_of(AuditEntry)
+# Core statements for submitting a report in one short transaction (storage/direct.py): the
+# ORM's unit of work cost several times the SQL at the last step of every report.
+_PERIOD_REPORT = (
+    select(_REPORTS.c.id, _REPORTS.c.revision, *(_REPORTS.c[f] for f in ANSWER_FIELDS))
+    .where(_REPORTS.c.task_id == bindparam("task_id"), _REPORTS.c.unit_id == bindparam("unit_id"),
+           _REPORTS.c.period == bindparam("period"))
+    .with_for_update()
+)
+_UNIT_LATEST = (
+    select(_REPORTS.c.status, _REPORTS.c.status_since)
+    .where(_REPORTS.c.task_id == bindparam("task_id"), _REPORTS.c.unit_id == bindparam("unit_id"),
+           _REPORTS.c.submitted_at <= bindparam("at", type_=_REPORTS.c.submitted_at.type))
+    .order_by(_REPORTS.c.submitted_at.desc(), _REPORTS.c.id.desc()).limit(1)
+)
+
+
+def _correct(*columns: str) -> Any:
+    return (update(_REPORTS).where(_REPORTS.c.id == bindparam("report_id"))
+            .values({name: bindparam(name, type_=_REPORTS.c[name].type) for name in columns}))
+
+
+_CORRECTED = (*ANSWER_FIELDS, "revision", "reporter_id", "submitted_at")
+_CORRECT = _correct(*_CORRECTED)
+_CORRECT_RESTART = _correct(*_CORRECTED, "status_since")  # the status changed
+
+
+def period_report(runner: StatementRunner, task_id: int, unit_id: int, period: str
+                  ) -> dict[str, Any] | None:
+    """The unit's report on the task in the period (id, revision and answers), locked for a
+    correction on PostgreSQL (SQLite's write transaction holds the whole database)."""
+    rows = runner.rows(_PERIOD_REPORT, {"task_id": task_id, "unit_id": unit_id,
+                                        "period": period})
+    if not rows:
+        return None
+    return dict(zip(("id", "revision", *ANSWER_FIELDS), rows[0], strict=True))
+
+
+def unit_latest_status(runner: StatementRunner, task_id: int, unit_id: int, at: datetime
+                       ) -> tuple[str, datetime] | None:
+    """(status, status_since) of the unit's latest report on the task up to the moment."""
+    rows = runner.rows(_UNIT_LATEST, {"task_id": task_id, "unit_id": unit_id, "at": at})
+    if not rows:
+        return None
+    return rows[0][0], rows[0][1]
+
+
+def correct_report(runner: StatementRunner, report_id: int, values: dict[str, Any]) -> None:
+    """Overwrite the report's answers with a correction's (values: the answers, revision,
+    reporter_id, submitted_at, and status_since when the status changed)."""
+    statement = _CORRECT_RESTART if "status_since" in values else _CORRECT
+    runner.execute(statement, values | {"report_id": report_id})
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from storage.models import Task, TaskGroup, TaskUnit
+from storage.direct import StatementRunner
+from storage.models import Task, TaskGroup, TaskUnit, table_of
 
 
 class TaskRepository:
@@ -71,23 +72,6 @@ class TaskRepository:
         )
         return list(rows)
 
-    async def for_report(self, task_id: int | None = None, code: str | None = None
-                         ) -> tuple[Any, list[int]] | None:
-        """The open task's row (id, code, title, lead_unit_id, target_value, target_unit,
-        target_label) by id or code, and its coordinating unit ids in order; plain rows,
-        for the step that starts every report."""
-        query = select(Task.id, Task.code, Task.title, Task.lead_unit_id, Task.target_value,
-                       Task.target_unit, Task.target_label).where(Task.closed_at.is_(None))
-        query = query.where(Task.id == task_id) if task_id is not None else query.where(
-            Task.code == code)
-        row = (await self.session.execute(query)).first()
-        if row is None:
-            return None
-        units = await self.session.scalars(
-            select(TaskUnit.unit_id).where(TaskUnit.task_id == row.id)
-            .order_by(TaskUnit.position, TaskUnit.id))
-        return row, list(units)
-
     async def open_id_by_code(self, code: str) -> int | None:
         return await self.session.scalar(
             select(Task.id).where(Task.code == code, Task.closed_at.is_(None)))
@@ -128,3 +112,32 @@ class TaskRepository:
 
     async def max_position(self) -> int:
         return int(await self.session.scalar(select(func.max(Task.position))) or 0)
+
+
+_TASKS = table_of(Task)
+_TASK_UNITS = table_of(TaskUnit)
+
+
+def _report_task(by: str) -> Select[Any]:
+    tasks = _TASKS
+    return (select(tasks.c.id, tasks.c.code, tasks.c.title, tasks.c.lead_unit_id,
+                   tasks.c.target_value, tasks.c.target_unit, tasks.c.target_label)
+            .where(tasks.c.closed_at.is_(None), tasks.c[by] == bindparam("value")))
+
+
+_REPORT_TASK = {"id": _report_task("id"), "code": _report_task("code")}
+_COORDINATING = (select(_TASK_UNITS.c.unit_id).where(_TASK_UNITS.c.task_id == bindparam("task_id"))
+                 .order_by(_TASK_UNITS.c.position, _TASK_UNITS.c.id))
+
+
+def report_task(runner: StatementRunner, task_id: int | None = None, code: str | None = None
+                ) -> tuple[Any, list[int]] | None:
+    """The open task's row (id, code, title, lead_unit_id, target_value, target_unit,
+    target_label) by id or code, and its coordinating unit ids in order: plain rows, for the
+    step that starts every report."""
+    by, value = ("id", task_id) if task_id is not None else ("code", code)
+    rows = runner.rows(_REPORT_TASK[by], {"value": value})
+    if not rows:
+        return None
+    units = runner.rows(_COORDINATING, {"task_id": rows[0].id})
+    return rows[0], [int(u) for u, in units]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
+from storage.direct import StatementRunner
 from storage.models import Membership, Task, TaskUnit, Unit, User, UserRole
 
 
 def _focal_scopes() -> Select[Any]:
+    """(telegram id, task id, unit id) of a focal point (:person) who may report on an open
+    task (:task) for a unit: one row per unit of theirs that leads or coordinates it."""
     # Core over the tables, not ORM entities: this runs at every step of a report, and the ORM's
     # per-execution overhead was most of its cost.
     users, members = User.__table__, Membership.__table__
@@ -20,8 +22,8 @@ def _focal_scopes() -> Select[Any]:
     return (
         select(users.c.telegram_id, tasks.c.id, members.c.unit_id)
         .select_from(users.join(members, members.c.user_id == users.c.id)
-                     .join(tasks, tasks.c.id.in_(bindparam("tasks", expanding=True))))
-        .where(users.c.telegram_id.in_(bindparam("people", expanding=True)),
+                     .join(tasks, tasks.c.id == bindparam("task")))
+        .where(users.c.telegram_id == bindparam("person"),
                users.c.active.is_(True), members.c.role == "focal",
                tasks.c.closed_at.is_(None),
                (tasks.c.lead_unit_id == members.c.unit_id)
@@ -31,6 +33,26 @@ def _focal_scopes() -> Select[Any]:
 
 
 _FOCAL_SCOPES = _focal_scopes()
+_USER_ID = select(User.__table__.c.id).where(User.__table__.c.telegram_id == bindparam("telegram_id"))
+
+
+def focal_scopes(runner: StatementRunner, telegram_id: int, task_id: int
+                 ) -> set[tuple[int, int, int]]:
+    """(Telegram id, task id, unit id) for each unit of which the person is an active focal
+    point and which leads or coordinates the open task."""
+    rows = runner.rows(_FOCAL_SCOPES, {"person": telegram_id, "task": task_id})
+    return {(int(t), int(task), int(unit)) for t, task, unit in rows}
+
+
+def may_report(runner: StatementRunner, telegram_id: int, task_id: int, unit_id: int) -> bool:
+    """Whether the person may report on the open task for the unit (the scope every report
+    step is checked against)."""
+    return (telegram_id, task_id, unit_id) in focal_scopes(runner, telegram_id, task_id)
+
+
+def user_id_of(runner: StatementRunner, telegram_id: int) -> int | None:
+    rows = runner.rows(_USER_ID, {"telegram_id": telegram_id})
+    return int(rows[0][0]) if rows else None
 
 
 def _person() -> Select[Any]:
@@ -50,6 +72,36 @@ def _person() -> Select[Any]:
 _PERSON = _person()
 
 
+def _contacts() -> Select[Any]:
+    users, members = User.__table__, Membership.__table__
+    return (
+        select(users.c.id, users.c.telegram_id, users.c.language)
+        .join(members, members.c.user_id == users.c.id)
+        .where(members.c.unit_id == bindparam("unit_id"), members.c.role == bindparam("role"),
+               users.c.active.is_(True), users.c.reachable.is_(True))
+        .order_by(users.c.id)
+    )
+
+
+_CONTACTS = _contacts()
+
+
+def person_rows(runner: StatementRunner, telegram_id: int) -> list[Any]:
+    """The user's row once per membership and programme role (outer joins: one row with None
+    for someone with neither; none for someone unknown): id, first_name, language, active,
+    unit_id, role, code, name (of the unit), programme_role. Core over the tables in one
+    query: this runs for nearly every update, and loading ORM objects with their
+    relationships cost several times more."""
+    return runner.rows(_PERSON, {"telegram_id": telegram_id})
+
+
+def contacts(runner: StatementRunner, unit_id: int, role: str) -> list[tuple[int, int, str | None]]:
+    """(user id, Telegram id, language) of the unit's active and reachable members with the
+    role, by user id: for the notice of every report."""
+    return [(int(i), int(t), language)
+            for i, t, language in runner.rows(_CONTACTS, {"unit_id": unit_id, "role": role})]
+
+
 class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -66,22 +118,8 @@ class UserRepository:
         )
         return result.unique().one_or_none()
 
-    async def focal_scopes(self, telegram_ids: Iterable[int], task_ids: Iterable[int]
-                           ) -> set[tuple[int, int, int]]:
-        """(Telegram id, task id, unit id) for every active user among telegram_ids who is a
-        focal point of a unit that leads or coordinates one of the open tasks task_ids: one
-        query, whoever and whichever tasks are asked about."""
-        rows = await self.session.execute(
-            _FOCAL_SCOPES, {"people": list(telegram_ids), "tasks": list(task_ids)})
-        return {(int(t), int(task), int(unit)) for t, task, unit in rows.all()}
-
-    async def person_rows(self, telegram_id: int) -> list[Any]:
-        """The user's row once per membership and programme role (outer joins: one row with
-        None for someone with neither; none for someone unknown): id, first_name, language,
-        active, unit_id, role, code, name (of the unit), programme_role. Core over the tables
-        in one query: this runs for nearly every update, and loading ORM objects with their
-        relationships cost several times more."""
-        return list((await self.session.execute(_PERSON, {"telegram_id": telegram_id})).all())
+    async def id_of(self, telegram_id: int) -> int | None:
+        return await self.session.scalar(_USER_ID, {"telegram_id": telegram_id})
 
     async def by_username(self, username: str) -> User | None:
         return await self.session.scalar(
@@ -132,19 +170,6 @@ class UserRepository:
             .order_by(User.id)
         )
         return list(rows)
-
-    async def contacts(self, unit_id: int, role: str) -> list[tuple[int, int, str | None]]:
-        """(user id, Telegram id, language) of the unit's active and reachable members with the
-        role, by user id: plain rows (Core over the tables), for the notice of every report."""
-        users, members = User.__table__, Membership.__table__
-        rows = await self.session.execute(
-            select(users.c.id, users.c.telegram_id, users.c.language)
-            .join(members, members.c.user_id == users.c.id)
-            .where(members.c.unit_id == unit_id, members.c.role == role,
-                   users.c.active.is_(True), users.c.reachable.is_(True))
-            .order_by(users.c.id)
-        )
-        return [(int(i), int(t), language) for i, t, language in rows.all()]
 
     async def with_role(self, role: str) -> list[User]:
         rows = await self.session.scalars(

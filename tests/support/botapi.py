@@ -83,7 +83,7 @@ import socket
 import struct
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -869,6 +869,10 @@ class FakeBotAPI:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._listeners: list[Callable[[], None]] = []
+        # Waiters for messages to one chat, woken only by a message to that chat: with many
+        # simulated users waiting at once (bench/), waking all of them at every API call
+        # made the stand-in, not the bot, the bottleneck.
+        self._chat_listeners: dict[int, list[Callable[[], None]]] = defaultdict(list)
         self._me: JSONDict = {
             "id": bot_id,
             "is_bot": True,
@@ -891,6 +895,7 @@ class FakeBotAPI:
         self._next_message_id: dict[int, int] = {}
         self._messages: dict[tuple[int, int], JSONDict] = {}
         self._sent: list[SentMessage] = []
+        self._sent_by_chat: dict[int, list[SentMessage]] = defaultdict(list)
         self._sent_index: dict[tuple[int, int], SentMessage] = {}
         self._rejected: list[RejectedCall] = []
         self._calls: list[ApiCall] = []
@@ -1134,14 +1139,15 @@ class FakeBotAPI:
     def sent(self, chat_id: int | None = None) -> list[SentMessage]:
         """The bot's messages in arrival order (live records: edits and deletions update them)."""
         with self._lock:
-            return [m for m in self._sent if chat_id is None or m.chat_id == chat_id]
+            if chat_id is None:
+                return list(self._sent)
+            return list(self._sent_by_chat.get(chat_id, ()))
 
     def last(self, chat_id: int) -> SentMessage:
         """The latest message the bot sent to ``chat_id``; ``LookupError`` if none."""
         with self._lock:
-            for message in reversed(self._sent):
-                if message.chat_id == chat_id:
-                    return message
+            if self._sent_by_chat.get(chat_id):
+                return self._sent_by_chat[chat_id][-1]
         raise LookupError(f"the bot sent nothing to chat {chat_id}")
 
     def message(self, chat_id: int, message_id: int) -> JSONDict:
@@ -1249,13 +1255,17 @@ class FakeBotAPI:
         except TimeoutError:
             raise TimeoutError(self._sent_timeout_message(chat_id, count, timeout)) from None
 
-    async def wait_for_async(self, predicate: Callable[[], T | None], timeout: float = 5.0) -> T:
-        """Await until ``predicate()`` is truthy without blocking the event loop; return it."""
+    async def wait_for_async(self, predicate: Callable[[], T | None], timeout: float = 5.0,
+                             *, chat_id: int | None = None) -> T:
+        """Await until ``predicate()`` is truthy without blocking the event loop; return it.
+        With ``chat_id``, the predicate is checked again only when the bot sends a message
+        to that chat (it must depend on nothing else)."""
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
         wake = self._waker(loop, event)
+        listeners = self._listeners if chat_id is None else self._chat_listeners[chat_id]
         with self._lock:
-            self._listeners.append(wake)
+            listeners.append(wake)
         try:
             deadline = loop.time() + timeout
             while True:
@@ -1271,12 +1281,13 @@ class FakeBotAPI:
                     await asyncio.wait_for(event.wait(), remaining)
         finally:
             with self._lock:
-                self._listeners.remove(wake)
+                listeners.remove(wake)
 
     async def wait_sent_async(self, chat_id: int, count: int = 1, timeout: float = 5.0) -> list[SentMessage]:
         """Await until the bot has sent ``count`` messages to ``chat_id``; return all of them."""
         try:
-            return await self.wait_for_async(lambda: _at_least(self.sent(chat_id), count), timeout)
+            return await self.wait_for_async(lambda: _at_least(self.sent(chat_id), count), timeout,
+                                             chat_id=chat_id)
         except TimeoutError:
             raise TimeoutError(self._sent_timeout_message(chat_id, count, timeout)) from None
 
@@ -1699,7 +1710,10 @@ class FakeBotAPI:
             params=p.public(),
         )
         self._sent.append(record)
+        self._sent_by_chat[chat_id].append(record)
         self._sent_index[(chat_id, record.message_id)] = record
+        for listener in list(self._chat_listeners.get(chat_id, ())):
+            listener()
         return message
 
     def _caption(self, p: _Params) -> tuple[str | None, str, list[JSONDict]]:

@@ -1,0 +1,246 @@
+"""SQLite statements run straight on the sqlite3 driver, for the writes of every chat step.
+
+Each answer in a guided flow is committed before the next question goes out. Through
+SQLAlchemy's session that write cost about a millisecond of CPU (bench/report_steps.py), twenty
+times what SQLite itself spends on it (a primary-key upsert and a commit in WAL mode with
+synchronous=NORMAL, which does not fsync). So the per-step write runs here: the statements are
+still written with SQLAlchemy Core (one definition for both engines; PostgreSQL runs them through
+SQLAlchemy) and compiled once for SQLite, with SQLAlchemy's own type processors binding the
+values, so a row written here reads back through the ORM exactly as one written there.
+
+The connection belongs to this process's writers: a write takes `Database`'s write lock (the
+same one every SQLAlchemy write transaction takes), then runs synchronously in the event loop,
+where no other coroutine can interleave. If another process holds SQLite's write lock (say
+`tiendo import` of a large plan), the write is not waited for in place, which would stall the
+loop: it goes to a worker thread and waits there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Table, bindparam, insert
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import Executable
+
+T = TypeVar("T")
+
+# In the event loop, a lock held by another process is waited for this long before the write
+# moves to a thread (where it waits up to the usual busy timeout).
+IN_PLACE_BUSY_TIMEOUT_MS = 20
+
+
+class DirectStatement:
+    """A Core statement compiled once for SQLite; binds values with the columns' types."""
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
+        self.sql = str(compiled)
+        names = compiled.positiontup or []
+        processors = {name: bind.type._cached_bind_processor(dialect)
+                      for name, bind in compiled.binds.items()}
+        # Values written into the statement (role == "focal") are bound parameters too.
+        self._fixed = {name: bind.effective_value for name, bind in compiled.binds.items()
+                       if not bind.required}
+        self._binders = [(name, processors.get(name)) for name in names]
+        # Rows come back as SQLAlchemy would give them (timestamps as aware datetimes, JSON
+        # decoded), through the selected columns' own result processors.
+        # Named like SQLAlchemy's rows (row.active), for code that reads both.
+        columns = getattr(statement, "selected_columns", None)
+        self.results = None if columns is None else [
+            column.type._cached_result_processor(dialect, None) for column in columns]
+        self.row_type = None if columns is None else collections.namedtuple(  # type: ignore[misc]
+            "Row", [column.key or f"_{i}" for i, column in enumerate(columns)], rename=True)
+
+    def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        assert self.results is not None and self.row_type is not None
+        return self.row_type(*(value if process is None or value is None else process(value)
+                               for value, process in zip(raw, self.results, strict=True)))
+
+    def bind(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for name, process in self._binders:
+            value = values[name] if name in values else self._fixed[name]
+            out.append(value if process is None else process(value))
+        return tuple(out)
+
+
+class StatementRunner:
+    """What a write function gets: run Core statements inside the open transaction. Two
+    kinds: DirectConnection (sqlite3, compiled once) and CoreRunner (a SQLAlchemy connection,
+    for PostgreSQL), so one function serves both engines."""
+
+    def rows(self, statement: Executable, values: Mapping[str, Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def execute(self, statement: Executable, values: Mapping[str, Any]) -> int:
+        raise NotImplementedError
+
+    def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def inserted_id(self, statement: Executable, values: Mapping[str, Any]) -> int:
+        """Run an INSERT of one row; the new row's primary key."""
+        raise NotImplementedError
+
+    def insert(self, table: Table, values: Mapping[str, Any]) -> int:
+        """Insert one row of the given column values; its primary key. Columns left out take
+        the database's defaults only (not the model's Python defaults): give them all."""
+        return self.inserted_id(_insert(table, tuple(sorted(values))), values)
+
+
+@functools.lru_cache(maxsize=256)
+def _insert(table: Table, columns: tuple[str, ...]) -> Executable:
+    # One statement object per table and column set: compiled once, by identity.
+    return insert(table).values({name: bindparam(name, type_=table.c[name].type)
+                                 for name in columns})
+
+
+class CoreRunner(StatementRunner):
+    """Statements through a (sync-facade) SQLAlchemy connection: AsyncSession.run_sync."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def rows(self, statement: Executable, values: Mapping[str, Any]) -> list[Any]:
+        return list(self.connection.execute(statement, dict(values)).all())
+
+    def execute(self, statement: Executable, values: Mapping[str, Any]) -> int:
+        return int(self.connection.execute(statement, dict(values)).rowcount)
+
+    def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.connection.execute(statement, [dict(row) for row in rows])
+
+    def inserted_id(self, statement: Executable, values: Mapping[str, Any]) -> int:
+        key = self.connection.execute(statement, dict(values)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+
+class DirectConnection(StatementRunner):
+    def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
+        self.raw = raw
+        self.dialect = dialect
+        self._compiled: dict[int, tuple[Executable, DirectStatement]] = {}
+
+    def _statement(self, statement: Executable) -> DirectStatement:
+        # Keyed by identity (statements are module constants); the statement is kept alive
+        # beside its compiled form so the id cannot be reused.
+        found = self._compiled.get(id(statement))
+        if found is None:
+            found = (statement, DirectStatement(statement, self.dialect))
+            self._compiled[id(statement)] = found
+        return found[1]
+
+    def rows(self, statement: Executable, values: Mapping[str, Any]) -> list[Any]:
+        compiled = self._statement(statement)
+        rows = self.raw.execute(compiled.sql, compiled.bind(values)).fetchall()
+        return rows if compiled.results is None else [compiled.row(r) for r in rows]
+
+    def execute(self, statement: Executable, values: Mapping[str, Any]) -> int:
+        compiled = self._statement(statement)
+        return self.raw.execute(compiled.sql, compiled.bind(values)).rowcount
+
+    def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+        compiled = self._statement(statement)
+        self.raw.executemany(compiled.sql, [compiled.bind(row) for row in rows])
+
+    def inserted_id(self, statement: Executable, values: Mapping[str, Any]) -> int:
+        compiled = self._statement(statement)
+        row_id = self.raw.execute(compiled.sql, compiled.bind(values)).lastrowid
+        assert row_id is not None
+        return int(row_id)
+
+
+class DirectReader:
+    """Read transactions on a sqlite3 connection of this process's own, run in place: in WAL
+    mode a reader never waits for a writer, so nothing here can stall the event loop for
+    long. For the small reads of every chat step (who is asking, which task)."""
+
+    def __init__(self, path: str, dialect: Dialect) -> None:
+        self.path = path
+        self._dialect = dialect
+        self._connection: DirectConnection | None = None
+
+    def read(self, fn: Callable[[StatementRunner], T]) -> T:
+        if self._connection is None:
+            raw = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            raw.execute("PRAGMA foreign_keys=ON")
+            raw.execute(f"PRAGMA busy_timeout={IN_PLACE_BUSY_TIMEOUT_MS}")
+            self._connection = DirectConnection(raw, self._dialect)
+        conn = self._connection
+        conn.raw.execute("BEGIN")  # one snapshot for every statement of fn
+        try:
+            return fn(conn)
+        finally:
+            conn.raw.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.raw.close()
+            self._connection = None
+
+
+class DirectWriter:
+    """Write transactions on a sqlite3 connection of this process's own (see module doc)."""
+
+    def __init__(self, path: str, dialect: Dialect, lock: asyncio.Lock,
+                 busy_timeout_ms: int) -> None:
+        self.path = path
+        self.lock = lock
+        self.busy_timeout_ms = busy_timeout_ms
+        self._dialect = dialect
+        self._connection: DirectConnection | None = None
+        self._timeout = -1
+
+    def _conn(self) -> DirectConnection:
+        if self._connection is None:
+            raw = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            raw.execute("PRAGMA journal_mode=WAL")
+            raw.execute("PRAGMA foreign_keys=ON")
+            raw.execute("PRAGMA synchronous=NORMAL")
+            self._connection = DirectConnection(raw, self._dialect)
+        return self._connection
+
+    def _run(self, fn: Callable[[StatementRunner], T], busy_timeout_ms: int) -> T:
+        conn = self._conn()
+        if busy_timeout_ms != self._timeout:
+            conn.raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            self._timeout = busy_timeout_ms
+        conn.raw.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.raw.execute("ROLLBACK")
+            raise
+        conn.raw.execute("COMMIT")
+        return result
+
+    async def write(self, fn: Callable[[StatementRunner], T]) -> T:
+        """Run fn in one write transaction (BEGIN IMMEDIATE … COMMIT; rolled back if it
+        raises). fn must only run statements: it may run twice if SQLite was busy."""
+        async with self.lock:
+            try:
+                return self._run(fn, IN_PLACE_BUSY_TIMEOUT_MS)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+            # Another process holds the write lock: wait for it off the event loop.
+            return await asyncio.to_thread(self._run, fn, self.busy_timeout_ms)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.raw.close()
+            self._connection = None
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
