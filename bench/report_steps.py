@@ -4,8 +4,9 @@ Runs the real Application on the in-process Bot API stand-in (tests/support/harn
 completes /report again and again as one focal point; prints, per step, the CPU time of this
 process (all threads) and the number of trips to aiosqlite's worker thread (each a hand-off to
 that thread and back through the event loop, which the profile of the running bot showed to be
-the main cost of a step on SQLite; since the chat path runs SQLite in place, a step makes none). No network and no concurrency: it isolates what a step
-costs, where bench/report_flow.py measures it under load against an echo bot.
+the main cost of a step on SQLite; since the chat path runs SQLite in place, a step makes
+none). No network and no concurrency: it isolates what a step costs, where
+bench/report_flow.py measures it under load against an echo bot.
 
     python bench/report_steps.py                 # 200 reports, SQLite in a temporary folder
     python bench/report_steps.py --reports 500 --profile
