@@ -595,3 +595,25 @@ async def test_coordinating_units_are_nudged_and_reminded_when_configured(bot: H
     assert reminders[FOCAL] == []
     assert len(reminders[coordinator]) == 1 and len(reminders[LEADER]) == 1
     assert "• T.1 — Nhiệm vụ <thử> T.1 (Phòng Phối hợp)" in reminders[coordinator][0]
+
+
+async def test_a_large_backlog_is_planned_as_fast_as_it_can_be_sent(bot: Harness) -> None:
+    # The outbox holds at most what the dispatcher sends before the next planning run
+    # (max_per_second x plan_interval): here 3. Five overdue tasks: all five nudges go out,
+    # each once, over two planning runs.
+    nudges = bot.services.nudges
+    nudges.queue_limit = 3
+    for n in range(5):
+        await add_task(bot, date(2024, 3, 13), code=f"T.{n}")  # due today: focal points only
+    bot.clock.set(hanoi(2024, 3, 13, 10, 0))
+    assert (await nudges.plan()).planned == 3
+    assert (await nudges.plan()).planned == 0  # three are still waiting to be sent
+    await bot.dispatch()
+    assert len(texts(bot, FOCAL)) == 3
+    assert (await nudges.plan()).planned == 2
+    await bot.dispatch()
+    assert (await nudges.plan()).planned == 0
+    sent = texts(bot, FOCAL)
+    assert len(sent) == 5
+    assert sorted(next(c for c in (f"T.{n}" for n in range(5)) if c in t) for t in sent) == [
+        f"T.{n}" for n in range(5)]

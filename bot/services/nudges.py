@@ -103,6 +103,8 @@ class NudgeService:
         self.periods = periods
         self.outbox = outbox
         self.send_at = parse_clock(self.settings.send_at)
+        # At most what the dispatcher sends between two planning runs waits in the outbox.
+        self.queue_limit = self.settings.max_per_second * self.settings.plan_interval
         self._slots: dict[date, datetime] = {}  # the same for every deadline (_slot)
         # Offsets of deadlines worked out since the clock last crossed a slot (_offsets).
         self._offsets_seen: dict[date, Offset | None] = {}
@@ -185,8 +187,17 @@ class NudgeService:
                                    for deadline, offset in offsets.items()], now)
             # Cancel first: what is inserted now is wanted by construction.
             result.cancelled = await repo.cancel_superseded((NUDGE, SNOOZED), task_ids)
+            # The outbox holds what the dispatcher can send before the next run, no more:
+            # the rest is written by later runs (still due, still collapsed to the latest
+            # offset). A large backlog (a fresh install over a big, overdue programme) is
+            # planned as fast as it can be sent, each run stays short, and nothing sits in the
+            # outbox for an hour.
+            limit = None
+            if task_ids is None:
+                limit = max(0, self.queue_limit - await repo.pending_count((NUDGE, SNOOZED)))
             result.planned = await repo.insert_nudges(
-                NUDGE, self.settings.include_coordinating, task_ids, now)
+                NUDGE, self.settings.include_coordinating, task_ids, now, limit) \
+                if limit != 0 else 0
             await repo.end_plan()
         return result
 

@@ -252,14 +252,21 @@ class NudgeRepository:
         result = await self.session.execute(statement)
         return result.rowcount or 0  # type: ignore[attr-defined]
 
+    async def pending_count(self, kinds: Iterable[str]) -> int:
+        """How many rows of these kinds wait to be sent (planned, not yet claimed)."""
+        return int(await self.session.scalar(
+            select(func.count()).select_from(OutboxMessage)
+            .where(OutboxMessage.state == "pending", OutboxMessage.kind.in_(list(kinds)))) or 0)
+
     async def insert_nudges(self, kind: str, include_coordinating: bool,
-                            task_ids: Sequence[int] | None, now: datetime) -> int:
-        """Write the nudges due now and not in the outbox yet, in one INSERT ... SELECT, in
-        programme order: for each open task not completed whose deadline has a current offset
-        (begin_plan), one to each reachable focal point of its lead unit (of coordinating
-        units too, if asked) and, where the offset escalates, to each leader of the lead unit
-        instead. A leader who is also a focal point gets the leader's nudge only. Returns how
-        many rows were written."""
+                            task_ids: Sequence[int] | None, now: datetime,
+                            limit: int | None = None) -> int:
+        """Write the nudges due now and not in the outbox yet (the first `limit` of them), in
+        one INSERT ... SELECT, in programme order: for each open task not completed whose
+        deadline has a current offset (begin_plan), one to each reachable focal point of its
+        lead unit (of coordinating units too, if asked) and, where the offset escalates, to
+        each leader of the lead unit instead. A leader who is also a focal point gets the
+        leader's nudge only. Returns how many rows were written."""
         o, r = _OFFSETS.c, _RECIPIENTS.c
         if include_coordinating:
             who = union_all(
@@ -312,6 +319,8 @@ class NudgeRepository:
         )
         if task_ids is not None:
             query = query.where(Task.id.in_(list(task_ids)))
+        if limit is not None:
+            query = query.limit(limit)
         statement = (_insert(self.session)(OutboxMessage)
                      .from_select(list(columns), query)
                      .on_conflict_do_nothing(index_elements=["dedup_key"]))
