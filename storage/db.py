@@ -36,7 +36,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
-from storage.direct import CoreRunner, DirectReader, DirectWriter, StatementRunner
+from storage.direct import (
+    IN_PLACE_BUSY_TIMEOUT_MS,
+    CoreRunner,
+    DirectReader,
+    DirectWriter,
+    StatementRunner,
+    is_busy,
+)
 from storage.inline_sqlite import inline_creator
 
 T = TypeVar("T")
@@ -44,8 +51,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
-# In place, a lock held by another process is waited for only this long (it stalls the loop).
-INLINE_BUSY_TIMEOUT_MS = 50
 _READONLY = "tiendo_readonly"
 _IN_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("tiendo_in_write", default=False)
 _OFFLOADED: contextvars.ContextVar[bool] = contextvars.ContextVar("tiendo_offloaded",
@@ -108,7 +113,7 @@ class Database:
                 url, echo=echo,
                 async_creator=inline_creator(self.url.database or "",
                                              SQLITE_BUSY_TIMEOUT_MS / 1000))
-            _prepare_sqlite(self.inline_engine, INLINE_BUSY_TIMEOUT_MS)
+            _prepare_sqlite(self.inline_engine, IN_PLACE_BUSY_TIMEOUT_MS)
             self._inline_writer = async_sessionmaker(self.inline_engine, expire_on_commit=False)
             self._inline_reader = async_sessionmaker(
                 self.inline_engine.execution_options(**{_READONLY: True}),
@@ -138,7 +143,7 @@ class Database:
         except (OperationalError, sqlite3.OperationalError) as exc:
             # BEGIN goes to the driver itself (_on_begin): its error arrives unwrapped.
             await session.close()
-            if "locked" in str(exc) or "busy" in str(exc):
+            if is_busy(exc):
                 return None
             raise
         except BaseException:

@@ -159,61 +159,60 @@ class DirectConnection(StatementRunner):
         return int(row_id)
 
 
-class DirectReader:
-    """Read transactions on a sqlite3 connection of this process's own, run in place: in WAL
-    mode a reader never waits for a writer, so nothing here can stall the event loop for
-    long. For the small reads of every chat step (who is asking, which task)."""
+class _Owned:
+    """A sqlite3 connection of this process's own, opened when first needed, set up as
+    storage/db.py sets up SQLAlchemy's (WAL, foreign keys, synchronous=NORMAL)."""
 
     def __init__(self, path: str, dialect: Dialect) -> None:
         self.path = path
         self._dialect = dialect
         self._connection: DirectConnection | None = None
-
-    def read(self, fn: Callable[[StatementRunner], T]) -> T:
-        if self._connection is None:
-            raw = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            raw.execute("PRAGMA foreign_keys=ON")
-            raw.execute(f"PRAGMA busy_timeout={IN_PLACE_BUSY_TIMEOUT_MS}")
-            self._connection = DirectConnection(raw, self._dialect)
-        conn = self._connection
-        conn.raw.execute("BEGIN")  # one snapshot for every statement of fn
-        try:
-            return fn(conn)
-        finally:
-            conn.raw.execute("COMMIT")
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.raw.close()
-            self._connection = None
-
-
-class DirectWriter:
-    """Write transactions on a sqlite3 connection of this process's own (see module doc)."""
-
-    def __init__(self, path: str, dialect: Dialect, lock: asyncio.Lock,
-                 busy_timeout_ms: int) -> None:
-        self.path = path
-        self.lock = lock
-        self.busy_timeout_ms = busy_timeout_ms
-        self._dialect = dialect
-        self._connection: DirectConnection | None = None
         self._timeout = -1
 
-    def _conn(self) -> DirectConnection:
+    def _conn(self, busy_timeout_ms: int) -> DirectConnection:
         if self._connection is None:
             raw = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             raw.execute("PRAGMA journal_mode=WAL")
             raw.execute("PRAGMA foreign_keys=ON")
             raw.execute("PRAGMA synchronous=NORMAL")
             self._connection = DirectConnection(raw, self._dialect)
+        if busy_timeout_ms != self._timeout:
+            self._connection.raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            self._timeout = busy_timeout_ms
         return self._connection
 
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.raw.close()
+            self._connection = None
+            self._timeout = -1
+
+
+class DirectReader(_Owned):
+    """Read transactions, run in place: in WAL mode a reader never waits for a writer, so
+    nothing here can stall the event loop for long. For the small reads of every chat step
+    (who is asking, which task)."""
+
+    def read(self, fn: Callable[[StatementRunner], T]) -> T:
+        conn = self._conn(IN_PLACE_BUSY_TIMEOUT_MS)
+        conn.raw.execute("BEGIN")  # one snapshot for every statement of fn
+        try:
+            return fn(conn)
+        finally:
+            conn.raw.execute("COMMIT")
+
+
+class DirectWriter(_Owned):
+    """Write transactions (see module doc)."""
+
+    def __init__(self, path: str, dialect: Dialect, lock: asyncio.Lock,
+                 busy_timeout_ms: int) -> None:
+        super().__init__(path, dialect)
+        self.lock = lock
+        self.busy_timeout_ms = busy_timeout_ms
+
     def _run(self, fn: Callable[[StatementRunner], T], busy_timeout_ms: int) -> T:
-        conn = self._conn()
-        if busy_timeout_ms != self._timeout:
-            conn.raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            self._timeout = busy_timeout_ms
+        conn = self._conn(busy_timeout_ms)
         conn.raw.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn)
@@ -230,17 +229,13 @@ class DirectWriter:
             try:
                 return self._run(fn, IN_PLACE_BUSY_TIMEOUT_MS)
             except sqlite3.OperationalError as exc:
-                if not _busy(exc):
+                if not is_busy(exc):
                     raise
             # Another process holds the write lock: wait for it off the event loop.
             return await asyncio.to_thread(self._run, fn, self.busy_timeout_ms)
 
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.raw.close()
-            self._connection = None
 
-
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: Exception) -> bool:
+    """Whether SQLite refused because another connection holds the lock."""
     message = str(exc).lower()
     return "locked" in message or "busy" in message

@@ -26,10 +26,11 @@ from storage.persistence import CONVERSATION, conversation_key
 from storage.repositories.drafts import (
     ConversationRepository,
     DraftRepository,
+    draft_of,
     drop_drafts,
     store_drafts,
 )
-from storage.repositories.users import UserRepository, may_report, user_id_of
+from storage.repositories.users import may_report, user_id_of
 
 
 class OutOfScope(Exception):
@@ -183,15 +184,12 @@ class DraftService:
             cached = self._cache[key]
             return None if cached is None else DraftView(cached.version, deepcopy(cached.data),
                                                          cached.updated_at)
-        async with self.db.reader() as session:
-            user_id = self._user_ids.get(telegram_id)
-            if user_id is None:
-                user_id = await UserRepository(session).id_of(telegram_id)
-                if user_id is not None:
-                    self._user_ids[telegram_id] = user_id
-            draft = None if user_id is None else await DraftRepository(session).get(user_id, flow)
-            view = None if draft is None else DraftView(draft.version, _answers(draft.data),
-                                                        draft.updated_at)
+        def read(runner: StatementRunner) -> Any | None:
+            user_id = self._user_id(runner, telegram_id)
+            return None if user_id is None else draft_of(runner, user_id, flow)
+
+        row = await self.db.read_statements(read)
+        view = None if row is None else DraftView(row.version, _answers(row.data), row.updated_at)
         self._cache[key] = view
         return None if view is None else DraftView(view.version, deepcopy(view.data),
                                                    view.updated_at)

@@ -31,6 +31,16 @@ _DRAFT_DROP = delete(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"),
                                     _DRAFTS.c.flow == bindparam("flow"))
 
 
+_DRAFT_OF = select(_DRAFTS.c.version, _DRAFTS.c.data, _DRAFTS.c.updated_at).where(
+    _DRAFTS.c.user_id == bindparam("user_id"), _DRAFTS.c.flow == bindparam("flow"))
+
+
+def draft_of(runner: StatementRunner, user_id: int, flow: str) -> Any | None:
+    """The user's draft of the flow (version, data, updated_at), or None."""
+    rows = runner.rows(_DRAFT_OF, {"user_id": user_id, "flow": flow})
+    return rows[0] if rows else None
+
+
 def store_drafts(runner: StatementRunner, rows: list[dict[str, Any]]) -> None:
     """Store several drafts: rows of user_id, flow, data, version, updated_at (each
     (user_id, flow) at most once). One statement, compiled once."""
@@ -46,12 +56,6 @@ def drop_drafts(runner: StatementRunner, keys: list[tuple[int, str]]) -> None:
 class DraftRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def upsert_many(self, rows: list[dict[str, Any]]) -> None:
-        """Store several drafts in one statement: rows of user_id, flow, data, version,
-        updated_at (each (user_id, flow) at most once)."""
-        # One executemany of one statement, compiled once and cached, whatever the batch.
-        await self.session.execute(_DRAFT_UPSERT, rows)
 
     async def get(self, user_id: int, flow: str) -> Draft | None:
         return await self.session.scalar(
@@ -84,11 +88,6 @@ class DraftRepository:
         await self.session.execute(
             delete(drafts).where(drafts.c.user_id == user_id, drafts.c.flow == flow)
         )
-
-    async def drop_many(self, keys: list[tuple[int, str]]) -> None:
-        """Delete drafts by (user_id, flow)."""
-        for user_id, flow in keys:
-            await self.drop(user_id, flow)
 
     async def older_than(self, flow: str, before: datetime) -> list[Draft]:
         rows = await self.session.scalars(

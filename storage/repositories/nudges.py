@@ -321,6 +321,10 @@ class NudgeRepository:
             query = query.where(Task.id.in_(list(task_ids)))
         if limit is not None:
             query = query.limit(limit)
+        return await self._insert_new(columns, query)
+
+    async def _insert_new(self, columns: dict[str, Any], query: Select[Any]) -> int:
+        """INSERT the query's rows into the outbox, skipping keys already there; how many."""
         statement = (_insert(self.session)(OutboxMessage)
                      .from_select(list(columns), query)
                      .on_conflict_do_nothing(index_elements=["dedup_key"]))
@@ -405,12 +409,7 @@ class NudgeRepository:
                         ~exists().where(OutboxMessage.dedup_key == key),
                         self._owes(User.id, period, now, include_coordinating))
                  .order_by(User.id))
-        statement = (_insert(self.session)(OutboxMessage)
-                     .from_select(list(columns), query)
-                     .on_conflict_do_nothing(index_elements=["dedup_key"]))
-        connection = await self.session.connection()
-        result = await connection.execute(statement)
-        return result.rowcount or 0  # type: ignore[attr-defined]
+        return await self._insert_new(columns, query)
 
     async def cancel_period_reminders(self, kind: str, key_prefix: str | None, period: str,
                                       include_coordinating: bool, now: datetime) -> int:

@@ -111,28 +111,6 @@ class ReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def for_period(self, task_id: int, unit_id: int, period: str) -> ProgressReport | None:
-        """The unit's report on the task in the period, locked for a correction (its
-        revisions and attachments are not loaded: a correction only adds to them)."""
-        return await self.session.scalar(
-            select(ProgressReport)
-            .where(ProgressReport.task_id == task_id, ProgressReport.unit_id == unit_id,
-                   ProgressReport.period == period)
-            .with_for_update()
-        )
-
-    def add(self, report: ProgressReport) -> ProgressReport:
-        self.session.add(report)
-        return report
-
-    def add_revision(self, revision: ReportRevision) -> ReportRevision:
-        self.session.add(revision)
-        return revision
-
-    def add_attachment(self, attachment: Attachment) -> Attachment:
-        self.session.add(attachment)
-        return attachment
-
     async def latest_for_tasks(
         self, task_ids: Iterable[int], unit_ids: Iterable[int] | None = None
     ) -> dict[int, ProgressReport]:
@@ -162,17 +140,6 @@ class ReportRepository:
         if task_id is not None:
             query = query.where(ProgressReport.task_id == task_id)
         return list(await self.session.scalars(query))
-
-    async def unit_latest(self, task_id: int, unit_id: int, at: datetime
-                          ) -> tuple[str, datetime] | None:
-        """(status, status_since) of the unit's latest report on the task up to the moment."""
-        row = (await self.session.execute(
-            select(ProgressReport.status, ProgressReport.status_since)
-            .where(ProgressReport.task_id == task_id, ProgressReport.unit_id == unit_id,
-                   ProgressReport.submitted_at <= at)
-            .order_by(ProgressReport.submitted_at.desc(), ProgressReport.id.desc()).limit(1)
-        )).first()
-        return (row[0], row[1]) if row else None
 
     async def lead_progress(self, at: datetime, tasks: Collection[int] | Select[Any]
                             ) -> dict[int, LeadProgress]:

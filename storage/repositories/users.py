@@ -118,9 +118,6 @@ class UserRepository:
         )
         return result.unique().one_or_none()
 
-    async def id_of(self, telegram_id: int) -> int | None:
-        return await self.session.scalar(_USER_ID, {"telegram_id": telegram_id})
-
     async def by_username(self, username: str) -> User | None:
         return await self.session.scalar(
             select(User).where(User.username == username.lstrip("@"))
