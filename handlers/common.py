@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
 
 from bot.services.people import Person
 from handlers.context import Context
@@ -28,6 +29,26 @@ def keyboard(rows: Sequence[Sequence[tuple[str, str]]]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
     )
+
+
+async def send_html(update: Update, text: str,
+                    rows: Sequence[Sequence[tuple[str, str]]] | None = None) -> int:
+    """Send `text` (HTML) to the update's chat under inline buttons given as (label, data)
+    rows; returns the new message's id.
+
+    What every step of a flow does, so it is kept lean: the keyboard goes out as the plain
+    JSON Telegram reads (no PTB button objects to build and serialise again) and Telegram's
+    answer is not turned into a PTB Message that no caller reads. Bot._post is what every
+    PTB method sends through (defaults, rate limiter, errors); the tests check the wire.
+    """
+    chat = update.effective_chat
+    assert chat is not None
+    data: dict[str, object] = {"chat_id": chat.id, "text": text, "parse_mode": ParseMode.HTML}
+    if rows:
+        data["reply_markup"] = {"inline_keyboard": [
+            [{"text": label, "callback_data": value} for label, value in row] for row in rows]}
+    sent = await update.get_bot()._post("sendMessage", data)
+    return int(sent["message_id"])
 
 
 def page_row(page: int, pages: int, prefix: str) -> list[tuple[str, str]]:

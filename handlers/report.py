@@ -17,10 +17,12 @@ import logging
 import re
 import unicodedata
 import warnings
+from collections.abc import Awaitable
 from html import escape
-from typing import Any
+from typing import Any, TypeVar
 
-from telegram import Document, Message, PhotoSize, Update
+from telegram import Document, PhotoSize, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
     BaseHandler,
@@ -35,10 +37,18 @@ from telegram.warnings import PTBUserWarning
 from bot.services.drafts import DraftView, OutOfScope
 from bot.services.reporting import EvidenceFile, ReportInput
 from bot.services.tasks import ReportableTask, TaskView
-from handlers.common import caller, keyboard, page_row, refuse_callback, stale_callback
+from handlers.common import (
+    caller,
+    keyboard,
+    page_row,
+    refuse_callback,
+    send_html,
+    stale_callback,
+)
 from handlers.context import Context
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FLOW = "report"
 PAGE_SIZE = 8
@@ -189,20 +199,30 @@ def question(context: Context, lang: str | None, step: str, data: dict[str, Any]
 
 
 async def _reply(update: Update, text: str, rows: list[list[tuple[str, str]]] | None = None
-                 ) -> Message:
-    message = update.effective_message
-    assert message is not None
-    return await message.reply_text(text, reply_markup=keyboard(rows) if rows else None)
+                 ) -> None:
+    await send_html(update, text, rows)
 
 
-async def _done_with_buttons(update: Update) -> None:
-    """Acknowledge the press."""
+async def _acknowledged(update: Update, step: Awaitable[T]) -> T:
+    """Run the step that a press starts, acknowledging the press (Telegram stops the button's
+    spinner) at the same time rather than first: the next question then comes one round trip
+    to Telegram sooner. Returns once both are done.
+
+    The old message keeps its buttons (one call less per step); they carry the draft's version,
+    so pressing them later is answered "out of date"."""
     query = update.callback_query
     if query is None:
-        return
-    # The old message keeps its buttons (one call less per step); they carry the draft's
-    # version, so pressing them later is answered "out of date".
-    await query.answer()
+        return await step
+    answer = asyncio.ensure_future(query.answer())
+    try:
+        return await step
+    finally:
+        try:
+            await answer
+        except TelegramError as exc:
+            # Only the spinner is at stake (a press answered late after a restart is "too
+            # old"): the step itself is done and must not be undone by this.
+            log.warning("press in chat %s not acknowledged: %s", _chat_id(update), exc)
 
 
 async def advance(update: Update, context: Context, data: dict[str, Any], step: str
@@ -378,8 +398,7 @@ async def on_task(update: Update, context: Context) -> str | int | None:
         await refuse_callback(update, context, "report on a task outside the caller's units",
                               lang)
         return None
-    await _done_with_buttons(update)
-    return await _begin(update, context, lang, task)
+    return await _acknowledged(update, _begin(update, context, lang, task))
 
 
 async def on_status(update: Update, context: Context) -> str | int | None:
@@ -398,8 +417,7 @@ async def on_status(update: Update, context: Context) -> str | int | None:
         data["percent"] = 100
     elif previous == "done":
         data["percent"] = None
-    await _done_with_buttons(update)
-    return await advance(update, context, data, next_step("status", data))
+    return await _acknowledged(update, advance(update, context, data, next_step("status", data)))
 
 
 async def on_percent_button(update: Update, context: Context) -> str | int | None:
@@ -412,8 +430,8 @@ async def on_percent_button(update: Update, context: Context) -> str | int | Non
         await refuse_callback(update, context, "percent out of range", draft.data.get("lang"))
         return None
     draft.data["percent"] = int(value)
-    await _done_with_buttons(update)
-    return await advance(update, context, draft.data, next_step("percent", draft.data))
+    return await _acknowledged(
+        update, advance(update, context, draft.data, next_step("percent", draft.data)))
 
 
 async def on_evidence_done(update: Update, context: Context) -> str | int | None:
@@ -422,8 +440,7 @@ async def on_evidence_done(update: Update, context: Context) -> str | int | None
     if pressed is None:
         return None
     draft, _ = pressed
-    await _done_with_buttons(update)
-    return await advance(update, context, draft.data, "confirm")
+    return await _acknowledged(update, advance(update, context, draft.data, "confirm"))
 
 
 async def on_confirm(update: Update, context: Context) -> str | int | None:
@@ -433,14 +450,11 @@ async def on_confirm(update: Update, context: Context) -> str | int | None:
         return None
     draft, value = pressed
     if value == "send":
-        await _done_with_buttons(update)
-        return await submit(update, context, draft.data)
+        return await _acknowledged(update, submit(update, context, draft.data))
     if value == "edit":
-        await _done_with_buttons(update)
-        return await advance(update, context, draft.data, "edit")
+        return await _acknowledged(update, advance(update, context, draft.data, "edit"))
     if value == "cancel":
-        await _done_with_buttons(update)
-        return await _cancel(update, context, draft.data.get("lang"))
+        return await _acknowledged(update, _cancel(update, context, draft.data.get("lang")))
     await refuse_callback(update, context, "unknown confirm action", draft.data.get("lang"))
     return None
 
@@ -453,16 +467,14 @@ async def on_edit(update: Update, context: Context) -> str | int | None:
     draft, value = pressed
     data = draft.data
     if value == "back":
-        await _done_with_buttons(update)
-        return await advance(update, context, data, "confirm")
+        return await _acknowledged(update, advance(update, context, data, "confirm"))
     if value not in EDITABLE:
         await refuse_callback(update, context, "unknown field", data.get("lang"))
         return None
     data["editing"] = True
     if value == "evidence":
         data["files"] = []
-    await _done_with_buttons(update)
-    return await advance(update, context, data, value)
+    return await _acknowledged(update, advance(update, context, data, value))
 
 
 # --------------------------------------------------------------------------- typed answers

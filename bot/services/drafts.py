@@ -13,7 +13,7 @@ very next answer, at the cost of one query per group of steps rather than per st
 from __future__ import annotations
 
 import asyncio
-from copy import deepcopy
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -72,6 +72,7 @@ class _GroupWriter:
             if await self._commit([write]):
                 raise OutOfScope(write.telegram_id)
             return
+        write.done = asyncio.get_running_loop().create_future()
         self.pending.append(write)
         if self.running is None or self.running.done():
             self.running = asyncio.create_task(self._run())
@@ -148,8 +149,20 @@ class _Write:
     version: int
     at: datetime
     scope: tuple[int, int] | None = None  # (task id, unit id) the person must still report on
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
+    # Set when the write waits for a group commit (PostgreSQL).
+    done: asyncio.Future[None] = field(init=False, repr=False)
+
+
+@dataclass(frozen=True)
+class _Cached:
+    """A draft as kept in memory: its answers as JSON text, so that each load hands out a
+    copy of its own (json.loads costs half a deepcopy; the data is JSON by nature)."""
+    version: int
+    text: str
+    updated_at: datetime | None
+
+    def view(self) -> DraftView:
+        return DraftView(self.version, json.loads(self.text), self.updated_at)
 
 
 def _answers(stored: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +179,7 @@ class DraftService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
-        self._cache: dict[tuple[int, str], DraftView | None] = {}
+        self._cache: dict[tuple[int, str], _Cached | None] = {}
         self._user_ids: dict[int, int] = {}
         self._writer = _GroupWriter(self)
 
@@ -182,17 +195,17 @@ class DraftService:
         key = (telegram_id, flow)
         if key in self._cache:
             cached = self._cache[key]
-            return None if cached is None else DraftView(cached.version, deepcopy(cached.data),
-                                                         cached.updated_at)
+            return None if cached is None else cached.view()
+
         def read(runner: StatementRunner) -> Any | None:
             user_id = self._user_id(runner, telegram_id)
             return None if user_id is None else draft_of(runner, user_id, flow)
 
         row = await self.db.read_statements(read)
-        view = None if row is None else DraftView(row.version, _answers(row.data), row.updated_at)
-        self._cache[key] = view
-        return None if view is None else DraftView(view.version, deepcopy(view.data),
-                                                   view.updated_at)
+        cached = None if row is None else _Cached(row.version, json.dumps(_answers(row.data)),
+                                                  row.updated_at)
+        self._cache[key] = cached
+        return None if cached is None else cached.view()
 
     async def save(self, telegram_id: int, flow: str, data: dict[str, Any], state: object,
                    chat_id: int, *, scope: tuple[int, int] | None = None) -> DraftView:
@@ -201,16 +214,19 @@ class DraftService:
         stores nothing unless the person is still a focal point of that unit and the open task
         is still the unit's."""
         now = self.clock.now()
-        current = await self.load(telegram_id, flow)
+        key = (telegram_id, flow)
+        if key not in self._cache:
+            await self.load(telegram_id, flow)
+        current = self._cache[key]
         version = (current.version if current else 0) + 1
         try:
             await self._writer.write(_Write(
                 telegram_id, flow, conversation_key((chat_id, telegram_id)), data, state,
                 version, now, scope))
         except BaseException:
-            self._cache.pop((telegram_id, flow), None)
+            self._cache.pop(key, None)
             raise
-        self._cache[(telegram_id, flow)] = DraftView(version, deepcopy(data), now)
+        self._cache[key] = _Cached(version, json.dumps(data), now)
         return DraftView(version, data, now)
 
     async def close(self, telegram_id: int, flow: str, chat_id: int) -> None:
