@@ -263,6 +263,20 @@ async def test_old_buttons_are_out_of_date_and_change_nothing(bot: Harness,
     assert await drafts(db) == 0
 
 
+async def test_a_press_telegram_fails_to_acknowledge_still_moves_on(bot: Harness) -> None:
+    """The press is acknowledged while the step runs; if Telegram refuses the acknowledgement
+    (a press answered late is "too old"), the answer is kept and the next question is asked."""
+    (status,) = await bot.send(FOCAL, "/report 5.9")
+    (percent,) = await bot.press(FOCAL, status.message_id, status.button_data("Đang thực hiện"),
+                                 too_old=True)
+    assert "phần trăm" in (percent.plain_text or "") and len(percent.buttons) == 5
+    (results,) = await press(bot, FOCAL, percent, "75%")
+    assert "Kết quả" in (results.plain_text or "")
+    draft = await bot.services.drafts.load(FOCAL, "report")
+    assert draft is not None and draft.data["status"] == "in_progress"
+    assert draft.data["percent"] == 75 and draft.data["step"] == "results"
+
+
 async def test_typing_where_a_button_is_expected_asks_again(bot: Harness) -> None:
     await bot.send(FOCAL, "/report 5.9")
     (again,) = await bot.send(FOCAL, "đang làm")

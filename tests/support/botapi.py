@@ -1058,11 +1058,14 @@ class FakeBotAPI:
         *,
         chat_id: int | None = None,
         check: bool = True,
+        too_old: bool = False,
     ) -> JSONDict:
         """Queue a callback query for the bot's message ``message_id``; returns the Update.
 
         With ``check`` (the default) the message must currently show a button with this
-        ``callback_data``, as a real client can only press existing buttons.
+        ``callback_data``, as a real client can only press existing buttons. With
+        ``too_old`` the query has expired by the time the bot answers it (as after a bot's
+        downtime): answerCallbackQuery is refused with "query is too old".
         """
         with self._lock:
             user = self._ensure_user(user_id)
@@ -1080,7 +1083,8 @@ class FakeBotAPI:
                         f"message {message_id} has no button with callback_data {data!r}; it has {datas}"
                     )
             query_id = f"{abs(user_id)}{next(self._query_seq):06d}"
-            self._callback_queries[query_id] = False
+            if not too_old:
+                self._callback_queries[query_id] = False
             query = {
                 "id": query_id,
                 "from": user.to_json(),

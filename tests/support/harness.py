@@ -59,10 +59,11 @@ class Harness:
         return self._since(user_id, before)
 
     async def press(self, user_id: int, message_id: int, data: str,
-                    check: bool = True) -> list[SentMessage]:
+                    check: bool = True, too_old: bool = False) -> list[SentMessage]:
         """A user presses an inline button; returns new messages (edits show on the message)."""
         before = len(self.api.sent(user_id))
-        await self._process(self.api.press_button(user_id, message_id, data, check=check))
+        await self._process(self.api.press_button(user_id, message_id, data, check=check,
+                                                  too_old=too_old))
         return self._since(user_id, before)
 
     async def send_document(self, user_id: int, filename: str, content: bytes,
