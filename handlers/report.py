@@ -204,25 +204,21 @@ async def _reply(update: Update, text: str, rows: list[list[tuple[str, str]]] | 
 
 
 async def _acknowledged(update: Update, step: Awaitable[T]) -> T:
-    """Run the step that a press starts, acknowledging the press (Telegram stops the button's
-    spinner) at the same time rather than first: the next question then comes one round trip
-    to Telegram sooner. Returns once both are done.
+    """Acknowledge the press (Telegram stops the button's spinner), then run the step it
+    starts. A refused acknowledgement (a press answered late after a restart is "too old")
+    is logged and the step still runs: only the spinner is at stake.
 
-    The old message keeps its buttons (one call less per step); they carry the draft's version,
-    so pressing them later is answered "out of date"."""
+    Acknowledging first rather than alongside the step measured cheaper under load (one
+    request in flight per update: bench/report_flow.py). The old message keeps its buttons (one
+    call less per step); they carry the draft's version, so pressing them later is answered
+    "out of date"."""
     query = update.callback_query
-    if query is None:
-        return await step
-    answer = asyncio.ensure_future(query.answer())
-    try:
-        return await step
-    finally:
+    if query is not None:
         try:
-            await answer
+            await query.answer()
         except TelegramError as exc:
-            # Only the spinner is at stake (a press answered late after a restart is "too
-            # old"): the step itself is done and must not be undone by this.
             log.warning("press in chat %s not acknowledged: %s", _chat_id(update), exc)
+    return await step
 
 
 async def advance(update: Update, context: Context, data: dict[str, Any], step: str
