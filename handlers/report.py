@@ -12,7 +12,6 @@ rp:<kind>:<version>:<value> for everything inside the flow.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import unicodedata
@@ -294,10 +293,10 @@ async def report(update: Update, context: Context) -> str | int | None:
     services = context.services
     _drop_if_handled(update, await services.drafts.load(_user_id(update), FLOW))
     code = context.args[0][:32] if context.args else None
-    # Who is asking and which task: two reads at once, then the decision.
-    (person, lang), found = await asyncio.gather(
-        caller(update, context),
-        services.tasks.lookup(code=code) if code else asyncio.sleep(0, None))
+    # Who is asking and which task, one after the other: each is a read in place on SQLite,
+    # where running them as two tasks cost more trips through the busy event loop than it saved.
+    person, lang = await caller(update, context)
+    found = await services.tasks.lookup(code=code) if code else None
     if not person.unit_ids("focal"):
         key = "report.not_focal" if person.known else "report.unknown_user"
         await _reply(update, _t(context, lang, key))
@@ -662,9 +661,8 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
         actor_telegram_id=person.telegram_id,
     )
     # The draft goes and the leaders' notices are queued (both durable) before the receipt.
-    _, noticed = await asyncio.gather(
-        services.drafts.close(person.telegram_id, FLOW, _chat_id(update)),
-        services.notices.report_submitted(person, unit_id, receipt, data))
+    await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
+    noticed = await services.notices.report_submitted(person, unit_id, receipt, data)
     local = receipt.submitted_at.astimezone(services.config.tz)
     key = "report.receipt_correction" if receipt.is_correction else "report.receipt"
     await _reply(update, _t(context, lang, key, id=receipt.report_id, revision=receipt.revision,
