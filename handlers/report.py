@@ -16,9 +16,8 @@ import logging
 import re
 import unicodedata
 import warnings
-from collections.abc import Awaitable
 from html import escape
-from typing import Any, TypeVar
+from typing import Any
 
 from telegram import Document, PhotoSize, Update
 from telegram.error import TelegramError
@@ -47,7 +46,6 @@ from handlers.common import (
 from handlers.context import Context
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 FLOW = "report"
 PAGE_SIZE = 8
@@ -202,22 +200,22 @@ async def _reply(update: Update, text: str, rows: list[list[tuple[str, str]]] | 
     await send_html(update, text, rows)
 
 
-async def _acknowledged(update: Update, step: Awaitable[T]) -> T:
-    """Acknowledge the press (Telegram stops the button's spinner), then run the step it
-    starts. A refused acknowledgement (a press answered late after a restart is "too old")
-    is logged and the step still runs: only the spinner is at stake.
+async def _done_with_buttons(update: Update) -> None:
+    """Acknowledge the press (Telegram stops the button's spinner). A refused acknowledgement
+    (a press answered late after a restart is "too old") is only logged: the step it started
+    goes on, since only the spinner is at stake.
 
-    Acknowledging first rather than alongside the step measured cheaper under load (one
-    request in flight per update: bench/report_flow.py). The old message keeps its buttons (one
-    call less per step); they carry the draft's version, so pressing them later is answered
-    "out of date"."""
+    Acknowledging before the step rather than alongside it measured cheaper under load
+    (bench/report_flow.py: one request in flight per update). The old message keeps its
+    buttons (one call less per step); they carry the draft's version, so pressing them later
+    is answered "out of date"."""
     query = update.callback_query
-    if query is not None:
-        try:
-            await query.answer()
-        except TelegramError as exc:
-            log.warning("press in chat %s not acknowledged: %s", _chat_id(update), exc)
-    return await step
+    if query is None:
+        return
+    try:
+        await query.answer()
+    except TelegramError as exc:
+        log.warning("press in chat %s not acknowledged: %s", _chat_id(update), exc)
 
 
 async def advance(update: Update, context: Context, data: dict[str, Any], step: str
@@ -393,7 +391,8 @@ async def on_task(update: Update, context: Context) -> str | int | None:
         await refuse_callback(update, context, "report on a task outside the caller's units",
                               lang)
         return None
-    return await _acknowledged(update, _begin(update, context, lang, task))
+    await _done_with_buttons(update)
+    return await _begin(update, context, lang, task)
 
 
 async def on_status(update: Update, context: Context) -> str | int | None:
@@ -412,7 +411,8 @@ async def on_status(update: Update, context: Context) -> str | int | None:
         data["percent"] = 100
     elif previous == "done":
         data["percent"] = None
-    return await _acknowledged(update, advance(update, context, data, next_step("status", data)))
+    await _done_with_buttons(update)
+    return await advance(update, context, data, next_step("status", data))
 
 
 async def on_percent_button(update: Update, context: Context) -> str | int | None:
@@ -425,8 +425,8 @@ async def on_percent_button(update: Update, context: Context) -> str | int | Non
         await refuse_callback(update, context, "percent out of range", draft.data.get("lang"))
         return None
     draft.data["percent"] = int(value)
-    return await _acknowledged(
-        update, advance(update, context, draft.data, next_step("percent", draft.data)))
+    await _done_with_buttons(update)
+    return await advance(update, context, draft.data, next_step("percent", draft.data))
 
 
 async def on_evidence_done(update: Update, context: Context) -> str | int | None:
@@ -435,7 +435,8 @@ async def on_evidence_done(update: Update, context: Context) -> str | int | None
     if pressed is None:
         return None
     draft, _ = pressed
-    return await _acknowledged(update, advance(update, context, draft.data, "confirm"))
+    await _done_with_buttons(update)
+    return await advance(update, context, draft.data, "confirm")
 
 
 async def on_confirm(update: Update, context: Context) -> str | int | None:
@@ -445,11 +446,14 @@ async def on_confirm(update: Update, context: Context) -> str | int | None:
         return None
     draft, value = pressed
     if value == "send":
-        return await _acknowledged(update, submit(update, context, draft.data))
+        await _done_with_buttons(update)
+        return await submit(update, context, draft.data)
     if value == "edit":
-        return await _acknowledged(update, advance(update, context, draft.data, "edit"))
+        await _done_with_buttons(update)
+        return await advance(update, context, draft.data, "edit")
     if value == "cancel":
-        return await _acknowledged(update, _cancel(update, context, draft.data.get("lang")))
+        await _done_with_buttons(update)
+        return await _cancel(update, context, draft.data.get("lang"))
     await refuse_callback(update, context, "unknown confirm action", draft.data.get("lang"))
     return None
 
@@ -462,14 +466,16 @@ async def on_edit(update: Update, context: Context) -> str | int | None:
     draft, value = pressed
     data = draft.data
     if value == "back":
-        return await _acknowledged(update, advance(update, context, data, "confirm"))
+        await _done_with_buttons(update)
+        return await advance(update, context, data, "confirm")
     if value not in EDITABLE:
         await refuse_callback(update, context, "unknown field", data.get("lang"))
         return None
     data["editing"] = True
     if value == "evidence":
         data["files"] = []
-    return await _acknowledged(update, advance(update, context, data, value))
+    await _done_with_buttons(update)
+    return await advance(update, context, data, value)
 
 
 # --------------------------------------------------------------------------- typed answers
