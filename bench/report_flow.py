@@ -283,9 +283,16 @@ async def main_async(args: argparse.Namespace) -> None:
         label = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
         # Alternate the two, so that a neighbour's load on the machine falls on both alike.
         echo, flow = Run("echo"), Run("report")
-        for _ in range(args.rounds):
+        for number in range(1, args.rounds + 1):
+            runs = {}
             for total, name in ((echo, "echo"), (flow, "report")):
-                total.add(await run_on_fresh_standin(name, url, folder, users, args))
+                runs[name] = await run_on_fresh_standin(name, url, folder, users, args)
+                total.add(runs[name])
+            e, r = runs["echo"], runs["report"]
+            print(f"round {number}: echo {e.rate:.1f} steps/s ({e.cpu / max(e.steps, 1) * 1000:.2f}"
+                  f" ms CPU/step), report {r.rate:.1f} steps/s"
+                  f" ({r.cpu / max(r.steps, 1) * 1000:.2f} ms CPU/step): {r.rate / e.rate:.1%}",
+                  flush=True)
         report(echo, flow, f"{label}, {len(users)} users, concurrent_updates={args.concurrent},"
                f" {args.rounds} alternating rounds of {args.seconds:g} s each")
 
