@@ -266,7 +266,7 @@ async def _task_page(update: Update, context: Context, lang: str, tasks: list[Ta
     text = _t(context, lang, "report.ask.task", page=page + 1, pages=pages)
     query = update.callback_query
     if edit and query is not None:
-        await query.answer()
+        await _done_with_buttons(update)
         await query.edit_message_text(text, reply_markup=keyboard(rows))
     else:
         await _reply(update, text, rows)
@@ -330,7 +330,7 @@ async def start_from_button(update: Update, context: Context) -> str | int | Non
         await refuse_callback(update, context, "rp:start for a task outside the caller's units",
                               lang)
         return None
-    await query.answer()
+    await _done_with_buttons(update)
     return await _begin(update, context, lang, task)
 
 

@@ -275,6 +275,13 @@ async def test_a_press_telegram_fails_to_acknowledge_still_moves_on(bot: Harness
     draft = await bot.services.drafts.load(FOCAL, "report")
     assert draft is not None and draft.data["status"] == "in_progress"
     assert draft.data["percent"] == 75 and draft.data["step"] == "results"
+    # The same for a "Báo cáo" button of /tasks pressed too late.
+    await bot.send(FOCAL, "/cancel")
+    (tasks,) = await bot.send(FOCAL, "/tasks")
+    start = next(b["callback_data"] for b in tasks.buttons
+                 if b["callback_data"].startswith("rp:start:"))
+    (status,) = await bot.press(FOCAL, tasks.message_id, start, too_old=True)
+    assert "Tình trạng thực hiện?" in (status.plain_text or "") and len(status.buttons) == 4
 
 
 async def test_typing_where_a_button_is_expected_asks_again(bot: Harness) -> None:
