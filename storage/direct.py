@@ -24,11 +24,11 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import Column, Table, TextClause, bindparam, insert, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import Executable, TextualSelect
 
 T = TypeVar("T")
 
@@ -101,6 +101,25 @@ def _insert(table: Table, columns: tuple[str, ...]) -> Executable:
     # One statement object per table and column set: compiled once, by identity.
     return insert(table).values({name: bindparam(name, type_=table.c[name].type)
                                  for name in columns})
+
+
+def insert_on_conflict(table: Table, keys: tuple[str, ...], columns: tuple[str, ...],
+                       update: tuple[str, ...] = (), returning: Column[Any] | None = None
+                       ) -> TextClause | TextualSelect:
+    """INSERT of one row of `columns` that, when a row with the same `keys` exists, updates
+    `update` from the new row, or (no `update`) does nothing; optionally RETURNING a column
+    (one row when inserted, none when not). Text with typed parameters: the same SQL on
+    SQLite and PostgreSQL, and, unlike the dialects' insert().on_conflict_do_*() (which
+    SQLAlchemy cannot cache), compiled once per engine."""
+    action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)) if update \
+        else "DO NOTHING"
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+           f"VALUES ({', '.join(':' + c for c in columns)}) "
+           f"ON CONFLICT ({', '.join(keys)}) {action}")
+    if returning is not None:
+        sql += f" RETURNING {returning.name}"
+    statement = text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
+    return statement if returning is None else statement.columns(returning)
 
 
 class CoreRunner(StatementRunner):

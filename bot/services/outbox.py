@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.clock import Clock
 from storage.db import Database
-from storage.repositories.outbox import OutboxRepository
+from storage.repositories.outbox import OutboxRepository, add_new_messages
 
 Buttons = Sequence[Sequence[tuple[str, str]]]  # rows of (label, callback data)
 
@@ -75,8 +75,9 @@ class OutboxService:
         rows = [self.row(m, now) for m in messages]
         if not rows:
             return 0  # no transaction for nothing (a report in a unit without leaders)
-        async with self.db.transaction() as session:
-            return await OutboxRepository(session).add_unique(rows)
+        # Core statements (on SQLite straight on the driver): a report's notices to its
+        # unit's leaders are queued on the chat path.
+        return await self.db.write_statements(lambda runner: add_new_messages(runner, rows))
 
     async def cancel_for_task(self, task_id: int, kinds: Iterable[str] | None = None) -> int:
         async with self.db.transaction() as session:

@@ -5,28 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, delete, select, text
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.direct import StatementRunner
+from storage.direct import StatementRunner, insert_on_conflict
 from storage.models import ConversationState, Draft, User
 
-
-def _upsert(table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> TextClause:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE, as text with typed parameters: the same SQL on
-    SQLite and PostgreSQL, and, unlike the dialects' insert().on_conflict_do_update() (which
-    SQLAlchemy cannot cache), compiled once per engine, not at every step."""
-    names = keys + columns
-    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
-           f"VALUES ({', '.join(':' + n for n in names)}) "
-           f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
-           + ", ".join(f"{c} = excluded.{c}" for c in columns))
-    return text(sql).bindparams(*(bindparam(n, type_=table.c[n].type) for n in names))
-
-
-_DRAFT_UPSERT = _upsert(Draft.__table__, ("user_id", "flow"), ("data", "version", "updated_at"))
 _DRAFTS = Draft.__table__
 assert isinstance(_DRAFTS, Table)
+_DRAFT_UPSERT = insert_on_conflict(_DRAFTS, ("user_id", "flow"),
+                                   ("user_id", "flow", "data", "version", "updated_at"),
+                                   update=("data", "version", "updated_at"))
 _DRAFT_DROP = delete(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"),
                                     _DRAFTS.c.flow == bindparam("flow"))
 

@@ -6,12 +6,27 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.direct import StatementRunner, insert_on_conflict
 from storage.models import OutboxMessage
+
+_OUTBOX = OutboxMessage.__table__
+assert isinstance(_OUTBOX, Table)
+# The columns of a new message (bot.services.outbox.OutboxService.row).
+NEW_MESSAGE_COLUMNS = ("dedup_key", "kind", "chat_id", "user_id", "task_id", "payload", "due_at",
+                       "state", "attempts", "created_at")
+_ADD_NEW = insert_on_conflict(_OUTBOX, ("dedup_key",), NEW_MESSAGE_COLUMNS,
+                              returning=_OUTBOX.c.id)
+
+
+def add_new_messages(runner: StatementRunner, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Insert the messages (rows of NEW_MESSAGE_COLUMNS) whose dedup_key is new, in the
+    open transaction; existing keys are left alone. Returns how many were inserted."""
+    return sum(len(runner.rows(_ADD_NEW, row)) for row in rows)
 
 
 class OutboxRepository:
