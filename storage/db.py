@@ -196,6 +196,9 @@ class Database:
         writes of every chat step; fn may run twice (on SQLite, when another process held
         the lock), so it must only run statements."""
         if self.direct is not None:
+            if _IN_WRITE.get():
+                # This task holds the write lock already: waiting for it would never end.
+                raise RuntimeError("Database.write_statements inside an open write transaction")
             return await self.direct.write(fn)
         async with self.transaction() as session:
             return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))

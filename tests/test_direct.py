@@ -54,6 +54,23 @@ async def test_a_failed_write_changes_nothing(db: Database) -> None:
     assert rows == []
 
 
+async def test_statements_inside_an_open_transaction_fail_instead_of_waiting_forever(
+        db: Database) -> None:
+    """On SQLite the write lock is the task's own already; on PostgreSQL it is a second
+    transaction, which works."""
+    kv = table_of(KeyValue)
+
+    def write(runner: StatementRunner) -> int:
+        return runner.insert(kv, {"namespace": "t", "key": "inner", "value": {}, "updated_at": AT})
+
+    async with db.transaction():
+        if db.direct is not None:
+            with pytest.raises(RuntimeError, match="inside an open write transaction"):
+                await asyncio.wait_for(db.write_statements(write), 5)
+        else:
+            assert await asyncio.wait_for(db.write_statements(write), 5) > 0
+
+
 async def _orm_write(db: Database, value: dict[str, int]) -> None:
     async with db.transaction() as session:
         session.add(KeyValue(namespace="t", key="step", value=value, updated_at=AT))
