@@ -195,11 +195,6 @@ def question(context: Context, lang: str | None, step: str, data: dict[str, Any]
     raise ValueError(step)
 
 
-async def _reply(update: Update, text: str, rows: list[list[tuple[str, str]]] | None = None
-                 ) -> None:
-    await send_html(update, text, rows)
-
-
 async def _done_with_buttons(update: Update) -> None:
     """Acknowledge the press (Telegram stops the button's spinner). A refused acknowledgement
     (a press answered late after a restart is "too old") is only logged: the step it started
@@ -235,7 +230,7 @@ async def advance(update: Update, context: Context, data: dict[str, Any], step: 
     except OutOfScope:
         return await _out_of_scope(update, context, data.get("lang"))
     text, rows = question(context, data.get("lang"), step, data, saved.version)
-    await _reply(update, text, rows)
+    await send_html(update, text, rows)
     return step
 
 
@@ -247,7 +242,7 @@ async def _out_of_scope(update: Update, context: Context, lang: str | None) -> i
         "report.refused", actor_telegram_id=user_id,
         detail="report step on a task no longer the caller's")
     await context.services.drafts.close(user_id, FLOW, _chat_id(update))
-    await _reply(update, _t(context, lang, "report.out_of_scope"))
+    await send_html(update, _t(context, lang, "report.out_of_scope"))
     return ConversationHandler.END
 
 
@@ -269,7 +264,7 @@ async def _task_page(update: Update, context: Context, lang: str, tasks: list[Ta
         await _done_with_buttons(update)
         await query.edit_message_text(text, reply_markup=keyboard(rows))
     else:
-        await _reply(update, text, rows)
+        await send_html(update, text, rows)
 
 
 async def _begin(update: Update, context: Context, lang: str, task: ReportableTask
@@ -297,19 +292,19 @@ async def report(update: Update, context: Context) -> str | int | None:
     found = await services.tasks.lookup(code=code) if code else None
     if not person.unit_ids("focal"):
         key = "report.not_focal" if person.known else "report.unknown_user"
-        await _reply(update, _t(context, lang, key))
+        await send_html(update, _t(context, lang, key))
         return None
     if code is not None:
         match = services.tasks.reportable_for(person, found)
         if match is None:
             await services.audit.record("command.refused", actor_telegram_id=person.telegram_id,
                                         detail=f"/report {code!r}: not one of the unit's tasks")
-            await _reply(update, _t(context, lang, "report.no_such_task", code=escape(code)))
+            await send_html(update, _t(context, lang, "report.no_such_task", code=escape(code)))
             return None
         return await _begin(update, context, lang, match)
     tasks = await services.tasks.reportable(person, _today(context))
     if not tasks:
-        await _reply(update, _t(context, lang, "report.no_tasks"))
+        await send_html(update, _t(context, lang, "report.no_tasks"))
         return None
     data = {"lang": lang, "step": "task", "page": 0, "update_id": update.update_id}
     saved = await services.drafts.save(person.telegram_id, FLOW, data, "task", _chat_id(update))
@@ -359,7 +354,7 @@ async def _pressed(update: Update, context: Context, kind: str
 
 
 async def _expired(update: Update, context: Context) -> int:
-    await _reply(update, _t(context, None, "report.expired"))
+    await send_html(update, _t(context, None, "report.expired"))
     return ConversationHandler.END
 
 
@@ -504,7 +499,7 @@ async def _again(update: Update, context: Context, draft: DraftView, error_key: 
     lang = draft.data.get("lang")
     step = draft.data.get("step", "status")
     text, rows = question(context, lang, step, draft.data, draft.version)
-    await _reply(update, _t(context, lang, error_key, **params) + "\n\n" + text, rows)
+    await send_html(update, _t(context, lang, error_key, **params) + "\n\n" + text, rows)
 
 
 async def on_percent_text(update: Update, context: Context) -> str | int | None:
@@ -614,7 +609,7 @@ async def reask(update: Update, context: Context) -> str | int | None:
     if draft is None:
         return await _expired(update, context)
     if draft.data.get("step") == "task":
-        await _reply(update, _t(context, draft.data.get("lang"), "report.error.use_buttons"))
+        await send_html(update, _t(context, draft.data.get("lang"), "report.error.use_buttons"))
         return None
     await _again(update, context, draft, "report.error.use_buttons")
     return None
@@ -671,7 +666,7 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
     noticed = await services.notices.report_submitted(person, unit_id, receipt, data)
     local = receipt.submitted_at.astimezone(services.config.tz)
     key = "report.receipt_correction" if receipt.is_correction else "report.receipt"
-    await _reply(update, _t(context, lang, key, id=receipt.report_id, revision=receipt.revision,
+    await send_html(update, _t(context, lang, key, id=receipt.report_id, revision=receipt.revision,
                             code=escape(data["task_code"]), period=receipt.period,
                             time=local.strftime("%H:%M %d/%m/%Y")))
     if noticed:
@@ -683,7 +678,7 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
 
 async def _cancel(update: Update, context: Context, lang: str | None) -> int:
     await context.services.drafts.close(_user_id(update), FLOW, _chat_id(update))
-    await _reply(update, _t(context, lang, "report.cancelled"))
+    await send_html(update, _t(context, lang, "report.cancelled"))
     return ConversationHandler.END
 
 
@@ -749,7 +744,7 @@ async def outside(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None:
         _, lang = await caller(update, context)
-        await _reply(update, _t(context, lang, "report.nothing_to_cancel"))
+        await send_html(update, _t(context, lang, "report.nothing_to_cancel"))
         return
     await on_stale(update, context)
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.direct import StatementRunner, insert_on_conflict
-from storage.models import ConversationState, Draft, User
+from storage.models import ConversationState, Draft, User, table_of
 
-_DRAFTS = Draft.__table__
-assert isinstance(_DRAFTS, Table)
+_DRAFTS = table_of(Draft)
 _DRAFT_UPSERT = insert_on_conflict(_DRAFTS, ("user_id", "flow"),
                                    ("user_id", "flow", "data", "version", "updated_at"),
                                    update=("data", "version", "updated_at"))
@@ -72,11 +71,7 @@ class DraftRepository:
 
     async def drop(self, user_id: int, flow: str) -> None:
         # On the table, not the entity: no ORM bulk-delete bookkeeping at every report's end.
-        drafts = Draft.__table__
-        assert isinstance(drafts, Table)
-        await self.session.execute(
-            delete(drafts).where(drafts.c.user_id == user_id, drafts.c.flow == flow)
-        )
+        await self.session.execute(_DRAFT_DROP, {"user_id": user_id, "flow": flow})
 
     async def older_than(self, flow: str, before: datetime) -> list[Draft]:
         rows = await self.session.scalars(
@@ -96,8 +91,7 @@ class ConversationRepository:
         return list(rows)
 
     async def drop(self, name: str, key: str) -> None:
-        states = ConversationState.__table__
-        assert isinstance(states, Table)
+        states = table_of(ConversationState)
         await self.session.execute(
             delete(states).where(states.c.name == name, states.c.key == key)
         )

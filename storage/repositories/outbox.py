@@ -6,16 +6,15 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.direct import StatementRunner, insert_on_conflict
-from storage.models import OutboxMessage
+from storage.models import OutboxMessage, table_of
 
-_OUTBOX = OutboxMessage.__table__
-assert isinstance(_OUTBOX, Table)
+_OUTBOX = table_of(OutboxMessage)
 # The columns of a new message (bot.services.outbox.OutboxService.row).
 NEW_MESSAGE_COLUMNS = ("dedup_key", "kind", "chat_id", "user_id", "task_id", "payload", "due_at",
                        "state", "attempts", "created_at")

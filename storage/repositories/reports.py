@@ -26,27 +26,27 @@ ANSWER_FIELDS = ("status", "percent", "results", "difficulties", "proposals", "i
                  "evidence_ref")
 
 
-REPORTS = _REPORTS = table_of(ProgressReport)
+REPORTS = table_of(ProgressReport)
 REVISIONS, ATTACHMENTS, AUDIT = table_of(ReportRevision), table_of(Attachment), table_of(AuditEntry)
 # Core statements for submitting a report in one short transaction (storage/direct.py): the
 # ORM's unit of work cost several times the SQL at the last step of every report.
 _PERIOD_REPORT = (
-    select(_REPORTS.c.id, _REPORTS.c.revision, *(_REPORTS.c[f] for f in ANSWER_FIELDS))
-    .where(_REPORTS.c.task_id == bindparam("task_id"), _REPORTS.c.unit_id == bindparam("unit_id"),
-           _REPORTS.c.period == bindparam("period"))
+    select(REPORTS.c.id, REPORTS.c.revision, *(REPORTS.c[f] for f in ANSWER_FIELDS))
+    .where(REPORTS.c.task_id == bindparam("task_id"), REPORTS.c.unit_id == bindparam("unit_id"),
+           REPORTS.c.period == bindparam("period"))
     .with_for_update()
 )
 _UNIT_LATEST = (
-    select(_REPORTS.c.status, _REPORTS.c.status_since)
-    .where(_REPORTS.c.task_id == bindparam("task_id"), _REPORTS.c.unit_id == bindparam("unit_id"),
-           _REPORTS.c.submitted_at <= bindparam("at", type_=_REPORTS.c.submitted_at.type))
-    .order_by(_REPORTS.c.submitted_at.desc(), _REPORTS.c.id.desc()).limit(1)
+    select(REPORTS.c.status, REPORTS.c.status_since)
+    .where(REPORTS.c.task_id == bindparam("task_id"), REPORTS.c.unit_id == bindparam("unit_id"),
+           REPORTS.c.submitted_at <= bindparam("at", type_=REPORTS.c.submitted_at.type))
+    .order_by(REPORTS.c.submitted_at.desc(), REPORTS.c.id.desc()).limit(1)
 )
 
 
 def _correct(*columns: str) -> Any:
-    return (update(_REPORTS).where(_REPORTS.c.id == bindparam("report_id"))
-            .values({name: bindparam(name, type_=_REPORTS.c[name].type) for name in columns}))
+    return (update(REPORTS).where(REPORTS.c.id == bindparam("report_id"))
+            .values({name: bindparam(name, type_=REPORTS.c[name].type) for name in columns}))
 
 
 _CORRECTED = (*ANSWER_FIELDS, "revision", "reporter_id", "submitted_at")
