@@ -1,13 +1,24 @@
 """Benchmark: the guided /report under load, next to a bare echo handler (not a test).
 
-50 simulated users (default) each complete /report again and again for --seconds against the
-Bot API stand-in served over HTTP on 127.0.0.1 by this process; the bot is the real
-`tiendo run` process (handlers, services, per-step writes of the draft and the conversation
-state), polling the stand-in with getUpdates. The same users then send the same sequence of
-messages and button presses to a bare echo bot (one reply per input, no database: a PTB
-Application with the same per-chat update processor) in a process of its own. Printed: steps
-per second and p50/p95 latency (from the user's input to the bot's answer) per step, for both,
-and the ratios against the targets (≥ 90 % of echo's steps/s, p95 within 1.1×).
+50 simulated users (default) each complete /report again and again against the Bot API
+stand-in served over HTTP on 127.0.0.1 by this process; the bot is the real `tiendo run`
+process (handlers, services, per-step writes of the draft and the conversation state), polling
+the stand-in with getUpdates. The same users send the same sequence of messages and button
+presses to a bare echo bot (one reply per input, no database: a PTB Application with the same
+per-chat update processor) in a process of its own, polling a stand-in of its own.
+
+Both bots run for the whole benchmark and take turns under load, --turn seconds at a time,
+until each has had --seconds (default 30 s: ten 3-s turns each). A user stopped by the end of a
+turn carries on at the same step in the bot's next turn. Short turns matter on a shared
+machine: its speed swings by a fifth or more over tens of seconds (the echo bot's CPU per step
+alone has ranged from 2.3 to 3.8 ms between 15-s runs), and one long run of each bot measured
+those swings more than the bots; in short alternating turns both meet the same machine.
+
+Printed: steps per second and p50/p95 latency (from the user's input to the bot's answer) per
+step for both, each bot's CPU per step (and the part spent in the kernel), Bot API calls per
+step, the spread of the per-pair ratios, and the ratios against the targets (≥ 90 % of echo's
+steps/s, p95 within 1.1×). bench/report_cost.py counts the instructions of a step instead,
+which the machine's swings do not change.
 
     python bench/report_flow.py                          # SQLite in a temporary folder
     python bench/report_flow.py --database postgresql+asyncpg://postgres@127.0.0.1/bench
@@ -15,6 +26,11 @@ and the ratios against the targets (≥ 90 % of echo's steps/s, p95 within 1.1×
 PTB's rate limiter (30 requests/s, Telegram's own limit) is left out of both bots
 ([telegram] rate_limiter = false): with it, both would measure the limiter. A PostgreSQL
 database given here is wiped (schema public).
+
+The scheduler's messages are kept out of the run: deadlines move to a later year and the
+nudges are off. A reminder arriving in the middle of a report would be taken for the answer to
+the user's step (it fails the run in working hours, when the example's overdue tasks are
+nudged); reminders have a benchmark of their own (bench/nudges.py).
 """
 
 from __future__ import annotations
@@ -30,7 +46,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,19 +98,29 @@ class Run:
     latencies: dict[str, list[float]] = dataclasses.field(
         default_factory=lambda: defaultdict(list))
     errors: int = 0
-    cpu: float = 0.0  # CPU seconds the bot's process used during the run
+    cpu: float = 0.0  # CPU seconds the bot's process used during the run (user + system)
+    system: float = 0.0  # of which in the kernel (system calls)
+    calls: dict[str, int] = dataclasses.field(default_factory=dict)  # Bot API calls by method
 
     def add(self, other: Run) -> None:
         self.steps += other.steps
         self.seconds += other.seconds
         self.errors += other.errors
         self.cpu += other.cpu
+        self.system += other.system
+        for method, count in other.calls.items():
+            self.calls[method] = self.calls.get(method, 0) + count
         for step, values in other.latencies.items():
             self.latencies[step].extend(values)
 
     @property
     def rate(self) -> float:
         return self.steps / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """The bot's CPU milliseconds per step."""
+        return self.cpu / max(self.steps, 1) * 1000
 
     def all_latencies(self) -> list[float]:
         return [x for values in self.latencies.values() for x in values]
@@ -111,27 +138,35 @@ async def _next_reply(api: FakeBotAPI, chat_id: int, count: int) -> SentMessage:
     return (await api.wait_sent_async(chat_id, count, timeout=30))[-1]
 
 
-async def simulate(api: FakeBotAPI, user_id: int, code: str, run: Run, stop_at: float,
-                   echo: bool) -> None:
-    """One user going through the script until time is up (finishing the report under way)."""
+@dataclasses.dataclass
+class Position:
+    """Where one user is in the script with one bot: the next step and the bot's last message."""
+    step: int = 0
     last: SentMessage | None = None
+
+
+async def simulate(api: FakeBotAPI, user_id: int, code: str, at: Position, run: Run,
+                   stop_at: float, echo: bool) -> None:
+    """One user going through the script, step after step, until the turn's time is up; the
+    next turn carries on where this one stopped (the bot keeps the conversation)."""
     while time.monotonic() < stop_at:
-        for step, kind, what in SCRIPT:
-            count = len(api.sent(user_id)) + 1
-            started = time.monotonic()
-            if kind == "text":
-                api.send_text(user_id, what.format(code=code))
-            else:
-                assert last is not None
-                data = last.buttons[0]["callback_data"] if echo else last.button_data(what)
-                api.press_button(user_id, last.message_id, data)
-            try:
-                last = await _next_reply(api, user_id, count)
-            except TimeoutError:
-                run.errors += 1
-                return
-            run.latencies[step].append(last.monotonic - started)
-            run.steps += 1
+        step, kind, what = SCRIPT[at.step]
+        count = len(api.sent(user_id)) + 1
+        started = time.monotonic()
+        if kind == "text":
+            api.send_text(user_id, what.format(code=code))
+        else:
+            assert at.last is not None
+            data = at.last.buttons[0]["callback_data"] if echo else at.last.button_data(what)
+            api.press_button(user_id, at.last.message_id, data)
+        try:
+            at.last = await _next_reply(api, user_id, count)
+        except TimeoutError:
+            run.errors += 1
+            return
+        run.latencies[step].append(at.last.monotonic - started)
+        run.steps += 1
+        at.step = (at.step + 1) % len(SCRIPT)
 
 
 async def _echo_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -161,28 +196,57 @@ def echo_main(base_url: str, base_file_url: str, concurrent: int) -> None:
     app.run_polling(poll_interval=0.0, timeout=1)
 
 
-def start_echo(server: BotAPIServer, concurrent: int) -> subprocess.Popen[bytes]:
+def start_echo(server: BotAPIServer, concurrent: int, wrapper: Sequence[str] = (),
+               timeout: float = 30) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, __file__, "--echo-bot", server.base_url, server.base_file_url,
-         "--concurrent", str(concurrent)], cwd=ROOT)
+        [*wrapper, sys.executable, __file__, "--echo-bot", server.base_url,
+         server.base_file_url, "--concurrent", str(concurrent)], cwd=ROOT)
     server.api.wait_for(lambda: server.api.call_counts().get("getUpdates", 0) >= 1,
-                        timeout=30)
+                        timeout=timeout)
     return process
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
+def report_bot(server: BotAPIServer, folder: Path, url: str, concurrent: int,
+               wrapper: Sequence[str] = ()) -> BotProcess:
+    """The real `tiendo run` for these benchmarks: no rate limiter, no reminders."""
+    # Lands in the [telegram] table BotProcess writes last.
+    extra = (f"concurrent_updates = {concurrent}\nrate_limiter = false\n"
+             "[nudges]\nbefore_days = []\non_the_day = false\nperiod_reminders = []\n")
+    return BotProcess(server, folder, extra_config=extra, database_url=url, wrapper=wrapper)
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-async def drive(api: FakeBotAPI, users: dict[int, str], name: str, seconds: float,
-                echo: bool) -> Run:
-    run = Run(name)
+@dataclasses.dataclass
+class Bot:
+    """One of the two bots under load: its stand-in, its process and where each user is."""
+    name: str
+    server: BotAPIServer
+    pid: int
+    positions: dict[int, Position]
+    total: Run
+
+
+async def drive(bot: Bot, users: dict[int, str], seconds: float) -> Run:
+    """One turn: every user steps through the script against this bot for `seconds`."""
+    run = Run(bot.name)
+    user_before, system_before = cpu_seconds(bot.pid)
+    calls_before = bot.server.api.call_counts()
     started = time.monotonic()
-    await asyncio.gather(*(simulate(api, uid, code, run, started + seconds, echo)
+    await asyncio.gather(*(simulate(bot.server.api, uid, code, bot.positions[uid], run,
+                                    started + seconds, bot.name == "echo")
                            for uid, code in users.items()))
     run.seconds = time.monotonic() - started
+    user, system = cpu_seconds(bot.pid)
+    run.system = system - system_before
+    run.cpu = user - user_before + run.system
+    run.calls = {method: count - calls_before.get(method, 0)
+                 for method, count in bot.server.api.call_counts().items()}
     return run
 
 
@@ -206,6 +270,10 @@ async def prepare(database_url: str, folder: Path, count: int) -> tuple[Any, dic
     services = build_services(config, db=db)
     plan = await services.programme.read_plan(EXAMPLE.read_bytes(), EXAMPLE.name)
     assert (await services.programme.apply(plan)).applied
+    # No reminders during the run: every deadline in a later year (see the module's text).
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE tasks SET deadline = :later WHERE deadline IS NOT NULL"),
+                           {"later": date(date.today().year + 5, 12, 31)})
     async with db.reader() as session:
         tasks = [t for t in await TaskRepository(session).all_open() if t.target_value is None]
         picked = [(t.code, t.lead_unit.code) for t in tasks[:count]]
@@ -230,12 +298,15 @@ def report(echo: Run, flow: Run, label: str) -> None:
     e_all, r_all = echo.all_latencies(), flow.all_latencies()
     print(f"{'all steps':<14}{pct(e_all, 50) * 1000:>10.1f}{pct(e_all, 95) * 1000:>10.1f}"
           f"{pct(r_all, 50) * 1000:>12.1f}{pct(r_all, 95) * 1000:>12.1f}")
-    print(f"echo:   {echo.steps} steps in {echo.seconds:.1f} s = {echo.rate:.1f} steps/s"
-          f" (timeouts {echo.errors}); bot process CPU {echo.cpu / max(echo.steps, 1) * 1000:.2f}"
-          f" ms/step")
-    print(f"report: {flow.steps} steps in {flow.seconds:.1f} s = {flow.rate:.1f} steps/s"
-          f" ({flow.steps // len(SCRIPT)} reports, timeouts {flow.errors}); bot process CPU"
-          f" {flow.cpu / max(flow.steps, 1) * 1000:.2f} ms/step")
+    for run in (echo, flow):
+        print(f"{run.name + ':':<8}{run.steps} steps in {run.seconds:.1f} s = {run.rate:.1f} steps/s"
+              f" (timeouts {run.errors}); the bot's process: {run.cpu_ms:.2f} ms CPU per step"
+              f" ({run.system / max(run.steps, 1) * 1000:.2f} in the kernel),"
+              f" {run.cpu / run.seconds:.0%} of a core")
+    for run in (echo, flow):
+        calls = ", ".join(f"{method} {count / max(run.steps, 1):.2f}"
+                          for method, count in sorted(run.calls.items()) if count)
+        print(f"{run.name}: Bot API calls per step: {calls}")
     ratio = flow.rate / echo.rate if echo.rate else float("nan")
     p95 = pct(r_all, 95) / pct(e_all, 95)
     print(f"report/echo steps/s = {ratio:.1%} (target ≥ 90%): "
@@ -243,66 +314,77 @@ def report(echo: Run, flow: Run, label: str) -> None:
     print(f"report/echo p95 = {p95:.2f}× (target ≤ 1.1×): {'met' if p95 <= 1.1 else 'NOT met'}")
 
 
-async def run_on_fresh_standin(name: str, url: str, folder: Path, users: dict[int, str],
-                               args: argparse.Namespace) -> Run:
-    """One run against its own stand-in, so neither run pays for the other's history."""
-    with BotAPIServer() as server:
-        api = server.api
-        for uid in users:
-            api.user(uid, f"User{uid}")
-        if name == "echo":
-            process = start_echo(server, args.concurrent)
-            try:
-                before = cpu_seconds(process.pid)
-                run = await drive(api, users, name, args.seconds, echo=True)
-                run.cpu = cpu_seconds(process.pid) - before
-            finally:
-                process.terminate()
-                process.wait(20)
-        else:
-            # Lands in the [telegram] table BotProcess writes last.
-            extra = f"concurrent_updates = {args.concurrent}\nrate_limiter = false\n"
-            bot = BotProcess(server, folder, extra_config=extra, database_url=url)
-            with bot:
-                assert bot.process is not None
-                before = cpu_seconds(bot.process.pid)
-                run = await drive(api, users, name, args.seconds, echo=False)
-                run.cpu = cpu_seconds(bot.process.pid) - before
-        if api.rejected:
-            print(f"{name}: the stand-in rejected {len(api.rejected)} calls, e.g. "
-                  f"{api.rejected[:2]}")
-        return run
-
-
 async def main_async(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, BotAPIServer() as echo_server, \
+            BotAPIServer() as report_server:
         folder = Path(tmp)
         url = args.database or f"sqlite+aiosqlite:///{folder / 'bench.db'}"
         _, users = await prepare(url, folder, args.users)
         label = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
-        # Alternate the two, so that a neighbour's load on the machine falls on both alike.
-        echo, flow = Run("echo"), Run("report")
-        for number in range(1, args.rounds + 1):
-            runs = {}
-            for total, name in ((echo, "echo"), (flow, "report")):
-                runs[name] = await run_on_fresh_standin(name, url, folder, users, args)
-                total.add(runs[name])
-            e, r = runs["echo"], runs["report"]
-            print(f"round {number}: echo {e.rate:.1f} steps/s ({e.cpu / max(e.steps, 1) * 1000:.2f}"
-                  f" ms CPU/step), report {r.rate:.1f} steps/s"
-                  f" ({r.cpu / max(r.steps, 1) * 1000:.2f} ms CPU/step): {r.rate / e.rate:.1%}",
-                  flush=True)
-        report(echo, flow, f"{label}, {len(users)} users, concurrent_updates={args.concurrent},"
-               f" {args.rounds} alternating rounds of {args.seconds:g} s each")
+        for server in (echo_server, report_server):
+            for uid in users:
+                server.api.user(uid, f"User{uid}")
+        echo_process = start_echo(echo_server, args.concurrent)
+        try:
+            with report_bot(report_server, folder, url, args.concurrent) as process:
+                assert process.process is not None
+                bots = [Bot(name, server, pid, {uid: Position() for uid in users}, Run(name))
+                        for name, server, pid in (("echo", echo_server, echo_process.pid),
+                                                  ("report", report_server,
+                                                   process.process.pid))]
+                # Load before measuring: the first steps after start-up fill caches
+                # (compiled statements, drafts, catalogs), which a bot in service has warm.
+                for bot in bots:
+                    await drive(bot, users, args.warmup)
+                turns = max(1, round(args.seconds / args.turn))
+                ratios = []
+                bench_cpu, bench_wall = time.process_time(), time.monotonic()
+                for number in range(1, turns + 1):
+                    # Alternate which bot goes first, so a trend in the machine's speed within
+                    # a pair falls on both alike.
+                    runs = {}
+                    for bot in (bots if number % 2 else bots[::-1]):
+                        runs[bot.name] = await drive(bot, users, args.turn)
+                    for bot in bots:
+                        bot.total.add(runs[bot.name])
+                    e, r = runs["echo"], runs["report"]
+                    ratios.append(r.rate / e.rate)
+                    if args.verbose:
+                        print(f"turn {number}: echo {e.rate:.1f} steps/s ({e.cpu_ms:.2f} ms CPU/"
+                              f"step), report {r.rate:.1f} steps/s ({r.cpu_ms:.2f} ms CPU/step):"
+                              f" {ratios[-1]:.1%}", flush=True)
+                bench_cpu = time.process_time() - bench_cpu
+                bench_wall = time.monotonic() - bench_wall
+        finally:
+            echo_process.terminate()
+            echo_process.wait(20)
+        for server in (echo_server, report_server):
+            if server.api.rejected:
+                print(f"the stand-in rejected {len(server.api.rejected)} calls, e.g. "
+                      f"{server.api.rejected[:2]}")
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        print(f"{turns} turns of {args.turn:g} s for each bot; report/echo steps/s per pair of"
+              f" turns: median"
+              f" {statistics.median(ratios):.1%}, quartiles {quartiles[0]:.1%}–{quartiles[2]:.1%},"
+              f" range {min(ratios):.1%}–{max(ratios):.1%}")
+        print(f"this process (the users and the stand-ins): {bench_cpu / bench_wall:.0%} of a core"
+              f" (it must not be the bottleneck: the machine has {os.cpu_count()})")
+        report(bots[0].total, bots[1].total,
+               f"{label}, {len(users)} users, concurrent_updates={args.concurrent},"
+               f" {turns} turns of {args.turn:g} s each")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=15.0, help="length of each run")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="alternating echo/report runs (each of --seconds)")
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="time under load for each bot (at least 15 s)")
+    parser.add_argument("--turn", type=float, default=3.0,
+                        help="the bots take turns under load, this many seconds at a time")
+    parser.add_argument("--warmup", type=float, default=3.0,
+                        help="seconds under load for each bot before measuring")
+    parser.add_argument("--verbose", action="store_true", help="print every pair of turns")
     parser.add_argument("--concurrent", type=int, default=8,
                         help="concurrent_updates of both bots (the config's default is 8)")
     parser.add_argument("--database", default="",

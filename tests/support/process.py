@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.support.botapi import DEFAULT_TOKEN, BotAPIServer
@@ -22,8 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class BotProcess:
     def __init__(self, server: BotAPIServer, folder: Path, *, extra_config: str = "",
-                 database_url: str | None = None, env: dict[str, str] | None = None) -> None:
+                 database_url: str | None = None, env: dict[str, str] | None = None,
+                 wrapper: Sequence[str] = ()) -> None:
+        """`wrapper`: a command the process runs under (e.g. valgrind and its options)."""
         self.server = server
+        self.wrapper = list(wrapper)
         self.folder = folder
         self.config_path = folder / "config.toml"
         self.config_path.write_text(
@@ -54,7 +58,7 @@ class BotProcess:
     def start(self, timeout: float = 30.0) -> BotProcess:
         self._ready.clear()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"], cwd=ROOT, env=self.env,
+            [*self.wrapper, sys.executable, "-m", "bot.cli", "run"], cwd=ROOT, env=self.env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
