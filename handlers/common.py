@@ -51,6 +51,19 @@ async def send_html(update: Update, text: str,
     return int(sent["message_id"])
 
 
+def clip(text: str, width: int) -> str:
+    """`text` in at most `width` characters: cut at a word where one ends near the limit,
+    with "…" to show the cut."""
+    if len(text) <= width:
+        return text
+    cut = text[:width - 1]
+    if text[width - 1].isalnum():  # the cut falls inside a word: drop its start
+        space = cut.rfind(" ")
+        if space >= width * 2 // 3:
+            cut = cut[:space]
+    return cut.rstrip(" ,.;:-–") + "…"
+
+
 def page_row(page: int, pages: int, prefix: str) -> list[tuple[str, str]]:
     """The ◀ ▶ buttons of a paged list; each carries `<prefix><page>`."""
     row = []

@@ -37,6 +37,7 @@ from bot.services.reporting import EvidenceFile, ReportInput
 from bot.services.tasks import ReportableTask, TaskView
 from handlers.common import (
     caller,
+    clip,
     keyboard,
     page_row,
     refuse_callback,
@@ -254,7 +255,7 @@ async def _task_page(update: Update, context: Context, lang: str, tasks: list[Ta
     pages = max(1, (len(tasks) + PAGE_SIZE - 1) // PAGE_SIZE)
     page = min(max(page, 0), pages - 1)
     shown = tasks[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
-    rows = [[(f"{t.code} · {t.title[:40]}", f"rp:t:{version}:{t.task_id}")] for t in shown]
+    rows = [[(f"{t.code} · {clip(t.title, 40)}", f"rp:t:{version}:{t.task_id}")] for t in shown]
     nav = page_row(page, pages, f"rp:pg:{version}:")
     if nav:
         rows.append(nav)

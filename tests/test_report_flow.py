@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.config import Config
 from bot.jobs.drafts import close_expired_drafts
+from handlers.common import clip
 from handlers.context import Context
 from storage.db import Database
 from storage.models import Attachment, OutboxMessage, ProgressReport, ReportRevision
@@ -89,6 +90,9 @@ async def test_picking_from_pages_and_done_skips_percent(bot: Harness, db: Datab
     assert page.plain_text and "trang 1/2" in page.plain_text
     labels = [b["text"] for b in page.buttons]
     assert labels[-1] == "▶" and all(label[0].isdigit() for label in labels[:-1])
+    # Long titles are cut at a word, and say so.
+    assert "5.14 · Giải quyết kịp thời, đúng pháp luật các…" in labels
+    assert all(len(label.split(" · ", 1)[1]) <= 40 for label in labels[:-1])
     await press(bot, FOCAL, page, "▶")
     assert "trang 2/2" in (bot.api.sent(FOCAL)[-1].plain_text or "")
     page = bot.api.sent(FOCAL)[-1]
@@ -388,3 +392,16 @@ async def test_tasks_show_when_a_corrected_report_completed_the_task(bot: Harnes
     for block in (kept, late):
         assert "Báo cáo gần nhất: 06/02/2024, 100%" in block
     assert "Báo cáo gần nhất: 06/02/2024, 60%" in reopened
+
+
+@pytest.mark.parametrize(("text", "width", "clipped"), [
+    ("Ngắn", 40, "Ngắn"),
+    ("Giải quyết kịp thời, đúng pháp luật các vụ việc khiếu nại", 40,
+     "Giải quyết kịp thời, đúng pháp luật các…"),
+    ("Một-từ-rất-dài-không-có-khoảng-trắng-nào-cả", 20, "Một-từ-rất-dài-khôn…"),
+    ("Quản lý chặt chẽ, tránh thất thoát", 17, "Quản lý chặt chẽ…"),
+    ("Quản lý chặt chẽ, tránh thất thoát", 15, "Quản lý chặt…"),
+])
+def test_clip_cuts_at_a_word_and_marks_the_cut(text: str, width: int, clipped: str) -> None:
+    assert clip(text, width) == clipped
+    assert len(clip(text, width)) <= width

@@ -14,6 +14,7 @@ from bot.services.admin import AdminError
 from bot.services.plans import PlanError
 from bot.services.programme import ImportResult
 from handlers.admin.common import Call, actor_of, begin, chunks, drop_buttons, keyboard
+from handlers.common import clip
 from handlers.context import Context
 
 LIST_LIMIT = 30
@@ -33,7 +34,7 @@ def _short(value: Any) -> str:
     if isinstance(value, tuple | list):
         value = ", ".join(str(v) for v in value)
     text = str(value)
-    return escape(text if len(text) <= 60 else text[:57] + "…")
+    return escape(clip(text, 60))
 
 
 def preview_lines(call: Call, filename: str, result: ImportResult) -> list[str]:
