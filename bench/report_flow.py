@@ -21,6 +21,8 @@ steps/s, p95 within 1.1×). bench/report_cost.py counts the instructions of a st
 which the machine's swings do not change.
 
     python bench/report_flow.py                          # SQLite in a temporary folder
+    python bench/report_flow.py --runs 5                 # five runs, new processes each time,
+                                                         # and their median
     python bench/report_flow.py --database postgresql+asyncpg://postgres@127.0.0.1/bench
 
 PTB's rate limiter (30 requests/s, Telegram's own limit) is left out of both bots
@@ -288,7 +290,8 @@ async def prepare(database_url: str, folder: Path, count: int) -> tuple[Any, dic
     return config, users
 
 
-def report(echo: Run, flow: Run, label: str) -> None:
+def report(echo: Run, flow: Run, label: str) -> tuple[float, float]:
+    """Print the figures; returns report/echo steps per second and report/echo p95."""
     print(f"\n== {label}: {len(SCRIPT)} steps per report ==")
     print(f"{'step':<14}{'echo p50':>10}{'echo p95':>10}{'report p50':>12}{'report p95':>12}  (ms)")
     for step, _, _ in SCRIPT:
@@ -312,9 +315,10 @@ def report(echo: Run, flow: Run, label: str) -> None:
     print(f"report/echo steps/s = {ratio:.1%} (target ≥ 90%): "
           f"{'met' if ratio >= 0.9 else 'NOT met'}")
     print(f"report/echo p95 = {p95:.2f}× (target ≤ 1.1×): {'met' if p95 <= 1.1 else 'NOT met'}")
+    return ratio, p95
 
 
-async def main_async(args: argparse.Namespace) -> None:
+async def main_async(args: argparse.Namespace) -> tuple[float, float]:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp, BotAPIServer() as echo_server, \
             BotAPIServer() as report_server:
@@ -370,9 +374,9 @@ async def main_async(args: argparse.Namespace) -> None:
               f" range {min(ratios):.1%}–{max(ratios):.1%}")
         print(f"this process (the users and the stand-ins): {bench_cpu / bench_wall:.0%} of a core"
               f" (it must not be the bottleneck: the machine has {os.cpu_count()})")
-        report(bots[0].total, bots[1].total,
-               f"{label}, {len(users)} users, concurrent_updates={args.concurrent},"
-               f" {turns} turns of {args.turn:g} s each")
+        return report(bots[0].total, bots[1].total,
+                      f"{label}, {len(users)} users, concurrent_updates={args.concurrent},"
+                      f" {turns} turns of {args.turn:g} s each")
 
 
 def main() -> None:
@@ -384,6 +388,9 @@ def main() -> None:
                         help="the bots take turns under load, this many seconds at a time")
     parser.add_argument("--warmup", type=float, default=3.0,
                         help="seconds under load for each bot before measuring")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="repeat with new processes and print the median of the runs (how"
+                             " fast a process runs also varies from one start to the next)")
     parser.add_argument("--verbose", action="store_true", help="print every pair of turns")
     parser.add_argument("--concurrent", type=int, default=8,
                         help="concurrent_updates of both bots (the config's default is 8)")
@@ -395,7 +402,19 @@ def main() -> None:
     if args.echo_bot:
         echo_main(args.echo_bot[0], args.echo_bot[1], args.concurrent)
         return
-    asyncio.run(main_async(args))
+    results = []
+    for number in range(1, args.runs + 1):
+        if args.runs > 1:
+            print(f"\n#### run {number} of {args.runs}", flush=True)
+        results.append(asyncio.run(main_async(args)))
+    if args.runs > 1:
+        rates, p95s = zip(*results, strict=True)
+        print(f"\n#### {args.runs} runs: report/echo steps/s "
+              f"{', '.join(f'{r:.1%}' for r in rates)}; p95 {', '.join(f'{p:.2f}×' for p in p95s)}")
+        rate, p95 = statistics.median(rates), statistics.median(p95s)
+        print(f"median report/echo steps/s = {rate:.1%} (target ≥ 90%): "
+              f"{'met' if rate >= 0.9 else 'NOT met'}; median p95 = {p95:.2f}× (target ≤ 1.1×):"
+              f" {'met' if p95 <= 1.1 else 'NOT met'}")
 
 
 if __name__ == "__main__":
