@@ -20,7 +20,7 @@ import contextlib
 import contextvars
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql.expression import Executable
 from sqlalchemy.util import await_only
 
 from storage.direct import (
@@ -196,12 +197,24 @@ class Database:
         writes of every chat step; fn may run twice (on SQLite, when another process held
         the lock), so it must only run statements."""
         if self.direct is not None:
-            if _IN_WRITE.get():
-                # This task holds the write lock already: waiting for it would never end.
-                raise RuntimeError("Database.write_statements inside an open write transaction")
-            return await self.direct.write(fn)
+            return await self._direct_writer().write(fn)
         async with self.transaction() as session:
             return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
+
+    async def write_statement(self, statement: Executable, values: Mapping[str, Any]) -> int:
+        """Run one writing Core statement as a transaction of its own; its row count. On
+        SQLite straight on the driver with no BEGIN or COMMIT around it (storage/direct.py),
+        on PostgreSQL through SQLAlchemy."""
+        if self.direct is not None:
+            return await self._direct_writer().write_one(statement, values)
+        return await self.write_statements(lambda runner: runner.execute(statement, values))
+
+    def _direct_writer(self) -> DirectWriter:
+        assert self.direct is not None
+        if _IN_WRITE.get():
+            # This task holds the write lock already: waiting for it would never end.
+            raise RuntimeError("Database.write_statements inside an open write transaction")
+        return self.direct
 
     async def read_statements(self, fn: Callable[[StatementRunner], T]) -> T:
         """Run fn in one read-only transaction with Core statements only: straight on SQLite's

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from storage.db import Database
-from storage.direct import StatementRunner
+from storage.direct import StatementRunner, insert_on_conflict
 from storage.models import AuditEntry, KeyValue, table_of
 from storage.repositories.reports import AUDIT
 
@@ -63,12 +63,27 @@ async def test_statements_inside_an_open_transaction_fail_instead_of_waiting_for
     def write(runner: StatementRunner) -> int:
         return runner.insert(kv, {"namespace": "t", "key": "inner", "value": {}, "updated_at": AT})
 
+    single = db.write_statement(
+        _KV_PUT, {"namespace": "t", "key": "single", "value": {}, "updated_at": AT})
     async with db.transaction():
         if db.direct is not None:
             with pytest.raises(RuntimeError, match="inside an open write transaction"):
                 await asyncio.wait_for(db.write_statements(write), 5)
+            with pytest.raises(RuntimeError, match="inside an open write transaction"):
+                await asyncio.wait_for(single, 5)
         else:
             assert await asyncio.wait_for(db.write_statements(write), 5) > 0
+            assert await asyncio.wait_for(single, 5) == 1
+
+
+_KV_PUT = insert_on_conflict(table_of(KeyValue), ("namespace", "key"),
+                             ("namespace", "key", "value", "updated_at"), update=("value",))
+
+
+async def _single_write(db: Database, value: dict[str, int]) -> None:
+    """One statement, a transaction of its own (Database.write_statement)."""
+    assert await db.write_statement(
+        _KV_PUT, {"namespace": "t", "key": "step", "value": value, "updated_at": AT}) == 1
 
 
 async def _orm_write(db: Database, value: dict[str, int]) -> None:
@@ -81,7 +96,8 @@ async def _direct_write(db: Database, value: dict[str, int]) -> None:
         table_of(KeyValue), {"namespace": "t", "key": "step", "value": value, "updated_at": AT}))
 
 
-@pytest.mark.parametrize("write", [_direct_write, _orm_write], ids=["direct", "session"])
+@pytest.mark.parametrize("write", [_direct_write, _single_write, _orm_write],
+                         ids=["direct", "single", "session"])
 async def test_a_lock_held_by_another_process_does_not_freeze_the_bot(db: Database,
                                                                       write: Any) -> None:
     if not db.is_sqlite:

@@ -4,10 +4,11 @@ The answers and the step (kept in the draft's row under storage.persistence.CONV
 DatabasePersistence gives back to PTB at start-up) are written in one statement before the next
 question goes out, so a kill -9 at any moment leaves the user at the step they last saw.
 
-A step on a task carries its scope (task, unit): the same transaction first checks that the
-person is still an active focal point of a unit that leads or coordinates the open task, and
-stores nothing (OutOfScope) when not, so someone removed from their unit is refused at their
-very next answer, at the cost of one query per group of steps rather than per step.
+A step on a task carries its scope (task, unit): the write stores nothing (OutOfScope) unless
+the person is still an active focal point of a unit that leads or coordinates the open task, so
+someone removed from their unit is refused at their very next answer. On SQLite the check and
+the write are one statement, a transaction of its own (INSERT … SELECT … WHERE EXISTS); on
+PostgreSQL one query per group of steps checks them all.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from storage.direct import StatementRunner
 from storage.models import User
 from storage.persistence import CONVERSATION, conversation_key
 from storage.repositories.drafts import (
+    DRAFT_UPSERT_IN_SCOPE,
     ConversationRepository,
     DraftRepository,
     draft_of,
@@ -66,9 +68,19 @@ class _GroupWriter:
         self.running: asyncio.Task[None] | None = None
 
     async def write(self, write: _Write) -> None:
-        if self.service.db.direct is not None:
+        db = self.service.db
+        if db.direct is not None:
             # SQLite, straight on the driver: the write is done in place in microseconds, so
             # there is nothing to group (and a task and a future per step would cost more).
+            user_id = self.service._user_ids.get(write.telegram_id)
+            if write.scope is not None and write.data is not None and user_id is not None:
+                # A step of a report: the scope check and the answers in one statement, a
+                # transaction of its own.
+                if not await db.write_statement(DRAFT_UPSERT_IN_SCOPE, {
+                        **_row(write, user_id, write.data), "person": write.telegram_id,
+                        "task": write.scope[0], "unit": write.scope[1]}):
+                    raise OutOfScope(write.telegram_id)
+                return
             if await self._commit([write]):
                 raise OutOfScope(write.telegram_id)
             return
@@ -128,10 +140,7 @@ class _GroupWriter:
                 continue
             if user_id is None:
                 raise LookupError(write.telegram_id)
-            # The step rides in the draft's own row: one statement per group, not two.
-            data = write.data | {CONVERSATION: {"key": write.key, "state": write.state}}
-            drafts.append({"user_id": user_id, "flow": write.flow, "data": data,
-                           "version": write.version, "updated_at": write.at})
+            drafts.append(_row(write, user_id, write.data))
         if drafts:
             store_drafts(runner, drafts)
         if gone:
@@ -163,6 +172,13 @@ class _Cached:
 
     def view(self) -> DraftView:
         return DraftView(self.version, json.loads(self.text), self.updated_at)
+
+
+def _row(write: _Write, user_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    """The draft's row: the answers, with the step riding in them (one statement, not two)."""
+    return {"user_id": user_id, "flow": write.flow,
+            "data": data | {CONVERSATION: {"key": write.key, "state": write.state}},
+            "version": write.version, "updated_at": write.at}
 
 
 def _answers(stored: dict[str, Any]) -> dict[str, Any]:

@@ -6,15 +6,30 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.direct import StatementRunner, insert_on_conflict
 from storage.models import ConversationState, Draft, User, table_of
+from storage.repositories.users import IN_SCOPE
 
 _DRAFTS = table_of(Draft)
 _DRAFT_UPSERT = insert_on_conflict(_DRAFTS, ("user_id", "flow"),
                                    ("user_id", "flow", "data", "version", "updated_at"),
                                    update=("data", "version", "updated_at"))
+# SQLite only (the chat path's single-statement write, Database.write_statement): the draft is
+# written only while its person is still in scope for the task and unit (users.IN_SCOPE); one
+# statement, its own transaction. Returns one row written, or none when out of scope.
+DRAFT_UPSERT_IN_SCOPE = (
+    sqlite_insert(_DRAFTS)
+    .from_select(["user_id", "flow", "data", "version", "updated_at"],
+                 select(*(bindparam(name, type_=_DRAFTS.c[name].type)
+                          for name in ("user_id", "flow", "data", "version", "updated_at")))
+                 .where(IN_SCOPE))
+    .on_conflict_do_update(index_elements=["user_id", "flow"],
+                           set_={name: sqlite_insert(_DRAFTS).excluded[name]
+                                 for name in ("data", "version", "updated_at")})
+)
 _DRAFT_DROP = delete(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"),
                                     _DRAFTS.c.flow == bindparam("flow"))
 
@@ -33,6 +48,14 @@ def store_drafts(runner: StatementRunner, rows: list[dict[str, Any]]) -> None:
     """Store several drafts: rows of user_id, flow, data, version, updated_at (each
     (user_id, flow) at most once). One statement, compiled once."""
     runner.execute_many(_DRAFT_UPSERT, rows)
+
+
+def store_draft_in_scope(runner: StatementRunner, row: dict[str, Any], person: int,
+                         task_id: int, unit_id: int) -> bool:
+    """Store one draft (user_id, flow, data, version, updated_at) if the person may still report
+    on the task for the unit; whether it was stored. One statement (SQLite)."""
+    return runner.execute(DRAFT_UPSERT_IN_SCOPE,
+                          {**row, "person": person, "task": task_id, "unit": unit_id}) == 1
 
 
 def drop_drafts(runner: StatementRunner, keys: list[tuple[int, str]]) -> None:

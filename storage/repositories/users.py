@@ -4,35 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, exists, func, select
+from sqlalchemy import Exists, Select, bindparam, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from storage.direct import StatementRunner
-from storage.models import Membership, Task, TaskUnit, Unit, User, UserRole
+from storage.models import Membership, Task, TaskUnit, Unit, User, UserRole, table_of
 
 
-def _focal_scopes() -> Select[Any]:
+def _focal_scopes() -> tuple[Select[Any], Exists]:
     """(telegram id, task id, unit id) of a focal point (:person) who may report on an open
-    task (:task) for a unit: one row per unit of theirs that leads or coordinates it."""
+    task (:task) for a unit: one row per unit of theirs that leads or coordinates it; and the
+    same condition for one unit (:unit) as an EXISTS, for statements that write only in scope."""
     # Core over the tables, not ORM entities: this runs at every step of a report, and the ORM's
     # per-execution overhead was most of its cost.
-    users, members = User.__table__, Membership.__table__
-    tasks, task_units = Task.__table__, TaskUnit.__table__
-    return (
-        select(users.c.telegram_id, tasks.c.id, members.c.unit_id)
-        .select_from(users.join(members, members.c.user_id == users.c.id)
-                     .join(tasks, tasks.c.id == bindparam("task")))
-        .where(users.c.telegram_id == bindparam("person"),
-               users.c.active.is_(True), members.c.role == "focal",
-               tasks.c.closed_at.is_(None),
-               (tasks.c.lead_unit_id == members.c.unit_id)
-               | exists().where(task_units.c.task_id == tasks.c.id,
-                                task_units.c.unit_id == members.c.unit_id))
+    users, members = table_of(User), table_of(Membership)
+    tasks, task_units = table_of(Task), table_of(TaskUnit)
+    joined = (users.join(members, members.c.user_id == users.c.id)
+              .join(tasks, tasks.c.id == bindparam("task")))
+    conditions = (
+        users.c.telegram_id == bindparam("person"),
+        users.c.active.is_(True), members.c.role == "focal",
+        tasks.c.closed_at.is_(None),
+        (tasks.c.lead_unit_id == members.c.unit_id)
+        | exists().where(task_units.c.task_id == tasks.c.id,
+                         task_units.c.unit_id == members.c.unit_id),
     )
+    rows = (select(users.c.telegram_id, tasks.c.id, members.c.unit_id)
+            .select_from(joined).where(*conditions))
+    one_unit = exists().select_from(joined).where(*conditions,
+                                                  members.c.unit_id == bindparam("unit"))
+    return rows, one_unit
 
 
-_FOCAL_SCOPES = _focal_scopes()
+_FOCAL_SCOPES, IN_SCOPE = _focal_scopes()
 _USER_ID = select(User.__table__.c.id).where(User.__table__.c.telegram_id == bindparam("telegram_id"))
 
 
