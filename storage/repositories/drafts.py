@@ -50,14 +50,6 @@ def store_drafts(runner: StatementRunner, rows: list[dict[str, Any]]) -> None:
     runner.execute_many(_DRAFT_UPSERT, rows)
 
 
-def store_draft_in_scope(runner: StatementRunner, row: dict[str, Any], person: int,
-                         task_id: int, unit_id: int) -> bool:
-    """Store one draft (user_id, flow, data, version, updated_at) if the person may still report
-    on the task for the unit; whether it was stored. One statement (SQLite)."""
-    return runner.execute(DRAFT_UPSERT_IN_SCOPE,
-                          {**row, "person": person, "task": task_id, "unit": unit_id}) == 1
-
-
 def drop_drafts(runner: StatementRunner, keys: list[tuple[int, str]]) -> None:
     """Delete drafts by (user_id, flow)."""
     for user_id, flow in keys:
