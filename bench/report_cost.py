@@ -1,7 +1,7 @@
 """Benchmark: the instructions a /report step costs, next to a bare echo bot's (not a test).
 
 bench/report_flow.py measures time under load, and time on a shared machine swings: between
-runs minutes apart the echo bot alone has needed from 2.3 to 3.8 ms of CPU per step, so one
+runs minutes apart the echo bot alone has needed from 2.1 to 4.7 ms of CPU per step, so one
 run of it cannot tell a bot 5 % dearer than the echo from one 15 % dearer. The instructions a
 step executes do not swing. This runs the same two bots as report_flow.py (the real
 `tiendo run` and the bare echo bot), each under valgrind's callgrind, each driven by the same

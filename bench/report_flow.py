@@ -11,7 +11,7 @@ Both bots run for the whole benchmark and take turns under load, --turn seconds 
 until each has had --seconds (default 30 s: ten 3-s turns each). A user stopped by the end of a
 turn carries on at the same step in the bot's next turn. Short turns matter on a shared
 machine: its speed swings by a fifth or more over tens of seconds (the echo bot's CPU per step
-alone has ranged from 2.3 to 3.8 ms between 15-s runs), and one long run of each bot measured
+alone has ranged from 2.1 to 4.7 ms between runs), and one long run of each bot measured
 those swings more than the bots; in short alternating turns both meet the same machine.
 
 Printed: steps per second and p50/p95 latency (from the user's input to the bot's answer) per
