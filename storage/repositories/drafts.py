@@ -14,22 +14,18 @@ from storage.models import ConversationState, Draft, User, table_of
 from storage.repositories.users import IN_SCOPE
 
 _DRAFTS = table_of(Draft)
-_DRAFT_UPSERT = insert_on_conflict(_DRAFTS, ("user_id", "flow"),
-                                   ("user_id", "flow", "data", "version", "updated_at"),
+_COLUMNS = ("user_id", "flow", "data", "version", "updated_at")
+_DRAFT_UPSERT = insert_on_conflict(_DRAFTS, ("user_id", "flow"), _COLUMNS,
                                    update=("data", "version", "updated_at"))
 # SQLite only (the chat path's single-statement write, Database.write_statement): the draft is
 # written only while its person is still in scope for the task and unit (users.IN_SCOPE); one
 # statement, its own transaction. Returns one row written, or none when out of scope.
-DRAFT_UPSERT_IN_SCOPE = (
-    sqlite_insert(_DRAFTS)
-    .from_select(["user_id", "flow", "data", "version", "updated_at"],
-                 select(*(bindparam(name, type_=_DRAFTS.c[name].type)
-                          for name in ("user_id", "flow", "data", "version", "updated_at")))
-                 .where(IN_SCOPE))
-    .on_conflict_do_update(index_elements=["user_id", "flow"],
-                           set_={name: sqlite_insert(_DRAFTS).excluded[name]
-                                 for name in ("data", "version", "updated_at")})
-)
+_INSERT_IN_SCOPE = sqlite_insert(_DRAFTS).from_select(
+    _COLUMNS,
+    select(*(bindparam(name, type_=_DRAFTS.c[name].type) for name in _COLUMNS)).where(IN_SCOPE))
+DRAFT_UPSERT_IN_SCOPE = _INSERT_IN_SCOPE.on_conflict_do_update(
+    index_elements=["user_id", "flow"],
+    set_={name: _INSERT_IN_SCOPE.excluded[name] for name in ("data", "version", "updated_at")})
 _DRAFT_DROP = delete(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"),
                                     _DRAFTS.c.flow == bindparam("flow"))
 
