@@ -667,9 +667,9 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
     noticed = await services.notices.report_submitted(person, unit_id, receipt, data)
     local = receipt.submitted_at.astimezone(services.config.tz)
     key = "report.receipt_correction" if receipt.is_correction else "report.receipt"
-    await send_html(update, _t(context, lang, key, id=receipt.report_id, revision=receipt.revision,
-                            code=escape(data["task_code"]), period=receipt.period,
-                            time=local.strftime("%H:%M %d/%m/%Y")))
+    await send_html(update, _t(context, lang, key, id=receipt.report_id,
+                               revision=receipt.revision, code=escape(data["task_code"]),
+                               period=receipt.period, time=local.strftime("%H:%M %d/%m/%Y")))
     if noticed:
         from bot.app import kick_dispatcher  # bot.app imports this module
 
