@@ -67,51 +67,81 @@ def _config(folder: Path, server: BotAPIServer | None = None) -> Config:
     base = load_config(ROOT / "config.toml", env={})
     telegram = base.telegram
     if server is not None:
-        telegram = dataclasses.replace(telegram, api_base_url=server.base_url,
-                                       api_base_file_url=server.base_file_url)
+        telegram = dataclasses.replace(
+            telegram, api_base_url=server.base_url, api_base_file_url=server.base_file_url
+        )
     return dataclasses.replace(
-        base, bot=dataclasses.replace(base.bot, data_dir=str(folder / "data")),
+        base,
+        bot=dataclasses.replace(base.bot, data_dir=str(folder / "data")),
         database=dataclasses.replace(base.database, url=f"sqlite+aiosqlite:///{folder / 'b.db'}"),
-        telegram=telegram, token=DEFAULT_TOKEN, source=folder / "config.toml")
+        telegram=telegram,
+        token=DEFAULT_TOKEN,
+        source=folder / "config.toml",
+    )
 
 
-async def _populate(db: Database, units: int, tasks_per_unit: Callable[[int], int],
-                    deadline_of: Callable[[int, int], date], leaders: bool,
-                    first_telegram_id: int) -> None:
+async def _populate(
+    db: Database,
+    units: int,
+    tasks_per_unit: Callable[[int], int],
+    deadline_of: Callable[[int, int], date],
+    leaders: bool,
+    first_telegram_id: int,
+) -> None:
     """units units, a focal point each (and a leader), tasks_per_unit(i) tasks for unit i with
     deadline deadline_of(n, k) (n-th task overall, k-th of its unit)."""
     async with db.transaction() as session:
         await session.execute(insert(TaskGroup), [{"code": "G", "title": "Nhóm", "position": 0}])
         group_id = await session.scalar(select(TaskGroup.id))
-        await session.execute(insert(Unit), [
-            {"code": f"U{i}", "name": f"Đơn vị {i}", "active": True} for i in range(units)])
+        await session.execute(
+            insert(Unit), [{"code": f"U{i}", "name": f"Đơn vị {i}", "active": True} for i in range(units)]
+        )
         unit_ids = list(await session.scalars(select(Unit.id).order_by(Unit.id)))
-        people = [{"telegram_id": first_telegram_id + i, "first_name": f"Người {i}",
-                   "reachable": True, "active": True} for i in range(units * (2 if leaders else 1))]
+        people = [
+            {
+                "telegram_id": first_telegram_id + i,
+                "first_name": f"Người {i}",
+                "reachable": True,
+                "active": True,
+            }
+            for i in range(units * (2 if leaders else 1))
+        ]
         await session.execute(insert(User), people)
         user_ids = list(await session.scalars(select(User.id).order_by(User.id)))
-        memberships = [{"user_id": user_ids[i], "unit_id": unit_ids[i], "role": "focal"}
-                       for i in range(units)]
+        memberships = [
+            {"user_id": user_ids[i], "unit_id": unit_ids[i], "role": "focal"} for i in range(units)
+        ]
         if leaders:
-            memberships += [{"user_id": user_ids[units + i], "unit_id": unit_ids[i],
-                             "role": "leader"} for i in range(units)]
+            memberships += [
+                {"user_id": user_ids[units + i], "unit_id": unit_ids[i], "role": "leader"}
+                for i in range(units)
+            ]
         await session.execute(insert(Membership), memberships)
         rows: list[dict[str, object]] = []
         for i, unit_id in enumerate(unit_ids):
             for k in range(tasks_per_unit(i)):
                 n = len(rows)
-                rows.append({"code": f"T{n}", "group_id": group_id, "title": f"Nhiệm vụ {n}",
-                             "lead_unit_id": unit_id, "deadline": deadline_of(n, k),
-                             "deadline_version": 1, "position": n, "description": "",
-                             "legal_source": "", "expected_output": ""})
+                rows.append(
+                    {
+                        "code": f"T{n}",
+                        "group_id": group_id,
+                        "title": f"Nhiệm vụ {n}",
+                        "lead_unit_id": unit_id,
+                        "deadline": deadline_of(n, k),
+                        "deadline_version": 1,
+                        "position": n,
+                        "description": "",
+                        "legal_source": "",
+                        "expected_output": "",
+                    }
+                )
         for start in range(0, len(rows), 5000):
-            await session.execute(insert(Task), rows[start:start + 5000])
+            await session.execute(insert(Task), rows[start : start + 5000])
 
 
 def _max_in_window(times: list[float], window: float = 1.0) -> int:
     times = sorted(times)
-    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)),
-               default=0)
+    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
 async def bench_dispatch(recipients: int) -> None:
@@ -122,9 +152,14 @@ async def bench_dispatch(recipients: int) -> None:
         config = _config(folder, server)
         db = Database(config.database_url)
         await upgrade(db)
-        await _populate(db, recipients, lambda i: 2 if i % 10 == 0 else 1,
-                        lambda n, k: TODAY if k == 0 else TODAY - timedelta(days=7),
-                        leaders=False, first_telegram_id=10_000)
+        await _populate(
+            db,
+            recipients,
+            lambda i: 2 if i % 10 == 0 else 1,
+            lambda n, k: TODAY if k == 0 else TODAY - timedelta(days=7),
+            leaders=False,
+            first_telegram_id=10_000,
+        )
         for i in range(recipients):
             server.api.user(10_000 + i, f"Người {i}")
         services = build_services(config, clock=MovingClock(), db=db)
@@ -147,30 +182,41 @@ async def bench_dispatch(recipients: int) -> None:
         for m in sent:
             by_chat[m.chat_id].append(m.monotonic)
         span = max(arrivals) - min(arrivals)
-        print(f"dispatch: {len(sent)} messages to {len(by_chat)} chats "
-              f"(planned {planned.planned} in {plan_seconds:.3f} s), "
-              f"answered 429 by the stand-in's flood limits: {len(server.api.rejected)}")
+        print(
+            f"dispatch: {len(sent)} messages to {len(by_chat)} chats "
+            f"(planned {planned.planned} in {plan_seconds:.3f} s), "
+            f"answered 429 by the stand-in's flood limits: {len(server.api.rejected)}"
+        )
         for rejected in server.api.rejected:
             again = [m.monotonic for m in sent if m.chat_id == rejected.chat_id]
-            print(f"  429 to chat {rejected.chat_id}: {rejected.description}; "
-                  f"delivered {min(again) - rejected.monotonic:+.2f} s later")
-        print(f"  sustained rate:                   {(len(sent) - 1) / span:.1f} msgs/s "
-              f"(first to last arrival {span:.1f} s; whole run {dispatch_seconds:.1f} s)")
+            print(
+                f"  429 to chat {rejected.chat_id}: {rejected.description}; "
+                f"delivered {min(again) - rejected.monotonic:+.2f} s later"
+            )
+        print(
+            f"  sustained rate:                   {(len(sent) - 1) / span:.1f} msgs/s "
+            f"(first to last arrival {span:.1f} s; whole run {dispatch_seconds:.1f} s)"
+        )
         print(f"  most in any one-second window:    {_max_in_window(arrivals)}")
-        print(f"  most to one chat in any second:   "
-              f"{max(_max_in_window(times) for times in by_chat.values())}")
+        print(
+            f"  most to one chat in any second:   {max(_max_in_window(times) for times in by_chat.values())}"
+        )
 
 
 # Deadline spreads for the planning benchmark: (label, deadline of the n-th task).
 SPREADS: dict[str, tuple[str, Callable[[int, int], date]]] = {
     # The worst case: two years around today, so half the tasks are overdue (and escalated,
     # two recipients each) on a fresh install; every run of a new working day adds ~50,000.
-    "worst": ("deadlines over two years around today (half overdue, none reported)",
-              lambda n, k: TODAY + timedelta(days=(n * 7919) % 730 - 365)),
+    "worst": (
+        "deadlines over two years around today (half overdue, none reported)",
+        lambda n, k: TODAY + timedelta(days=(n * 7919) % 730 - 365),
+    ),
     # A programme's year: deadlines over the coming twelve months, nothing overdue yet; a run
     # writes the tasks entering a 7/3/1-day window or due that day.
-    "year": ("deadlines over the coming twelve months",
-             lambda n, k: TODAY + timedelta(days=(n * 7919) % 365)),
+    "year": (
+        "deadlines over the coming twelve months",
+        lambda n, k: TODAY + timedelta(days=(n * 7919) % 365),
+    ),
 }
 
 
@@ -182,8 +228,7 @@ async def bench_planning(tasks: int, spread: str, units: int = 1000) -> None:
         db = Database(config.database_url)
         await upgrade(db)
         per_unit = tasks // units
-        await _populate(db, units, lambda i: per_unit, deadline_of,
-                        leaders=True, first_telegram_id=500_000)
+        await _populate(db, units, lambda i: per_unit, deadline_of, leaders=True, first_telegram_id=500_000)
         clock = FixedClock(NOW)
         services = build_services(config, clock=clock, db=db)
         timings = []
@@ -202,19 +247,20 @@ async def bench_planning(tasks: int, spread: str, units: int = 1000) -> None:
                     break
                 runs, rows = runs + 1, rows + result.planned
                 async with db.transaction() as session:
-                    await session.execute(update(OutboxMessage).where(
-                        OutboxMessage.state == "pending").values(state="sent"))
+                    await session.execute(
+                        update(OutboxMessage).where(OutboxMessage.state == "pending").values(state="sent")
+                    )
             timings.append((f"{label}: {runs} runs, slowest", slowest, rows))
 
         async def timed(label: str, periods: bool = False) -> None:
             started = time.perf_counter()
-            result = await (services.nudges.plan_period_reminders() if periods
-                            else services.nudges.plan())
+            result = await (services.nudges.plan_period_reminders() if periods else services.nudges.plan())
             timings.append((label, time.perf_counter() - started, result.planned))
             # What the dispatcher would have done by the next run.
             async with db.transaction() as session:
-                await session.execute(update(OutboxMessage).where(
-                    OutboxMessage.state == "pending").values(state="sent"))
+                await session.execute(
+                    update(OutboxMessage).where(OutboxMessage.state == "pending").values(state="sent")
+                )
 
         await timed("first run")
         await drain("backlog, planned as it is sent")
@@ -241,8 +287,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--skip-dispatch", action="store_true")
     parser.add_argument("--skip-planning", action="store_true")
-    parser.add_argument("--spread", choices=[*SPREADS, "all"], default="all",
-                        help="deadline spread of the planning benchmark (default: all)")
+    parser.add_argument(
+        "--spread",
+        choices=[*SPREADS, "all"],
+        default="all",
+        help="deadline spread of the planning benchmark (default: all)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     # A 429 is counted in the figures; its traceback from PTB's rate limiter is noise here.

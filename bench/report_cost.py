@@ -50,8 +50,7 @@ from tests.support.botapi import BotAPIServer  # noqa: E402
 def instructions(pid: int, folder: Path) -> int:
     """Ask callgrind for a dump (which zeroes its counters) and read its total."""
     before = set(folder.glob(f"cg.{pid}*"))
-    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True,
-                   capture_output=True)
+    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         new = [path for path in folder.glob(f"cg.{pid}*") if path not in before]
@@ -63,13 +62,13 @@ def instructions(pid: int, folder: Path) -> int:
     raise TimeoutError(f"callgrind wrote no dump for process {pid}")
 
 
-async def count(name: str, server: BotAPIServer, pid: int, users: dict[int, str],
-                folder: Path, args: argparse.Namespace) -> tuple[Run, int]:
+async def count(
+    name: str, server: BotAPIServer, pid: int, users: dict[int, str], folder: Path, args: argparse.Namespace
+) -> tuple[Run, int]:
     """Warm up without counting, then count the instructions of --seconds of steps."""
     bot = Bot(name, server, pid, {uid: Position() for uid in users}, Run(name))
     await drive(bot, users, args.warmup)
-    subprocess.run(["callgrind_control", "--instr=on", str(pid)], check=True,
-                   capture_output=True)
+    subprocess.run(["callgrind_control", "--instr=on", str(pid)], check=True, capture_output=True)
     instructions(pid, folder)  # zero the counters: only the steps below count
     run = await drive(bot, users, args.seconds)
     return run, instructions(pid, folder)
@@ -81,8 +80,13 @@ async def main_async(args: argparse.Namespace) -> None:
         folder = Path(tmp)
         dumps = folder / "callgrind"
         dumps.mkdir()
-        wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                   f"--callgrind-out-file={dumps}/cg.%p", f"--log-file={dumps}/valgrind.%p"]
+        wrapper = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={dumps}/cg.%p",
+            f"--log-file={dumps}/valgrind.%p",
+        ]
         url = args.database or f"sqlite+aiosqlite:///{folder / 'bench.db'}"
         _, users = await prepare(url, folder, args.users)
         results: dict[str, tuple[Run, int]] = {}
@@ -93,8 +97,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 if name == "echo":
                     process = start_echo(server, args.concurrent, wrapper, timeout=600)
                     try:
-                        results[name] = await count(name, server, process.pid, users, dumps,
-                                                    args)
+                        results[name] = await count(name, server, process.pid, users, dumps, args)
                     finally:
                         process.terminate()
                         process.wait(60)
@@ -103,33 +106,38 @@ async def main_async(args: argparse.Namespace) -> None:
                     bot.start(timeout=600)
                     try:
                         assert bot.process is not None
-                        results[name] = await count(name, server, bot.process.pid, users,
-                                                    dumps, args)
+                        results[name] = await count(name, server, bot.process.pid, users, dumps, args)
                     finally:
                         bot.stop(timeout=60)
         label = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
-        print(f"== {label}, {len(users)} users, concurrent_updates={args.concurrent},"
-              f" {args.seconds:g} s counted per bot under callgrind ==")
+        print(
+            f"== {label}, {len(users)} users, concurrent_updates={args.concurrent},"
+            f" {args.seconds:g} s counted per bot under callgrind =="
+        )
         per_step = {}
         for name, (run, total) in results.items():
             per_step[name] = total / max(run.steps, 1)
-            calls = ", ".join(f"{method} {n / max(run.steps, 1):.2f}"
-                              for method, n in sorted(run.calls.items()) if n)
-            print(f"{name + ':':<8}{run.steps} steps, {per_step[name] / 1e6:.2f} M instructions"
-                  f" per step (Bot API calls per step: {calls}; timeouts {run.errors})")
+            calls = ", ".join(
+                f"{method} {n / max(run.steps, 1):.2f}" for method, n in sorted(run.calls.items()) if n
+            )
+            print(
+                f"{name + ':':<8}{run.steps} steps, {per_step[name] / 1e6:.2f} M instructions"
+                f" per step (Bot API calls per step: {calls}; timeouts {run.errors})"
+            )
         print(f"report/echo instructions per step: {per_step['report'] / per_step['echo']:.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=20.0,
-                        help="time counted for each bot (under callgrind)")
-    parser.add_argument("--warmup", type=float, default=8.0,
-                        help="seconds of steps before counting starts")
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="time counted for each bot (under callgrind)"
+    )
+    parser.add_argument("--warmup", type=float, default=8.0, help="seconds of steps before counting starts")
     parser.add_argument("--concurrent", type=int, default=8)
-    parser.add_argument("--database", default="",
-                        help="a SQLAlchemy URL (default: SQLite in a temporary folder)")
+    parser.add_argument(
+        "--database", default="", help="a SQLAlchemy URL (default: SQLite in a temporary folder)"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("valgrind is not installed (Debian: apt install valgrind)")

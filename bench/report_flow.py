@@ -97,8 +97,7 @@ class Run:
     name: str
     steps: int = 0
     seconds: float = 0.0
-    latencies: dict[str, list[float]] = dataclasses.field(
-        default_factory=lambda: defaultdict(list))
+    latencies: dict[str, list[float]] = dataclasses.field(default_factory=lambda: defaultdict(list))
     errors: int = 0
     cpu: float = 0.0  # CPU seconds the bot's process used during the run (user + system)
     system: float = 0.0  # of which in the kernel (system calls)
@@ -143,12 +142,14 @@ async def _next_reply(api: FakeBotAPI, chat_id: int, count: int) -> SentMessage:
 @dataclasses.dataclass
 class Position:
     """Where one user is in the script with one bot: the next step and the bot's last message."""
+
     step: int = 0
     last: SentMessage | None = None
 
 
-async def simulate(api: FakeBotAPI, user_id: int, code: str, at: Position, run: Run,
-                   stop_at: float, echo: bool) -> None:
+async def simulate(
+    api: FakeBotAPI, user_id: int, code: str, at: Position, run: Run, stop_at: float, echo: bool
+) -> None:
     """One user going through the script, step after step, until the turn's time is up; the
     next turn carries on where this one stopped (the bot keeps the conversation)."""
     while time.monotonic() < stop_at:
@@ -175,7 +176,8 @@ async def _echo_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     assert update.effective_message is not None
     await update.effective_message.reply_text(
         update.effective_message.text or "?",
-        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("ok", callback_data="e:1")]]))
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("ok", callback_data="e:1")]]),
+    )
 
 
 async def _echo_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -183,37 +185,54 @@ async def _echo_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert query is not None and query.message is not None
     await query.answer()
     await query.message.reply_text(  # type: ignore[union-attr]
-        "ok", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("ok", callback_data="e:1")]]))
+        "ok", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("ok", callback_data="e:1")]])
+    )
 
 
 def echo_main(base_url: str, base_file_url: str, concurrent: int) -> None:
     """The echo bot's process: poll the stand-in and answer every input once."""
     app = (
-        ApplicationBuilder().token(DEFAULT_TOKEN).base_url(base_url)
+        ApplicationBuilder()
+        .token(DEFAULT_TOKEN)
+        .base_url(base_url)
         .base_file_url(base_file_url)
-        .concurrent_updates(PerChatUpdateProcessor(concurrent)).build()
+        .concurrent_updates(PerChatUpdateProcessor(concurrent))
+        .build()
     )
     app.add_handler(MessageHandler(filters.TEXT, _echo_text))
     app.add_handler(CallbackQueryHandler(_echo_press))
     app.run_polling(poll_interval=0.0, timeout=1)
 
 
-def start_echo(server: BotAPIServer, concurrent: int, wrapper: Sequence[str] = (),
-               timeout: float = 30) -> subprocess.Popen[bytes]:
+def start_echo(
+    server: BotAPIServer, concurrent: int, wrapper: Sequence[str] = (), timeout: float = 30
+) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [*wrapper, sys.executable, __file__, "--echo-bot", server.base_url,
-         server.base_file_url, "--concurrent", str(concurrent)], cwd=ROOT)
-    server.api.wait_for(lambda: server.api.call_counts().get("getUpdates", 0) >= 1,
-                        timeout=timeout)
+        [
+            *wrapper,
+            sys.executable,
+            __file__,
+            "--echo-bot",
+            server.base_url,
+            server.base_file_url,
+            "--concurrent",
+            str(concurrent),
+        ],
+        cwd=ROOT,
+    )
+    server.api.wait_for(lambda: server.api.call_counts().get("getUpdates", 0) >= 1, timeout=timeout)
     return process
 
 
-def report_bot(server: BotAPIServer, folder: Path, url: str, concurrent: int,
-               wrapper: Sequence[str] = ()) -> BotProcess:
+def report_bot(
+    server: BotAPIServer, folder: Path, url: str, concurrent: int, wrapper: Sequence[str] = ()
+) -> BotProcess:
     """The real `tiendo run` for these benchmarks: no rate limiter, no reminders."""
     # Lands in the [telegram] table BotProcess writes last.
-    extra = (f"concurrent_updates = {concurrent}\nrate_limiter = false\n"
-             "[nudges]\nbefore_days = []\non_the_day = false\nperiod_reminders = []\n")
+    extra = (
+        f"concurrent_updates = {concurrent}\nrate_limiter = false\n"
+        "[nudges]\nbefore_days = []\non_the_day = false\nperiod_reminders = []\n"
+    )
     return BotProcess(server, folder, extra_config=extra, database_url=url, wrapper=wrapper)
 
 
@@ -227,6 +246,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 @dataclasses.dataclass
 class Bot:
     """One of the two bots under load: its stand-in, its process and where each user is."""
+
     name: str
     server: BotAPIServer
     pid: int
@@ -240,15 +260,21 @@ async def drive(bot: Bot, users: dict[int, str], seconds: float) -> Run:
     user_before, system_before = cpu_seconds(bot.pid)
     calls_before = bot.server.api.call_counts()
     started = time.monotonic()
-    await asyncio.gather(*(simulate(bot.server.api, uid, code, bot.positions[uid], run,
-                                    started + seconds, bot.name == "echo")
-                           for uid, code in users.items()))
+    await asyncio.gather(
+        *(
+            simulate(
+                bot.server.api, uid, code, bot.positions[uid], run, started + seconds, bot.name == "echo"
+            )
+            for uid, code in users.items()
+        )
+    )
     run.seconds = time.monotonic() - started
     user, system = cpu_seconds(bot.pid)
     run.system = system - system_before
     run.cpu = user - user_before + run.system
-    run.calls = {method: count - calls_before.get(method, 0)
-                 for method, count in bot.server.api.call_counts().items()}
+    run.calls = {
+        method: count - calls_before.get(method, 0) for method, count in bot.server.api.call_counts().items()
+    }
     return run
 
 
@@ -263,7 +289,9 @@ async def prepare(database_url: str, folder: Path, count: int) -> tuple[Any, dic
         await engine.dispose()
     base = load_config(ROOT / "config.toml", env={})
     config = dataclasses.replace(
-        base, token=DEFAULT_TOKEN, source=folder / "config.toml",
+        base,
+        token=DEFAULT_TOKEN,
+        source=folder / "config.toml",
         bot=dataclasses.replace(base.bot, data_dir=str(folder / "data"), log_level="WARNING"),
         database=dataclasses.replace(base.database, url=database_url),
     )
@@ -274,8 +302,10 @@ async def prepare(database_url: str, folder: Path, count: int) -> tuple[Any, dic
     assert (await services.programme.apply(plan)).applied
     # No reminders during the run: every deadline in a later year (see the module's text).
     async with db.engine.begin() as conn:
-        await conn.execute(text("UPDATE tasks SET deadline = :later WHERE deadline IS NOT NULL"),
-                           {"later": date(date.today().year + 5, 12, 31)})
+        await conn.execute(
+            text("UPDATE tasks SET deadline = :later WHERE deadline IS NOT NULL"),
+            {"later": date(date.today().year + 5, 12, 31)},
+        )
     async with db.reader() as session:
         tasks = [t for t in await TaskRepository(session).all_open() if t.target_value is None]
         picked = [(t.code, t.lead_unit.code) for t in tasks[:count]]
@@ -296,32 +326,39 @@ def report(echo: Run, flow: Run, label: str) -> tuple[float, float]:
     print(f"{'step':<14}{'echo p50':>10}{'echo p95':>10}{'report p50':>12}{'report p95':>12}  (ms)")
     for step, _, _ in SCRIPT:
         e, r = echo.latencies[step], flow.latencies[step]
-        print(f"{step:<14}{pct(e, 50) * 1000:>10.1f}{pct(e, 95) * 1000:>10.1f}"
-              f"{pct(r, 50) * 1000:>12.1f}{pct(r, 95) * 1000:>12.1f}")
+        print(
+            f"{step:<14}{pct(e, 50) * 1000:>10.1f}{pct(e, 95) * 1000:>10.1f}"
+            f"{pct(r, 50) * 1000:>12.1f}{pct(r, 95) * 1000:>12.1f}"
+        )
     e_all, r_all = echo.all_latencies(), flow.all_latencies()
-    print(f"{'all steps':<14}{pct(e_all, 50) * 1000:>10.1f}{pct(e_all, 95) * 1000:>10.1f}"
-          f"{pct(r_all, 50) * 1000:>12.1f}{pct(r_all, 95) * 1000:>12.1f}")
+    print(
+        f"{'all steps':<14}{pct(e_all, 50) * 1000:>10.1f}{pct(e_all, 95) * 1000:>10.1f}"
+        f"{pct(r_all, 50) * 1000:>12.1f}{pct(r_all, 95) * 1000:>12.1f}"
+    )
     for run in (echo, flow):
-        print(f"{run.name + ':':<8}{run.steps} steps in {run.seconds:.1f} s = {run.rate:.1f} steps/s"
-              f" (timeouts {run.errors}); the bot's process: {run.cpu_ms:.2f} ms CPU per step"
-              f" ({run.system / max(run.steps, 1) * 1000:.2f} in the kernel),"
-              f" {run.cpu / run.seconds:.0%} of a core")
+        print(
+            f"{run.name + ':':<8}{run.steps} steps in {run.seconds:.1f} s = {run.rate:.1f} steps/s"
+            f" (timeouts {run.errors}); the bot's process: {run.cpu_ms:.2f} ms CPU per step"
+            f" ({run.system / max(run.steps, 1) * 1000:.2f} in the kernel),"
+            f" {run.cpu / run.seconds:.0%} of a core"
+        )
     for run in (echo, flow):
-        calls = ", ".join(f"{method} {count / max(run.steps, 1):.2f}"
-                          for method, count in sorted(run.calls.items()) if count)
+        calls = ", ".join(
+            f"{method} {count / max(run.steps, 1):.2f}"
+            for method, count in sorted(run.calls.items())
+            if count
+        )
         print(f"{run.name}: Bot API calls per step: {calls}")
     ratio = flow.rate / echo.rate if echo.rate else float("nan")
     p95 = pct(r_all, 95) / pct(e_all, 95)
-    print(f"report/echo steps/s = {ratio:.1%} (target ≥ 90%): "
-          f"{'met' if ratio >= 0.9 else 'NOT met'}")
+    print(f"report/echo steps/s = {ratio:.1%} (target ≥ 90%): {'met' if ratio >= 0.9 else 'NOT met'}")
     print(f"report/echo p95 = {p95:.2f}× (target ≤ 1.1×): {'met' if p95 <= 1.1 else 'NOT met'}")
     return ratio, p95
 
 
 async def main_async(args: argparse.Namespace) -> tuple[float, float]:
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp, BotAPIServer() as echo_server, \
-            BotAPIServer() as report_server:
+    with tempfile.TemporaryDirectory() as tmp, BotAPIServer() as echo_server, BotAPIServer() as report_server:
         folder = Path(tmp)
         url = args.database or f"sqlite+aiosqlite:///{folder / 'bench.db'}"
         _, users = await prepare(url, folder, args.users)
@@ -333,10 +370,13 @@ async def main_async(args: argparse.Namespace) -> tuple[float, float]:
         try:
             with report_bot(report_server, folder, url, args.concurrent) as process:
                 assert process.process is not None
-                bots = [Bot(name, server, pid, {uid: Position() for uid in users}, Run(name))
-                        for name, server, pid in (("echo", echo_server, echo_process.pid),
-                                                  ("report", report_server,
-                                                   process.process.pid))]
+                bots = [
+                    Bot(name, server, pid, {uid: Position() for uid in users}, Run(name))
+                    for name, server, pid in (
+                        ("echo", echo_server, echo_process.pid),
+                        ("report", report_server, process.process.pid),
+                    )
+                ]
                 # Load before measuring: the first steps after start-up fill caches
                 # (compiled statements, drafts, catalogs), which a bot in service has warm.
                 for bot in bots:
@@ -348,16 +388,19 @@ async def main_async(args: argparse.Namespace) -> tuple[float, float]:
                     # Alternate which bot goes first, so a trend in the machine's speed within
                     # a pair falls on both alike.
                     runs = {}
-                    for bot in (bots if number % 2 else bots[::-1]):
+                    for bot in bots if number % 2 else bots[::-1]:
                         runs[bot.name] = await drive(bot, users, args.turn)
                     for bot in bots:
                         bot.total.add(runs[bot.name])
                     e, r = runs["echo"], runs["report"]
                     ratios.append(r.rate / e.rate)
                     if args.verbose:
-                        print(f"turn {number}: echo {e.rate:.1f} steps/s ({e.cpu_ms:.2f} ms CPU/"
-                              f"step), report {r.rate:.1f} steps/s ({r.cpu_ms:.2f} ms CPU/step):"
-                              f" {ratios[-1]:.1%}", flush=True)
+                        print(
+                            f"turn {number}: echo {e.rate:.1f} steps/s ({e.cpu_ms:.2f} ms CPU/"
+                            f"step), report {r.rate:.1f} steps/s ({r.cpu_ms:.2f} ms CPU/step):"
+                            f" {ratios[-1]:.1%}",
+                            flush=True,
+                        )
                 bench_cpu = time.process_time() - bench_cpu
                 bench_wall = time.monotonic() - bench_wall
         finally:
@@ -365,39 +408,58 @@ async def main_async(args: argparse.Namespace) -> tuple[float, float]:
             echo_process.wait(20)
         for server in (echo_server, report_server):
             if server.api.rejected:
-                print(f"the stand-in rejected {len(server.api.rejected)} calls, e.g. "
-                      f"{server.api.rejected[:2]}")
+                print(
+                    f"the stand-in rejected {len(server.api.rejected)} calls, e.g. {server.api.rejected[:2]}"
+                )
         quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-        print(f"{turns} turns of {args.turn:g} s for each bot; report/echo steps/s per pair of"
-              f" turns: median"
-              f" {statistics.median(ratios):.1%}, quartiles {quartiles[0]:.1%}–{quartiles[2]:.1%},"
-              f" range {min(ratios):.1%}–{max(ratios):.1%}")
-        print(f"this process (the users and the stand-ins): {bench_cpu / bench_wall:.0%} of a core"
-              f" (it must not be the bottleneck: the machine has {os.cpu_count()})")
-        return report(bots[0].total, bots[1].total,
-                      f"{label}, {len(users)} users, concurrent_updates={args.concurrent},"
-                      f" {turns} turns of {args.turn:g} s each")
+        print(
+            f"{turns} turns of {args.turn:g} s for each bot; report/echo steps/s per pair of"
+            f" turns: median"
+            f" {statistics.median(ratios):.1%}, quartiles {quartiles[0]:.1%}–{quartiles[2]:.1%},"
+            f" range {min(ratios):.1%}–{max(ratios):.1%}"
+        )
+        print(
+            f"this process (the users and the stand-ins): {bench_cpu / bench_wall:.0%} of a core"
+            f" (it must not be the bottleneck: the machine has {os.cpu_count()})"
+        )
+        return report(
+            bots[0].total,
+            bots[1].total,
+            f"{label}, {len(users)} users, concurrent_updates={args.concurrent},"
+            f" {turns} turns of {args.turn:g} s each",
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=30.0,
-                        help="time under load for each bot (at least 15 s)")
-    parser.add_argument("--turn", type=float, default=3.0,
-                        help="the bots take turns under load, this many seconds at a time")
-    parser.add_argument("--warmup", type=float, default=3.0,
-                        help="seconds under load for each bot before measuring")
-    parser.add_argument("--runs", type=int, default=1,
-                        help="repeat with new processes and print the median of the runs (how"
-                             " fast a process runs also varies from one start to the next)")
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="time under load for each bot (at least 15 s)"
+    )
+    parser.add_argument(
+        "--turn", type=float, default=3.0, help="the bots take turns under load, this many seconds at a time"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds under load for each bot before measuring"
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="repeat with new processes and print the median of the runs (how"
+        " fast a process runs also varies from one start to the next)",
+    )
     parser.add_argument("--verbose", action="store_true", help="print every pair of turns")
-    parser.add_argument("--concurrent", type=int, default=8,
-                        help="concurrent_updates of both bots (the config's default is 8)")
-    parser.add_argument("--database", default="",
-                        help="a SQLAlchemy URL (default: SQLite in a temporary folder)")
-    parser.add_argument("--echo-bot", nargs=2, metavar=("BASE_URL", "BASE_FILE_URL"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--concurrent",
+        type=int,
+        default=8,
+        help="concurrent_updates of both bots (the config's default is 8)",
+    )
+    parser.add_argument(
+        "--database", default="", help="a SQLAlchemy URL (default: SQLite in a temporary folder)"
+    )
+    parser.add_argument("--echo-bot", nargs=2, metavar=("BASE_URL", "BASE_FILE_URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_bot:
         echo_main(args.echo_bot[0], args.echo_bot[1], args.concurrent)
@@ -409,12 +471,16 @@ def main() -> None:
         results.append(asyncio.run(main_async(args)))
     if args.runs > 1:
         rates, p95s = zip(*results, strict=True)
-        print(f"\n#### {args.runs} runs: report/echo steps/s "
-              f"{', '.join(f'{r:.1%}' for r in rates)}; p95 {', '.join(f'{p:.2f}×' for p in p95s)}")
+        print(
+            f"\n#### {args.runs} runs: report/echo steps/s "
+            f"{', '.join(f'{r:.1%}' for r in rates)}; p95 {', '.join(f'{p:.2f}×' for p in p95s)}"
+        )
         rate, p95 = statistics.median(rates), statistics.median(p95s)
-        print(f"median report/echo steps/s = {rate:.1%} (target ≥ 90%): "
-              f"{'met' if rate >= 0.9 else 'NOT met'}; median p95 = {p95:.2f}× (target ≤ 1.1×):"
-              f" {'met' if p95 <= 1.1 else 'NOT met'}")
+        print(
+            f"median report/echo steps/s = {rate:.1%} (target ≥ 90%): "
+            f"{'met' if rate >= 0.9 else 'NOT met'}; median p95 = {p95:.2f}× (target ≤ 1.1×):"
+            f" {'met' if p95 <= 1.1 else 'NOT met'}"
+        )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,8 @@ STATUSES = ("not_started", "in_progress", "done", "stuck")
 def _config(database: Path) -> Config:
     base = load_config(ROOT / "config.toml", env={})
     return dataclasses.replace(
-        base, database=dataclasses.replace(base.database, url=f"sqlite+aiosqlite:///{database}"),
-        source=None)
+        base, database=dataclasses.replace(base.database, url=f"sqlite+aiosqlite:///{database}"), source=None
+    )
 
 
 def generate(database: Path) -> None:
@@ -62,26 +62,49 @@ def generate(database: Path) -> None:
     engine = create_engine(f"sqlite:///{database}")
     created = datetime(2023, 12, 1, tzinfo=UTC)
     with engine.begin() as conn:
-        conn.execute(insert(Unit), [
-            {"id": i, "code": f"U{i:04d}", "name": f"Đơn vị số {i} & <thử>", "active": True,
-             "created_at": created} for i in range(1, UNITS + 1)])
-        conn.execute(insert(TaskGroup), [
-            {"id": g, "code": str(g), "title": f"Nhóm nhiệm vụ {g}: giải pháp trọng tâm", "position": g}
-            for g in range(1, GROUPS + 1)])
+        conn.execute(
+            insert(Unit),
+            [
+                {
+                    "id": i,
+                    "code": f"U{i:04d}",
+                    "name": f"Đơn vị số {i} & <thử>",
+                    "active": True,
+                    "created_at": created,
+                }
+                for i in range(1, UNITS + 1)
+            ],
+        )
+        conn.execute(
+            insert(TaskGroup),
+            [
+                {"id": g, "code": str(g), "title": f"Nhóm nhiệm vụ {g}: giải pháp trọng tâm", "position": g}
+                for g in range(1, GROUPS + 1)
+            ],
+        )
         tasks: list[dict[str, Any]] = []
         coordinating: list[dict[str, int]] = []
         for t in range(1, TASKS + 1):
-            deadline = (None if rng.random() < 0.3
-                        else date(2024, 1, 1) + timedelta(days=rng.randrange(366)))
-            tasks.append({
-                "id": t, "code": f"{1 + (t - 1) % GROUPS}.{t}", "group_id": 1 + (t - 1) % GROUPS,
-                "title": f"Nhiệm vụ {t}: hoàn thiện thể chế, chính sách về khoa học & công nghệ",
-                "description": "", "legal_source": "", "lead_unit_id": rng.randrange(1, UNITS + 1),
-                "deadline": deadline, "deadline_version": 1, "expected_output": "Báo cáo",
-                "position": t, "created_at": created, "updated_at": created,
-            })
+            deadline = None if rng.random() < 0.3 else date(2024, 1, 1) + timedelta(days=rng.randrange(366))
+            tasks.append(
+                {
+                    "id": t,
+                    "code": f"{1 + (t - 1) % GROUPS}.{t}",
+                    "group_id": 1 + (t - 1) % GROUPS,
+                    "title": f"Nhiệm vụ {t}: hoàn thiện thể chế, chính sách về khoa học & công nghệ",
+                    "description": "",
+                    "legal_source": "",
+                    "lead_unit_id": rng.randrange(1, UNITS + 1),
+                    "deadline": deadline,
+                    "deadline_version": 1,
+                    "expected_output": "Báo cáo",
+                    "position": t,
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            )
             others = [u for u in rng.sample(range(1, UNITS + 1), 3) if u != tasks[-1]["lead_unit_id"]]
-            for position, unit in enumerate(others[:rng.randrange(3)]):
+            for position, unit in enumerate(others[: rng.randrange(3)]):
                 coordinating.append({"task_id": t, "unit_id": unit, "position": position})
         conn.execute(insert(Task), tasks)
         conn.execute(insert(TaskUnit), coordinating)
@@ -112,23 +135,34 @@ def generate(database: Path) -> None:
                     previous = runs.get((task_id, unit))
                     since = previous[1] if previous and previous[0] == status else at
                     runs[(task_id, unit)] = (status, since)
-                    rows.append({
-                        "task_id": task_id, "unit_id": unit, "period": period.key,
-                        "status": status, "percent": percent,
-                        "results": f"Tuần {week_index + 1}: đã triển khai các bước theo kế hoạch.",
-                        "difficulties": "Thiếu kinh phí" if status == "stuck" else "",
-                        "proposals": "Đề nghị bổ sung kinh phí" if status == "stuck" else "",
-                        "evidence_ref": "", "revision": 1, "submitted_at": at, "status_since": since,
-                        "created_at": at,
-                    })
+                    rows.append(
+                        {
+                            "task_id": task_id,
+                            "unit_id": unit,
+                            "period": period.key,
+                            "status": status,
+                            "percent": percent,
+                            "results": f"Tuần {week_index + 1}: đã triển khai các bước theo kế hoạch.",
+                            "difficulties": "Thiếu kinh phí" if status == "stuck" else "",
+                            "proposals": "Đề nghị bổ sung kinh phí" if status == "stuck" else "",
+                            "evidence_ref": "",
+                            "revision": 1,
+                            "submitted_at": at,
+                            "status_since": since,
+                            "created_at": at,
+                        }
+                    )
             if len(rows) >= 20_000 or week_index == len(weeks) - 1:
                 conn.execute(insert(ProgressReport), rows)
                 count += len(rows)
                 rows = []
             if count >= REPORTS:
                 break
-    print(f"generated {TASKS} tasks, {UNITS} units, {count} progress reports over "
-          f"{week_index + 1} weeks in {database}", flush=True)
+    print(
+        f"generated {TASKS} tasks, {UNITS} units, {count} progress reports over "
+        f"{week_index + 1} weeks in {database}",
+        flush=True,
+    )
 
 
 def measure(database: Path, week: str) -> dict[str, object]:
@@ -168,8 +202,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weeks", nargs="+", default=["2024-W05", "2024-W26", "2024-W50"])
     parser.add_argument("--keep", help="database file to (re)use instead of a temporary one")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per week, each in a fresh process; the best time is shown")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per week, each in a fresh process; the best time is shown"
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one week, JSON out
     args = parser.parse_args()
     if args.measure:
@@ -181,25 +216,36 @@ def main() -> int:
             start = time.perf_counter()
             generate(database)
             print(f"generation took {time.perf_counter() - start:.0f} s", flush=True)
-        print(f"{'week':<9} {'tasks':>6} {'data':>6} {'digest':>7} {'html':>6} {'json':>6} "
-              f"{'xlsx':>6} {'docx':>6} {'png':>6}  peak RSS")
+        print(
+            f"{'week':<9} {'tasks':>6} {'data':>6} {'digest':>7} {'html':>6} {'json':>6} "
+            f"{'xlsx':>6} {'docx':>6} {'png':>6}  peak RSS"
+        )
         for week in args.weeks:
             runs = []
             for _ in range(args.repeat):
                 out = subprocess.run(
                     [sys.executable, __file__, "--keep", str(database), "--measure", week],
-                    capture_output=True, text=True, check=True)
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
             # The best of the runs: on a shared machine the slower ones measure the neighbours.
-            f = {key: min(run[key] for run in runs) if isinstance(runs[0][key], float) else runs[0][key]
-                 for key in runs[0]}
+            f = {
+                key: min(run[key] for run in runs) if isinstance(runs[0][key], float) else runs[0][key]
+                for key in runs[0]
+            }
             f["rss_mb"] = max(run["rss_mb"] for run in runs)
             data = f["data"]
-            print(f"{week:<9} {f['tasks']:>6} {data:>6.2f} {data + f['telegram']:>7.2f} "
-                  f"{data + f['html']:>6.2f} {data + f['json']:>6.2f} {data + f['xlsx']:>6.2f} "
-                  f"{data + f['docx']:>6.2f} {data + f['png']:>6.2f}  {f['rss_mb']:.0f} MB")
-        print(f"seconds (best of {args.repeat} fresh processes) to build each format from the "
-              "database, the computed data included ('data' alone); peak RSS the highest")
+            print(
+                f"{week:<9} {f['tasks']:>6} {data:>6.2f} {data + f['telegram']:>7.2f} "
+                f"{data + f['html']:>6.2f} {data + f['json']:>6.2f} {data + f['xlsx']:>6.2f} "
+                f"{data + f['docx']:>6.2f} {data + f['png']:>6.2f}  {f['rss_mb']:.0f} MB"
+            )
+        print(
+            f"seconds (best of {args.repeat} fresh processes) to build each format from the "
+            "database, the computed data included ('data' alone); peak RSS the highest"
+        )
         print("targets: digest, html <= 1 s; xlsx <= 3 s; docx <= 5 s; peak RSS <= 400 MB")
     return 0
 

@@ -38,10 +38,16 @@ from tests.report_helpers import join  # noqa: E402
 from tests.support.harness import Harness  # noqa: E402
 from tests.test_storage import import_example  # noqa: E402
 
-SCRIPT = [("report", "text", "/report 5.9"), ("status", "press", "Đang thực hiện"),
-          ("percent", "press", "50%"), ("results", "text", "Đã hoàn thành dự thảo"),
-          ("difficulties", "text", "/skip"), ("proposals", "text", "/skip"),
-          ("evidence", "text", "/skip"), ("send", "press", "Gửi")]
+SCRIPT = [
+    ("report", "text", "/report 5.9"),
+    ("status", "press", "Đang thực hiện"),
+    ("percent", "press", "50%"),
+    ("results", "text", "Đã hoàn thành dự thảo"),
+    ("difficulties", "text", "/skip"),
+    ("proposals", "text", "/skip"),
+    ("evidence", "text", "/skip"),
+    ("send", "press", "Gửi"),
+]
 WARM_UP = 5
 TRIPS = [0]
 
@@ -61,7 +67,9 @@ async def main_async(args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp())
     base = load_config(ROOT / "config.toml", env={})
     config = dataclasses.replace(
-        base, token="123456:TEST-TOKEN", source=folder / "config.toml",
+        base,
+        token="123456:TEST-TOKEN",
+        source=folder / "config.toml",
         bot=dataclasses.replace(base.bot, data_dir=str(folder / "data"), log_level="WARNING"),
         database=dataclasses.replace(base.database, url=f"sqlite+aiosqlite:///{folder / 't.db'}"),
     )
@@ -98,8 +106,10 @@ async def main_async(args: argparse.Namespace) -> None:
     for step, _, _ in SCRIPT:
         print(f"{step:<14}{cpu[step] / n * 1000:>8.2f}{trips[step] / n:>7.1f}")
     total = sum(cpu.values()) / n * 1000
-    print(f"per report {total:.2f} ms CPU, {sum(trips.values()) / n:.0f} trips;"
-          f" per step {total / len(SCRIPT):.2f} ms")
+    print(
+        f"per report {total:.2f} ms CPU, {sum(trips.values()) / n:.0f} trips;"
+        f" per step {total / len(SCRIPT):.2f} ms"
+    )
     await harness.stop()
     await db.dispose()
 

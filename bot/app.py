@@ -87,8 +87,7 @@ class Services:
     pacer: SendPacer
 
 
-def build_services(config: Config, *, clock: Clock | None = None,
-                   db: Database | None = None) -> Services:
+def build_services(config: Config, *, clock: Clock | None = None, db: Database | None = None) -> Services:
     db = db or Database(config.database_url, echo=config.database.echo)
     clock = clock or SystemClock()
     periods = period_rule(config)
@@ -108,17 +107,20 @@ def build_services(config: Config, *, clock: Clock | None = None,
         invites=InviteService(db, clock),
         outbox=outbox,
         programme=programme,
-        reporting=ReportingService(db, clock, periods,
-                                   on_task_changed=nudge_service.on_task_changed),
-        admin=AdminService(db, clock, config, i18n, outbox, programme,
-                           on_task_changed=nudge_service.on_task_changed),
+        reporting=ReportingService(db, clock, periods, on_task_changed=nudge_service.on_task_changed),
+        admin=AdminService(
+            db, clock, config, i18n, outbox, programme, on_task_changed=nudge_service.on_task_changed
+        ),
         overview=OverviewService(db, clock, config),
         digest=DigestService(config, db, clock, i18n, periods),
         tasks=TaskService(db, config.tz),
         history=HistoryService(db),
         drafts=DraftService(db, clock),
-        evidence=EvidenceStore(config.data_path / "evidence", config.reporting.evidence_max_mb,
-                               config.reporting.evidence_extensions),
+        evidence=EvidenceStore(
+            config.data_path / "evidence",
+            config.reporting.evidence_max_mb,
+            config.reporting.evidence_extensions,
+        ),
         notices=NoticeService(i18n, people, outbox),
         audit=AuditService(db),
         calendar=calendar,
@@ -159,7 +161,9 @@ async def _announce_ready(context: Context) -> None:
     services = context.services
     log.info(
         "tiendo ready: @%s, %s, database %s",
-        context.bot.username, services.config.telegram.mode, services.db.safe_url(),
+        context.bot.username,
+        services.config.telegram.mode,
+        services.db.safe_url(),
     )
 
 
@@ -177,22 +181,33 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     # Jobs run only after the updater has started, so this fires when updates are flowing.
     job_queue.run_once(_announce_ready, 0, name="ready")
     job_queue.run_repeating(
-        dispatch_outbox, interval=services.config.nudges.dispatch_interval, first=0.5,
-        name="dispatch_outbox", job_kwargs={"max_instances": 1, "coalesce": True},
+        dispatch_outbox,
+        interval=services.config.nudges.dispatch_interval,
+        first=0.5,
+        name="dispatch_outbox",
+        job_kwargs={"max_instances": 1, "coalesce": True},
     )
     # The digest check runs at start-up too: a schedule passed while the bot was down is caught up.
     job_queue.run_repeating(
-        send_due_digest, interval=CHECK_INTERVAL, first=1.0, name="digest",
+        send_due_digest,
+        interval=CHECK_INTERVAL,
+        first=1.0,
+        name="digest",
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
     interval = services.config.nudges.plan_interval
     job_queue.run_repeating(
-        plan_nudges, interval=interval, first=interval, name="plan_nudges",
+        plan_nudges,
+        interval=interval,
+        first=interval,
+        name="plan_nudges",
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
     job_queue.run_repeating(
-        close_expired_drafts, interval=services.config.reporting.draft_check_interval,
-        first=services.config.reporting.draft_check_interval, name="close_expired_drafts",
+        close_expired_drafts,
+        interval=services.config.reporting.draft_check_interval,
+        first=services.config.reporting.draft_check_interval,
+        name="close_expired_drafts",
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
     await set_default_menu(application.bot, services.i18n)

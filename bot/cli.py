@@ -45,9 +45,7 @@ class RedactingFormatter(logging.Formatter):
 
 def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
-    )
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # httpx logs each request URL at INFO, and a Bot API URL holds the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -76,6 +74,7 @@ class _ProgressBar:
 
 
 # --- commands ---------------------------------------------------------------------------------
+
 
 async def cmd_init(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     from storage.db import Database
@@ -114,8 +113,7 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
                 return 0
         plan = await services.programme.read_plan(path.read_bytes(), path.name)
         if not plan.ok:
-            print(i18n.t(None, "cli.import_refused", path=path, count=len(plan.errors)),
-                  file=sys.stderr)
+            print(i18n.t(None, "cli.import_refused", path=path, count=len(plan.errors)), file=sys.stderr)
             for error in plan.errors:
                 message = i18n.t(None, error.key, **error.params)
                 print(f"  {_where(i18n, error.where)}: {message}", file=sys.stderr)
@@ -125,14 +123,20 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
         else:
             progress = _ProgressBar() if len(plan.tasks) >= 200 else None
             result = await services.programme.apply(plan, progress=progress)
-        print(i18n.t(
-            None, "cli.import_preview" if args.dry_run else "cli.import_done", path=path,
-            units_new=result.count("unit", "new"), units_changed=result.count("unit", "changed"),
-            groups_new=result.count("group", "new"),
-            groups_changed=result.count("group", "changed"),
-            tasks_new=result.count("task", "new"), tasks_changed=result.count("task", "changed"),
-            tasks_unchanged=result.count("task", "unchanged"),
-        ))
+        print(
+            i18n.t(
+                None,
+                "cli.import_preview" if args.dry_run else "cli.import_done",
+                path=path,
+                units_new=result.count("unit", "new"),
+                units_changed=result.count("unit", "changed"),
+                groups_new=result.count("group", "new"),
+                groups_changed=result.count("group", "changed"),
+                tasks_new=result.count("task", "new"),
+                tasks_changed=result.count("task", "changed"),
+                tasks_unchanged=result.count("task", "unchanged"),
+            )
+        )
         if args.verbose or args.dry_run:
             for change in result.changes:
                 if change.action == "changed":
@@ -153,8 +157,9 @@ async def _bot_username(config: Config) -> str | None:
         return None
     from telegram import Bot
 
-    async with Bot(config.token, base_url=config.telegram.api_base_url,
-                   base_file_url=config.telegram.api_base_file_url) as bot:
+    async with Bot(
+        config.token, base_url=config.telegram.api_base_url, base_file_url=config.telegram.api_base_file_url
+    ) as bot:
         return bot.username
 
 
@@ -181,8 +186,7 @@ async def cmd_invite(config: Config, i18n: I18n, args: argparse.Namespace) -> in
         await services.db.dispose()
     expires_local = invite.expires_at.astimezone(config.tz).strftime("%d/%m/%Y %H:%M")
     role = i18n.t(None, f"role.{invite.role}")
-    print(i18n.t(None, "cli.invite_created", role=role, unit=invite.unit_code,
-                 expires=expires_local))
+    print(i18n.t(None, "cli.invite_created", role=role, unit=invite.unit_code, expires=expires_local))
     print(invite.code)
     username = await _bot_username(config)
     if username:
@@ -201,8 +205,7 @@ async def _check_schema(config: Config, i18n: I18n) -> None:
         current, head = await current_revision(db), head_revision()
         if current != head:
             if config.database.on_outdated_schema == "refuse":
-                raise CliExit(i18n.t(None, "cli.schema_refused", current=current or "-",
-                                     head=head), 2)
+                raise CliExit(i18n.t(None, "cli.schema_refused", current=current or "-", head=head), 2)
             before, after = await upgrade(db)
             log.info("database migrated from %s to %s", before or "empty", after)
     finally:
@@ -231,8 +234,7 @@ def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
                 listen=config.telegram.webhook_listen,
                 port=config.telegram.webhook_port,
                 url_path=f"telegram/{_webhook_path(config)}",
-                webhook_url=config.telegram.webhook_url.rstrip("/")
-                + f"/telegram/{_webhook_path(config)}",
+                webhook_url=config.telegram.webhook_url.rstrip("/") + f"/telegram/{_webhook_path(config)}",
                 secret_token=_webhook_path(config),
                 allowed_updates=Update.ALL_TYPES,
             )
@@ -245,8 +247,9 @@ def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     except InvalidToken:
         raise CliExit(i18n.t(None, "cli.bad_token"), 2) from None
     except NetworkError as exc:
-        raise CliExit(i18n.t(None, "cli.network", url=config.telegram.api_base_url,
-                             error=exc.message), 2) from None
+        raise CliExit(
+            i18n.t(None, "cli.network", url=config.telegram.api_base_url, error=exc.message), 2
+        ) from None
     return 0
 
 
@@ -297,8 +300,7 @@ async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> in
             period = services.digest.period(args.period)
         except ValueError:
             example = services.digest.period().key
-            raise CliExit(i18n.t(None, "cli.report_bad_period", value=args.period,
-                                 example=example)) from None
+            raise CliExit(i18n.t(None, "cli.report_bad_period", value=args.period, example=example)) from None
         try:
             data = await services.digest.build(period, args.unit)
         except UnknownScope:
@@ -329,6 +331,7 @@ async def cmd_demo(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
 
 # --- argument parsing ---------------------------------------------------------------------------
 
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tiendo",
@@ -337,58 +340,90 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="config file (default: $TIENDO_CONFIG or ./config.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("init", help="create or migrate the database to the latest schema (safe to repeat)",
-                   description="Create the database, or migrate it to the latest schema. Safe to repeat.")
+    sub.add_parser(
+        "init",
+        help="create or migrate the database to the latest schema (safe to repeat)",
+        description="Create the database, or migrate it to the latest schema. Safe to repeat.",
+    )
 
-    p = sub.add_parser("import", help="load units, task groups and tasks from a YAML, CSV or XLSX plan file",
-                       description="Load units, task groups and tasks from a plan file (YAML, CSV or "
-                       "XLSX; see README 'Plan file format'). Re-importing updates by code. A file "
-                       "with any error is refused whole, naming each row.")
+    p = sub.add_parser(
+        "import",
+        help="load units, task groups and tasks from a YAML, CSV or XLSX plan file",
+        description="Load units, task groups and tasks from a plan file (YAML, CSV or "
+        "XLSX; see README 'Plan file format'). Re-importing updates by code. A file "
+        "with any error is refused whole, naming each row.",
+    )
     p.add_argument("file", help="the plan file")
     p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
-    p.add_argument("--if-empty", action="store_true",
-                   help="do nothing if the database already holds tasks")
+    p.add_argument("--if-empty", action="store_true", help="do nothing if the database already holds tasks")
     p.add_argument("-v", "--verbose", action="store_true", help="list every changed field")
 
-    p = sub.add_parser("invite", help="print a single-use invite code and its deep link",
-                       description="Create a single-use invite that binds whoever opens it to UNIT_CODE "
-                       "with the given role, and print the code and its t.me deep link.")
+    p = sub.add_parser(
+        "invite",
+        help="print a single-use invite code and its deep link",
+        description="Create a single-use invite that binds whoever opens it to UNIT_CODE "
+        "with the given role, and print the code and its t.me deep link.",
+    )
     p.add_argument("unit", metavar="UNIT_CODE", help="the unit's code, e.g. VP")
-    p.add_argument("--role", choices=("focal", "leader", "manager"), default="focal",
-                   help="focal point (reports), unit leader, or manager (default: focal)")
+    p.add_argument(
+        "--role",
+        choices=("focal", "leader", "manager"),
+        default="focal",
+        help="focal point (reports), unit leader, or manager (default: focal)",
+    )
     p.add_argument("--expires", help="validity, e.g. 12h, 7d, 2w (default: [invites] default_expiry)")
 
-    sub.add_parser("run", help="run the bot (long polling, or webhook if configured)",
-                   description="Run the bot. Needs TELEGRAM_BOT_TOKEN. Migrates an outdated database "
-                   "first unless [database] on_outdated_schema = \"refuse\".")
+    sub.add_parser(
+        "run",
+        help="run the bot (long polling, or webhook if configured)",
+        description="Run the bot. Needs TELEGRAM_BOT_TOKEN. Migrates an outdated database "
+        'first unless [database] on_outdated_schema = "refuse".',
+    )
 
     p = sub.add_parser("audit", help="print the audit log", description="Print the latest audit entries.")
     p.add_argument("-n", type=int, default=50, help="how many entries (default 50)")
     p.add_argument("-v", "--verbose", action="store_true", help="show values before and after")
-    p = sub.add_parser("report", help="build the consolidated report for a period in one format",
-                       description="Build the consolidated report (the same content as the weekly "
-                       "digest) for a period: the current one so far, or e.g. 2024-W05. Text "
-                       "formats go to standard output unless -o is given; binary formats to "
-                       "tiendo-<period>.<ext> unless -o is given.")
-    p.add_argument("--period", help="period key, e.g. 2024-W05, 2024-01 or 2024-Q1 "
-                   "(default: the current period, as of now)")
-    p.add_argument("--format", required=True,
-                   choices=("telegram", "html", "docx", "xlsx", "png", "json"),
-                   help="telegram (the chat digest, HTML), html (printable page), docx "
-                   "(Decree 30 report), xlsx, png (chart), json (the computed data)")
+    p = sub.add_parser(
+        "report",
+        help="build the consolidated report for a period in one format",
+        description="Build the consolidated report (the same content as the weekly "
+        "digest) for a period: the current one so far, or e.g. 2024-W05. Text "
+        "formats go to standard output unless -o is given; binary formats to "
+        "tiendo-<period>.<ext> unless -o is given.",
+    )
+    p.add_argument(
+        "--period",
+        help="period key, e.g. 2024-W05, 2024-01 or 2024-Q1 (default: the current period, as of now)",
+    )
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=("telegram", "html", "docx", "xlsx", "png", "json"),
+        help="telegram (the chat digest, HTML), html (printable page), docx "
+        "(Decree 30 report), xlsx, png (chart), json (the computed data)",
+    )
     p.add_argument("--unit", help="only this unit's tasks (the version its leaders receive)")
     p.add_argument("-o", "--output", help="output file ('-' for standard output)")
 
-    p = sub.add_parser("demo", help="simulate four weeks of reports and write every report format",
-                       description="No Telegram needed: build a fresh SQLite database in a "
-                       "temporary folder, load the example programme, simulate four weeks of "
-                       "reports by its units, and write the last week's report in every format.")
+    p = sub.add_parser(
+        "demo",
+        help="simulate four weeks of reports and write every report format",
+        description="No Telegram needed: build a fresh SQLite database in a "
+        "temporary folder, load the example programme, simulate four weeks of "
+        "reports by its units, and write the last week's report in every format.",
+    )
     p.add_argument("--output", default="demo-output", help="folder to write to (default demo-output)")
     return parser
 
 
-COMMANDS = {"init": cmd_init, "import": cmd_import, "invite": cmd_invite, "audit": cmd_audit,
-            "report": cmd_report, "demo": cmd_demo}
+COMMANDS = {
+    "init": cmd_init,
+    "import": cmd_import,
+    "invite": cmd_invite,
+    "audit": cmd_audit,
+    "report": cmd_report,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

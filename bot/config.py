@@ -73,16 +73,24 @@ class ReportingSection:
     evidence_max_mb: int = 20
     evidence_extensions: list[str] = field(
         default_factory=lambda: [
-            "pdf", "doc", "docx", "xls", "xlsx", "odt", "ods", "jpg", "jpeg", "png", "zip",
+            "pdf",
+            "doc",
+            "docx",
+            "xls",
+            "xlsx",
+            "odt",
+            "ods",
+            "jpg",
+            "jpeg",
+            "png",
+            "zip",
         ]
     )
 
 
 @dataclass(frozen=True)
 class WorkSection:
-    days: list[str] = field(
-        default_factory=lambda: ["monday", "tuesday", "wednesday", "thursday", "friday"]
-    )
+    days: list[str] = field(default_factory=lambda: ["monday", "tuesday", "wednesday", "thursday", "friday"])
     start: str = "08:00"
     end: str = "17:00"
     country: str = "VN"
@@ -98,9 +106,7 @@ class NudgesSection:
     escalate_after_days: int = 3
     include_coordinating: bool = False
     send_at: str = "09:00"
-    period_reminders: list[str] = field(
-        default_factory=lambda: ["thursday 09:00", "friday 09:00"]
-    )
+    period_reminders: list[str] = field(default_factory=lambda: ["thursday 09:00", "friday 09:00"])
     dispatch_interval: int = 5
     plan_interval: int = 120
     max_per_second: int = 28
@@ -118,7 +124,9 @@ class DigestSection:
     signer_name: str = ""
     recipients: list[str] = field(
         default_factory=lambda: [
-            "Bộ trưởng (để báo cáo)", "Các Thứ trưởng (để biết)", "Lưu: VT, VP.",
+            "Bộ trưởng (để báo cáo)",
+            "Các Thứ trưởng (để biết)",
+            "Lưu: VT, VP.",
         ]
     )
 
@@ -166,7 +174,7 @@ class Config:
         url = self.database.url
         prefix = "sqlite+aiosqlite:///"
         if url.startswith(prefix) and self.source is not None:
-            rest = url[len(prefix):]
+            rest = url[len(prefix) :]
             if rest and not rest.startswith((":memory:", "/")):
                 return prefix + str(self.source.parent / rest)
         return url
@@ -248,38 +256,56 @@ def _validate(config: Config) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"bot.timezone: unknown time zone {config.bot.timezone!r}") from None
     check("bot.language", config.bot.language in LANGUAGES, f"must be one of {LANGUAGES}")
-    check("bot.log_level", config.bot.log_level.upper() in
-          ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "not a logging level")
+    check(
+        "bot.log_level",
+        config.bot.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        "not a logging level",
+    )
     for key in ("api_base_url", "api_base_file_url"):
         url = getattr(config.telegram, key)
         parsed = urlparse(url)
-        check(f"telegram.{key}", parsed.scheme in ("http", "https") and bool(parsed.netloc),
-              f"not an http(s) URL: {url!r}")
-    check("telegram.mode", config.telegram.mode in ("polling", "webhook"),
-          "must be 'polling' or 'webhook'")
+        check(
+            f"telegram.{key}",
+            parsed.scheme in ("http", "https") and bool(parsed.netloc),
+            f"not an http(s) URL: {url!r}",
+        )
+    check("telegram.mode", config.telegram.mode in ("polling", "webhook"), "must be 'polling' or 'webhook'")
     if config.telegram.mode == "webhook":
         parsed = urlparse(config.telegram.webhook_url)
-        check("telegram.webhook_url", parsed.scheme == "https" and bool(parsed.netloc),
-              "webhook mode needs a public https URL")
+        check(
+            "telegram.webhook_url",
+            parsed.scheme == "https" and bool(parsed.netloc),
+            "webhook mode needs a public https URL",
+        )
     check("telegram.webhook_port", 0 < config.telegram.webhook_port < 65536, "not a port")
     check("telegram.poll_timeout", 0 <= config.telegram.poll_timeout <= 60, "0 to 60 seconds")
-    check("telegram.concurrent_updates", 1 <= config.telegram.concurrent_updates <= 256,
-          "1 to 256")
+    check("telegram.concurrent_updates", 1 <= config.telegram.concurrent_updates <= 256, "1 to 256")
     url = config.database_url
-    check("database.url", url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")),
-          "use sqlite+aiosqlite:///… or postgresql+asyncpg://…")
-    check("database.on_outdated_schema", config.database.on_outdated_schema in
-          ("migrate", "refuse"), "must be 'migrate' or 'refuse'")
+    check(
+        "database.url",
+        url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")),
+        "use sqlite+aiosqlite:///… or postgresql+asyncpg://…",
+    )
+    check(
+        "database.on_outdated_schema",
+        config.database.on_outdated_schema in ("migrate", "refuse"),
+        "must be 'migrate' or 'refuse'",
+    )
     rep = config.reporting
-    check("reporting.period", rep.period in ("weekly", "monthly", "quarterly"),
-          "must be weekly, monthly or quarterly")
+    check(
+        "reporting.period",
+        rep.period in ("weekly", "monthly", "quarterly"),
+        "must be weekly, monthly or quarterly",
+    )
     check("reporting.cutoff_weekday", rep.cutoff_weekday in WEEKDAYS, "not a weekday name")
     check("reporting.cutoff_day", 1 <= rep.cutoff_day <= 28, "1 to 28")
-    check("reporting.draft_check_interval", 10 <= rep.draft_check_interval <= 86400,
-          "10 to 86400 seconds")
+    check("reporting.draft_check_interval", 10 <= rep.draft_check_interval <= 86400, "10 to 86400 seconds")
     check("reporting.max_text_length", 50 <= rep.max_text_length <= 3500, "50 to 3500")
-    check("reporting.evidence_max_mb", 1 <= rep.evidence_max_mb <= 20,
-          "1 to 20 (the Bot API serves files up to 20 MB)")
+    check(
+        "reporting.evidence_max_mb",
+        1 <= rep.evidence_max_mb <= 20,
+        "1 to 20 (the Bot API serves files up to 20 MB)",
+    )
     for key, text, parse in (
         ("reporting.cutoff_time", rep.cutoff_time, parse_clock),
         ("reporting.draft_timeout", rep.draft_timeout, parse_duration),
@@ -298,8 +324,11 @@ def _validate(config: Config) -> None:
             parse_weekday_clock(text)
         except ValueError as exc:
             raise ConfigError(f"nudges.period_reminders[{i}]: {exc}") from None
-    check("work.end", parse_clock(config.work.end) > parse_clock(config.work.start),
-          "must be later than work.start")
+    check(
+        "work.end",
+        parse_clock(config.work.end) > parse_clock(config.work.start),
+        "must be later than work.start",
+    )
     for i, day in enumerate(config.work.days):
         check(f"work.days[{i}]", day in WEEKDAYS, f"not a weekday name: {day!r}")
     for key in ("extra_days_off", "working_weekend_days"):
@@ -308,15 +337,21 @@ def _validate(config: Config) -> None:
                 date.fromisoformat(text)
             except ValueError:
                 raise ConfigError(f"work.{key}[{i}]: not a date like 2025-05-02") from None
-    check("nudges.before_days", all(d > 0 for d in config.nudges.before_days),
-          "working days before must be positive")
+    check(
+        "nudges.before_days",
+        all(d > 0 for d in config.nudges.before_days),
+        "working days before must be positive",
+    )
     check("nudges.overdue_every_days", config.nudges.overdue_every_days >= 1, "at least 1")
     check("nudges.dispatch_interval", 1 <= config.nudges.dispatch_interval <= 300, "1 to 300")
     check("admin.import_max_kb", 1 <= config.admin.import_max_kb <= 10240, "1 to 10240")
     check("admin.audit_default", 1 <= config.admin.audit_default <= 100, "1 to 100")
     check("nudges.plan_interval", 10 <= config.nudges.plan_interval <= 3600, "10 to 3600")
-    check("nudges.max_per_second", 1 <= config.nudges.max_per_second <= 30,
-          "1 to 30 (Telegram allows about 30 messages per second)")
+    check(
+        "nudges.max_per_second",
+        1 <= config.nudges.max_per_second <= 30,
+        "1 to 30 (Telegram allows about 30 messages per second)",
+    )
 
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in ("token", "source")}
@@ -342,8 +377,11 @@ def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | 
         if name not in _SECTIONS:
             raise ConfigError(f"[{name}]: unknown section")
         sections[name] = _build_section(name, hints[name], value)
-    config = Config(**sections, token=env.get("TELEGRAM_BOT_TOKEN", "").strip(),  # type: ignore[arg-type]
-                    source=path.resolve())
+    config = Config(
+        **sections,
+        token=env.get("TELEGRAM_BOT_TOKEN", "").strip(),  # type: ignore[arg-type]
+        source=path.resolve(),
+    )
     if env.get("TIENDO_DATABASE_URL"):
         config = dataclasses.replace(
             config, database=dataclasses.replace(config.database, url=env["TIENDO_DATABASE_URL"])

@@ -87,30 +87,54 @@ async def simulate(db: Database, config: Config, clock: FixedClock) -> Period:
                 status, percent = "not_started", 0
             if rng.random() < 0.12 and status != "done" and fate is None:
                 continue  # a unit that skipped this task this week
-            await reporting.submit(ReportInput(
-                task_id=task.id, unit_id=task.lead_unit_id, reporter_user_id=None,
-                status=status, percent=100 if status == "done" else percent,
-                results=RESULTS[week % len(RESULTS)].format(n=week + 1),
-                difficulties=difficulties, proposals=proposals,
-                indicator_value=(task.target_value or 0) * (0.6 + 0.1 * week)
-                if task.target_value is not None else None,
-            ), at=when)
+            await reporting.submit(
+                ReportInput(
+                    task_id=task.id,
+                    unit_id=task.lead_unit_id,
+                    reporter_user_id=None,
+                    status=status,
+                    percent=100 if status == "done" else percent,
+                    results=RESULTS[week % len(RESULTS)].format(n=week + 1),
+                    difficulties=difficulties,
+                    proposals=proposals,
+                    indicator_value=(task.target_value or 0) * (0.6 + 0.1 * week)
+                    if task.target_value is not None
+                    else None,
+                ),
+                at=when,
+            )
             # One correction: a unit reports a task done, then takes it back the next day.
             if not corrected and week == 3 and fate == "open":
-                await reporting.submit(ReportInput(
-                    task.id, task.lead_unit_id, None, "done", 100, "Đã hoàn thành."),
-                    at=when + timedelta(minutes=1))
-                await reporting.submit(ReportInput(
-                    task.id, task.lead_unit_id, None, "in_progress", 90,
-                    "Đính chính: còn chờ ký ban hành <văn bản> & công bố."),
-                    at=when + timedelta(minutes=2))
+                await reporting.submit(
+                    ReportInput(task.id, task.lead_unit_id, None, "done", 100, "Đã hoàn thành."),
+                    at=when + timedelta(minutes=1),
+                )
+                await reporting.submit(
+                    ReportInput(
+                        task.id,
+                        task.lead_unit_id,
+                        None,
+                        "in_progress",
+                        90,
+                        "Đính chính: còn chờ ký ban hành <văn bản> & công bố.",
+                    ),
+                    at=when + timedelta(minutes=2),
+                )
                 corrected = True
             # Coordinating units report now and then.
             for coordinating in task.coordinating:
                 if coordinating.unit.code not in silent and rng.random() < 0.3:
-                    await reporting.submit(ReportInput(
-                        task.id, coordinating.unit_id, None, "in_progress", percent,
-                        "Đã gửi ý kiến phối hợp cho đơn vị chủ trì."), at=when)
+                    await reporting.submit(
+                        ReportInput(
+                            task.id,
+                            coordinating.unit_id,
+                            None,
+                            "in_progress",
+                            percent,
+                            "Đã gửi ý kiến phối hợp cho đơn vị chủ trì.",
+                        ),
+                        at=when,
+                    )
     return rules.period_at(_at(WEEKS[-1], 12, config))
 
 
@@ -124,8 +148,7 @@ async def run_demo(config: Config, output: Path) -> DemoResult:
             clock = FixedClock(_at(WEEKS[0], 8, config))
             period = await simulate(db, demo_config, clock)
             clock.set(period.end + timedelta(hours=1))
-            service = DigestService(demo_config, db, clock, I18n(config.bot.language),
-                                    period_rule(config))
+            service = DigestService(demo_config, db, clock, I18n(config.bot.language), period_rule(config))
             data = await service.build(period)
             files = service.write_files(data, output, formats=FORMATS)
         finally:

@@ -45,8 +45,9 @@ def load_catalog(language: str, folder: Path = LOCALES) -> dict[str, str]:
 class I18n:
     def __init__(self, default: str = DEFAULT_LANGUAGE, folder: Path = LOCALES) -> None:
         self.default = default
-        self.catalogs = {path.name: load_catalog(path.name, folder)
-                         for path in sorted(folder.iterdir()) if path.is_dir()}
+        self.catalogs = {
+            path.name: load_catalog(path.name, folder) for path in sorted(folder.iterdir()) if path.is_dir()
+        }
 
     @property
     def languages(self) -> list[str]:

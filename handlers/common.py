@@ -31,8 +31,9 @@ def keyboard(rows: Sequence[Sequence[tuple[str, str]]]) -> InlineKeyboardMarkup:
     )
 
 
-async def send_html(update: Update, text: str,
-                    rows: Sequence[Sequence[tuple[str, str]]] | None = None) -> int:
+async def send_html(
+    update: Update, text: str, rows: Sequence[Sequence[tuple[str, str]]] | None = None
+) -> int:
     """Send `text` (HTML) to the update's chat under inline buttons given as (label, data)
     rows; returns the new message's id.
 
@@ -45,8 +46,11 @@ async def send_html(update: Update, text: str,
     assert chat is not None
     data: dict[str, object] = {"chat_id": chat.id, "text": text, "parse_mode": ParseMode.HTML}
     if rows:
-        data["reply_markup"] = {"inline_keyboard": [
-            [{"text": label, "callback_data": value} for label, value in row] for row in rows]}
+        data["reply_markup"] = {
+            "inline_keyboard": [
+                [{"text": label, "callback_data": value} for label, value in row] for row in rows
+            ]
+        }
     sent = await update.get_bot()._post("sendMessage", data)
     return int(sent["message_id"])
 
@@ -56,7 +60,7 @@ def clip(text: str, width: int) -> str:
     with "…" to show the cut."""
     if len(text) <= width:
         return text
-    cut = text[:width - 1]
+    cut = text[: width - 1]
     if text[width - 1].isalnum():  # the cut falls inside a word: drop its start
         space = cut.rfind(" ")
         if space >= width * 2 // 3:
@@ -78,15 +82,15 @@ def oversize(data: object) -> bool:
     return isinstance(data, str) and len(data.encode("utf-8")) > MAX_CALLBACK_BYTES
 
 
-async def refuse_callback(update: Update, context: Context, why: str,
-                          language: str | None = None) -> None:
+async def refuse_callback(update: Update, context: Context, why: str, language: str | None = None) -> None:
     """Answer a button we did not make (or not for this person), audit it, change nothing."""
     query = update.callback_query
     user = update.effective_user
     data = query.data if query and isinstance(query.data, str) else ""
     log.warning("refused callback from %s: %s", user.id if user else None, why)
     await context.services.audit.record(
-        "callback.refused", actor_telegram_id=user.id if user else None,
+        "callback.refused",
+        actor_telegram_id=user.id if user else None,
         detail=f"{why}: {data[:200]!r}",
     )
     if query is not None:
@@ -97,5 +101,4 @@ async def stale_callback(update: Update, context: Context, language: str | None)
     """A button on an older message: say so and change nothing."""
     query = update.callback_query
     if query is not None:
-        await query.answer(context.services.i18n.t(language, "callback.out_of_date"),
-                           show_alert=True)
+        await query.answer(context.services.i18n.t(language, "callback.out_of_date"), show_alert=True)

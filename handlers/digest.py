@@ -13,7 +13,9 @@ from handlers.common import caller
 from handlers.context import Context
 
 COMMANDS: list[tuple[str, str]] = [
-    ("digest", "manager"), ("digest", "leader"), ("subscribe", "manager"),
+    ("digest", "manager"),
+    ("digest", "leader"),
+    ("subscribe", "manager"),
     ("unsubscribe", "manager"),
 ]
 
@@ -32,9 +34,11 @@ async def digest(update: Update, context: Context) -> None:
     try:
         period = services.digest.period(key)
     except ValueError:
-        await message.reply_text(services.i18n.t(
-            lang, "digest.bad_period", value=(key or "")[:20],
-            example=services.digest.period().key))
+        await message.reply_text(
+            services.i18n.t(
+                lang, "digest.bad_period", value=(key or "")[:20], example=services.digest.period().key
+            )
+        )
         return
     scopes: list[str | None] = [None] if {"manager", "admin"} & person.roles else list(leader_units)
     for unit_code in scopes:
@@ -49,13 +53,14 @@ async def digest(update: Update, context: Context) -> None:
         for text in renderer.telegram(data):
             await message.reply_text(text, parse_mode=ParseMode.HTML)
         with files["png"].open("rb") as handle:
-            await message.reply_photo(handle, caption=renderer.t("digest.chart_caption",
-                                                                 period=data.period))
+            await message.reply_photo(handle, caption=renderer.t("digest.chart_caption", period=data.period))
         for fmt in ("docx", "xlsx"):
             with files[fmt].open("rb") as handle:
-                await message.reply_document(handle, filename=files[fmt].name,
-                                             caption=renderer.t(f"digest.{fmt}_caption",
-                                                                period=data.period))
+                await message.reply_document(
+                    handle,
+                    filename=files[fmt].name,
+                    caption=renderer.t(f"digest.{fmt}_caption", period=data.period),
+                )
 
 
 async def subscribe(update: Update, context: Context) -> None:
@@ -71,8 +76,9 @@ async def subscribe(update: Update, context: Context) -> None:
         await message.reply_text(services.i18n.t(lang, key))
         return
     outcome = await services.digest.subscribe(user.id)
-    key = {None: "digest.subscribe_unknown", False: "digest.already_subscribed",
-           True: "digest.subscribed"}[outcome]
+    key = {None: "digest.subscribe_unknown", False: "digest.already_subscribed", True: "digest.subscribed"}[
+        outcome
+    ]
     await message.reply_text(services.i18n.t(lang, key))
 
 
@@ -83,8 +89,9 @@ async def unsubscribe(update: Update, context: Context) -> None:
     assert user is not None and message is not None
     _, lang = await caller(update, context)
     done = await services.digest.unsubscribe(user.id)
-    await message.reply_text(services.i18n.t(
-        lang, "digest.unsubscribed" if done else "digest.not_subscribed"))
+    await message.reply_text(
+        services.i18n.t(lang, "digest.unsubscribed" if done else "digest.not_subscribed")
+    )
 
 
 def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]

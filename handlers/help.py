@@ -66,8 +66,9 @@ async def help_command(update: Update, context: Context) -> None:
     person, lang = await caller(update, context)
     t = context.services.i18n.t
     lines = [t(lang, "help.header")]
-    lines += [t(lang, "help.line", command=c, text=t(lang, f"help.{c}"))
-              for c in commands_for(person_roles(person))]
+    lines += [
+        t(lang, "help.line", command=c, text=t(lang, f"help.{c}")) for c in commands_for(person_roles(person))
+    ]
     if not person.known:
         lines.append(t(lang, "help.unknown"))
     message = update.effective_message
@@ -103,14 +104,12 @@ async def lang_button(update: Update, context: Context) -> None:
     await _switch(update, context, person, choice, current)
 
 
-async def _switch(update: Update, context: Context, person: Person, choice: str,
-                  current: str) -> None:
+async def _switch(update: Update, context: Context, person: Person, choice: str, current: str) -> None:
     i18n = context.services.i18n
     message = update.effective_message
     assert message is not None
     if choice not in i18n.languages:
-        await message.reply_text(i18n.t(current, "lang.unknown",
-                                        languages=", ".join(i18n.languages)))
+        await message.reply_text(i18n.t(current, "lang.unknown", languages=", ".join(i18n.languages)))
         return
     if not await context.services.people.set_language(person.telegram_id, choice):
         await message.reply_text(i18n.t(current, "lang.unknown_user"))

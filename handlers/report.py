@@ -52,11 +52,20 @@ FLOW = "report"
 PAGE_SIZE = 8
 STATUSES = ("not_started", "in_progress", "done", "stuck")
 PERCENTS = (0, 25, 50, 75, 100)
-STEPS = ("task", "status", "percent", "results", "difficulties", "proposals", "target",
-         "evidence", "confirm", "edit")
+STEPS = (
+    "task",
+    "status",
+    "percent",
+    "results",
+    "difficulties",
+    "proposals",
+    "target",
+    "evidence",
+    "confirm",
+    "edit",
+)
 # The order of the questions; confirm and edit come after.
-ORDER = ("status", "percent", "results", "difficulties", "proposals", "target", "evidence",
-         "confirm")
+ORDER = ("status", "percent", "results", "difficulties", "proposals", "target", "evidence", "confirm")
 EDITABLE = ("status", "percent", "results", "difficulties", "proposals", "target", "evidence")
 TEXT_FIELDS = ("results", "difficulties", "proposals")
 
@@ -104,7 +113,8 @@ def next_step(after: str, data: dict[str, Any]) -> str:
     while True:
         step = ORDER[index]
         skipped = (step == "percent" and data.get("status") == "done") or (
-            step == "target" and not data.get("has_target"))
+            step == "target" and not data.get("has_target")
+        )
         if not skipped:
             return step
         index += 1
@@ -120,23 +130,31 @@ def _status_label(context: Context, lang: str | None, status: str | None) -> str
 def summary(context: Context, lang: str | None, data: dict[str, Any]) -> str:
     empty = _t(context, lang, "report.summary.empty")
     lines = [
-        _t(context, lang, "report.summary.title", code=escape(data["task_code"]),
-           title=escape(data["task_title"])),
-        _t(context, lang, "report.summary.status", value=_status_label(context, lang,
-                                                                       data.get("status"))),
+        _t(
+            context,
+            lang,
+            "report.summary.title",
+            code=escape(data["task_code"]),
+            title=escape(data["task_title"]),
+        ),
+        _t(context, lang, "report.summary.status", value=_status_label(context, lang, data.get("status"))),
         _t(context, lang, "report.summary.percent", value=data.get("percent")),
         _t(context, lang, "report.summary.results", value=escape(data.get("results") or empty)),
-        _t(context, lang, "report.summary.difficulties",
-           value=escape(data.get("difficulties") or empty)),
-        _t(context, lang, "report.summary.proposals",
-           value=escape(data.get("proposals") or empty)),
+        _t(context, lang, "report.summary.difficulties", value=escape(data.get("difficulties") or empty)),
+        _t(context, lang, "report.summary.proposals", value=escape(data.get("proposals") or empty)),
     ]
     if data.get("has_target"):
         target = data.get("target")
-        lines.append(_t(context, lang, "report.summary.target",
-                        label=escape(data.get("target_label") or ""),
-                        value=empty if target is None else _number(target),
-                        unit=escape(data.get("target_unit") or "")))
+        lines.append(
+            _t(
+                context,
+                lang,
+                "report.summary.target",
+                label=escape(data.get("target_label") or ""),
+                value=empty if target is None else _number(target),
+                unit=escape(data.get("target_unit") or ""),
+            )
+        )
     files = data.get("files") or []
     names = ", ".join(escape(f["file_name"]) for f in files) or empty
     lines.append(_t(context, lang, "report.summary.evidence", value=names))
@@ -149,47 +167,75 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def question(context: Context, lang: str | None, step: str, data: dict[str, Any],
-             version: int) -> tuple[str, list[list[tuple[str, str]]]]:
+def question(
+    context: Context, lang: str | None, step: str, data: dict[str, Any], version: int
+) -> tuple[str, list[list[tuple[str, str]]]]:
     """The text and buttons that ask for `step`."""
     v = version
     code = escape(data.get("task_code", ""))
     if step == "status":
-        return (_t(context, lang, "report.ask.status", code=code,
-                   title=escape(data.get("task_title", ""))),
-                [[(_status_label(context, lang, s), f"rp:s:{v}:{s}")] for s in STATUSES])
+        return (
+            _t(context, lang, "report.ask.status", code=code, title=escape(data.get("task_title", ""))),
+            [[(_status_label(context, lang, s), f"rp:s:{v}:{s}")] for s in STATUSES],
+        )
     if step == "percent":
-        return (_t(context, lang, "report.ask.percent"),
-                [[(f"{p}%", f"rp:p:{v}:{p}") for p in PERCENTS]])
+        return (_t(context, lang, "report.ask.percent"), [[(f"{p}%", f"rp:p:{v}:{p}") for p in PERCENTS]])
     if step == "results":
-        return _t(context, lang, "report.ask.results",
-                  limit=context.services.config.reporting.max_text_length), []
+        return _t(
+            context, lang, "report.ask.results", limit=context.services.config.reporting.max_text_length
+        ), []
     if step == "difficulties":
-        key = "report.ask.difficulties_required" if data.get("status") == "stuck" else \
-            "report.ask.difficulties"
+        key = (
+            "report.ask.difficulties_required" if data.get("status") == "stuck" else "report.ask.difficulties"
+        )
         return _t(context, lang, key), []
     if step == "proposals":
         return _t(context, lang, "report.ask.proposals"), []
     if step == "target":
-        return (_t(context, lang, "report.ask.target", label=escape(data.get("target_label") or ""),
-                   value=_number(data.get("target_value") or 0),
-                   unit=escape(data.get("target_unit") or "")), [])
+        return (
+            _t(
+                context,
+                lang,
+                "report.ask.target",
+                label=escape(data.get("target_label") or ""),
+                value=_number(data.get("target_value") or 0),
+                unit=escape(data.get("target_unit") or ""),
+            ),
+            [],
+        )
     if step == "evidence":
         reporting = context.services.config.reporting
         files = data.get("files") or []
         key = "report.ask.evidence_more" if files else "report.ask.evidence"
-        return (_t(context, lang, key, mb=reporting.evidence_max_mb,
-                   types=", ".join(reporting.evidence_extensions), count=len(files)),
-                [[(_t(context, lang, "report.button.evidence_done"), f"rp:ev:{v}:done")]])
+        return (
+            _t(
+                context,
+                lang,
+                key,
+                mb=reporting.evidence_max_mb,
+                types=", ".join(reporting.evidence_extensions),
+                count=len(files),
+            ),
+            [[(_t(context, lang, "report.button.evidence_done"), f"rp:ev:{v}:done")]],
+        )
     if step == "confirm":
-        return (summary(context, lang, data) + "\n\n" + _t(context, lang, "report.ask.confirm"),
-                [[(_t(context, lang, "report.button.send"), f"rp:c:{v}:send"),
-                  (_t(context, lang, "report.button.edit"), f"rp:c:{v}:edit"),
-                  (_t(context, lang, "report.button.cancel"), f"rp:c:{v}:cancel")]])
+        return (
+            summary(context, lang, data) + "\n\n" + _t(context, lang, "report.ask.confirm"),
+            [
+                [
+                    (_t(context, lang, "report.button.send"), f"rp:c:{v}:send"),
+                    (_t(context, lang, "report.button.edit"), f"rp:c:{v}:edit"),
+                    (_t(context, lang, "report.button.cancel"), f"rp:c:{v}:cancel"),
+                ]
+            ],
+        )
     if step == "edit":
-        fields = [f for f in EDITABLE
-                  if not (f == "percent" and data.get("status") == "done")
-                  and not (f == "target" and not data.get("has_target"))]
+        fields = [
+            f
+            for f in EDITABLE
+            if not (f == "percent" and data.get("status") == "done")
+            and not (f == "target" and not data.get("has_target"))
+        ]
         rows = [[(_t(context, lang, f"report.field.{f}"), f"rp:e:{v}:{f}")] for f in fields]
         rows.append([(_t(context, lang, "report.button.back"), f"rp:e:{v}:back")])
         return _t(context, lang, "report.ask.edit"), rows
@@ -214,8 +260,7 @@ async def _done_with_buttons(update: Update) -> None:
         log.warning("press in chat %s not acknowledged: %s", _chat_id(update), exc)
 
 
-async def advance(update: Update, context: Context, data: dict[str, Any], step: str
-                  ) -> str | int:
+async def advance(update: Update, context: Context, data: dict[str, Any], step: str) -> str | int:
     """Store the answers and the step, then ask the step's question. The scope is checked in
     the same transaction: someone no longer a focal point of the task's unit is refused and
     the report ends, with nothing stored."""
@@ -223,11 +268,13 @@ async def advance(update: Update, context: Context, data: dict[str, Any], step: 
     data["update_id"] = update.update_id  # see _drop_if_handled
     if step == "confirm":
         data["editing"] = False
-    scope = (int(data["task_id"]), int(data["unit_id"])) if data.get("task_id") and \
-        data.get("unit_id") else None
+    scope = (
+        (int(data["task_id"]), int(data["unit_id"])) if data.get("task_id") and data.get("unit_id") else None
+    )
     try:
-        saved = await context.services.drafts.save(_user_id(update), FLOW, data, step,
-                                                   _chat_id(update), scope=scope)
+        saved = await context.services.drafts.save(
+            _user_id(update), FLOW, data, step, _chat_id(update), scope=scope
+        )
     except OutOfScope:
         return await _out_of_scope(update, context, data.get("lang"))
     text, rows = question(context, data.get("lang"), step, data, saved.version)
@@ -240,8 +287,8 @@ async def _out_of_scope(update: Update, context: Context, lang: str | None) -> i
     user_id = _user_id(update)
     log.warning("report step refused for %s: no longer in the task's scope", user_id)
     await context.services.audit.record(
-        "report.refused", actor_telegram_id=user_id,
-        detail="report step on a task no longer the caller's")
+        "report.refused", actor_telegram_id=user_id, detail="report step on a task no longer the caller's"
+    )
     await context.services.drafts.close(user_id, FLOW, _chat_id(update))
     await send_html(update, _t(context, lang, "report.out_of_scope"))
     return ConversationHandler.END
@@ -250,11 +297,19 @@ async def _out_of_scope(update: Update, context: Context, lang: str | None) -> i
 # --------------------------------------------------------------------------- entry
 
 
-async def _task_page(update: Update, context: Context, lang: str, tasks: list[TaskView],
-                     page: int, version: int, *, edit: bool = False) -> None:
+async def _task_page(
+    update: Update,
+    context: Context,
+    lang: str,
+    tasks: list[TaskView],
+    page: int,
+    version: int,
+    *,
+    edit: bool = False,
+) -> None:
     pages = max(1, (len(tasks) + PAGE_SIZE - 1) // PAGE_SIZE)
     page = min(max(page, 0), pages - 1)
-    shown = tasks[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    shown = tasks[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
     rows = [[(f"{t.code} · {clip(t.title, 40)}", f"rp:t:{version}:{t.task_id}")] for t in shown]
     nav = page_row(page, pages, f"rp:pg:{version}:")
     if nav:
@@ -268,14 +323,25 @@ async def _task_page(update: Update, context: Context, lang: str, tasks: list[Ta
         await send_html(update, text, rows)
 
 
-async def _begin(update: Update, context: Context, lang: str, task: ReportableTask
-                 ) -> str | int:
+async def _begin(update: Update, context: Context, lang: str, task: ReportableTask) -> str | int:
     data: dict[str, Any] = {
-        "lang": lang, "task_id": task.task_id, "task_code": task.code,
-        "task_title": task.title, "unit_id": task.unit_id, "has_target": task.has_target,
-        "target_value": task.target_value, "target_unit": task.target_unit,
-        "target_label": task.target_label, "status": None, "percent": None, "results": "",
-        "difficulties": "", "proposals": "", "target": None, "files": [], "editing": False,
+        "lang": lang,
+        "task_id": task.task_id,
+        "task_code": task.code,
+        "task_title": task.title,
+        "unit_id": task.unit_id,
+        "has_target": task.has_target,
+        "target_value": task.target_value,
+        "target_unit": task.target_unit,
+        "target_label": task.target_label,
+        "status": None,
+        "percent": None,
+        "results": "",
+        "difficulties": "",
+        "proposals": "",
+        "target": None,
+        "files": [],
+        "editing": False,
     }
     return await advance(update, context, data, "status")
 
@@ -298,8 +364,11 @@ async def report(update: Update, context: Context) -> str | int | None:
     if code is not None:
         match = services.tasks.reportable_for(person, found)
         if match is None:
-            await services.audit.record("command.refused", actor_telegram_id=person.telegram_id,
-                                        detail=f"/report {code!r}: not one of the unit's tasks")
+            await services.audit.record(
+                "command.refused",
+                actor_telegram_id=person.telegram_id,
+                detail=f"/report {code!r}: not one of the unit's tasks",
+            )
             await send_html(update, _t(context, lang, "report.no_such_task", code=escape(code)))
             return None
         return await _begin(update, context, lang, match)
@@ -323,8 +392,7 @@ async def start_from_button(update: Update, context: Context) -> str | int | Non
     if match:
         task = await context.services.tasks.for_report(person, int(match.group(1)))
     if task is None:
-        await refuse_callback(update, context, "rp:start for a task outside the caller's units",
-                              lang)
+        await refuse_callback(update, context, "rp:start for a task outside the caller's units", lang)
         return None
     await _done_with_buttons(update)
     return await _begin(update, context, lang, task)
@@ -333,8 +401,7 @@ async def start_from_button(update: Update, context: Context) -> str | int | Non
 # --------------------------------------------------------------------------- buttons
 
 
-async def _pressed(update: Update, context: Context, kind: str
-                   ) -> tuple[DraftView, str] | None:
+async def _pressed(update: Update, context: Context, kind: str) -> tuple[DraftView, str] | None:
     """The draft and the button's value, or None when the press was answered already (stale,
     malformed or the draft expired)."""
     query = update.callback_query
@@ -381,11 +448,9 @@ async def on_task(update: Update, context: Context) -> str | int | None:
         return None
     _, value = pressed
     person, lang = await caller(update, context)
-    task = await context.services.tasks.for_report(person, int(value)) if value.isdigit() \
-        else None
+    task = await context.services.tasks.for_report(person, int(value)) if value.isdigit() else None
     if task is None:
-        await refuse_callback(update, context, "report on a task outside the caller's units",
-                              lang)
+        await refuse_callback(update, context, "report on a task outside the caller's units", lang)
         return None
     await _done_with_buttons(update)
     return await _begin(update, context, lang, task)
@@ -489,13 +554,11 @@ def _drop_if_handled(update: Update, draft: DraftView | None) -> None:
     confirmed. Handled once already, it is dropped: it changes nothing and is not answered.
     (Buttons need no such check: they carry the draft's version.)"""
     if draft is not None and update.update_id <= int(draft.data.get("update_id", -1)):
-        log.info("update %s for %s handled before a restart: dropped", update.update_id,
-                 _user_id(update))
+        log.info("update %s for %s handled before a restart: dropped", update.update_id, _user_id(update))
         raise ApplicationHandlerStop()
 
 
-async def _again(update: Update, context: Context, draft: DraftView, error_key: str,
-                 **params: Any) -> None:
+async def _again(update: Update, context: Context, draft: DraftView, error_key: str, **params: Any) -> None:
     """Say what was wrong and ask the same question again (nothing is stored)."""
     lang = draft.data.get("lang")
     step = draft.data.get("step", "status")
@@ -528,8 +591,7 @@ async def on_text(update: Update, context: Context) -> str | int | None:
         await _again(update, context, draft, "report.error.empty")
         return None
     if len(text) > limit:
-        await _again(update, context, draft, "report.error.too_long", limit=limit,
-                     length=len(text))
+        await _again(update, context, draft, "report.error.too_long", limit=limit, length=len(text))
         return None
     draft.data[step] = text
     return await advance(update, context, draft.data, next_step(step, draft.data))
@@ -566,8 +628,9 @@ async def on_skip(update: Update, context: Context) -> str | int | None:
     if step not in ("difficulties", "proposals", "evidence"):
         await _again(update, context, draft, "report.error.no_skip")
         return None
-    return await advance(update, context, draft.data,
-                         "confirm" if step == "evidence" else next_step(step, draft.data))
+    return await advance(
+        update, context, draft.data, "confirm" if step == "evidence" else next_step(step, draft.data)
+    )
 
 
 async def on_file(update: Update, context: Context) -> str | int | None:
@@ -590,16 +653,29 @@ async def on_file(update: Update, context: Context) -> str | int | None:
     size = tg_file.file_size or 0
     refusal = store.refusal(name, size)
     if refusal is not None:
-        await _again(update, context, draft, f"report.error.file_{refusal}",
-                     mb=context.services.config.reporting.evidence_max_mb,
-                     types=", ".join(context.services.config.reporting.evidence_extensions))
+        await _again(
+            update,
+            context,
+            draft,
+            f"report.error.file_{refusal}",
+            mb=context.services.config.reporting.evidence_max_mb,
+            types=", ".join(context.services.config.reporting.evidence_extensions),
+        )
         return None
     content = bytes(await (await tg_file.get_file()).download_as_bytearray())
     copy = store.keep(content, name)
     files = list(draft.data.get("files") or [])
-    files.append({"file_id": tg_file.file_id, "unique_id": tg_file.file_unique_id,
-                  "file_name": _clean(name)[:255], "mime_type": mime[:127],
-                  "size": len(content), "sha256": copy.sha256, "local_path": copy.local_path})
+    files.append(
+        {
+            "file_id": tg_file.file_id,
+            "unique_id": tg_file.file_unique_id,
+            "file_name": _clean(name)[:255],
+            "mime_type": mime[:127],
+            "size": len(content),
+            "sha256": copy.sha256,
+            "local_path": copy.local_path,
+        }
+    )
     draft.data["files"] = files
     return await advance(update, context, draft.data, "evidence")
 
@@ -641,24 +717,36 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
     task_id, unit_id = int(data["task_id"]), int(data.get("unit_id") or 0)
     user = update.effective_user
     assert user is not None
-    person, allowed = await services.people.reporter(user.id, task_id, unit_id,
-                                                     user.first_name)
+    person, allowed = await services.people.reporter(user.id, task_id, unit_id, user.first_name)
     if not allowed:
         await refuse_callback(update, context, "report on a task no longer the caller's", lang)
         await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
         return ConversationHandler.END
     files = tuple(
-        EvidenceFile(f["file_id"], f["unique_id"], f["file_name"], f["mime_type"], f["size"],
-                     f["sha256"], f["local_path"])
+        EvidenceFile(
+            f["file_id"],
+            f["unique_id"],
+            f["file_name"],
+            f["mime_type"],
+            f["size"],
+            f["sha256"],
+            f["local_path"],
+        )
         for f in data.get("files") or []
     )
     receipt = await services.reporting.submit(
         ReportInput(
-            task_id=task_id, unit_id=unit_id, reporter_user_id=person.user_id,
-            status=data["status"], percent=int(data.get("percent") or 0),
-            results=data.get("results") or "", difficulties=data.get("difficulties") or "",
-            proposals=data.get("proposals") or "", indicator_value=data.get("target"),
-            evidence_ref=", ".join(f.file_name for f in files), files=files,
+            task_id=task_id,
+            unit_id=unit_id,
+            reporter_user_id=person.user_id,
+            status=data["status"],
+            percent=int(data.get("percent") or 0),
+            results=data.get("results") or "",
+            difficulties=data.get("difficulties") or "",
+            proposals=data.get("proposals") or "",
+            indicator_value=data.get("target"),
+            evidence_ref=", ".join(f.file_name for f in files),
+            files=files,
         ),
         actor_telegram_id=person.telegram_id,
     )
@@ -667,9 +755,19 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
     noticed = await services.notices.report_submitted(person, unit_id, receipt, data)
     local = receipt.submitted_at.astimezone(services.config.tz)
     key = "report.receipt_correction" if receipt.is_correction else "report.receipt"
-    await send_html(update, _t(context, lang, key, id=receipt.report_id,
-                               revision=receipt.revision, code=escape(data["task_code"]),
-                               period=receipt.period, time=local.strftime("%H:%M %d/%m/%Y")))
+    await send_html(
+        update,
+        _t(
+            context,
+            lang,
+            key,
+            id=receipt.report_id,
+            revision=receipt.revision,
+            code=escape(data["task_code"]),
+            period=receipt.period,
+            time=local.strftime("%H:%M %d/%m/%Y"),
+        ),
+    )
     if noticed:
         from bot.app import kick_dispatcher  # bot.app imports this module
 
@@ -694,8 +792,15 @@ def _buttons(kind: str) -> CallbackQueryHandler[Context, Any]:
     return CallbackQueryHandler(globals()[_BUTTONS[kind]], pattern=f"^rp:{kind}:")
 
 
-_BUTTONS = {"pg": "on_page", "t": "on_task", "s": "on_status", "p": "on_percent_button",
-            "ev": "on_evidence_done", "c": "on_confirm", "e": "on_edit"}
+_BUTTONS = {
+    "pg": "on_page",
+    "t": "on_task",
+    "s": "on_status",
+    "p": "on_percent_button",
+    "ev": "on_evidence_done",
+    "c": "on_confirm",
+    "e": "on_edit",
+}
 
 
 def conversation() -> ConversationHandler[Context]:
@@ -709,8 +814,9 @@ def conversation() -> ConversationHandler[Context]:
         return _conversation(text, files, skip)
 
 
-def _conversation(text: filters.BaseFilter, files: filters.BaseFilter,
-                  skip: CommandHandler[Context, Any]) -> ConversationHandler[Context]:
+def _conversation(
+    text: filters.BaseFilter, files: filters.BaseFilter, skip: CommandHandler[Context, Any]
+) -> ConversationHandler[Context]:
     return ConversationHandler(
         entry_points=[
             CommandHandler("report", report, filters=filters.ChatType.PRIVATE),

@@ -28,8 +28,7 @@ async def _summary(context: Context, person: Person, lang: str) -> str:
         overdue = sum(1 for v in views if v.status is StatusClass.OPEN_OVERDUE)
         lines.append(t(lang, "start.tasks", count=len(views), overdue=overdue))
     commands = commands_for(person_roles(person))
-    lines.append(t(lang, "start.commands",
-                   commands=", ".join(f"/{c}" for c in commands if c != "start")))
+    lines.append(t(lang, "start.commands", commands=", ".join(f"/{c}" for c in commands if c != "start")))
     return "\n".join(lines)
 
 
@@ -43,7 +42,10 @@ async def start(update: Update, context: Context) -> None:
     name = escape(tg_user.first_name or "")
     if context.args:
         redeemed = await services.invites.redeem(
-            context.args[0][:64], tg_user.id, tg_user.first_name, tg_user.last_name,
+            context.args[0][:64],
+            tg_user.id,
+            tg_user.first_name,
+            tg_user.last_name,
             tg_user.username,
         )
         person, lang = await caller(update, context)
@@ -51,8 +53,9 @@ async def start(update: Update, context: Context) -> None:
             await message.reply_text(services.i18n.t(lang, f"invite.{redeemed.outcome.value}"))
             return
         role = services.i18n.t(lang, f"role.{redeemed.role}")
-        welcome = services.i18n.t(lang, "start.welcome", name=name, role=role,
-                                  unit=escape(redeemed.unit_name))
+        welcome = services.i18n.t(
+            lang, "start.welcome", name=name, role=role, unit=escape(redeemed.unit_name)
+        )
         await message.reply_text(welcome + "\n" + await _summary(context, person, lang))
         await set_menu(context.bot, services.i18n, person, chat.id)
         return
@@ -66,8 +69,9 @@ async def start(update: Update, context: Context) -> None:
         return
     roles = [services.i18n.t(lang, f"role.{r}") for r in sorted(person.roles)]
     roles += [
-        services.i18n.t(lang, "start.unit_role", role=services.i18n.t(lang, f"role.{u.role}"),
-                        unit=escape(u.unit_name))
+        services.i18n.t(
+            lang, "start.unit_role", role=services.i18n.t(lang, f"role.{u.role}"), unit=escape(u.unit_name)
+        )
         for u in person.units
     ]
     known = services.i18n.t(lang, "start.known", name=name, roles="; ".join(roles))

@@ -13,8 +13,7 @@ from handlers.common import caller, keyboard, page_row, refuse_callback
 from handlers.context import Context
 
 PAGE_SIZE = 6
-COMMANDS = [("tasks", "focal"), ("tasks", "leader"), ("history", "focal"),
-            ("history", "leader")]
+COMMANDS = [("tasks", "focal"), ("tasks", "leader"), ("history", "focal"), ("history", "leader")]
 
 
 def _date(day: Any) -> str:
@@ -24,26 +23,38 @@ def _date(day: Any) -> str:
 def render_task(context: Context, lang: str, view: TaskView) -> str:
     t = context.services.i18n.t
     deadline = _date(view.deadline) if view.deadline else t(lang, "tasks.ongoing")
-    last = (t(lang, "tasks.last_report", day=_date(view.last_report_on),
-              percent=view.last_percent)
-            if view.last_report_on else t(lang, "tasks.no_report"))
-    return t(lang, "tasks.item", code=escape(view.code), title=escape(view.title[:300]),
-             deadline=deadline, status=t(lang, f"tasks.class.{view.status.value}"), last=last,
-             role=t(lang, "tasks.lead" if view.lead else "tasks.coordinating"))
+    last = (
+        t(lang, "tasks.last_report", day=_date(view.last_report_on), percent=view.last_percent)
+        if view.last_report_on
+        else t(lang, "tasks.no_report")
+    )
+    return t(
+        lang,
+        "tasks.item",
+        code=escape(view.code),
+        title=escape(view.title[:300]),
+        deadline=deadline,
+        status=t(lang, f"tasks.class.{view.status.value}"),
+        last=last,
+        role=t(lang, "tasks.lead" if view.lead else "tasks.coordinating"),
+    )
 
 
-def tasks_page(context: Context, lang: str, views: list[TaskView], page: int
-               ) -> tuple[str, list[list[tuple[str, str]]]]:
+def tasks_page(
+    context: Context, lang: str, views: list[TaskView], page: int
+) -> tuple[str, list[list[tuple[str, str]]]]:
     t = context.services.i18n.t
     pages = max(1, (len(views) + PAGE_SIZE - 1) // PAGE_SIZE)
     page = min(max(page, 0), pages - 1)
-    shown = views[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    shown = views[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
     overdue = sum(1 for v in views if v.status.value == "open_overdue")
-    lines = [t(lang, "tasks.header", count=len(views), overdue=overdue, page=page + 1,
-               pages=pages)]
+    lines = [t(lang, "tasks.header", count=len(views), overdue=overdue, page=page + 1, pages=pages)]
     lines += [render_task(context, lang, v) for v in shown]
-    rows = [[(t(lang, "tasks.report_button", code=v.code), f"rp:start:{v.task_id}")]
-            for v in shown if v.can_report]
+    rows = [
+        [(t(lang, "tasks.report_button", code=v.code), f"rp:start:{v.task_id}")]
+        for v in shown
+        if v.can_report
+    ]
     nav = page_row(page, pages, "tk:pg:")
     if nav:
         rows.append(nav)
@@ -108,17 +119,34 @@ async def history(update: Update, context: Context) -> None:
     tz = context.services.config.tz
     blocks = [t(lang, "history.header", count=len(reports))]
     for r in reports:
-        lines = [t(lang, "history.item", id=r.report_id, code=escape(r.task_code),
-                   unit=escape(r.unit_code), period=r.period,
-                   status=t(lang, f"report.status.{r.status}"), percent=r.percent,
-                   time=r.submitted_at.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
-                   revision=r.revision, files=r.files,
-                   results=escape(r.results[:300]))]
+        lines = [
+            t(
+                lang,
+                "history.item",
+                id=r.report_id,
+                code=escape(r.task_code),
+                unit=escape(r.unit_code),
+                period=r.period,
+                status=t(lang, f"report.status.{r.status}"),
+                percent=r.percent,
+                time=r.submitted_at.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
+                revision=r.revision,
+                files=r.files,
+                results=escape(r.results[:300]),
+            )
+        ]
         for v in r.revisions[:-1][::-1]:
-            lines.append(t(lang, "history.revision", revision=v.revision,
-                           time=v.submitted_at.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
-                           status=t(lang, f"report.status.{v.status}"), percent=v.percent,
-                           results=escape(v.results[:120])))
+            lines.append(
+                t(
+                    lang,
+                    "history.revision",
+                    revision=v.revision,
+                    time=v.submitted_at.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
+                    status=t(lang, f"report.status.{v.status}"),
+                    percent=v.percent,
+                    results=escape(v.results[:120]),
+                )
+            )
         block = "\n".join(lines)
         # Whole reports only: cutting inside one could cut an HTML entity in half.
         if sum(len(b) + 2 for b in blocks) + len(block) > 3900:

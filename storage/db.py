@@ -54,8 +54,7 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _READONLY = "tiendo_readonly"
 _IN_WRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("tiendo_in_write", default=False)
-_OFFLOADED: contextvars.ContextVar[bool] = contextvars.ContextVar("tiendo_offloaded",
-                                                                  default=False)
+_OFFLOADED: contextvars.ContextVar[bool] = contextvars.ContextVar("tiendo_offloaded", default=False)
 
 
 def _prepare_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -107,18 +106,20 @@ class Database:
         self.direct: DirectWriter | None = None
         self.direct_reader: DirectReader | None = None
         if self.is_sqlite and (self.url.database or ":memory:") != ":memory:":
-            self.direct = DirectWriter(self.url.database or "", self.engine.dialect,
-                                       self._write_lock, SQLITE_BUSY_TIMEOUT_MS)
+            self.direct = DirectWriter(
+                self.url.database or "", self.engine.dialect, self._write_lock, SQLITE_BUSY_TIMEOUT_MS
+            )
             self.direct_reader = DirectReader(self.url.database or "", self.engine.dialect)
             self.inline_engine = create_async_engine(
-                url, echo=echo,
-                async_creator=inline_creator(self.url.database or "",
-                                             SQLITE_BUSY_TIMEOUT_MS / 1000))
+                url,
+                echo=echo,
+                async_creator=inline_creator(self.url.database or "", SQLITE_BUSY_TIMEOUT_MS / 1000),
+            )
             _prepare_sqlite(self.inline_engine, IN_PLACE_BUSY_TIMEOUT_MS)
             self._inline_writer = async_sessionmaker(self.inline_engine, expire_on_commit=False)
             self._inline_reader = async_sessionmaker(
-                self.inline_engine.execution_options(**{_READONLY: True}),
-                expire_on_commit=False)
+                self.inline_engine.execution_options(**{_READONLY: True}), expire_on_commit=False
+            )
 
     def _inline(self) -> bool:
         return self.inline_engine is not None and not _OFFLOADED.get()

@@ -44,25 +44,39 @@ class DirectStatement:
         compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
         self.sql = str(compiled)
         names = compiled.positiontup or []
-        processors = {name: bind.type._cached_bind_processor(dialect)
-                      for name, bind in compiled.binds.items()}
+        processors = {
+            name: bind.type._cached_bind_processor(dialect) for name, bind in compiled.binds.items()
+        }
         # Values written into the statement (role == "focal") are bound parameters too.
-        self._fixed = {name: bind.effective_value for name, bind in compiled.binds.items()
-                       if not bind.required}
+        self._fixed = {
+            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+        }
         self._binders = [(name, processors.get(name)) for name in names]
         # Rows come back as SQLAlchemy would give them (timestamps as aware datetimes, JSON
         # decoded), through the selected columns' own result processors.
         # Named like SQLAlchemy's rows (row.active), for code that reads both.
         columns = getattr(statement, "selected_columns", None)
-        self.results = None if columns is None else [
-            column.type._cached_result_processor(dialect, None) for column in columns]
-        self.row_type = None if columns is None else collections.namedtuple(  # type: ignore[misc]
-            "Row", [column.key or f"_{i}" for i, column in enumerate(columns)], rename=True)
+        self.results = (
+            None
+            if columns is None
+            else [column.type._cached_result_processor(dialect, None) for column in columns]
+        )
+        self.row_type = (
+            None
+            if columns is None
+            else collections.namedtuple(  # type: ignore[misc]
+                "Row", [column.key or f"_{i}" for i, column in enumerate(columns)], rename=True
+            )
+        )
 
     def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
         assert self.results is not None and self.row_type is not None
-        return self.row_type(*(value if process is None or value is None else process(value)
-                               for value, process in zip(raw, self.results, strict=True)))
+        return self.row_type(
+            *(
+                value if process is None or value is None else process(value)
+                for value, process in zip(raw, self.results, strict=True)
+            )
+        )
 
     def bind(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         out = []
@@ -99,23 +113,27 @@ class StatementRunner:
 @functools.lru_cache(maxsize=256)
 def _insert(table: Table, columns: tuple[str, ...]) -> Executable:
     # One statement object per table and column set: compiled once, by identity.
-    return insert(table).values({name: bindparam(name, type_=table.c[name].type)
-                                 for name in columns})
+    return insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in columns})
 
 
-def insert_on_conflict(table: Table, keys: tuple[str, ...], columns: tuple[str, ...],
-                       update: tuple[str, ...] = (), returning: Column[Any] | None = None
-                       ) -> TextClause | TextualSelect:
+def insert_on_conflict(
+    table: Table,
+    keys: tuple[str, ...],
+    columns: tuple[str, ...],
+    update: tuple[str, ...] = (),
+    returning: Column[Any] | None = None,
+) -> TextClause | TextualSelect:
     """INSERT of one row of `columns` that, when a row with the same `keys` exists, updates
     `update` from the new row, or (no `update`) does nothing; optionally RETURNING a column
     (one row when inserted, none when not). Text with typed parameters: the same SQL on
     SQLite and PostgreSQL, and, unlike the dialects' insert().on_conflict_do_*() (which
     SQLAlchemy cannot cache), compiled once per engine."""
-    action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)) if update \
-        else "DO NOTHING"
-    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-           f"VALUES ({', '.join(':' + c for c in columns)}) "
-           f"ON CONFLICT ({', '.join(keys)}) {action}")
+    action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)) if update else "DO NOTHING"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({', '.join(keys)}) {action}"
+    )
     if returning is not None:
         sql += f" RETURNING {returning.name}"
     statement = text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
@@ -224,8 +242,7 @@ class DirectReader(_Owned):
 class DirectWriter(_Owned):
     """Write transactions (see module doc)."""
 
-    def __init__(self, path: str, dialect: Dialect, lock: asyncio.Lock,
-                 busy_timeout_ms: int) -> None:
+    def __init__(self, path: str, dialect: Dialect, lock: asyncio.Lock, busy_timeout_ms: int) -> None:
         super().__init__(path, dialect)
         self.lock = lock
         self.busy_timeout_ms = busy_timeout_ms
@@ -264,8 +281,8 @@ class DirectWriter(_Owned):
                 if not is_busy(exc):
                     raise
             return await asyncio.to_thread(
-                self._run, lambda runner: runner.execute(statement, values),
-                self.busy_timeout_ms)
+                self._run, lambda runner: runner.execute(statement, values), self.busy_timeout_ms
+            )
 
 
 def is_busy(exc: Exception) -> bool:

@@ -53,6 +53,6 @@ class InlineConnection(aiosqlite.Connection):
 
 def inline_creator(database: str, timeout: float) -> Callable[[], InlineConnection]:
     def create() -> InlineConnection:
-        return InlineConnection(
-            lambda: sqlite3.connect(database, timeout=timeout, check_same_thread=False))
+        return InlineConnection(lambda: sqlite3.connect(database, timeout=timeout, check_same_thread=False))
+
     return create

@@ -112,9 +112,7 @@ class User(Base):
     last_seen_at: Mapped[datetime | None]
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user")
-    roles: Mapped[list[UserRole]] = relationship(
-        back_populates="user", foreign_keys="UserRole.user_id"
-    )
+    roles: Mapped[list[UserRole]] = relationship(back_populates="user", foreign_keys="UserRole.user_id")
 
 
 class Membership(Base):
@@ -173,8 +171,16 @@ class Task(Base):
         # only on SQLite: PostgreSQL, before it has statistics (right after a bulk import, or
         # with autovacuum off), took a partial index over open tasks for a selective one and
         # scanned all of it once per unit (bench/nudges.py over 100,000 tasks: 9 s, not 1 s).
-        Index("ix_tasks_open_plan", "position", "id", "deadline", "lead_unit_id",
-              "deadline_version", "closed_at", sqlite_where=text("closed_at IS NULL")),
+        Index(
+            "ix_tasks_open_plan",
+            "position",
+            "id",
+            "deadline",
+            "lead_unit_id",
+            "deadline_version",
+            "closed_at",
+            sqlite_where=text("closed_at IS NULL"),
+        ),
         Index("ix_tasks_open_deadline", "deadline", sqlite_where=text("closed_at IS NULL")),
     )
 
@@ -237,11 +243,8 @@ class ProgressReport(Base):
         Index("ix_progress_reports_period_task", "period", "task_id"),
         Index("ix_progress_reports_task_submitted", "task_id", "submitted_at"),
         # The consolidated report: a task's latest lead-unit report of each status, one seek.
-        Index("ix_progress_reports_task_unit_status", "task_id", "unit_id", "status",
-              "submitted_at"),
-        CheckConstraint(
-            "status IN ('not_started', 'in_progress', 'done', 'stuck')", name="status"
-        ),
+        Index("ix_progress_reports_task_unit_status", "task_id", "unit_id", "status", "submitted_at"),
+        CheckConstraint("status IN ('not_started', 'in_progress', 'done', 'stuck')", name="status"),
         CheckConstraint("percent >= 0 AND percent <= 100", name="percent"),
     )
 
@@ -304,9 +307,7 @@ class Attachment(Base):
     __tablename__ = "attachments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    report_id: Mapped[int] = mapped_column(
-        ForeignKey("progress_reports.id", ondelete="CASCADE"), index=True
-    )
+    report_id: Mapped[int] = mapped_column(ForeignKey("progress_reports.id", ondelete="CASCADE"), index=True)
     revision: Mapped[int] = mapped_column(Integer, default=1)
     telegram_file_id: Mapped[str] = mapped_column(String(255))
     telegram_file_unique_id: Mapped[str] = mapped_column(String(64), default="")
@@ -324,9 +325,7 @@ class Invite(Base):
     """A single-use invite; only the sha256 of its code is stored."""
 
     __tablename__ = "invites"
-    __table_args__ = (
-        CheckConstraint("role IN ('focal', 'leader', 'manager')", name="role"),
-    )
+    __table_args__ = (CheckConstraint("role IN ('focal', 'leader', 'manager')", name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -372,7 +371,8 @@ class OutboxMessage(Base):
         # the row itself when planning writes 100,000 nudges (bench/nudges.py).
         CheckConstraint(
             "state = 'pending' OR state = 'claimed' OR state = 'sent' OR state = 'failed'"
-            " OR state = 'cancelled'", name="state"
+            " OR state = 'cancelled'",
+            name="state",
         ),
     )
 
@@ -429,9 +429,7 @@ class DeadlineExtension(Base):
     """A focal point's request to move a deadline, and the admin's decision."""
 
     __tablename__ = "deadline_extensions"
-    __table_args__ = (
-        CheckConstraint("state IN ('pending', 'approved', 'rejected')", name="state"),
-    )
+    __table_args__ = (CheckConstraint("state IN ('pending', 'approved', 'rejected')", name="state"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)

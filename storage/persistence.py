@@ -34,8 +34,9 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], Any]):
     def __init__(self, db: Database) -> None:
         # Only conversations are kept: user/chat/bot data live in their own tables.
         super().__init__(
-            store_data=PersistenceInput(bot_data=False, chat_data=False, user_data=False,
-                                        callback_data=False),
+            store_data=PersistenceInput(
+                bot_data=False, chat_data=False, user_data=False, callback_data=False
+            ),
             update_interval=60,
         )
         self.db = db
@@ -48,7 +49,8 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], Any]):
         # its own) is still there; closing a flow now removes the draft alone.
         legacy = {
             tuple(json.loads(row.key)): (row.state or {}).get("state")
-            for row in rows if (row.state or {}).get("state") is not None
+            for row in rows
+            if (row.state or {}).get("state") is not None
         }
         states: ConversationDict = {}
         for telegram_id, data in drafts:
@@ -56,12 +58,10 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], Any]):
             if conversation.get("key") and conversation.get("state") is not None:
                 states[tuple(json.loads(conversation["key"]))] = conversation["state"]
             else:
-                states.update({key: state for key, state in legacy.items()
-                               if key[-1] == telegram_id})
+                states.update({key: state for key, state in legacy.items() if key[-1] == telegram_id})
         return states
 
-    async def update_conversation(self, name: str, key: ConversationKey,
-                                  new_state: object | None) -> None:
+    async def update_conversation(self, name: str, key: ConversationKey, new_state: object | None) -> None:
         return None
 
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:

@@ -6,9 +6,11 @@ TIENDO_TEST_DATABASE_URL is set (CI sets it; .ci/run fails if the server cannot 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +31,44 @@ PG_URL = os.environ.get("TIENDO_TEST_DATABASE_URL", "")
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
+def _own_database_url(url: str) -> str:
+    """A database of this run's own on the server of `url`, so that runs never share a schema."""
+    from sqlalchemy.engine import make_url
+
+    name = f"tiendo_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(create())
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(admin_url: str, own_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    name = make_url(own_url).database
+
+    async def drop() -> None:
+        engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await engine.dispose()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """TIENDO_TEST_DATABASE_URL's server, in a database created for this run and dropped after."""
+    own = _own_database_url(PG_URL)
+    yield own
+    _drop_database(PG_URL, own)
+
+
 async def _reset_postgres(url: str) -> None:
     engine = create_async_engine(url)
     async with engine.begin() as conn:
@@ -47,7 +87,7 @@ def clock() -> FixedClock:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'tiendo.db'}"
-    return PG_URL
+    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

@@ -75,12 +75,21 @@ async def load_fixture(db: Database, config: Config) -> dict[str, int]:
     clock = FixedClock(local(29))
     service = ReportingService(db, clock, period_rule(config))
 
-    async def report(code: str, status: str, at: datetime, *, unit: int | None = None,
-                     percent: int = 50, **extra: object) -> None:
-        await service.submit(ReportInput(
-            task_id=ids[code], unit_id=unit or lead[code], reporter_user_id=None, status=status,
-            percent=percent, results=extra.pop("results", f"Kết quả {code}"), **extra,  # type: ignore[arg-type]
-        ), at=at)
+    async def report(
+        code: str, status: str, at: datetime, *, unit: int | None = None, percent: int = 50, **extra: object
+    ) -> None:
+        await service.submit(
+            ReportInput(
+                task_id=ids[code],
+                unit_id=unit or lead[code],
+                reporter_user_id=None,
+                status=status,
+                percent=percent,
+                results=extra.pop("results", f"Kết quả {code}"),
+                **extra,  # type: ignore[arg-type]
+            ),
+            at=at,
+        )
 
     await report("T8", "done", local(18))
     await report("T1", "done", local(30))
@@ -89,15 +98,28 @@ async def load_fixture(db: Database, config: Config) -> dict[str, int]:
     await report("T3", "in_progress", local(29), results=SPECIAL)
     await report("T4", "in_progress", local(29), percent=40)
     await report("T4", "done", local(30), unit=coord_c)  # a coordinating unit: does not count
-    await report("T5", "stuck", local(30), difficulties="Thiếu kinh phí & nhân lực",
-                 proposals="Đề nghị bổ sung <kinh phí> năm 2024")
+    await report(
+        "T5",
+        "stuck",
+        local(30),
+        difficulties="Thiếu kinh phí & nhân lực",
+        proposals="Đề nghị bổ sung <kinh phí> năm 2024",
+    )
     await report("T6", "done", local(30), indicator_value=70.0)
     await report("T6", "in_progress", local(31), percent=90, indicator_value=80.0)
     async with db.transaction() as session:
         await session.execute(update(Task).where(Task.code == "T7").values(created_at=local(29)))
-        await session.execute(update(Task).where(Task.code == "T9")
-                              .values(closed_at=local(30), close_reason="Gộp vào T1"))
-        session.add(AuditEntry(at=local(30), action="task.import.changed", entity="task",
-                               entity_id="T3", before={"deadline": "2024-02-10"},
-                               after={"deadline": "2024-02-01"}))
+        await session.execute(
+            update(Task).where(Task.code == "T9").values(closed_at=local(30), close_reason="Gộp vào T1")
+        )
+        session.add(
+            AuditEntry(
+                at=local(30),
+                action="task.import.changed",
+                entity="task",
+                entity_id="T3",
+                before={"deadline": "2024-02-10"},
+                after={"deadline": "2024-02-01"},
+            )
+        )
     return ids

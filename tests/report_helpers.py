@@ -15,16 +15,16 @@ from tests.support.botapi import SentMessage
 from tests.support.harness import Harness
 
 
-async def join(harness: Harness, user_id: int, unit: str, role: str = "focal",
-               name: str = "Lan") -> list[SentMessage]:
+async def join(
+    harness: Harness, user_id: int, unit: str, role: str = "focal", name: str = "Lan"
+) -> list[SentMessage]:
     """A user opens the bot through an invite to `unit` as `role`."""
     harness.api.user(user_id, name)
     invite = await harness.services.invites.create(unit, role, timedelta(days=7))
     return await harness.send(user_id, f"/start {invite.code}")
 
 
-async def press(harness: Harness, user_id: int, message: SentMessage,
-                label: str) -> list[SentMessage]:
+async def press(harness: Harness, user_id: int, message: SentMessage, label: str) -> list[SentMessage]:
     return await harness.press(user_id, message.message_id, message.button_data(label))
 
 
@@ -50,8 +50,9 @@ def last_answer(harness: Harness) -> str | None:
     return harness.api.answered_callbacks[-1].text
 
 
-async def to_results(harness: Harness, user_id: int, code: str = "5.9",
-                     status: str = "Đang thực hiện") -> SentMessage:
+async def to_results(
+    harness: Harness, user_id: int, code: str = "5.9", status: str = "Đang thực hiện"
+) -> SentMessage:
     """/report <code>, a status and 50%: returns the results question."""
     (ask,) = await harness.send(user_id, f"/report {code}")
     (nxt,) = await press(harness, user_id, ask, status)
@@ -78,16 +79,22 @@ async def corrected_tasks(harness: Harness, unit: str) -> dict[str, str]:
     db = harness.services.db
     async with db.transaction() as session:
         unit_id = await session.scalar(select(Unit.id).where(Unit.code == unit))
-        rows = (await session.execute(
-            select(Task.id, Task.code).where(Task.lead_unit_id == unit_id, Task.closed_at.is_(None))
-            .order_by(Task.position).limit(3))).all()
+        rows = (
+            await session.execute(
+                select(Task.id, Task.code)
+                .where(Task.lead_unit_id == unit_id, Task.closed_at.is_(None))
+                .order_by(Task.position)
+                .limit(3)
+            )
+        ).all()
         assert unit_id is not None and len(rows) == 3
-        await session.execute(update(Task).where(Task.id.in_([r[0] for r in rows]))
-                              .values(deadline=CORRECTION_DEADLINE))
-    plan = {"kept": ("done", "done"), "reopened": ("done", "in_progress"),
-            "late": ("in_progress", "done")}
+        await session.execute(
+            update(Task).where(Task.id.in_([r[0] for r in rows])).values(deadline=CORRECTION_DEADLINE)
+        )
+    plan = {"kept": ("done", "done"), "reopened": ("done", "in_progress"), "late": ("in_progress", "done")}
     for (task_id, _), (first, then) in zip(rows, plan.values(), strict=True):
         for status, at in ((first, hanoi(5)), (then, hanoi(6))):
             await harness.services.reporting.submit(
-                ReportInput(task_id, unit_id, None, status, 60, f"Báo cáo {status}"), at=at)
+                ReportInput(task_id, unit_id, None, status, 60, f"Báo cáo {status}"), at=at
+            )
     return {name: code for name, (_, code) in zip(plan, rows, strict=True)}

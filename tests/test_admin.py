@@ -41,8 +41,7 @@ async def task_row(db: Database, code: str) -> Task:
         return task
 
 
-async def join(harness: Harness, user_id: int, unit: str, name: str = "Lan",
-               role: str = "focal") -> None:
+async def join(harness: Harness, user_id: int, unit: str, name: str = "Lan", role: str = "focal") -> None:
     """A person joins a unit through an invite, as /start with the link does."""
     harness.api.user(user_id, name, username=name.lower())
     invite = await harness.services.invites.create(unit, role, timedelta(days=7))
@@ -53,8 +52,12 @@ async def restart(harness: Harness, config: Config, db: Database) -> None:
     """Stop the bot and start a new one on the same database and the same Bot API stand-in."""
     await harness.app.shutdown()
     services = build_services(config, clock=harness.clock, db=db)
-    harness.app = build_application(config, services=services, request=StandinRequest(harness.api),
-                                    updates_request=StandinRequest(harness.api))
+    harness.app = build_application(
+        config,
+        services=services,
+        request=StandinRequest(harness.api),
+        updates_request=StandinRequest(harness.api),
+    )
     harness.services = services
     await harness.app.initialize()
 
@@ -66,6 +69,7 @@ async def say(harness: Harness, user_id: int, text: str) -> str:
 
 
 # --- who may run what -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("command,role", [c for c in COMMANDS if c[1] != "focal"])
 async def test_a_stranger_is_refused_and_the_attempt_audited(
@@ -91,11 +95,26 @@ async def test_a_focal_point_is_not_an_admin_but_a_manager_sees_the_views(
     assert "⛔" in await say(harness, STRANGER, "/extend 2.1 31/12/2024 lý do")
 
 
-@pytest.mark.parametrize("text", [
-    "/unit_add", "/unit_add ONLYCODE", "/task_edit", "/task_close 2.1", "/assign 2.1",
-    "/deadline 2.1", "/deadline 2.1 31/12/2024 maybe", "/invite", "/invite VP boss",
-    "/role 5", "/revoke", "/broadcast", "/audit x", "/audit 500", "/history",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/unit_add",
+        "/unit_add ONLYCODE",
+        "/task_edit",
+        "/task_close 2.1",
+        "/assign 2.1",
+        "/deadline 2.1",
+        "/deadline 2.1 31/12/2024 maybe",
+        "/invite",
+        "/invite VP boss",
+        "/role 5",
+        "/revoke",
+        "/broadcast",
+        "/audit x",
+        "/audit 500",
+        "/history",
+    ],
+)
 async def test_bad_arguments_get_the_usage_message(harness: Harness, text: str) -> None:
     assert "Cách dùng" in await say(harness, ADMIN, text)
 
@@ -106,6 +125,7 @@ async def test_extend_without_a_reason_gets_the_usage_message(harness: Harness) 
 
 
 # --- units and tasks --------------------------------------------------------------------------
+
 
 async def test_unit_add_and_unit_list(harness: Harness, db: Database) -> None:
     text = await say(harness, ADMIN, "/unit_add TTS  Trung tâm Số hóa")
@@ -226,6 +246,7 @@ async def test_deadline_accepts_both_spellings_refuses_bad_and_past_dates(
 
 # --- people ------------------------------------------------------------------------------------
 
+
 async def test_invite_users_role_revoke(harness: Harness, db: Database) -> None:
     text = await say(harness, ADMIN, "/invite VP")
     assert "https://t.me/tiendo_test_bot?start=" in text
@@ -286,9 +307,7 @@ BAD_CSV = (
 ).encode()
 
 
-async def test_import_with_bad_rows_lists_them_and_writes_nothing(
-    harness: Harness, db: Database
-) -> None:
+async def test_import_with_bad_rows_lists_them_and_writes_nothing(harness: Harness, db: Database) -> None:
     before = (await count(db, Task), await count(db, AuditEntry))
     await say(harness, ADMIN, "/import")
     replies = await harness.send_document(ADMIN, "plan.csv", BAD_CSV, "text/csv")
@@ -304,10 +323,13 @@ async def test_import_with_bad_rows_lists_them_and_writes_nothing(
 async def test_import_previews_then_applies_only_on_ap_dung_even_after_a_restart(
     harness: Harness, config: Config, db: Database
 ) -> None:
-    text = EXAMPLE_PLAN.read_text(encoding="utf-8").replace(
-        "deadline: 2024-05-20", "deadline: 2024-06-15", 1)
-    text = text.replace("tasks:\n", "tasks:\n  - group: '2'\n    code: '2.99'\n"
-                        "    title: Nhiệm vụ thử\n    lead: VP\n    deadline: 2024-12-31\n", 1)
+    text = EXAMPLE_PLAN.read_text(encoding="utf-8").replace("deadline: 2024-05-20", "deadline: 2024-06-15", 1)
+    text = text.replace(
+        "tasks:\n",
+        "tasks:\n  - group: '2'\n    code: '2.99'\n"
+        "    title: Nhiệm vụ thử\n    lead: VP\n    deadline: 2024-12-31\n",
+        1,
+    )
     await say(harness, ADMIN, "/import")
     replies = await harness.send_document(ADMIN, "plan.yaml", text.encode(), "application/yaml")
     preview = replies[-1]
@@ -325,9 +347,7 @@ async def test_import_previews_then_applies_only_on_ap_dung_even_after_a_restart
     assert await count(db, Draft) == 0
 
 
-async def test_import_cancel_writes_nothing_and_big_files_are_refused(
-    harness: Harness, db: Database
-) -> None:
+async def test_import_cancel_writes_nothing_and_big_files_are_refused(harness: Harness, db: Database) -> None:
     await say(harness, ADMIN, "/import")
     data = EXAMPLE_PLAN.read_bytes().replace(b"deadline: 2024-05-20", b"deadline: 2024-06-15", 1)
     preview = (await harness.send_document(ADMIN, "p.yaml", data, "application/yaml"))[-1]
@@ -350,8 +370,7 @@ async def test_a_workbook_with_a_formula_is_previewed_as_an_error(harness: Harne
     sheet.append(["2", "2.95", "Nhiệm vụ", "VP", "=TODAY()"])
     data = io.BytesIO()
     workbook.save(data)
-    replies = await harness.send_document(ADMIN, "plan.xlsx", data.getvalue(),
-                                          "application/vnd.ms-excel")
+    replies = await harness.send_document(ADMIN, "plan.xlsx", data.getvalue(), "application/vnd.ms-excel")
     assert replies == []  # no /import yet: the file is not ours
     await say(harness, ADMIN, "/import")
     text = (await harness.send_document(ADMIN, "plan.xlsx", data.getvalue()))[-1].plain_text or ""
@@ -376,12 +395,21 @@ async def test_export_sends_a_workbook_that_reimports_unchanged_and_a_csv(
     harness: Harness, db: Database
 ) -> None:
     task = await task_row(db, "2.1")
-    await harness.services.reporting.submit(ReportInput(
-        task_id=task.id, unit_id=task.lead_unit_id, reporter_user_id=None, status="in_progress",
-        percent=40, results="=cmd() dự thảo xong"))
+    await harness.services.reporting.submit(
+        ReportInput(
+            task_id=task.id,
+            unit_id=task.lead_unit_id,
+            reporter_user_id=None,
+            status="in_progress",
+            percent=40,
+            results="=cmd() dự thảo xong",
+        )
+    )
     replies = await harness.send(ADMIN, "/export")
     assert [r.document["file_name"] for r in replies if r.document] == [
-        "tiendo-tasks-2024-01-31.xlsx", "tiendo-reports-2024-01-31.csv"]
+        "tiendo-tasks-2024-01-31.xlsx",
+        "tiendo-reports-2024-01-31.csv",
+    ]
     workbook_doc, csv_doc = (r.document for r in replies)
     assert workbook_doc is not None and csv_doc is not None
     workbook_bytes = harness.api.download(harness.api.file(workbook_doc["file_id"]).file_path)
@@ -402,6 +430,7 @@ async def test_export_sends_a_workbook_that_reimports_unchanged_and_a_csv(
 
 
 # --- deadline extensions -----------------------------------------------------------------------
+
 
 async def test_extension_request_approved_moves_the_deadline_and_tells_everyone(
     harness: Harness, db: Database
@@ -457,6 +486,7 @@ async def test_a_non_admin_cannot_decide_an_extension(harness: Harness, db: Data
 
 # --- manager views -----------------------------------------------------------------------------
 
+
 async def test_overdue_and_stats_follow_the_lead_units_reports(harness: Harness, db: Database) -> None:
     assert "không có nhiệm vụ quá hạn" in await say(harness, ADMIN, "/overdue")
     reporting = harness.services.reporting
@@ -465,8 +495,10 @@ async def test_overdue_and_stats_follow_the_lead_units_reports(harness: Harness,
         t_march = await session.scalar(select(Task).where(Task.deadline == date(2024, 3, 31)))
     assert t_march is not None
     # 2.1 done on 10/05 (on time); the March task is still open in June.
-    await reporting.submit(ReportInput(t21.id, t21.lead_unit_id, None, "done", 100, "Xong"),
-                           at=datetime(2024, 5, 10, 3, tzinfo=UTC))
+    await reporting.submit(
+        ReportInput(t21.id, t21.lead_unit_id, None, "done", 100, "Xong"),
+        at=datetime(2024, 5, 10, 3, tzinfo=UTC),
+    )
     harness.clock.set(datetime(2024, 6, 3, 2, tzinfo=UTC))
     text = await say(harness, ADMIN, "/overdue")
     assert "1 nhiệm vụ quá hạn" in text and t_march.code in text and "quá 64 ngày" in text
@@ -476,8 +508,7 @@ async def test_overdue_and_stats_follow_the_lead_units_reports(harness: Harness,
     assert "Tỷ lệ hoàn thành: 50.0% (1/2" in stats
 
 
-async def test_stats_and_overdue_count_a_corrected_report_from_its_first_done(
-        harness: Harness) -> None:
+async def test_stats_and_overdue_count_a_corrected_report_from_its_first_done(harness: Harness) -> None:
     codes = await corrected_tasks(harness, "TTRA")
     harness.clock.set(hanoi(7, 9))
     stats = await say(harness, ADMIN, "/stats")

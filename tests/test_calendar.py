@@ -60,8 +60,11 @@ def test_reunification_and_labour_day_2025_with_the_swapped_saturday() -> None:
 def test_extra_days_off_and_other_working_days() -> None:
     cal = calendar(extra_days_off=["2024-03-18"])
     assert cal.next_working_slot(hanoi(2024, 3, 16, 9, 0)) == hanoi(2024, 3, 19, 8, 0)
-    every_day = calendar(days=["monday", "tuesday", "wednesday", "thursday", "friday",
-                               "saturday", "sunday"], start="00:00", end="23:59")
+    every_day = calendar(
+        days=["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"],
+        start="00:00",
+        end="23:59",
+    )
     assert every_day.is_working_time(hanoi(2024, 3, 16, 3, 0))
 
 

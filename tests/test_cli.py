@@ -77,8 +77,7 @@ def test_invite_prints_code_and_deep_link(cfg: Path, capsys: pytest.CaptureFixtu
     assert run(cfg, "invite", "VP", "--expires", "soon") == 1
 
 
-def test_run_without_a_token_says_how_to_get_one(cfg: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_without_a_token_says_how_to_get_one(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(cfg, "run") == 2
     assert "@BotFather" in capsys.readouterr().err
 
@@ -88,4 +87,3 @@ def test_audit_lists_the_import(cfg: Path, capsys: pytest.CaptureFixture[str]) -
     capsys.readouterr()
     assert run(cfg, "audit", "-n", "1") == 0
     assert "plan.import" in capsys.readouterr().out
-

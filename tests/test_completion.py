@@ -25,16 +25,22 @@ from storage.repositories.tasks import TaskRepository
 TASKS = 30
 
 
-async def random_histories(db: Database, config: Config, seed: int
-                           ) -> tuple[dict[int, list[tuple[datetime, str]]], list[datetime]]:
+async def random_histories(
+    db: Database, config: Config, seed: int
+) -> tuple[dict[int, list[tuple[datetime, str]]], list[datetime]]:
     """TASKS tasks led by A (B coordinates), each with random submissions over ten weeks, several
     often in one week (corrections). Returns each task's lead submissions (time, status) and
     the ends of the weeks."""
     codes = [f"R{i}" for i in range(TASKS)]
-    plan_text = ("units:\n  - {code: A, name: A}\n  - {code: B, name: B}\n"
-                 "groups:\n  - {code: '1', title: Nhóm}\ntasks:\n" + "".join(
-                     f"  - {{code: {code}, group: '1', title: Việc {code}, lead: A,"
-                     f" coordinating: [B], deadline: ongoing}}\n" for code in codes))
+    plan_text = (
+        "units:\n  - {code: A, name: A}\n  - {code: B, name: B}\n"
+        "groups:\n  - {code: '1', title: Nhóm}\ntasks:\n"
+        + "".join(
+            f"  - {{code: {code}, group: '1', title: Việc {code}, lead: A,"
+            f" coordinating: [B], deadline: ongoing}}\n"
+            for code in codes
+        )
+    )
     programme = ProgrammeService(db)
     plan = await programme.read_plan(plan_text.encode(), "plan.yaml")
     assert plan.ok, plan.errors
@@ -63,8 +69,9 @@ async def random_histories(db: Database, config: Config, seed: int
 async def test_the_query_agrees_with_the_definition(db: Database, config: Config) -> None:
     lead, ends = await random_histories(db, config, seed=59)
     async with db.reader() as session:
-        corrections = len(list(await session.scalars(
-            select(ProgressReport.id).where(ProgressReport.revision > 1))))
+        corrections = len(
+            list(await session.scalars(select(ProgressReport.id).where(ProgressReport.revision > 1)))
+        )
         for moment in ends:
             found = await ReportRepository(session).lead_progress(moment, list(lead))
             for task_id, submissions in lead.items():
@@ -72,19 +79,22 @@ async def test_the_query_agrees_with_the_definition(db: Database, config: Config
                 progress = found.get(task_id)
                 assert (progress is not None) == bool(upto), (task_id, moment)
                 assert (progress.completed_at if progress else None) == completed_on(upto), (
-                    task_id, moment, upto)
+                    task_id,
+                    moment,
+                    upto,
+                )
                 if progress is not None:
                     assert progress.status == upto[-1][1]
                     assert progress.submitted_at == upto[-1][0]
     assert corrections > 10  # the histories did exercise corrections
 
 
-async def test_migration_0007_fills_status_since_from_the_revisions(
-        db: Database, config: Config) -> None:
+async def test_migration_0007_fills_status_since_from_the_revisions(db: Database, config: Config) -> None:
     await random_histories(db, config, seed=7)
     async with db.reader() as session:
-        kept = dict((await session.execute(
-            select(ProgressReport.id, ProgressReport.status_since))).tuples().all())
+        kept = dict(
+            (await session.execute(select(ProgressReport.id, ProgressReport.status_since))).tuples().all()
+        )
         revisions = await session.scalar(select(func.count()).select_from(ReportRevision))
     # Back to 0006 (the column goes), then up again: the backfill recomputes every value.
     async with db.engine.begin() as conn:
@@ -94,30 +104,35 @@ async def test_migration_0007_fills_status_since_from_the_revisions(
         await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
     assert await current_revision(db) == head_revision()
     async with db.reader() as session:
-        again = dict((await session.execute(
-            select(ProgressReport.id, ProgressReport.status_since))).tuples().all())
+        again = dict(
+            (await session.execute(select(ProgressReport.id, ProgressReport.status_since))).tuples().all()
+        )
         # Neither migration copies the table (which would cascade to the revisions).
         assert await session.scalar(select(func.count()).select_from(ReportRevision)) == revisions
     assert again == kept and len(kept) > TASKS
 
 
-async def test_reports_without_revisions_count_as_one_submission(db: Database,
-                                                                config: Config) -> None:
+async def test_reports_without_revisions_count_as_one_submission(db: Database, config: Config) -> None:
     """Rows written without revisions (bulk loads) are filled from the report itself."""
     await random_histories(db, config, seed=3)
     async with db.transaction() as session:
-        await session.execute(update(ProgressReport).values(
-            status_since=datetime(2000, 1, 1, tzinfo=UTC)))
+        await session.execute(update(ProgressReport).values(status_since=datetime(2000, 1, 1, tzinfo=UTC)))
     async with db.engine.begin() as conn:
         await conn.exec_driver_sql("DELETE FROM report_revisions")
         await conn.run_sync(lambda sync: command.downgrade(_alembic_config(sync), "0006"))
         await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
     async with db.reader() as session:
-        rows = (await session.execute(
-            select(ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.submitted_at,
-                   ProgressReport.status, ProgressReport.status_since)
-            .order_by(ProgressReport.task_id, ProgressReport.unit_id,
-                      ProgressReport.submitted_at))).all()
+        rows = (
+            await session.execute(
+                select(
+                    ProgressReport.task_id,
+                    ProgressReport.unit_id,
+                    ProgressReport.submitted_at,
+                    ProgressReport.status,
+                    ProgressReport.status_since,
+                ).order_by(ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.submitted_at)
+            )
+        ).all()
     previous: tuple[int, int, str, datetime] | None = None
     for task_id, unit_id, at, status, since in rows:
         if previous and previous[:3] == (task_id, unit_id, status):

@@ -28,15 +28,18 @@ def test_shipped_config_matches_the_defaults() -> None:
 def test_an_empty_file_gives_the_same_settings_as_the_shipped_one(tmp_path: Path) -> None:
     shipped = load_config(ROOT / "config.toml", env={})
     empty = load_config(write(tmp_path, ""), env={})
-    for section in ("bot", "telegram", "database", "reporting", "work", "nudges", "digest",
-                    "invites"):
+    for section in ("bot", "telegram", "database", "reporting", "work", "nudges", "digest", "invites"):
         assert getattr(shipped, section) == getattr(empty, section), section
 
 
 def test_environment_supplies_token_and_database(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, ""), env={
-        "TELEGRAM_BOT_TOKEN": "42:abc", "TIENDO_DATABASE_URL": "postgresql+asyncpg://x@h/db",
-    })
+    config = load_config(
+        write(tmp_path, ""),
+        env={
+            "TELEGRAM_BOT_TOKEN": "42:abc",
+            "TIENDO_DATABASE_URL": "postgresql+asyncpg://x@h/db",
+        },
+    )
     assert config.token == "42:abc"
     assert config.database_url == "postgresql+asyncpg://x@h/db"
     assert "42:abc" not in repr(config)
@@ -52,30 +55,32 @@ def test_relative_sqlite_path_is_beside_the_config(tmp_path: Path) -> None:
     assert config.database_url == f"sqlite+aiosqlite:///{tmp_path}/data/tiendo.db"
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ("[bot]\nadmins = [\"x\"]\n", "bot.admins[0]"),
-    ("[bot]\ncolour = 1\n", "bot.colour"),
-    ("[bot]\ntimezone = \"Mars/Olympus\"\n", "bot.timezone"),
-    ("[telegram]\napi_base_url = \"ftp://x\"\n", "telegram.api_base_url"),
-    ("[telegram]\napi_base_url = \"not a url\"\n", "telegram.api_base_url"),
-    ("[database]\nurl = \"mysql://x\"\n", "database.url"),
-    ("[database]\necho = \"yes\"\n", "database.echo"),
-    ("[work]\nstart = \"25:00\"\n", "work.start"),
-    ("[work]\nextra_days_off = [\"2025-02-30\"]\n", "work.extra_days_off[0]"),
-    ("[digest]\nschedule = \"funday 16:00\"\n", "digest.schedule"),
-    ("[nope]\n", "[nope]"),
-    ("[bot]\nlanguage = \"fr\"\n", "bot.language"),
-    ("[telegram]\nwebhook_port = true\n", "telegram.webhook_port"),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[bot]\nadmins = ["x"]\n', "bot.admins[0]"),
+        ("[bot]\ncolour = 1\n", "bot.colour"),
+        ('[bot]\ntimezone = "Mars/Olympus"\n', "bot.timezone"),
+        ('[telegram]\napi_base_url = "ftp://x"\n', "telegram.api_base_url"),
+        ('[telegram]\napi_base_url = "not a url"\n', "telegram.api_base_url"),
+        ('[database]\nurl = "mysql://x"\n', "database.url"),
+        ('[database]\necho = "yes"\n', "database.echo"),
+        ('[work]\nstart = "25:00"\n', "work.start"),
+        ('[work]\nextra_days_off = ["2025-02-30"]\n', "work.extra_days_off[0]"),
+        ('[digest]\nschedule = "funday 16:00"\n', "digest.schedule"),
+        ("[nope]\n", "[nope]"),
+        ('[bot]\nlanguage = "fr"\n', "bot.language"),
+        ("[telegram]\nwebhook_port = true\n", "telegram.webhook_port"),
+    ],
+)
 def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text), env={})
     assert str(caught.value).startswith(key)
 
 
-def test_cli_stops_with_one_line_and_exit_2(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, "[bot]\ntimezone = \"Nowhere/City\"\n")
+def test_cli_stops_with_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, '[bot]\ntimezone = "Nowhere/City"\n')
     assert main(["--config", str(path), "init"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1

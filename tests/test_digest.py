@@ -15,8 +15,15 @@ from tests.support.harness import Harness
 MANAGER, LEADER, FOCAL, STRANGER, ADMIN = 7001, 7002, 7003, 7004, 7005
 
 
-async def add_person(harness: Harness, telegram_id: int, name: str, *, role: str | None = None,
-                     unit: str | None = None, unit_role: str = "focal") -> None:
+async def add_person(
+    harness: Harness,
+    telegram_id: int,
+    name: str,
+    *,
+    role: str | None = None,
+    unit: str | None = None,
+    unit_role: str = "focal",
+) -> None:
     harness.api.user(telegram_id, name)
     async with harness.services.db.transaction() as session:
         users = UserRepository(session)
@@ -74,8 +81,7 @@ async def test_a_focal_point_cannot_subscribe_to_other_units_data(harness: Harne
     assert await harness.services.digest.unsubscribe(FOCAL) is False  # nothing was stored
 
 
-async def test_scheduled_digest_goes_once_to_managers_subscribers_and_leaders(
-        harness: Harness) -> None:
+async def test_scheduled_digest_goes_once_to_managers_subscribers_and_leaders(harness: Harness) -> None:
     await add_person(harness, MANAGER, "Hùng", role="manager")
     await add_person(harness, ADMIN, "Quân", role="admin")
     await add_person(harness, LEADER, "Mai", unit="PC", unit_role="leader")
@@ -126,4 +132,7 @@ async def test_digest_files_are_written_in_the_data_folder(harness: Harness, db:
     await harness.services.digest.run_due()
     folder = harness.services.config.data_path / "reports" / "2024-W05" / "all" / "vi"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "tiendo-2024-W05.docx", "tiendo-2024-W05.png", "tiendo-2024-W05.xlsx"]
+        "tiendo-2024-W05.docx",
+        "tiendo-2024-W05.png",
+        "tiendo-2024-W05.xlsx",
+    ]

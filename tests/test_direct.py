@@ -25,9 +25,19 @@ async def test_rows_written_and_read_directly_match_the_orm(db: Database) -> Non
     after = {"status": "Đang thực hiện", "percent": 50, "indicator_value": 86.5}
 
     def write(runner: StatementRunner) -> int:
-        return runner.insert(AUDIT, {"at": AT, "action": "report.submit", "actor": "tg:7",
-                                     "actor_telegram_id": 7, "entity": "report",
-                                     "entity_id": "1", "after": after, "detail": ""})
+        return runner.insert(
+            AUDIT,
+            {
+                "at": AT,
+                "action": "report.submit",
+                "actor": "tg:7",
+                "actor_telegram_id": 7,
+                "entity": "report",
+                "entity_id": "1",
+                "after": after,
+                "detail": "",
+            },
+        )
 
     entry_id = await db.write_statements(write)
     async with db.reader() as session:
@@ -54,8 +64,7 @@ async def test_a_failed_write_changes_nothing(db: Database) -> None:
     assert rows == []
 
 
-async def test_statements_inside_an_open_transaction_fail_instead_of_waiting_forever(
-        db: Database) -> None:
+async def test_statements_inside_an_open_transaction_fail_instead_of_waiting_forever(db: Database) -> None:
     """On SQLite the write lock is the task's own already; on PostgreSQL it is a second
     transaction, which works."""
     kv = table_of(KeyValue)
@@ -63,8 +72,7 @@ async def test_statements_inside_an_open_transaction_fail_instead_of_waiting_for
     def write(runner: StatementRunner) -> int:
         return runner.insert(kv, {"namespace": "t", "key": "inner", "value": {}, "updated_at": AT})
 
-    single = db.write_statement(
-        _KV_PUT, {"namespace": "t", "key": "single", "value": {}, "updated_at": AT})
+    single = db.write_statement(_KV_PUT, {"namespace": "t", "key": "single", "value": {}, "updated_at": AT})
     async with db.transaction():
         if db.direct is not None:
             with pytest.raises(RuntimeError, match="inside an open write transaction"):
@@ -76,14 +84,17 @@ async def test_statements_inside_an_open_transaction_fail_instead_of_waiting_for
             assert await asyncio.wait_for(single, 5) == 1
 
 
-_KV_PUT = insert_on_conflict(table_of(KeyValue), ("namespace", "key"),
-                             ("namespace", "key", "value", "updated_at"), update=("value",))
+_KV_PUT = insert_on_conflict(
+    table_of(KeyValue), ("namespace", "key"), ("namespace", "key", "value", "updated_at"), update=("value",)
+)
 
 
 async def _single_write(db: Database, value: dict[str, int]) -> None:
     """One statement, a transaction of its own (Database.write_statement)."""
-    assert await db.write_statement(
-        _KV_PUT, {"namespace": "t", "key": "step", "value": value, "updated_at": AT}) == 1
+    assert (
+        await db.write_statement(_KV_PUT, {"namespace": "t", "key": "step", "value": value, "updated_at": AT})
+        == 1
+    )
 
 
 async def _orm_write(db: Database, value: dict[str, int]) -> None:
@@ -92,14 +103,17 @@ async def _orm_write(db: Database, value: dict[str, int]) -> None:
 
 
 async def _direct_write(db: Database, value: dict[str, int]) -> None:
-    await db.write_statements(lambda runner: runner.insert(
-        table_of(KeyValue), {"namespace": "t", "key": "step", "value": value, "updated_at": AT}))
+    await db.write_statements(
+        lambda runner: runner.insert(
+            table_of(KeyValue), {"namespace": "t", "key": "step", "value": value, "updated_at": AT}
+        )
+    )
 
 
-@pytest.mark.parametrize("write", [_direct_write, _single_write, _orm_write],
-                         ids=["direct", "single", "session"])
-async def test_a_lock_held_by_another_process_does_not_freeze_the_bot(db: Database,
-                                                                      write: Any) -> None:
+@pytest.mark.parametrize(
+    "write", [_direct_write, _single_write, _orm_write], ids=["direct", "single", "session"]
+)
+async def test_a_lock_held_by_another_process_does_not_freeze_the_bot(db: Database, write: Any) -> None:
     if not db.is_sqlite:
         pytest.skip("SQLite's database-wide write lock")
     kv = table_of(KeyValue)
@@ -126,6 +140,5 @@ async def test_a_lock_held_by_another_process_does_not_freeze_the_bot(db: Databa
     # loop kept running: other chats were served.
     assert waited >= 0.35
     assert ticks >= 10
-    rows = await db.read_statements(
-        lambda runner: runner.rows(select(kv.c.key, kv.c.value), {}))
+    rows = await db.read_statements(lambda runner: runner.rows(select(kv.c.key, kv.c.value), {}))
     assert [(r.key, r.value) for r in rows] == [("step", {"step": 3})]

@@ -28,14 +28,18 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
         other = Unit(code="OTH", name="Khác")
         session.add_all([unit, other])
         await session.flush()
-        people = [(901, "focal", "vi", unit), (902, "focal", "en", unit),
-                  (903, "focal", None, unit), (904, "focal", "fr", unit),
-                  (905, "leader", "en", unit), (906, "leader", "vi", unit),
-                  (907, "focal", "vi", other)]
+        people = [
+            (901, "focal", "vi", unit),
+            (902, "focal", "en", unit),
+            (903, "focal", None, unit),
+            (904, "focal", "fr", unit),
+            (905, "leader", "en", unit),
+            (906, "leader", "vi", unit),
+            (907, "focal", "vi", other),
+        ]
         users: dict[int, User] = {}
         for telegram_id, role, language, where in people:
-            user = users.get(telegram_id) or User(telegram_id=telegram_id, first_name="X",
-                                                  language=language)
+            user = users.get(telegram_id) or User(telegram_id=telegram_id, first_name="X", language=language)
             users[telegram_id] = user
             session.add(user)
             await session.flush()
@@ -43,12 +47,22 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
         # 906 is the unit's leader and one of its focal points: one (escalated) nudge only.
         session.add(Membership(user_id=users[906].id, unit_id=unit.id, role="focal"))
         group_id = await session.scalar(select(TaskGroup.id).limit(1))
-        deadlines = {"b7": date(2024, 3, 15), "b1": date(2024, 3, 7), "d0": date(2024, 3, 6),
-                     "o2": date(2024, 3, 4), "o6": date(2024, 2, 27)}
+        deadlines = {
+            "b7": date(2024, 3, 15),
+            "b1": date(2024, 3, 7),
+            "d0": date(2024, 3, 6),
+            "o2": date(2024, 3, 4),
+            "o6": date(2024, 2, 27),
+        }
         tasks = {}
         for name, deadline in deadlines.items():
-            task = Task(code=f"{name}&<{name}>", group_id=group_id, title=f"{name} {AWKWARD}",
-                        lead_unit_id=unit.id, deadline=deadline)
+            task = Task(
+                code=f"{name}&<{name}>",
+                group_id=group_id,
+                title=f"{name} {AWKWARD}",
+                lead_unit_id=unit.id,
+                deadline=deadline,
+            )
             session.add(task)
             tasks[name] = task
         await session.flush()
@@ -57,7 +71,8 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
         harness.api.user(telegram_id, "X")
     harness.clock.set(datetime(2024, 3, 1, 3, 0, tzinfo=UTC))
     await harness.services.reporting.submit(
-        ReportInput(task_ids["o2"], unit_id, None, "in_progress", 40, "đang làm"))
+        ReportInput(task_ids["o2"], unit_id, None, "in_progress", 40, "đang làm")
+    )
     now = datetime(2024, 3, 6, 9, 0, tzinfo=HN).astimezone(UTC)
     harness.clock.set(now)
 
@@ -65,9 +80,13 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
     await harness.dispatch()
 
     async with db.reader() as session:
-        rows = list(await session.scalars(
-            select(OutboxMessage).where(OutboxMessage.kind == NUDGE,
-                                        OutboxMessage.task_id.in_(task_ids.values()))))
+        rows = list(
+            await session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.kind == NUDGE, OutboxMessage.task_id.in_(task_ids.values())
+                )
+            )
+        )
     names = {task_id: name for name, task_id in task_ids.items()}
     by_user = {user.id: (telegram_id, user.language) for telegram_id, user in users.items()}
     sent = {(m.chat_id, m.message_id): m for telegram_id in users for m in harness.api.sent(telegram_id)}
@@ -79,31 +98,42 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
         offset = nudges.current_offset(deadlines[name], now)
         assert offset is not None and offset.name == name
         escalated = telegram_id == 905 or (telegram_id == 906 and name == "o6")
-        fields = {"code": f"{name}&amp;&lt;{name}&gt;",
-                  "title": f"{name} " + AWKWARD.replace("&", "&amp;").replace("<", "&lt;")
-                  .replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#x27;"),
-                  "unit": "Phòng " + AWKWARD.replace("&", "&amp;").replace("<", "&lt;")
-                  .replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#x27;"),
-                  "deadline": deadlines[name].strftime("%d/%m/%Y")}
+        fields = {
+            "code": f"{name}&amp;&lt;{name}&gt;",
+            "title": f"{name} "
+            + AWKWARD.replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace('"', "&quot;")
+            .replace("'", "&#x27;"),
+            "unit": "Phòng "
+            + AWKWARD.replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace('"', "&quot;")
+            .replace("'", "&#x27;"),
+            "deadline": deadlines[name].strftime("%d/%m/%Y"),
+        }
         assert row.state == "sent" and row.telegram_message_id is not None, (name, telegram_id)
         message = sent[(telegram_id, row.telegram_message_id)]
         assert message.text == nudges._nudge_text(
-            language, offset.days_left, offset.overdue, escalated, fields,
-            40 if name == "o2" else None), (name, telegram_id)
+            language, offset.days_left, offset.overdue, escalated, fields, 40 if name == "o2" else None
+        ), (name, telegram_id)
         [[report, snooze]] = nudges._buttons(language, row.task_id)
         assert [(b["text"], b["callback_data"]) for b in message.buttons] == [
-            (report[0], f"rp:start:{row.task_id}"), (snooze[0], f"ng:snooze:{row.id}")]
+            (report[0], f"rp:start:{row.task_id}"),
+            (snooze[0], f"ng:snooze:{row.id}"),
+        ]
         assert row.chat_id == telegram_id and row.due_at == offset.slot
         assert row.dedup_key == f"nudge:{row.task_id}:v1:{name}:{row.user_id}"
         assert (row.nudge_offset, row.deadline_version) == (name, 1)
         assert row.created_at == now
         seen.add((name, telegram_id))
     focal = {901, 902, 903, 904, 906}
-    expected_pairs = ({(name, t) for name in deadlines for t in focal} | {("o6", 905)})
+    expected_pairs = {(name, t) for name in deadlines for t in focal} | {("o6", 905)}
     assert seen == expected_pairs and len(rows) == len(expected_pairs)
     assert sum(len(harness.api.sent(t)) for t in users) == len(rows)
     async with db.reader() as session:
-        everything = list(await session.scalars(
-            select(OutboxMessage.id).where(OutboxMessage.kind == NUDGE)))
+        everything = list(await session.scalars(select(OutboxMessage.id).where(OutboxMessage.kind == NUDGE)))
     assert result.planned == len(everything)
     assert (await nudges.plan()).planned == 0

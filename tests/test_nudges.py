@@ -46,8 +46,13 @@ async def add_task(bot: Harness, deadline: date | None, code: str = "T.1") -> in
     async with bot.services.db.transaction() as session:
         unit_id = await session.scalar(select(Unit.id).where(Unit.code == "TST"))
         group_id = await session.scalar(select(TaskGroup.id).limit(1))
-        task = Task(code=code, group_id=group_id, title=f"Nhiệm vụ <thử> {code}",
-                    lead_unit_id=unit_id, deadline=deadline)
+        task = Task(
+            code=code,
+            group_id=group_id,
+            title=f"Nhiệm vụ <thử> {code}",
+            lead_unit_id=unit_id,
+            deadline=deadline,
+        )
         session.add(task)
         await session.flush()
         return task.id
@@ -119,8 +124,9 @@ async def test_each_offset_goes_out_once_at_its_working_time(bot: Harness) -> No
 async def test_last_reported_percent_is_shown(bot: Harness) -> None:
     task_id = await add_task(bot, date(2024, 3, 15))
     bot.clock.set(hanoi(2024, 3, 1, 10, 0))
-    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None,
-                                                    "in_progress", 40, "đang làm"))
+    await bot.services.reporting.submit(
+        ReportInput(task_id, await unit_id(bot), None, "in_progress", 40, "đang làm")
+    )
     await tick(bot, hanoi(2024, 3, 6, 9, 0))
     assert "Tiến độ báo cáo gần nhất: 40%" in texts(bot, FOCAL)[-1]
 
@@ -136,7 +142,8 @@ async def test_a_weekend_deadline_moves_to_monday(bot: Harness) -> None:
     await add_task(bot, saturday)
     await tick(bot, hanoi(2024, 3, 15, 9, 0))
     assert [t.split("\n")[0] for t in texts(bot, FOCAL)] == [
-        "⏰ Nhắc việc: nhiệm vụ T.1 — Nhiệm vụ <thử> T.1"]
+        "⏰ Nhắc việc: nhiệm vụ T.1 — Nhiệm vụ <thử> T.1"
+    ]
     await tick(bot, hanoi(2024, 3, 16, 9, 0))  # the deadline, a Saturday: nothing goes out
     await tick(bot, hanoi(2024, 3, 17, 15, 0))
     assert len(texts(bot, FOCAL)) == 1
@@ -179,8 +186,9 @@ async def test_reunification_day_moves_to_the_next_working_day(bot: Harness) -> 
 async def test_a_swapped_working_saturday_counts(config: Config) -> None:
     from bot.app import build_services
 
-    swapped = dataclasses.replace(config, work=dataclasses.replace(
-        config.work, working_weekend_days=["2025-04-26"]))
+    swapped = dataclasses.replace(
+        config, work=dataclasses.replace(config.work, working_weekend_days=["2025-04-26"])
+    )
     nudges = build_services(swapped).nudges
     offset = nudges.current_offset(date(2025, 4, 28), hanoi(2025, 4, 26, 9, 0))
     assert offset is not None and offset.name == "b1" and offset.slot == hanoi(2025, 4, 26, 9, 0)
@@ -222,8 +230,7 @@ async def test_snooze_refuses_forged_and_foreign_buttons(bot: Harness) -> None:
     await bot.press(FOCAL, nudge.message_id, "ng:snooze:999999", check=False)
     await bot.press(FOCAL, nudge.message_id, "ng:snooze:x'; DROP", check=False)
     answers = bot.api.answered_callbacks
-    assert [(a.text, a.show_alert) for a in answers] == [
-        ("Không hoãn được nhắc việc này.", True)] * 3
+    assert [(a.text, a.show_alert) for a in answers] == [("Không hoãn được nhắc việc này.", True)] * 3
     assert await outbox_rows(bot, "nudge_snooze") == []
 
 
@@ -231,8 +238,9 @@ async def test_completion_cancels_what_is_pending(bot: Harness) -> None:
     task_id = await add_task(bot, date(2024, 3, 15))
     bot.clock.set(hanoi(2024, 3, 6, 9, 0))
     await bot.services.nudges.plan()  # planned, not sent yet
-    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None, "done",
-                                                    100, "Đã xong"))
+    await bot.services.reporting.submit(
+        ReportInput(task_id, await unit_id(bot), None, "done", 100, "Đã xong")
+    )
     assert [r.state for r in await outbox_rows(bot, "nudge")] == ["cancelled"]
     for day in (12, 15, 19, 21):
         await tick(bot, hanoi(2024, 3, day, 9, 0))
@@ -245,8 +253,11 @@ async def test_a_deadline_change_cancels_and_replans(bot: Harness) -> None:
     (nudge,) = bot.api.sent(FOCAL)
     await bot.press(FOCAL, nudge.message_id, nudge.button_data("Nhắc lại sau"))
     async with bot.services.db.transaction() as session:
-        await session.execute(update(Task).where(Task.id == task_id).values(
-            deadline=date(2024, 4, 15), deadline_version=Task.deadline_version + 1))
+        await session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(deadline=date(2024, 4, 15), deadline_version=Task.deadline_version + 1)
+        )
     result = await bot.services.nudges.on_task_changed(task_id)
     assert result.cancelled == 1  # the snoozed repeat of the old deadline's nudge
     await tick(bot, hanoi(2024, 3, 15, 10, 0))
@@ -262,8 +273,7 @@ async def test_closing_a_task_cancels_its_nudges(bot: Harness) -> None:
     bot.clock.set(hanoi(2024, 3, 6, 9, 0))
     await bot.services.nudges.plan()
     async with bot.services.db.transaction() as session:
-        await session.execute(update(Task).where(Task.id == task_id).values(
-            closed_at=bot.clock.now()))
+        await session.execute(update(Task).where(Task.id == task_id).values(closed_at=bot.clock.now()))
     await bot.services.nudges.on_task_changed(task_id)
     await bot.dispatch()
     assert texts(bot, FOCAL) == []
@@ -341,8 +351,9 @@ async def test_period_reminder_lists_unreported_tasks_once(bot: Harness) -> None
     first = await add_task(bot, None, "T.1")
     await add_task(bot, date(2024, 12, 31), "T.2")
     bot.clock.set(hanoi(2024, 2, 1, 8, 0))
-    await bot.services.reporting.submit(ReportInput(first, await unit_id(bot), None,
-                                                    "in_progress", 10, "đang làm"))
+    await bot.services.reporting.submit(
+        ReportInput(first, await unit_id(bot), None, "in_progress", 10, "đang làm")
+    )
     await tick(bot, hanoi(2024, 2, 1, 8, 59), periods=True)
     assert texts(bot, FOCAL) == []
     await tick(bot, hanoi(2024, 2, 1, 9, 0), periods=True)
@@ -373,13 +384,17 @@ async def test_an_admin_deadline_change_cancels_the_planned_nudge_at_once(bot: H
     assert "29/03/2024" in told
 
 
-@pytest.mark.parametrize("first,then,nudged", [
-    ("done", "done", False),  # a correction that keeps "done": still completed
-    ("in_progress", "done", False),  # completed by the correction
-    ("done", "in_progress", True),  # reopened by the correction: overdue nudges resume
-])
+@pytest.mark.parametrize(
+    "first,then,nudged",
+    [
+        ("done", "done", False),  # a correction that keeps "done": still completed
+        ("in_progress", "done", False),  # completed by the correction
+        ("done", "in_progress", True),  # reopened by the correction: overdue nudges resume
+    ],
+)
 async def test_a_corrected_report_decides_whether_the_task_is_nudged(
-        bot: Harness, first: str, then: str, nudged: bool) -> None:
+    bot: Harness, first: str, then: str, nudged: bool
+) -> None:
     # Deadline Friday 15/3/2024; the report of Fri 15/3 is corrected on Mon 18/3 (both in the
     # period that ends Thursday 21/3 17:00).
     task_id = await add_task(bot, date(2024, 3, 15))
@@ -388,7 +403,8 @@ async def test_a_corrected_report_decides_whether_the_task_is_nudged(
     for status, moment in ((first, hanoi(2024, 3, 15, 10, 0)), (then, hanoi(2024, 3, 18, 10, 0))):
         bot.clock.set(moment)
         receipt = await bot.services.reporting.submit(
-            ReportInput(task_id, await unit_id(bot), None, status, 60, "Báo cáo"))
+            ReportInput(task_id, await unit_id(bot), None, status, 60, "Báo cáo")
+        )
     assert receipt.is_correction
     for day in (19, 21, 25):
         await tick(bot, hanoi(2024, 3, day, 9, 0))
@@ -405,17 +421,18 @@ async def test_a_corrected_report_decides_whether_the_task_is_nudged(
 async def test_a_nudge_sent_late_shows_the_task_as_it_is_when_sent(bot: Harness) -> None:
     task_id = await add_task(bot, date(2024, 3, 15))
     bot.clock.set(hanoi(2024, 3, 1, 10, 0))
-    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None,
-                                                    "in_progress", 40, "đang làm"))
+    await bot.services.reporting.submit(
+        ReportInput(task_id, await unit_id(bot), None, "in_progress", 40, "đang làm")
+    )
     bot.clock.set(hanoi(2024, 3, 6, 9, 0))
     await bot.services.nudges.plan()  # planned with title, percent and unit as they are now
     async with bot.services.db.transaction() as session:
-        await session.execute(update(Task).where(Task.id == task_id).values(
-            title="Tên mới & <đã sửa>"))
+        await session.execute(update(Task).where(Task.id == task_id).values(title="Tên mới & <đã sửa>"))
         await session.execute(update(Unit).where(Unit.code == "TST").values(name="Phòng Mới"))
     bot.clock.set(hanoi(2024, 3, 7, 10, 0))
-    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None,
-                                                    "in_progress", 70, "gần xong"))
+    await bot.services.reporting.submit(
+        ReportInput(task_id, await unit_id(bot), None, "in_progress", 70, "gần xong")
+    )
     await bot.dispatch()  # the dispatcher was late: the nudge shows what is true now
     (nudge,) = bot.api.sent(FOCAL)
     text = nudge.plain_text or ""
@@ -432,8 +449,7 @@ async def test_a_nudge_sent_late_shows_the_task_as_it_is_when_sent(bot: Harness)
 
 
 @pytest.mark.parametrize("change", ["closed", "new deadline", "deleted"])
-async def test_a_nudge_whose_task_changed_after_planning_is_not_sent(
-        bot: Harness, change: str) -> None:
+async def test_a_nudge_whose_task_changed_after_planning_is_not_sent(bot: Harness, change: str) -> None:
     """The task changed without a re-plan (another process, a direct edit): the dispatcher
     finds out when it renders the nudge, and cancels it."""
     task_id = await add_task(bot, date(2024, 3, 15))
@@ -441,11 +457,13 @@ async def test_a_nudge_whose_task_changed_after_planning_is_not_sent(
     assert (await bot.services.nudges.plan()).planned == 1
     async with bot.services.db.transaction() as session:
         if change == "closed":
-            await session.execute(update(Task).where(Task.id == task_id).values(
-                closed_at=bot.clock.now()))
+            await session.execute(update(Task).where(Task.id == task_id).values(closed_at=bot.clock.now()))
         elif change == "new deadline":
-            await session.execute(update(Task).where(Task.id == task_id).values(
-                deadline=date(2024, 4, 15), deadline_version=Task.deadline_version + 1))
+            await session.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(deadline=date(2024, 4, 15), deadline_version=Task.deadline_version + 1)
+            )
         else:
             await session.execute(delete(Task).where(Task.id == task_id))
     await bot.dispatch()
@@ -464,8 +482,9 @@ async def test_a_nudge_claimed_before_the_task_was_completed_is_not_sent(bot: Ha
     bot.clock.set(hanoi(2024, 3, 6, 9, 0))
     await bot.services.nudges.plan()
     (claimed,) = await bot.services.outbox.claim_due()
-    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None, "done",
-                                                    100, "Đã xong"))
+    await bot.services.reporting.submit(
+        ReportInput(task_id, await unit_id(bot), None, "done", 100, "Đã xong")
+    )
     await dispatch._deliver(Context.from_application(bot.app), claimed, 0.0)
     assert texts(bot, FOCAL) == []
     assert [r.state for r in await outbox_rows(bot, "nudge")] == ["cancelled"]
@@ -476,8 +495,9 @@ async def test_a_period_reminder_lists_what_is_still_owed_when_sent(bot: Harness
     second = await add_task(bot, None, "T.2")
     bot.clock.set(hanoi(2024, 2, 1, 9, 0))  # Thursday: the reminder comes due
     assert (await bot.services.nudges.plan_period_reminders()).planned == 1
-    await bot.services.reporting.submit(ReportInput(first, await unit_id(bot), None,
-                                                    "in_progress", 10, "đang làm"))
+    await bot.services.reporting.submit(
+        ReportInput(first, await unit_id(bot), None, "in_progress", 10, "đang làm")
+    )
     await bot.dispatch()
     (reminder,) = bot.api.sent(FOCAL)
     text = reminder.plain_text or ""
@@ -488,8 +508,9 @@ async def test_a_period_reminder_lists_what_is_still_owed_when_sent(bot: Harness
     bot.clock.set(hanoi(2024, 2, 2, 9, 0))
     assert (await bot.services.nudges.plan_period_reminders()).planned == 1
     for task_id in (first, second):
-        await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None,
-                                                        "in_progress", 20, "đang làm"))
+        await bot.services.reporting.submit(
+            ReportInput(task_id, await unit_id(bot), None, "in_progress", 20, "đang làm")
+        )
     await bot.dispatch()
     assert len(bot.api.sent(FOCAL)) == 1
     assert [r.state for r in await outbox_rows(bot, "period_reminder")] == ["sent", "cancelled"]
@@ -512,12 +533,23 @@ async def test_a_nudge_planned_before_the_upgrade_is_sent_as_planned(bot: Harnes
     bot.clock.set(hanoi(2024, 3, 6, 9, 0))
     async with bot.services.db.transaction() as session:
         focal = await session.scalar(select(User.id).where(User.telegram_id == FOCAL))
-        session.add(OutboxMessage(
-            dedup_key=f"nudge:{task_id}:v1:b7:{focal}", kind="nudge", chat_id=FOCAL,
-            user_id=focal, task_id=task_id, deadline_version=1, nudge_offset="b7",
-            payload={"text": "<b>Đã soạn</b> sẵn",
-                     "buttons": [[["Nhắc lại sau", "ng:snooze:{outbox_id}"]]]},
-            due_at=bot.clock.now(), created_at=bot.clock.now()))
+        session.add(
+            OutboxMessage(
+                dedup_key=f"nudge:{task_id}:v1:b7:{focal}",
+                kind="nudge",
+                chat_id=FOCAL,
+                user_id=focal,
+                task_id=task_id,
+                deadline_version=1,
+                nudge_offset="b7",
+                payload={
+                    "text": "<b>Đã soạn</b> sẵn",
+                    "buttons": [[["Nhắc lại sau", "ng:snooze:{outbox_id}"]]],
+                },
+                due_at=bot.clock.now(),
+                created_at=bot.clock.now(),
+            )
+        )
     await tick(bot, hanoi(2024, 3, 6, 9, 0))
     (nudge,) = bot.api.sent(FOCAL)
     assert nudge.plain_text == "Đã soạn sẵn"
@@ -537,14 +569,17 @@ async def test_migration_0008_keeps_nudges_sent_before_it_sent_once(bot: Harness
     async with db.engine.begin() as conn:
         await conn.run_sync(lambda sync: command.downgrade(_alembic_config(sync), "0007"))
         focal = await conn.scalar(select(User.id).where(User.telegram_id == FOCAL))
-        for key, kind in ((f"nudge:{task_id}:v1:b7:{focal}", "nudge"),
-                          (f"snooze:{task_id}:v1:b7:1", "nudge_snooze"),
-                          ("notice:x", "notice")):
+        for key, kind in (
+            (f"nudge:{task_id}:v1:b7:{focal}", "nudge"),
+            (f"snooze:{task_id}:v1:b7:1", "nudge_snooze"),
+            ("notice:x", "notice"),
+        ):
             await conn.exec_driver_sql(
                 "INSERT INTO outbox (dedup_key, kind, chat_id, user_id, task_id, payload, "
                 "due_at, state, attempts, created_at) VALUES "
                 f"('{key}', '{kind}', {FOCAL}, {focal}, {task_id}, '{{\"text\": \"cũ\"}}', "
-                "'2024-03-06 02:00:00.000000', 'sent', 1, '2024-03-06 02:00:00.000000')")
+                "'2024-03-06 02:00:00.000000', 'sent', 1, '2024-03-06 02:00:00.000000')"
+            )
         await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
     rows = {r.kind: (r.deadline_version, r.nudge_offset) for r in await outbox_rows(bot)}
     assert rows == {"nudge": (1, "b7"), "nudge_snooze": (1, "b7"), "notice": (None, None)}
@@ -568,8 +603,12 @@ async def test_coordinating_units_are_nudged_and_reminded_when_configured(bot: H
         session.add(user)
         await session.flush()
         leader = await session.scalar(select(User.id).where(User.telegram_id == LEADER))
-        session.add_all([Membership(user_id=user.id, unit_id=unit.id, role="focal"),
-                         Membership(user_id=leader, unit_id=unit.id, role="focal")])
+        session.add_all(
+            [
+                Membership(user_id=user.id, unit_id=unit.id, role="focal"),
+                Membership(user_id=leader, unit_id=unit.id, role="focal"),
+            ]
+        )
         crd = unit.id
     bot.api.user(coordinator, "Tú")
     task_id = await add_task(bot, date(2024, 3, 15))
@@ -582,16 +621,17 @@ async def test_coordinating_units_are_nudged_and_reminded_when_configured(bot: H
     await tick(bot, hanoi(2024, 3, 21, 9, 0))  # 4 working days overdue: escalated
     assert "Quá hạn 4 ngày làm việc" in texts(bot, FOCAL)[-1]
     assert "Quá hạn 4 ngày làm việc" in texts(bot, coordinator)[-1]
-    assert [t.split(":")[0] for t in texts(bot, LEADER)] == [
-        "⏰ Nhắc việc", "⚠️ Báo cáo lãnh đạo đơn vị"]
+    assert [t.split(":")[0] for t in texts(bot, LEADER)] == ["⏰ Nhắc việc", "⚠️ Báo cáo lãnh đạo đơn vị"]
     # Thursday 28/3: the period reminder lists the task for each unit that has not reported
     # this period (the lead unit has).
     bot.clock.set(hanoi(2024, 3, 25, 10, 0))
-    await bot.services.reporting.submit(ReportInput(task_id, await unit_id(bot), None,
-                                                    "in_progress", 50, "đang làm"))
+    await bot.services.reporting.submit(
+        ReportInput(task_id, await unit_id(bot), None, "in_progress", 50, "đang làm")
+    )
     await tick(bot, hanoi(2024, 3, 28, 9, 0), periods=True)
-    reminders = {chat: [t for t in texts(bot, chat) if "Nhắc báo cáo kỳ" in t]
-                 for chat in (FOCAL, coordinator, LEADER)}
+    reminders = {
+        chat: [t for t in texts(bot, chat) if "Nhắc báo cáo kỳ" in t] for chat in (FOCAL, coordinator, LEADER)
+    }
     assert reminders[FOCAL] == []
     assert len(reminders[coordinator]) == 1 and len(reminders[LEADER]) == 1
     assert "• T.1 — Nhiệm vụ <thử> T.1 (Phòng Phối hợp)" in reminders[coordinator][0]
@@ -616,4 +656,5 @@ async def test_a_large_backlog_is_planned_as_fast_as_it_can_be_sent(bot: Harness
     sent = texts(bot, FOCAL)
     assert len(sent) == 5
     assert sorted(next(c for c in (f"T.{n}" for n in range(5)) if c in t) for t in sent) == [
-        f"T.{n}" for n in range(5)]
+        f"T.{n}" for n in range(5)
+    ]

@@ -10,8 +10,7 @@ from tests.report_helpers import count, join
 from tests.support.harness import Harness
 
 
-async def test_a_good_invite_binds_and_greets_with_unit_and_commands(harness: Harness,
-                                                                     db: Database) -> None:
+async def test_a_good_invite_binds_and_greets_with_unit_and_commands(harness: Harness, db: Database) -> None:
     (reply,) = await join(harness, 601, "TTRA", name="Lan")
     text = reply.plain_text or ""
     assert text.startswith("Xin chào Lan! Bạn là cán bộ đầu mối của Thanh tra Bộ.")
@@ -21,8 +20,7 @@ async def test_a_good_invite_binds_and_greets_with_unit_and_commands(harness: Ha
     assert menu == ["start", "help", "lang", "report", "cancel", "tasks", "history", "extend"]
 
 
-async def test_used_expired_and_unknown_codes_bind_nothing(harness: Harness,
-                                                           db: Database) -> None:
+async def test_used_expired_and_unknown_codes_bind_nothing(harness: Harness, db: Database) -> None:
     invite = await harness.services.invites.create("VP", "focal", timedelta(days=1))
     await harness.send(601, f"/start {invite.code}")
     (used,) = await harness.send(602, f"/start {invite.code}")
@@ -65,8 +63,7 @@ async def test_tasks_lists_overdue_first_with_report_buttons(harness: Harness) -
     person = await harness.services.people.person(607)
     views = await harness.services.tasks.for_person(person, date(2025, 1, 6))
     kinds = [v.status.value for v in views]
-    assert kinds == sorted(kinds, key=["open_overdue", "open_within", "done_late",
-                                       "done_on_time"].index)
+    assert kinds == sorted(kinds, key=["open_overdue", "open_within", "done_late", "done_on_time"].index)
     assert kinds[0] == "open_overdue" and "open_within" in kinds
     assert reply.buttons[0]["callback_data"].startswith("rp:start:")
     assert reply.buttons[-1]["text"] == "▶"

@@ -19,8 +19,9 @@ async def rows(harness: Harness) -> dict[str, OutboxMessage]:
 async def test_a_key_is_sent_once_however_often_it_is_planned(harness: Harness) -> None:
     harness.api.user(601, "Lan")
     outbox = harness.services.outbox
-    message = OutgoingMessage("notice:1:601", "notice", 601, text="Nhiệm vụ <b>1.1</b>",
-                              buttons=[[("Báo cáo", "r:1")]])
+    message = OutgoingMessage(
+        "notice:1:601", "notice", 601, text="Nhiệm vụ <b>1.1</b>", buttons=[[("Báo cáo", "r:1")]]
+    )
     assert await outbox.enqueue([message]) == 1
     assert await outbox.enqueue([message]) == 0
     await harness.dispatch()
@@ -46,8 +47,9 @@ async def test_retry_after_reschedules_only_that_row(harness: Harness) -> None:
     for chat in (603, 604):
         harness.api.user(chat, "U")
     harness.api.fail_next(603, "retry_after", retry_after=7)
-    await harness.services.outbox.enqueue([
-        OutgoingMessage("a", "notice", 603, "một"), OutgoingMessage("b", "notice", 604, "hai")])
+    await harness.services.outbox.enqueue(
+        [OutgoingMessage("a", "notice", 603, "một"), OutgoingMessage("b", "notice", 604, "hai")]
+    )
     await harness.dispatch()
     assert [m.plain_text for m in harness.api.sent(604)] == ["hai"]
     assert harness.api.sent(603) == []
@@ -66,9 +68,12 @@ async def test_a_blocked_user_is_marked_unreachable(harness: Harness) -> None:
         await session.flush()
         user_id = user.id
     harness.api.block(605)
-    await harness.services.outbox.enqueue([
-        OutgoingMessage("c", "notice", 605, "x", user_id=user_id),
-        OutgoingMessage("d", "notice", 605, "y", user_id=user_id)])
+    await harness.services.outbox.enqueue(
+        [
+            OutgoingMessage("c", "notice", 605, "x", user_id=user_id),
+            OutgoingMessage("d", "notice", 605, "y", user_id=user_id),
+        ]
+    )
     await harness.dispatch()
     assert {r.state for r in (await rows(harness)).values()} == {"failed"}
     async with harness.services.db.reader() as session:
@@ -134,7 +139,8 @@ async def test_a_slow_chat_holds_up_no_other(harness: Harness, monkeypatch) -> N
     for chat in (611, 612, 613, 614):
         harness.api.user(chat, "U")
     await harness.services.outbox.enqueue(
-        [OutgoingMessage(f"slow{chat}", "notice", chat, "x") for chat in (611, 612, 613, 614)])
+        [OutgoingMessage(f"slow{chat}", "notice", chat, "x") for chat in (611, 612, 613, 614)]
+    )
     started = time.monotonic()
     await harness.dispatch()
     assert all(finished[chat] - started < 1.0 for chat in (612, 613, 614))
@@ -157,8 +163,7 @@ async def test_network_errors_are_retried_with_backoff(harness: Harness) -> None
     assert [m.plain_text for m in harness.api.sent(615)] == ["x"]
 
 
-async def test_a_blocked_user_who_starts_the_bot_again_is_reachable_again(
-        harness: Harness) -> None:
+async def test_a_blocked_user_who_starts_the_bot_again_is_reachable_again(harness: Harness) -> None:
     harness.api.user(607, "Thu")
     async with harness.services.db.transaction() as session:
         user = User(telegram_id=607, first_name="Thu", reachable=False)

@@ -61,11 +61,9 @@ def test_monthly_and_quarterly_periods_end_on_the_25th() -> None:
     assert quarterly.by_key("2024-Q2").start == local(2024, 3, 25, 17, 0)
 
 
-@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1),
-                    timezones=st.just(UTC)))
+@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)))
 def test_every_moment_falls_in_exactly_its_period(moment: datetime) -> None:
-    for rule in (WEEKLY, MonthlyRule(HANOI, 25, time(17, 0)),
-                 MonthlyRule(HANOI, 25, time(17, 0), every=3)):
+    for rule in (WEEKLY, MonthlyRule(HANOI, 25, time(17, 0)), MonthlyRule(HANOI, 25, time(17, 0), every=3)):
         period = rule.period_at(moment)
         assert period.contains(moment)
         assert rule.by_key(period.key) == period
@@ -75,14 +73,16 @@ def test_every_moment_falls_in_exactly_its_period(moment: datetime) -> None:
 DEADLINE = date(2024, 3, 31)
 
 
-@pytest.mark.parametrize(("completed", "today", "expected"), [
-    (date(2024, 3, 31), date(2024, 4, 5), StatusClass.DONE_ON_TIME),  # on the deadline day
-    (date(2024, 4, 1), date(2024, 4, 5), StatusClass.DONE_LATE),  # a day after
-    (None, date(2024, 3, 31), StatusClass.OPEN_WITHIN),  # due today, not done
-    (None, date(2024, 4, 1), StatusClass.OPEN_OVERDUE),  # due yesterday
-])
-def test_status_classes_at_the_deadline(completed: date | None, today: date,
-                                        expected: StatusClass) -> None:
+@pytest.mark.parametrize(
+    ("completed", "today", "expected"),
+    [
+        (date(2024, 3, 31), date(2024, 4, 5), StatusClass.DONE_ON_TIME),  # on the deadline day
+        (date(2024, 4, 1), date(2024, 4, 5), StatusClass.DONE_LATE),  # a day after
+        (None, date(2024, 3, 31), StatusClass.OPEN_WITHIN),  # due today, not done
+        (None, date(2024, 4, 1), StatusClass.OPEN_OVERDUE),  # due yesterday
+    ],
+)
+def test_status_classes_at_the_deadline(completed: date | None, today: date, expected: StatusClass) -> None:
     assert classify_status(DEADLINE, completed, today) is expected
 
 
@@ -94,17 +94,23 @@ def test_ongoing_tasks_are_never_overdue() -> None:
 def test_completion_date_is_the_start_of_the_last_run_of_done() -> None:
     d = date
     assert completed_on([]) is None
-    assert completed_on([(d(2024, 3, 1), "in_progress"), (d(2024, 3, 8), "done"),
-                         (d(2024, 3, 15), "done")]) == d(2024, 3, 8)
+    assert completed_on(
+        [(d(2024, 3, 1), "in_progress"), (d(2024, 3, 8), "done"), (d(2024, 3, 15), "done")]
+    ) == d(2024, 3, 8)
     # Reopened by a later report: not completed.
     assert completed_on([(d(2024, 3, 8), "done"), (d(2024, 3, 15), "stuck")]) is None
-    assert completed_on([(d(2024, 3, 8), "done"), (d(2024, 3, 15), "stuck"),
-                         (d(2024, 4, 2), "done")]) == d(2024, 4, 2)
+    assert completed_on([(d(2024, 3, 8), "done"), (d(2024, 3, 15), "stuck"), (d(2024, 4, 2), "done")]) == d(
+        2024, 4, 2
+    )
 
 
 def test_completion_rate_matches_the_published_government_figure() -> None:
-    counts = {StatusClass.DONE_ON_TIME: 16_000, StatusClass.DONE_LATE: 51,
-              StatusClass.OPEN_OVERDUE: 223, StatusClass.OPEN_WITHIN: 5_000}
+    counts = {
+        StatusClass.DONE_ON_TIME: 16_000,
+        StatusClass.DONE_LATE: 51,
+        StatusClass.OPEN_OVERDUE: 223,
+        StatusClass.OPEN_WITHIN: 5_000,
+    }
     rate = completion_rate(counts)
     assert rate is not None and round(rate * 100, 1) == 98.6
     assert completion_rate(count_classes([StatusClass.OPEN_WITHIN])) is None

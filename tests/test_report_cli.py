@@ -36,8 +36,7 @@ def test_report_in_each_format(cfg: Path, tmp_path: Path, capsys: pytest.Capture
     assert run(cfg, "report", "--period", "2024-W05", "--format", "docx", "-o", str(out)) == 0
     assert any(p.text == "BÁO CÁO" for p in Document(str(out)).paragraphs)
     out = tmp_path / "r.xlsx"
-    assert run(cfg, "report", "--period", "2024-W05", "--format", "xlsx", "--unit", "PC",
-               "-o", str(out)) == 0
+    assert run(cfg, "report", "--period", "2024-W05", "--format", "xlsx", "--unit", "PC", "-o", str(out)) == 0
     assert load_workbook(out)["Nhiệm vụ"].max_row > 1
     assert run(cfg, "report", "--period", "tuần 5", "--format", "json") == 1
     assert "không hợp lệ" in capsys.readouterr().err

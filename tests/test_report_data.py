@@ -55,10 +55,14 @@ async def test_compliance_lists_the_unit_that_reported_nothing(db: Database, con
 async def test_groups_overdue_stuck_and_task_fields(db: Database, config: Config) -> None:
     data = await build(db, config)
     assert [(g.code, [t.code for t in g.tasks]) for g in data.groups] == [
-        ("1", ["T1", "T2", "T6", "T8"]), ("2", ["T3", "T4", "T5", "T7"])]
+        ("1", ["T1", "T2", "T6", "T8"]),
+        ("2", ["T3", "T4", "T5", "T7"]),
+    ]
     assert data.groups[0].counts == Counts(2, 1, 0, 1)
     assert [(u.unit.code, [t.code for t in u.tasks]) for u in data.overdue_by_unit] == [
-        ("B", ["T4"]), ("C", ["T6"])]
+        ("B", ["T4"]),
+        ("C", ["T6"]),
+    ]
     (stuck,) = data.stuck
     assert stuck.code == "T5" and stuck.proposals == "Đề nghị bổ sung <kinh phí> năm 2024"
     assert stuck.difficulties == "Thiếu kinh phí & nhân lực"
@@ -70,19 +74,26 @@ async def test_groups_overdue_stuck_and_task_fields(db: Database, config: Config
     t4 = next(t for t in data.tasks if t.code == "T4")
     assert t4.coordinating == ("C",) and t4.lead.name == "Vụ Pháp chế <PC>"
     assert [(u.unit.code, u.counts.total) for u in data.unit_totals] == [
-        ("A", 2), ("B", 2), ("C", 2), ("D", 1), ("E", 1)]
+        ("A", 2),
+        ("B", 2),
+        ("C", 2),
+        ("D", 1),
+        ("E", 1),
+    ]
 
 
 async def test_changes_since_the_previous_period(db: Database, config: Config) -> None:
     data = await build(db, config)
     assert [(c.code, c.before, c.after) for c in data.changes.statuses] == [
-        ("T1", S.OPEN_WITHIN, S.DONE_ON_TIME), ("T2", S.OPEN_WITHIN, S.DONE_LATE),
-        ("T4", S.OPEN_WITHIN, S.OPEN_OVERDUE), ("T6", S.OPEN_WITHIN, S.OPEN_OVERDUE)]
+        ("T1", S.OPEN_WITHIN, S.DONE_ON_TIME),
+        ("T2", S.OPEN_WITHIN, S.DONE_LATE),
+        ("T4", S.OPEN_WITHIN, S.OPEN_OVERDUE),
+        ("T6", S.OPEN_WITHIN, S.OPEN_OVERDUE),
+    ]
     assert [t.code for t in data.changes.new_tasks] == ["T7"]
     assert [t.code for t in data.changes.closed_tasks] == ["T9"]
     (deadline,) = data.changes.deadlines
-    assert (deadline.code, deadline.before, deadline.after) == (
-        "T3", date(2024, 2, 10), date(2024, 2, 1))
+    assert (deadline.code, deadline.before, deadline.after) == ("T3", date(2024, 2, 10), date(2024, 2, 1))
 
 
 async def test_the_previous_period_is_evaluated_at_its_own_end(db: Database, config: Config) -> None:
@@ -110,7 +121,8 @@ async def test_an_open_period_is_reported_as_of_now(db: Database, config: Config
     rules = period_rule(config)
     period = rules.by_key("2024-W05")
     data = await ReportBuilder(db, rules, config.tz).build(
-        period, as_of=period.end - timedelta(days=2))  # Tuesday 30/1
+        period, as_of=period.end - timedelta(days=2)
+    )  # Tuesday 30/1
     classes = {task.code: task.status for task in data.tasks}
     assert classes["T1"] is S.DONE_ON_TIME
     assert classes["T2"] is S.OPEN_WITHIN  # its completion (31/1) has not happened yet
@@ -143,7 +155,8 @@ tasks:
 
 
 async def test_a_correction_moves_the_completion_only_when_it_changes_the_status(
-        db: Database, config: Config) -> None:
+    db: Database, config: Config
+) -> None:
     """Deadlines Monday 5/2/2024; 2024-W06 runs from Thu 1/2 17:00 to Thu 8/2 17:00, so a
     report on Tue 6/2 corrects that of Mon 5/2."""
     programme = ProgrammeService(db)
@@ -154,15 +167,22 @@ async def test_a_correction_moves_the_completion_only_when_it_changes_the_status
         tasks = await TaskRepository(session).by_codes(["K1", "K2", "K3", "K4", "K5"])
     service = ReportingService(db, FixedClock(local(29)), period_rule(config))
     for code, status, at in (
-            ("K1", "done", local(5, month=2)), ("K1", "done", local(6, month=2)),
-            ("K2", "done", local(5, month=2)), ("K2", "in_progress", local(6, month=2)),
-            ("K3", "in_progress", local(5, month=2)), ("K3", "done", local(6, month=2)),
-            ("K4", "done", local(31)), ("K4", "done", local(6, month=2)),
-            ("K5", "done", local(31)), ("K5", "in_progress", local(5, month=2)),
-            ("K5", "done", local(6, month=2))):
+        ("K1", "done", local(5, month=2)),
+        ("K1", "done", local(6, month=2)),
+        ("K2", "done", local(5, month=2)),
+        ("K2", "in_progress", local(6, month=2)),
+        ("K3", "in_progress", local(5, month=2)),
+        ("K3", "done", local(6, month=2)),
+        ("K4", "done", local(31)),
+        ("K4", "done", local(6, month=2)),
+        ("K5", "done", local(31)),
+        ("K5", "in_progress", local(5, month=2)),
+        ("K5", "done", local(6, month=2)),
+    ):
         task = tasks[code]
-        await service.submit(ReportInput(task.id, task.lead_unit_id, None, status, 60,
-                                         f"{code} {status}"), at=at)
+        await service.submit(
+            ReportInput(task.id, task.lead_unit_id, None, status, 60, f"{code} {status}"), at=at
+        )
     rules = period_rule(config)
     data = await ReportBuilder(db, rules, config.tz).build(rules.by_key("2024-W06"))
     lines = {t.code: (t.status, t.completed_on, t.report_status) for t in data.tasks}
@@ -178,4 +198,9 @@ async def test_a_correction_moves_the_completion_only_when_it_changes_the_status
     # The previous period, as of its end: K4 and K5 were done, the others not yet reported.
     before = await ReportBuilder(db, rules, config.tz).build(rules.by_key("2024-W05"))
     assert {t.code: t.completed_on for t in before.tasks} == {
-        "K1": None, "K2": None, "K3": None, "K4": date(2024, 1, 31), "K5": date(2024, 1, 31)}
+        "K1": None,
+        "K2": None,
+        "K3": None,
+        "K4": date(2024, 1, 31),
+        "K5": date(2024, 1, 31),
+    }

@@ -43,7 +43,11 @@ async def test_whole_report_with_target_and_document(bot: Harness, db: Database)
     (ask,) = await bot.send(FOCAL, "/report 5.14")
     assert "5.14" in ask.plain_text and "Tình trạng thực hiện?" in ask.plain_text
     assert [b["text"] for b in ask.buttons] == [
-        "Chưa thực hiện", "Đang thực hiện", "Đã hoàn thành", "Gặp vướng mắc"]
+        "Chưa thực hiện",
+        "Đang thực hiện",
+        "Đã hoàn thành",
+        "Gặp vướng mắc",
+    ]
     (ask,) = await press(bot, FOCAL, ask, "Đang thực hiện")
     assert [b["text"] for b in ask.buttons] == ["0%", "25%", "50%", "75%", "100%"]
     (ask,) = await bot.send(FOCAL, "60")
@@ -60,8 +64,14 @@ async def test_whole_report_with_target_and_document(bot: Harness, db: Database)
     assert "Đã nhận 1 tệp" in ask.plain_text
     (summary,) = await press(bot, FOCAL, ask, "Xong")
     text = summary.plain_text or ""
-    for part in ("Đang thực hiện", "60%", "Đã giải quyết 30/35 đơn <script>",
-                 "Bổ sung 2 biên chế", "87.5%", "bien-ban.pdf"):
+    for part in (
+        "Đang thực hiện",
+        "60%",
+        "Đã giải quyết 30/35 đơn <script>",
+        "Bổ sung 2 biên chế",
+        "87.5%",
+        "bien-ban.pdf",
+    ):
         assert part in text
     assert "&lt;script&gt;" in (summary.text or "")  # escaped in the HTML sent
     (receipt,) = await press(bot, FOCAL, summary, "Gửi")
@@ -158,10 +168,10 @@ async def test_target_must_be_a_number(bot: Harness) -> None:
     assert "minh chứng" in (ask.plain_text or "")
 
 
-async def test_evidence_type_and_size_limits_and_photos(harness: Harness, config: Config,
-                                                        db: Database) -> None:
-    small = dataclasses.replace(config, reporting=dataclasses.replace(
-        config.reporting, evidence_max_mb=1))
+async def test_evidence_type_and_size_limits_and_photos(
+    harness: Harness, config: Config, db: Database
+) -> None:
+    small = dataclasses.replace(config, reporting=dataclasses.replace(config.reporting, evidence_max_mb=1))
     await harness.stop()
     bot = await Harness.start(small, db)
     try:
@@ -174,9 +184,11 @@ async def test_evidence_type_and_size_limits_and_photos(harness: Harness, config
         assert "không được chấp nhận" in (again.plain_text or "")
         (again,) = await bot.send_document(FOCAL, "big.pdf", b"x" * (1024 * 1024 + 1))
         assert "quá lớn" in (again.plain_text or "")
-        png = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06"
-               b"\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01"
-               b"\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+        png = (
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06"
+            b"\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01"
+            b"\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
+        )
         await bot._process(bot.api.send_photo(FOCAL, png))
         (summary,) = await bot.send(FOCAL, "/skip")
         assert "photo-" in (summary.plain_text or "")
@@ -198,8 +210,7 @@ async def test_edit_one_field_then_back_to_the_summary(bot: Harness, db: Databas
     assert "Giá trị chỉ tiêu" not in [b["text"] for b in fields.buttons]
     (ask,) = await press(bot, FOCAL, fields, "Kết quả")
     (summary,) = await bot.send(FOCAL, "Kết quả mới")
-    assert "Kết quả mới" in (summary.plain_text or "") and "Kết quả cũ" not in (
-        summary.plain_text or "")
+    assert "Kết quả mới" in (summary.plain_text or "") and "Kết quả cũ" not in (summary.plain_text or "")
     # Changing the status to "stuck" needs the difficulties it now requires.
     (fields,) = await press(bot, FOCAL, summary, "Sửa")
     (ask,) = await press(bot, FOCAL, fields, "Tình trạng")
@@ -212,8 +223,7 @@ async def test_edit_one_field_then_back_to_the_summary(bot: Harness, db: Databas
     await press(bot, FOCAL, summary, "Gửi")
     async with db.reader() as session:
         report = (await session.scalars(select(ProgressReport))).one()
-    assert (report.status, report.results, report.difficulties) == (
-        "stuck", "Kết quả mới", "Chờ ý kiến")
+    assert (report.status, report.results, report.difficulties) == ("stuck", "Kết quả mới", "Chờ ý kiến")
 
 
 async def test_cancel_from_the_summary_sends_nothing(bot: Harness, db: Database) -> None:
@@ -227,18 +237,23 @@ async def test_cancel_from_the_summary_sends_nothing(bot: Harness, db: Database)
     assert await reports(db) == 0 and await drafts(db) == 0
 
 
-@pytest.mark.parametrize("answers", [
-    [], ["Đang thực hiện"], ["Đang thực hiện", "50%"], ["Đang thực hiện", "50%", "KQ"],
-    ["Đang thực hiện", "50%", "KQ", "/skip"], ["Đang thực hiện", "50%", "KQ", "/skip", "/skip"],
-    ["Đang thực hiện", "50%", "KQ", "/skip", "/skip", "80"],
-    ["Đang thực hiện", "50%", "KQ", "/skip", "/skip", "80", "/skip"],
-])
-async def test_cancel_works_at_every_step(bot: Harness, db: Database,
-                                          answers: list[str]) -> None:
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [],
+        ["Đang thực hiện"],
+        ["Đang thực hiện", "50%"],
+        ["Đang thực hiện", "50%", "KQ"],
+        ["Đang thực hiện", "50%", "KQ", "/skip"],
+        ["Đang thực hiện", "50%", "KQ", "/skip", "/skip"],
+        ["Đang thực hiện", "50%", "KQ", "/skip", "/skip", "80"],
+        ["Đang thực hiện", "50%", "KQ", "/skip", "/skip", "80", "/skip"],
+    ],
+)
+async def test_cancel_works_at_every_step(bot: Harness, db: Database, answers: list[str]) -> None:
     (last,) = await bot.send(FOCAL, "/report 5.14")
     for answer in answers:
-        if last.buttons and not answer.startswith("/") and any(
-                b["text"] == answer for b in last.buttons):
+        if last.buttons and not answer.startswith("/") and any(b["text"] == answer for b in last.buttons):
             (last,) = await press(bot, FOCAL, last, answer)
         else:
             (last,) = await bot.send(FOCAL, answer)
@@ -248,8 +263,7 @@ async def test_cancel_works_at_every_step(bot: Harness, db: Database,
     assert await bot.send(FOCAL, "gì đó") == []  # outside a report: no step takes it
 
 
-async def test_old_buttons_are_out_of_date_and_change_nothing(bot: Harness,
-                                                             db: Database) -> None:
+async def test_old_buttons_are_out_of_date_and_change_nothing(bot: Harness, db: Database) -> None:
     (status,) = await bot.send(FOCAL, "/report 5.9")
     (percent,) = await press(bot, FOCAL, status, "Đang thực hiện")
     assert await press(bot, FOCAL, status, "Đã hoàn thành") == []
@@ -271,8 +285,7 @@ async def test_a_press_telegram_fails_to_acknowledge_still_moves_on(bot: Harness
     """The press is acknowledged while the step runs; if Telegram refuses the acknowledgement
     (a press answered late is "too old"), the answer is kept and the next question is asked."""
     (status,) = await bot.send(FOCAL, "/report 5.9")
-    (percent,) = await bot.press(FOCAL, status.message_id, status.button_data("Đang thực hiện"),
-                                 too_old=True)
+    (percent,) = await bot.press(FOCAL, status.message_id, status.button_data("Đang thực hiện"), too_old=True)
     assert "phần trăm" in (percent.plain_text or "") and len(percent.buttons) == 5
     (results,) = await press(bot, FOCAL, percent, "75%")
     assert "Kết quả" in (results.plain_text or "")
@@ -282,8 +295,7 @@ async def test_a_press_telegram_fails_to_acknowledge_still_moves_on(bot: Harness
     # The same for a "Báo cáo" button of /tasks pressed too late.
     await bot.send(FOCAL, "/cancel")
     (tasks,) = await bot.send(FOCAL, "/tasks")
-    start = next(b["callback_data"] for b in tasks.buttons
-                 if b["callback_data"].startswith("rp:start:"))
+    start = next(b["callback_data"] for b in tasks.buttons if b["callback_data"].startswith("rp:start:"))
     (status,) = await bot.press(FOCAL, tasks.message_id, start, too_old=True)
     assert "Tình trạng thực hiện?" in (status.plain_text or "") and len(status.buttons) == 4
 
@@ -296,8 +308,7 @@ async def test_typing_where_a_button_is_expected_asks_again(bot: Harness) -> Non
     assert "không bỏ qua được" in (again.plain_text or "")
 
 
-async def test_a_second_report_in_the_period_is_a_correction(bot: Harness,
-                                                             db: Database) -> None:
+async def test_a_second_report_in_the_period_is_a_correction(bot: Harness, db: Database) -> None:
     for percent in ("25%", "75%"):
         (ask,) = await bot.send(FOCAL, "/report 5.9")
         (ask,) = await press(bot, FOCAL, ask, "Đang thực hiện")
@@ -314,8 +325,7 @@ async def test_a_second_report_in_the_period_is_a_correction(bot: Harness,
     assert "75%" in text and "lần 2" in text and "↳ lần 1" in text and "25%" in text
 
 
-async def test_a_restart_resumes_at_the_same_step(bot: Harness, config: Config,
-                                                  db: Database) -> None:
+async def test_a_restart_resumes_at_the_same_step(bot: Harness, config: Config, db: Database) -> None:
     await to_results(bot, FOCAL)
     await bot.send(FOCAL, "Kết quả trước khi tắt")
     await bot.stop()
@@ -353,8 +363,7 @@ async def test_english_after_lang(bot: Harness) -> None:
     (done,) = await press(bot, FOCAL, ask, "English")
     assert done.plain_text == "Switched to English."
     (ask,) = await bot.send(FOCAL, "/report 5.9")
-    assert [b["text"] for b in ask.buttons] == [
-        "Not started", "In progress", "Completed", "Facing obstacles"]
+    assert [b["text"] for b in ask.buttons] == ["Not started", "In progress", "Completed", "Facing obstacles"]
     menu = bot.api.commands({"type": "chat", "chat_id": FOCAL})
     assert {c["command"] for c in menu} >= {"report", "tasks"}
     assert any(c["description"].startswith("report progress") for c in menu)
@@ -394,14 +403,20 @@ async def test_tasks_show_when_a_corrected_report_completed_the_task(bot: Harnes
     assert "Báo cáo gần nhất: 06/02/2024, 60%" in reopened
 
 
-@pytest.mark.parametrize(("text", "width", "clipped"), [
-    ("Ngắn", 40, "Ngắn"),
-    ("Giải quyết kịp thời, đúng pháp luật các vụ việc khiếu nại", 40,
-     "Giải quyết kịp thời, đúng pháp luật các…"),
-    ("Một-từ-rất-dài-không-có-khoảng-trắng-nào-cả", 20, "Một-từ-rất-dài-khôn…"),
-    ("Quản lý chặt chẽ, tránh thất thoát", 17, "Quản lý chặt chẽ…"),
-    ("Quản lý chặt chẽ, tránh thất thoát", 15, "Quản lý chặt…"),
-])
+@pytest.mark.parametrize(
+    ("text", "width", "clipped"),
+    [
+        ("Ngắn", 40, "Ngắn"),
+        (
+            "Giải quyết kịp thời, đúng pháp luật các vụ việc khiếu nại",
+            40,
+            "Giải quyết kịp thời, đúng pháp luật các…",
+        ),
+        ("Một-từ-rất-dài-không-có-khoảng-trắng-nào-cả", 20, "Một-từ-rất-dài-khôn…"),
+        ("Quản lý chặt chẽ, tránh thất thoát", 17, "Quản lý chặt chẽ…"),
+        ("Quản lý chặt chẽ, tránh thất thoát", 15, "Quản lý chặt…"),
+    ],
+)
 def test_clip_cuts_at_a_word_and_marks_the_cut(text: str, width: int, clipped: str) -> None:
     assert clip(text, width) == clipped
     assert len(clip(text, width)) <= width

@@ -54,7 +54,8 @@ def html_text(source: str) -> str:
 
 
 def test_telegram_digest_is_short_valid_html_with_user_text_escaped(
-        data: ReportData, renderer: ReportRenderer) -> None:
+    data: ReportData, renderer: ReportRenderer
+) -> None:
     (message,) = renderer.telegram(data)
     text, _entities = parse_html(message)  # Telegram's own rules: raises on a bad tag
     assert "Tổng số 8 nhiệm vụ: đúng hạn 2, hoàn thành quá hạn 1, trong hạn 3, quá hạn 2." in text
@@ -105,8 +106,7 @@ def test_docx_follows_decree_30(data: ReportData, renderer: ReportRenderer, conf
     joined = "\n".join(texts)
     masthead = document.tables[0]
     left, right = masthead.rows[0].cells
-    assert [p.text for p in left.paragraphs][:2] == [config.digest.parent_body,
-                                                    config.digest.issuing_body]
+    assert [p.text for p in left.paragraphs][:2] == [config.digest.parent_body, config.digest.issuing_body]
     assert left.paragraphs[2].text.startswith("Số:") and left.paragraphs[2].text.endswith("/BC-VP")
     nation, motto, place = right.paragraphs[:3]
     assert nation.text == "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" and nation.runs[0].bold
@@ -114,11 +114,20 @@ def test_docx_follows_decree_30(data: ReportData, renderer: ReportRenderer, conf
     assert place.text == "Hà Nội, ngày 01 tháng 02 năm 2024" and place.runs[0].italic
     kind = next(p for p in document.paragraphs if p.text == "BÁO CÁO")
     assert kind.runs[0].bold
-    assert any(p.text.startswith("Tình hình thực hiện chương trình hành động kỳ 2024-W05")
-               for p in document.paragraphs)
-    for heading in ("I. TÌNH HÌNH CHUNG", "1. Kết quả thực hiện", "a) Đã hoàn thành đúng hạn: 2",
-                    "II. NHIỆM VỤ QUÁ HẠN VÀ VƯỚNG MẮC", "III. THAY ĐỔI SO VỚI KỲ TRƯỚC",
-                    "Nơi nhận:", config.digest.signer_title, "PHỤ LỤC"):
+    assert any(
+        p.text.startswith("Tình hình thực hiện chương trình hành động kỳ 2024-W05")
+        for p in document.paragraphs
+    )
+    for heading in (
+        "I. TÌNH HÌNH CHUNG",
+        "1. Kết quả thực hiện",
+        "a) Đã hoàn thành đúng hạn: 2",
+        "II. NHIỆM VỤ QUÁ HẠN VÀ VƯỚNG MẮC",
+        "III. THAY ĐỔI SO VỚI KỲ TRƯỚC",
+        "Nơi nhận:",
+        config.digest.signer_title,
+        "PHỤ LỤC",
+    ):
         assert heading in joined, heading
     for recipient in config.digest.recipients:
         assert f"- {recipient}" in texts
@@ -161,8 +170,10 @@ def test_png_chart(data: ReportData, renderer: ReportRenderer) -> None:
 
 
 def test_split_at_block_boundaries() -> None:
-    blocks = [f"<b>Khối {i}</b>\n" + "\n".join(f"• dòng {i}.{j} &amp; <i>chữ</i>" for j in range(5))
-              for i in range(60)]
+    blocks = [
+        f"<b>Khối {i}</b>\n" + "\n".join(f"• dòng {i}.{j} &amp; <i>chữ</i>" for j in range(5))
+        for i in range(60)
+    ]
     messages = split_blocks("\n\n".join(blocks), limit=700)
     assert len(messages) > 5
     for message in messages:
@@ -177,16 +188,18 @@ def test_split_at_block_boundaries() -> None:
 
 
 def test_a_long_digest_from_an_override_template_is_split(
-        data: ReportData, config: Config, tmp_path: Path) -> None:
+    data: ReportData, config: Config, tmp_path: Path
+) -> None:
     folder = tmp_path / "office-templates"
     folder.mkdir()
     (folder / "digest.telegram.html").write_text(
         "<b>Toàn bộ nhiệm vụ {{ data.period }}</b>\n\n"
         "{% for i in range(300) %}{% for task in data.tasks %}\n"
         "<b>{{ task.code }}</b> {{ task.title }} — {{ status_label(task.status) }}\n"
-        "{% endfor %}\n\n{% endfor %}", encoding="utf-8")
-    custom = dataclasses.replace(config, digest=dataclasses.replace(
-        config.digest, templates_dir=str(folder)))
+        "{% endfor %}\n\n{% endfor %}",
+        encoding="utf-8",
+    )
+    custom = dataclasses.replace(config, digest=dataclasses.replace(config.digest, templates_dir=str(folder)))
     messages = ReportRenderer(custom, I18n("vi")).telegram(data)
     assert len(messages) > 10
     for message in messages:
@@ -202,14 +215,19 @@ def test_english_catalog_renders_too(data: ReportData, config: Config) -> None:
 
 
 def test_control_characters_pasted_into_a_report_do_not_break_word_or_excel(
-        data: ReportData, renderer: ReportRenderer) -> None:
+    data: ReportData, renderer: ReportRenderer
+) -> None:
     group = data.groups[0]
     task = dataclasses.replace(group.tasks[0], results="Dòng một\x0bdòng hai\x00 & <ba>")
-    broken = dataclasses.replace(data, groups=[
-        dataclasses.replace(group, tasks=[task, *group.tasks[1:]]), *data.groups[1:]])
+    broken = dataclasses.replace(
+        data, groups=[dataclasses.replace(group, tasks=[task, *group.tasks[1:]]), *data.groups[1:]]
+    )
     document = Document(io.BytesIO(renderer.docx(broken)))
-    assert any(cell.text == "Dòng mộtdòng hai & <ba>" for table in document.tables
-               for row in table.rows for cell in row.cells)
+    assert any(
+        cell.text == "Dòng mộtdòng hai & <ba>"
+        for table in document.tables
+        for row in table.rows
+        for cell in row.cells
+    )
     book = load_workbook(io.BytesIO(renderer.xlsx(broken)))
-    assert any(row[11] == "Dòng mộtdòng hai & <ba>"
-               for row in book["Nhiệm vụ"].iter_rows(values_only=True))
+    assert any(row[11] == "Dòng mộtdòng hai & <ba>" for row in book["Nhiệm vụ"].iter_rows(values_only=True))

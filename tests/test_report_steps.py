@@ -23,8 +23,7 @@ async def _task(db: Database, code: str) -> tuple[int, int, list[int]]:
     async with db.reader() as session:
         task = await session.scalar(select(Task).where(Task.code == code))
         assert task is not None
-        units = list(await session.scalars(
-            select(TaskUnit.unit_id).where(TaskUnit.task_id == task.id)))
+        units = list(await session.scalars(select(TaskUnit.unit_id).where(TaskUnit.task_id == task.id)))
         return task.id, task.lead_unit_id, units
 
 
@@ -38,35 +37,41 @@ async def _unit(db: Database, unit_id: int) -> str:
 async def _coordinated_task(db: Database) -> tuple[int, int, int]:
     """A task with a coordinating unit: (task id, lead unit id, a coordinating unit id)."""
     async with db.reader() as session:
-        row = (await session.execute(
-            select(TaskUnit.task_id, Task.lead_unit_id, TaskUnit.unit_id)
-            .join(Task, Task.id == TaskUnit.task_id)
-            .where(TaskUnit.unit_id != Task.lead_unit_id).order_by(TaskUnit.id))).first()
+        row = (
+            await session.execute(
+                select(TaskUnit.task_id, Task.lead_unit_id, TaskUnit.unit_id)
+                .join(Task, Task.id == TaskUnit.task_id)
+                .where(TaskUnit.unit_id != Task.lead_unit_id)
+                .order_by(TaskUnit.id)
+            )
+        ).first()
         assert row is not None
         return int(row[0]), int(row[1]), int(row[2])
 
 
 async def scopes(db: Database, people: list[int], tasks: list[int]) -> set[tuple[int, int, int]]:
-    return await db.read_statements(lambda runner: {
-        scope for person in people for task in tasks
-        for scope in focal_scopes(runner, person, task)})
+    return await db.read_statements(
+        lambda runner: {
+            scope for person in people for task in tasks for scope in focal_scopes(runner, person, task)
+        }
+    )
 
 
-async def test_focal_scopes_lead_coordinating_role_active_and_closed(harness: Harness,
-                                                                    db: Database) -> None:
+async def test_focal_scopes_lead_coordinating_role_active_and_closed(harness: Harness, db: Database) -> None:
     task_id, lead, coordinating = await _coordinated_task(db)
     await join(harness, FOCAL, await _unit(db, lead))
     await join(harness, OTHER, await _unit(db, coordinating))
     await join(harness, LEADER, await _unit(db, lead), role="leader")
     everyone = [FOCAL, OTHER, LEADER, 999]
-    assert await scopes(db, everyone, [task_id]) == {
-        (FOCAL, task_id, lead), (OTHER, task_id, coordinating)}
+    assert await scopes(db, everyone, [task_id]) == {(FOCAL, task_id, lead), (OTHER, task_id, coordinating)}
     # A task of neither unit is in no one's scope.
     async with db.reader() as session:
         foreign = await session.scalar(
-            select(Task.id).where(Task.lead_unit_id.not_in([lead, coordinating]),
-                                  Task.id.not_in(select(TaskUnit.task_id).where(
-                                      TaskUnit.unit_id.in_([lead, coordinating])))))
+            select(Task.id).where(
+                Task.lead_unit_id.not_in([lead, coordinating]),
+                Task.id.not_in(select(TaskUnit.task_id).where(TaskUnit.unit_id.in_([lead, coordinating]))),
+            )
+        )
     assert foreign is not None
     assert await scopes(db, everyone, [foreign]) == set()
     # Deactivated: out; a closed task: out for everyone.
@@ -74,8 +79,9 @@ async def test_focal_scopes_lead_coordinating_role_active_and_closed(harness: Ha
         await session.execute(update(User).where(User.telegram_id == OTHER).values(active=False))
     assert await scopes(db, everyone, [task_id]) == {(FOCAL, task_id, lead)}
     async with db.transaction() as session:
-        await session.execute(update(Task).where(Task.id == task_id)
-                              .values(closed_at=datetime(2024, 1, 1, tzinfo=UTC)))
+        await session.execute(
+            update(Task).where(Task.id == task_id).values(closed_at=datetime(2024, 1, 1, tzinfo=UTC))
+        )
     assert await scopes(db, everyone, [task_id]) == set()
 
 
@@ -86,7 +92,10 @@ async def test_person_reads_units_sorted_and_roles(harness: Harness, db: Databas
     await harness.services.admin.set_role(Actor(1000), str(FOCAL), "manager", None)
     person = await harness.services.people.person(FOCAL, "ignored")
     assert [(u.unit_code, u.role) for u in person.units] == [
-        ("KHTC", "focal"), ("KHTC", "leader"), ("TTRA", "focal")]
+        ("KHTC", "focal"),
+        ("KHTC", "leader"),
+        ("TTRA", "focal"),
+    ]
     assert person.roles == {"manager"}
     assert person.first_name != "ignored" and person.user_id is not None
     assert person.units[0].unit_name  # the unit's name comes along
@@ -97,7 +106,8 @@ async def test_person_reads_units_sorted_and_roles(harness: Harness, db: Databas
 
 
 async def test_the_step_rides_in_the_draft_row_and_comes_back_after_a_restart(
-        harness: Harness, db: Database) -> None:
+    harness: Harness, db: Database
+) -> None:
     await join(harness, FOCAL, "TTRA")
     await to_results(harness, FOCAL, "5.9")
     persistence = DatabasePersistence(db)
@@ -113,7 +123,8 @@ async def test_the_step_rides_in_the_draft_row_and_comes_back_after_a_restart(
 
 
 async def test_a_state_kept_by_the_older_version_counts_while_its_draft_exists(
-        harness: Harness, db: Database) -> None:
+    harness: Harness, db: Database
+) -> None:
     await join(harness, FOCAL, "TTRA")
     await join(harness, OTHER, "TTRA")
     await to_results(harness, FOCAL, "5.9")
@@ -127,7 +138,9 @@ async def test_a_state_kept_by_the_older_version_counts_while_its_draft_exists(
         assert draft is not None
         draft.data = {k: v for k, v in draft.data.items() if k != CONVERSATION}
         for who, step in ((FOCAL, "results"), (OTHER, "status")):
-            session.add(ConversationState(name="report", key=conversation_key((who, who)),
-                                          state={"state": step}, updated_at=now))
-    assert await DatabasePersistence(db).get_conversations("report") == {
-        (FOCAL, FOCAL): "results"}
+            session.add(
+                ConversationState(
+                    name="report", key=conversation_key((who, who)), state={"state": step}, updated_at=now
+                )
+            )
+    assert await DatabasePersistence(db).get_conversations("report") == {(FOCAL, FOCAL): "results"}

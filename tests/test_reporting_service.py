@@ -23,14 +23,23 @@ async def ids(db: Database, task_code: str, unit_code: str) -> tuple[int, int]:
     return task, unit
 
 
-async def test_resubmitting_in_the_period_is_a_correction(db: Database, clock: FixedClock,
-                                                          config: Config) -> None:
+async def test_resubmitting_in_the_period_is_a_correction(
+    db: Database, clock: FixedClock, config: Config
+) -> None:
     await import_example(db)
     task_id, unit_id = await ids(db, "1.1", "KHTC")
     service = ReportingService(db, clock, period_rule(config))
-    first = await service.submit(ReportInput(
-        task_id, unit_id, None, "in_progress", 40, "Đã phân bổ <50%> & giao dự toán",
-        files=(EvidenceFile("file-1", file_name="qd.pdf", sha256="ab" * 32),)))
+    first = await service.submit(
+        ReportInput(
+            task_id,
+            unit_id,
+            None,
+            "in_progress",
+            40,
+            "Đã phân bổ <50%> & giao dự toán",
+            files=(EvidenceFile("file-1", file_name="qd.pdf", sha256="ab" * 32),),
+        )
+    )
     assert (first.revision, first.period) == (1, "2024-W05")
 
     clock.advance(timedelta(hours=3))
@@ -45,11 +54,20 @@ async def test_resubmitting_in_the_period_is_a_correction(db: Database, clock: F
         report = await session.get(ProgressReport, first.report_id)
         assert report is not None
         assert (report.status, report.percent, report.revision) == ("done", 100, 2)
-        revisions = list(await session.scalars(
-            select(ReportRevision).where(ReportRevision.report_id == first.report_id)
-            .order_by(ReportRevision.revision)))
+        revisions = list(
+            await session.scalars(
+                select(ReportRevision)
+                .where(ReportRevision.report_id == first.report_id)
+                .order_by(ReportRevision.revision)
+            )
+        )
         assert [(r.revision, r.status, r.results) for r in revisions] == [
-            (1, "in_progress", "Đã phân bổ <50%> & giao dự toán"), (2, "done", "Xong")]
-        actions = list(await session.scalars(select(AuditEntry.action).where(
-            AuditEntry.entity == "report").order_by(AuditEntry.id)))
+            (1, "in_progress", "Đã phân bổ <50%> & giao dự toán"),
+            (2, "done", "Xong"),
+        ]
+        actions = list(
+            await session.scalars(
+                select(AuditEntry.action).where(AuditEntry.entity == "report").order_by(AuditEntry.id)
+            )
+        )
         assert actions == ["report.submit", "report.correct", "report.submit"]

@@ -37,8 +37,7 @@ async def bot(harness: Harness) -> Harness:
     return harness
 
 
-async def test_report_command_on_another_units_task_is_refused(bot: Harness,
-                                                              db: Database) -> None:
+async def test_report_command_on_another_units_task_is_refused(bot: Harness, db: Database) -> None:
     (reply,) = await bot.send(A, "/report 1.1")  # led by KHTC, TTRA not involved
     assert "Không có nhiệm vụ mã" in (reply.plain_text or "")
     (reply,) = await bot.send(A, "/report 99.99")
@@ -54,14 +53,30 @@ async def test_history_of_another_units_task_shows_nothing(bot: Harness) -> None
     assert "Không có nhiệm vụ mã" in (reply.plain_text or "")
 
 
-@pytest.mark.parametrize("forged", [
-    "rp:start:{other}", "rp:start:999999", "rp:start:abc", "rp:t:{version}:{other}",
-    "rp:t:{version}:999999", "rp:s:{version}:finished", "rp:p:{version}:150", "rp:zz",
-    "rp:s:1:2:3", "rp:t:{version}:abc", "rp:pg:{version}:x", "garbage", "tk:pg:x", "lg:fr",
-    "x" * 65, "rp:start:" + "9" * 60,
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "rp:start:{other}",
+        "rp:start:999999",
+        "rp:start:abc",
+        "rp:t:{version}:{other}",
+        "rp:t:{version}:999999",
+        "rp:s:{version}:finished",
+        "rp:p:{version}:150",
+        "rp:zz",
+        "rp:s:1:2:3",
+        "rp:t:{version}:abc",
+        "rp:pg:{version}:x",
+        "garbage",
+        "tk:pg:x",
+        "lg:fr",
+        "x" * 65,
+        "rp:start:" + "9" * 60,
+    ],
+)
 async def test_forged_buttons_are_refused_audited_and_change_nothing(
-        bot: Harness, db: Database, forged: str) -> None:
+    bot: Harness, db: Database, forged: str
+) -> None:
     (page,) = await bot.send(A, "/report")  # a message from the bot to press on
     draft = await bot.services.drafts.load(A, "report")
     assert draft is not None
@@ -72,14 +87,13 @@ async def test_forged_buttons_are_refused_audited_and_change_nothing(
     assert "không hợp lệ" in answer or "đã cũ" in answer
     after = await audit_actions(db)
     if "đã cũ" not in answer:
-        assert after[len(before):] == ["callback.refused"]
+        assert after[len(before) :] == ["callback.refused"]
     assert await reports(db) == 0
     same = await bot.services.drafts.load(A, "report")
     assert same is not None and same.data == draft.data
 
 
-async def test_forged_status_step_button_for_status_of_other_kind(bot: Harness,
-                                                                  db: Database) -> None:
+async def test_forged_status_step_button_for_status_of_other_kind(bot: Harness, db: Database) -> None:
     (ask,) = await bot.send(A, "/report 5.9")
     draft = await bot.services.drafts.load(A, "report")
     assert draft is not None
@@ -137,7 +151,8 @@ async def test_a_report_button_after_a_submitted_report_is_out_of_date(bot: Harn
 
 
 async def test_someone_removed_from_their_unit_is_refused_at_the_next_step(
-        bot: Harness, db: Database) -> None:
+    bot: Harness, db: Database
+) -> None:
     (ask,) = await bot.send(A, "/report 5.9")
     await bot.services.admin.revoke(Actor(1000), str(A))
     (refused,) = await press(bot, A, ask, "Đang thực hiện")
@@ -151,8 +166,7 @@ async def test_someone_removed_from_their_unit_is_refused_at_the_next_step(
     assert await reports(db) == 0
 
 
-async def test_a_typed_answer_after_the_unit_changed_is_refused(bot: Harness,
-                                                                db: Database) -> None:
+async def test_a_typed_answer_after_the_unit_changed_is_refused(bot: Harness, db: Database) -> None:
     results = await to_results(bot, A, "5.9")
     assert "kết quả" in (results.plain_text or "").lower()
     # Moved to another unit: still a focal point, but 5.9 is no longer their unit's task.

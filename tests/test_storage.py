@@ -59,8 +59,7 @@ async def test_a_refused_file_writes_nothing(db: Database) -> None:
     await import_example(db)
     before = (await count(db, Task), await count(db, AuditEntry))
     service = ProgrammeService(db)
-    bad = EXAMPLE_PLAN.read_text(encoding="utf-8").replace("deadline: 2024-05-20",
-                                                            "deadline: 2024-02-30", 1)
+    bad = EXAMPLE_PLAN.read_text(encoding="utf-8").replace("deadline: 2024-05-20", "deadline: 2024-02-30", 1)
     plan = await service.read_plan(bad.encode(), EXAMPLE_PLAN.name)
     result = await service.apply(plan)
     assert not result.applied
@@ -73,31 +72,28 @@ async def test_invites_bind_once_and_expire(db: Database, clock: FixedClock) -> 
     invites = InviteService(db, clock)
     invite = await invites.create("VP", "focal", timedelta(days=7))
     async with db.reader() as session:
-        stored = await session.scalar(select(func.count()).where(
-            AuditEntry.action == "invite.create"))
+        stored = await session.scalar(select(func.count()).where(AuditEntry.action == "invite.create"))
     assert stored == 1
 
     first = await invites.redeem(invite.code, 501, "Lan", None, "lan")
     assert (first.outcome, first.unit_code, first.role) == (RedeemOutcome.OK, "VP", "focal")
     again = await invites.redeem(invite.code, 502, "Minh", None, None)
     assert again.outcome is RedeemOutcome.USED
-    assert (await invites.redeem("no-such-code", 502, "Minh", None, None)).outcome is \
-        RedeemOutcome.UNKNOWN
+    assert (await invites.redeem("no-such-code", 502, "Minh", None, None)).outcome is RedeemOutcome.UNKNOWN
 
     late = await invites.create("KHTC", "leader", timedelta(hours=1))
     clock.advance(timedelta(hours=1))
-    assert (await invites.redeem(late.code, 502, "Minh", None, None)).outcome is \
-        RedeemOutcome.EXPIRED
+    assert (await invites.redeem(late.code, 502, "Minh", None, None)).outcome is RedeemOutcome.EXPIRED
     async with db.reader() as session:
         lan = await UserRepository(session).by_telegram_id(501)
-        assert lan is not None and [(m.unit.code, m.role) for m in lan.memberships] == [
-            ("VP", "focal")]
+        assert lan is not None and [(m.unit.code, m.role) for m in lan.memberships] == [("VP", "focal")]
         assert await UserRepository(session).by_telegram_id(502) is None
 
 
 async def test_times_come_back_aware_and_in_utc(db: Database) -> None:
     local = datetime(2024, 1, 31, 9, 0, tzinfo=UTC).astimezone(
-        __import__("zoneinfo").ZoneInfo("Asia/Ho_Chi_Minh"))
+        __import__("zoneinfo").ZoneInfo("Asia/Ho_Chi_Minh")
+    )
     async with db.transaction() as session:
         session.add(User(telegram_id=7, first_name="A", last_seen_at=local))
     async with db.reader() as session:
@@ -117,8 +113,7 @@ async def test_outbox_dedup_key_is_unique(db: Database) -> None:
         session.add(OutboxMessage(dedup_key="nudge:1:1:-3:42", kind="nudge", chat_id=42, due_at=due))
     with pytest.raises(IntegrityError):
         async with db.transaction() as session:
-            session.add(OutboxMessage(dedup_key="nudge:1:1:-3:42", kind="nudge", chat_id=42,
-                                      due_at=due))
+            session.add(OutboxMessage(dedup_key="nudge:1:1:-3:42", kind="nudge", chat_id=42, due_at=due))
     assert await count(db, OutboxMessage) == 1
 
 
@@ -127,8 +122,7 @@ async def test_concurrent_read_modify_write_loses_no_update(db: Database) -> Non
 
     async def bump() -> None:
         async with db.transaction() as session:
-            task = await session.scalar(
-                select(Task).where(Task.code == "1.1").with_for_update())
+            task = await session.scalar(select(Task).where(Task.code == "1.1").with_for_update())
             assert task is not None
             await asyncio.sleep(0)
             task.deadline_version += 1
@@ -147,5 +141,6 @@ async def test_migrations_build_exactly_the_models_schema(db: Database) -> None:
 
     async with db.engine.connect() as conn:
         diff = await conn.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
+            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+        )
     assert diff == []

@@ -103,8 +103,7 @@ class SendPacer:
                 await asyncio.sleep(wait)
             self.starts.append(now)
             # The chat's interval counts from the real start.
-            self.next_chat[chat_id] = max(self.next_chat.get(chat_id, 0.0),
-                                          now + self.chat_interval(chat_id))
+            self.next_chat[chat_id] = max(self.next_chat.get(chat_id, 0.0), now + self.chat_interval(chat_id))
 
     def done(self, chat_id: int, *, reached: bool = True) -> None:
         self.in_flight.discard(chat_id)
@@ -113,8 +112,9 @@ class SendPacer:
         else:
             # Counted from the answer too: it came after Telegram had the message, so the next
             # one cannot arrive within a second of it even if this one was slow in transit.
-            self.next_chat[chat_id] = max(self.next_chat.get(chat_id, 0.0),
-                                          self.monotonic() + self.chat_interval(chat_id))
+            self.next_chat[chat_id] = max(
+                self.next_chat.get(chat_id, 0.0), self.monotonic() + self.chat_interval(chat_id)
+            )
 
     def soonest_free(self) -> float | None:
         """Seconds until the next busy chat frees up, if any."""
@@ -128,9 +128,13 @@ def _markup(payload: dict[str, object], outbox_id: int) -> InlineKeyboardMarkup 
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data.replace(OUTBOX_ID, str(outbox_id)))
-          for label, data in row]
-         for row in rows]  # type: ignore[union-attr,attr-defined]
+        [
+            [
+                InlineKeyboardButton(label, callback_data=data.replace(OUTBOX_ID, str(outbox_id)))
+                for label, data in row
+            ]
+            for row in rows
+        ]  # type: ignore[union-attr,attr-defined]
     )
 
 
@@ -142,12 +146,13 @@ async def send_claimed(context: Context, message: ClaimedMessage) -> Message:
         path = Path(str(payload["document"]))
         with path.open("rb") as handle:
             return await context.bot.send_document(
-                message.chat_id, handle, filename=path.name, caption=text or None,
-                reply_markup=markup)
+                message.chat_id, handle, filename=path.name, caption=text or None, reply_markup=markup
+            )
     if payload.get("photo"):
         with Path(str(payload["photo"])).open("rb") as handle:
-            return await context.bot.send_photo(message.chat_id, handle, caption=text or None,
-                                                reply_markup=markup)
+            return await context.bot.send_photo(
+                message.chat_id, handle, caption=text or None, reply_markup=markup
+            )
     return await context.bot.send_message(message.chat_id, text, reply_markup=markup)
 
 
@@ -174,11 +179,9 @@ async def _deliver(context: Context, message: ClaimedMessage, at: float) -> None
         await outbox.mark_retry(message.id, timedelta(seconds=seconds), "retry after")
     except Forbidden as exc:
         reached = False
-        log.warning("outbox %s: chat %s unreachable (%s)", message.id, message.chat_id,
-                    exc.message)
+        log.warning("outbox %s: chat %s unreachable (%s)", message.id, message.chat_id, exc.message)
         await outbox.mark_failed(message.id, exc.message)
-        if message.user_id is not None and await services.people.mark_unreachable(
-                message.user_id):
+        if message.user_id is not None and await services.people.mark_unreachable(message.user_id):
             await services.nudges.notify_unreachable(message.user_id)
     except BadRequest as exc:
         reached = False
@@ -187,11 +190,10 @@ async def _deliver(context: Context, message: ClaimedMessage, at: float) -> None
     except (TimedOut, NetworkError, OSError) as exc:
         # TimedOut may mean Telegram got it: the backoff at least keeps a repeat rare.
         if message.attempts >= MAX_ATTEMPTS:
-            log.error("outbox %s: giving up after %s attempts: %s", message.id,
-                      message.attempts, exc)
+            log.error("outbox %s: giving up after %s attempts: %s", message.id, message.attempts, exc)
             await outbox.mark_failed(message.id, str(exc))
         else:
-            backoff = timedelta(seconds=min(2 ** message.attempts, 600))
+            backoff = timedelta(seconds=min(2**message.attempts, 600))
             log.warning("outbox %s: network error, retry in %s: %s", message.id, backoff, exc)
             await outbox.mark_retry(message.id, backoff, str(exc))
     else:
@@ -218,13 +220,15 @@ async def dispatch_outbox(context: Context) -> None:
     try:
         while True:
             _reap(tasks)
-            exclude_kinds = (() if services.calendar.is_working_time(services.clock.now())
-                             else WORKING_HOURS_KINDS)
+            exclude_kinds = (
+                () if services.calendar.is_working_time(services.clock.now()) else WORKING_HOURS_KINDS
+            )
             capacity = pacer.capacity()
             claimed = []
             if capacity:
-                claimed = await outbox.claim_due(capacity, exclude_chats=pacer.busy(),
-                                                 exclude_kinds=exclude_kinds)
+                claimed = await outbox.claim_due(
+                    capacity, exclude_chats=pacer.busy(), exclude_kinds=exclude_kinds
+                )
             # One message per chat per round: the next one waits for that chat's interval.
             chats: set[int] = set()
             extra = []

@@ -19,10 +19,12 @@ async def close_expired_drafts(context: Context) -> None:
     now = services.clock.now()
     await services.outbox.enqueue(
         OutgoingMessage(
-            key=f"draft-expired:{d.telegram_id}:{now.isoformat()}", kind="notice",
+            key=f"draft-expired:{d.telegram_id}:{now.isoformat()}",
+            kind="notice",
             chat_id=d.telegram_id,
-            text=services.i18n.t(d.language or d.data.get("lang"), "report.draft_closed",
-                                 code=d.data.get("task_code") or "…"),
+            text=services.i18n.t(
+                d.language or d.data.get("lang"), "report.draft_closed", code=d.data.get("task_code") or "…"
+            ),
         )
         for d in closed
     )

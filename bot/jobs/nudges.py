@@ -21,5 +21,10 @@ async def plan_nudges(context: Context) -> None:
         deadline = await nudges.plan()
         period = await nudges.plan_period_reminders()
     if deadline.planned or deadline.cancelled or period.planned or period.cancelled:
-        log.info("nudges planned %s (cancelled %s), period reminders planned %s (cancelled %s)",
-                 deadline.planned, deadline.cancelled, period.planned, period.cancelled)
+        log.info(
+            "nudges planned %s (cancelled %s), period reminders planned %s (cancelled %s)",
+            deadline.planned,
+            deadline.cancelled,
+            period.planned,
+            period.cancelled,
+        )

@@ -34,8 +34,16 @@ from storage.repositories.units import UnitRepository
 from storage.repositories.users import UserRepository
 
 # Fields /task_edit may change; deadline and units have their own commands (they notify).
-EDITABLE_FIELDS = ("title", "group", "description", "legal_source", "expected_output",
-                   "target_value", "target_unit", "target_label")
+EDITABLE_FIELDS = (
+    "title",
+    "group",
+    "description",
+    "legal_source",
+    "expected_output",
+    "target_value",
+    "target_unit",
+    "target_label",
+)
 ROLES = ("admin", "manager", "focal", "leader")
 MAX_NAME = 300
 MAX_TEXT = 2000
@@ -122,20 +130,33 @@ def clean(text: str) -> str:
 
 def _view(task: Task) -> TaskView:
     return TaskView(
-        task.id, task.code, task.group.code, task.title, task.lead_unit.code,
-        tuple(tu.unit.code for tu in task.coordinating), task.deadline, task.expected_output,
-        task.target_value, task.target_unit, task.closed_at is not None,
+        task.id,
+        task.code,
+        task.group.code,
+        task.title,
+        task.lead_unit.code,
+        tuple(tu.unit.code for tu in task.coordinating),
+        task.deadline,
+        task.expected_output,
+        task.target_value,
+        task.target_unit,
+        task.closed_at is not None,
     )
 
 
 def _task_values(task: Task) -> dict[str, Any]:
     return {
-        "group": task.group.code, "title": task.title, "description": task.description,
-        "legal_source": task.legal_source, "lead_unit": task.lead_unit.code,
+        "group": task.group.code,
+        "title": task.title,
+        "description": task.description,
+        "legal_source": task.legal_source,
+        "lead_unit": task.lead_unit.code,
         "coordinating_units": [tu.unit.code for tu in task.coordinating],
         "deadline": task.deadline.isoformat() if task.deadline else None,
-        "expected_output": task.expected_output, "target_value": task.target_value,
-        "target_unit": task.target_unit, "target_label": task.target_label,
+        "expected_output": task.expected_output,
+        "target_value": task.target_value,
+        "target_unit": task.target_unit,
+        "target_label": task.target_label,
     }
 
 
@@ -153,9 +174,16 @@ def parse_target(text: str) -> tuple[float | None, str | None]:
 
 
 class AdminService:
-    def __init__(self, db: Database, clock: Clock, config: Config, i18n: I18n,
-                 outbox: OutboxService, programme: ProgrammeService,
-                 on_task_changed: Callable[[int], Awaitable[object]] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        config: Config,
+        i18n: I18n,
+        outbox: OutboxService,
+        programme: ProgrammeService,
+        on_task_changed: Callable[[int], Awaitable[object]] | None = None,
+    ) -> None:
         self.db = db
         # Called after a task's deadline, units or state changed, so that reminders planned
         # for the old state are re-planned at once (NudgeService.on_task_changed).
@@ -191,8 +219,9 @@ class AdminService:
         return day
 
     async def _actor_user(self, session: AsyncSession, actor: Actor) -> User:
-        return await UserRepository(session).upsert(actor.telegram_id, actor.first_name,
-                                                    actor.last_name, actor.username)
+        return await UserRepository(session).upsert(
+            actor.telegram_id, actor.first_name, actor.last_name, actor.username
+        )
 
     async def _task(self, session: AsyncSession, code: str, *, open_only: bool = True) -> Task:
         task = await TaskRepository(session).by_code(clean(code))
@@ -214,8 +243,11 @@ class AdminService:
         """Record that someone without the right tried an admin command."""
         async with self.db.transaction() as session:
             AuditRepository(session).record(
-                "admin.refused", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="command", entity_id=command[:64],
+                "admin.refused",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="command",
+                entity_id=command[:64],
             )
 
     # --- units -----------------------------------------------------------------------------
@@ -232,16 +264,21 @@ class AdminService:
                 raise AdminError("unit_exists", code=escape(code))
             unit = await units.add(code, name)
             AuditRepository(session).record(
-                "unit.create", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="unit", entity_id=unit.code, after={"code": code, "name": name},
+                "unit.create",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="unit",
+                entity_id=unit.code,
+                after={"code": code, "name": name},
             )
             return UnitInfo(unit.code, unit.name, 0)
 
     async def units(self) -> list[UnitInfo]:
         async with self.db.reader() as session:
             counts = await UserRepository(session).focal_counts()
-            return [UnitInfo(u.code, u.name, counts.get(u.id, 0))
-                    for u in await UnitRepository(session).all()]
+            return [
+                UnitInfo(u.code, u.name, counts.get(u.id, 0)) for u in await UnitRepository(session).all()
+            ]
 
     async def group_codes(self) -> list[str]:
         async with self.db.reader() as session:
@@ -283,12 +320,16 @@ class AdminService:
                 raise AdminError("unknown_group", code=escape(draft["group"]))
             units = await self._units(session, [draft["lead"], *draft.get("coordinating", [])])
             task = Task(
-                code=draft["code"], group=groups[draft["group"]], title=draft["title"],
-                lead_unit=units[0], deadline=date.fromisoformat(draft["deadline"])
-                if draft.get("deadline") else None,
+                code=draft["code"],
+                group=groups[draft["group"]],
+                title=draft["title"],
+                lead_unit=units[0],
+                deadline=date.fromisoformat(draft["deadline"]) if draft.get("deadline") else None,
                 expected_output=draft.get("expected_output", ""),
-                target_value=draft.get("target_value"), target_unit=draft.get("target_unit"),
-                position=await tasks.max_position() + 1, deadline_version=1,
+                target_value=draft.get("target_value"),
+                target_unit=draft.get("target_unit"),
+                position=await tasks.max_position() + 1,
+                deadline_version=1,
                 coordinating=[TaskUnit(unit=u, position=i) for i, u in enumerate(units[1:])],
             )
             session.add(task)
@@ -296,11 +337,14 @@ class AdminService:
             task = await self._task(session, task.code)
             after = _task_values(task)
             entry = AuditRepository(session).record(
-                "task.create", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="task", entity_id=task.code, after=after,
+                "task.create",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="task",
+                entity_id=task.code,
+                after=after,
             )
-            await DraftRepository(session).drop((await self._actor_user(session, actor)).id,
-                                                "task_add")
+            await DraftRepository(session).drop((await self._actor_user(session, actor)).id, "task_add")
             await session.flush()
             notices = await self._notices(session, task, "assigned", entry)
         await self.outbox.enqueue(notices)
@@ -328,18 +372,20 @@ class AdminService:
             else:
                 if len(value) > MAX_TEXT:
                     raise AdminError("too_long", limit=MAX_TEXT)
-                setattr(task, field_name, value or (None if field_name.startswith("target")
-                                                    else ""))
+                setattr(task, field_name, value or (None if field_name.startswith("target") else ""))
             await session.flush()
             after = _task_values(task)
             changed = {k for k in after if after[k] != before[k]}
             AuditRepository(session).record(
-                "task.edit", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="task", entity_id=task.code,
-                before={k: before[k] for k in changed}, after={k: after[k] for k in changed},
+                "task.edit",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="task",
+                entity_id=task.code,
+                before={k: before[k] for k in changed},
+                after={k: after[k] for k in changed},
             )
-            return Change(task.code, {k: before[k] for k in changed},
-                          {k: after[k] for k in changed})
+            return Change(task.code, {k: before[k] for k in changed}, {k: after[k] for k in changed})
 
     async def close_task(self, actor: Actor, code: str, reason: str) -> Change:
         reason = clean(reason)
@@ -350,8 +396,12 @@ class AdminService:
             task.closed_at = self.clock.now()
             task.close_reason = reason[:MAX_TEXT]
             entry = AuditRepository(session).record(
-                "task.close", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="task", entity_id=task.code, before={"closed": False},
+                "task.close",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="task",
+                entity_id=task.code,
+                before={"closed": False},
                 after={"closed": True, "reason": task.close_reason},
             )
             await session.flush()
@@ -367,8 +417,10 @@ class AdminService:
         async with self.db.transaction() as session:
             task = await self._task(session, code)
             units = await self._units(session, unit_codes)
-            before = {"lead_unit": task.lead_unit.code,
-                      "coordinating_units": [tu.unit.code for tu in task.coordinating]}
+            before = {
+                "lead_unit": task.lead_unit.code,
+                "coordinating_units": [tu.unit.code for tu in task.coordinating],
+            }
             task.lead_unit = units[0]
             kept = {tu.unit_id: tu for tu in task.coordinating}
             coordinating = []
@@ -378,11 +430,18 @@ class AdminService:
                 coordinating.append(task_unit)
             task.coordinating = coordinating
             await session.flush()
-            after = {"lead_unit": task.lead_unit.code,
-                     "coordinating_units": [tu.unit.code for tu in task.coordinating]}
+            after = {
+                "lead_unit": task.lead_unit.code,
+                "coordinating_units": [tu.unit.code for tu in task.coordinating],
+            }
             entry = AuditRepository(session).record(
-                "task.assign", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="task", entity_id=task.code, before=before, after=after,
+                "task.assign",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="task",
+                entity_id=task.code,
+                before=before,
+                after=after,
             )
             await session.flush()
             notices = await self._notices(session, task, "assigned", entry)
@@ -391,8 +450,9 @@ class AdminService:
         await self.outbox.enqueue(notices)
         return Change(task.code, before, after, len(notices))
 
-    async def set_deadline(self, actor: Actor, code: str, new: date | None, *,
-                           action: str = "task.deadline", detail: str = "") -> Change:
+    async def set_deadline(
+        self, actor: Actor, code: str, new: date | None, *, action: str = "task.deadline", detail: str = ""
+    ) -> Change:
         async with self.db.transaction() as session:
             task = await self._task(session, code)
             change = await self._move_deadline(session, actor, task, new, action, detail)
@@ -406,7 +466,12 @@ class AdminService:
             await self.on_task_changed(task_id)
 
     async def _move_deadline(
-        self, session: AsyncSession, actor: Actor, task: Task, new: date | None, action: str,
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        task: Task,
+        new: date | None,
+        action: str,
         detail: str,
     ) -> tuple[Change, list[OutgoingMessage]]:
         old = task.deadline
@@ -415,11 +480,16 @@ class AdminService:
         task.deadline = new
         task.deadline_version += 1
         before = {"deadline": old.isoformat() if old else None}
-        after = {"deadline": new.isoformat() if new else None,
-                 "deadline_version": task.deadline_version}
+        after = {"deadline": new.isoformat() if new else None, "deadline_version": task.deadline_version}
         entry = AuditRepository(session).record(
-            action, actor=actor.label, actor_telegram_id=actor.telegram_id, entity="task",
-            entity_id=task.code, before=before, after=after, detail=detail,
+            action,
+            actor=actor.label,
+            actor_telegram_id=actor.telegram_id,
+            entity="task",
+            entity_id=task.code,
+            before=before,
+            after=after,
+            detail=detail,
         )
         await session.flush()
         notices = await self._notices(session, task, "deadline", entry, old=old)
@@ -432,8 +502,9 @@ class AdminService:
 
     # --- notices ---------------------------------------------------------------------------
 
-    async def _notices(self, session: AsyncSession, task: Task, kind: str, entry: AuditEntry,
-                       **extra: Any) -> list[OutgoingMessage]:
+    async def _notices(
+        self, session: AsyncSession, task: Task, kind: str, entry: AuditEntry, **extra: Any
+    ) -> list[OutgoingMessage]:
         """The notice of this event to the focal points of the task's units, in their language."""
         users = UserRepository(session)
         recipients: dict[int, tuple[User, str]] = {}
@@ -446,7 +517,8 @@ class AdminService:
         for user, part in recipients.values():
             lang = user.language or self.i18n.default
             params = {
-                "code": escape(task.code), "title": escape(task.title),
+                "code": escape(task.code),
+                "title": escape(task.title),
                 "unit": escape(task.lead_unit.name),
                 "part": self.i18n.t(lang, f"admin.part.{part}"),
                 "deadline": self.fmt_date(task.deadline, lang),
@@ -454,13 +526,22 @@ class AdminService:
                 "reason": escape(extra.get("reason", "")),
             }
             text = self.i18n.t(lang, f"admin.notice.{kind}", **params)
-            buttons = () if kind == "closed" else (
-                ((self.i18n.t(lang, "admin.button.report"), f"rp:start:{task.id}"),),)
-            messages.append(OutgoingMessage(
-                key=f"notice:{kind}:{entry.id}:{user.id}", kind="notice",
-                chat_id=user.telegram_id, text=text, buttons=buttons, user_id=user.id,
-                task_id=task.id,
-            ))
+            buttons = (
+                ()
+                if kind == "closed"
+                else (((self.i18n.t(lang, "admin.button.report"), f"rp:start:{task.id}"),),)
+            )
+            messages.append(
+                OutgoingMessage(
+                    key=f"notice:{kind}:{entry.id}:{user.id}",
+                    kind="notice",
+                    chat_id=user.telegram_id,
+                    text=text,
+                    buttons=buttons,
+                    user_id=user.id,
+                    task_id=task.id,
+                )
+            )
         return messages
 
     # --- people ----------------------------------------------------------------------------
@@ -470,12 +551,13 @@ class AdminService:
             found = await UserRepository(session).everyone()
         infos = []
         for user in found:
-            roles = sorted({r.role for r in user.roles}
-                           | ({"admin"} if user.telegram_id in self.config_admins else set()))
+            roles = sorted(
+                {r.role for r in user.roles}
+                | ({"admin"} if user.telegram_id in self.config_admins else set())
+            )
             roles += sorted(f"{m.role}:{m.unit.code}" for m in user.memberships)
             name = " ".join(p for p in (user.first_name, user.last_name) if p)
-            infos.append(UserInfo(user.telegram_id, name, user.username, tuple(roles),
-                                  user.reachable))
+            infos.append(UserInfo(user.telegram_id, name, user.username, tuple(roles), user.reachable))
         return infos
 
     async def _find_user(self, session: AsyncSession, ref: str) -> User:
@@ -494,7 +576,8 @@ class AdminService:
     @staticmethod
     def _roles_of(user: User) -> list[str]:
         return sorted({r.role for r in user.roles}) + sorted(
-            f"{m.role}:{m.unit.code}" for m in user.memberships)
+            f"{m.role}:{m.unit.code}" for m in user.memberships
+        )
 
     async def set_role(self, actor: Actor, ref: str, role: str, unit_code: str | None) -> Change:
         role = clean(role).lower()
@@ -514,8 +597,12 @@ class AdminService:
                 await users.add_membership(user, unit, role)
             after = self._roles_of(user)
             AuditRepository(session).record(
-                "user.role", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="user", entity_id=user.telegram_id, before={"roles": before},
+                "user.role",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="user",
+                entity_id=user.telegram_id,
+                before={"roles": before},
                 after={"roles": after},
             )
             return Change(str(user.telegram_id), {"roles": before}, {"roles": after})
@@ -527,8 +614,12 @@ class AdminService:
             await UserRepository(session).revoke_all(user)
             after = ["admin"] if user.telegram_id in self.config_admins else []
             AuditRepository(session).record(
-                "user.revoke", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="user", entity_id=user.telegram_id, before={"roles": before},
+                "user.revoke",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="user",
+                entity_id=user.telegram_id,
+                before={"roles": before},
                 after={"roles": after},
             )
             return Change(str(user.telegram_id), {"roles": before}, {"roles": after})
@@ -536,8 +627,8 @@ class AdminService:
     async def record_export(self, actor: Actor) -> None:
         async with self.db.transaction() as session:
             AuditRepository(session).record(
-                "programme.export", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="programme")
+                "programme.export", actor=actor.label, actor_telegram_id=actor.telegram_id, entity="programme"
+            )
 
     async def audit(self, limit: int) -> list[AuditEntry]:
         async with self.db.reader() as session:
@@ -569,8 +660,11 @@ class AdminService:
 
     async def broadcast_recipients(self) -> list[User]:
         async with self.db.reader() as session:
-            return [u for u in await UserRepository(session).everyone()
-                    if u.reachable and (u.roles or u.memberships)]
+            return [
+                u
+                for u in await UserRepository(session).everyone()
+                if u.reachable and (u.roles or u.memberships)
+            ]
 
     async def broadcast(self, actor: Actor, version: int) -> int:
         """Queue the confirmed broadcast for everyone the bot knows; returns how many."""
@@ -581,9 +675,10 @@ class AdminService:
         recipients = await self.broadcast_recipients()
         messages = [
             OutgoingMessage(
-                key=f"broadcast:{actor.telegram_id}:{version}:{self.clock.now().isoformat()}:"
-                    f"{user.id}",
-                kind="broadcast", chat_id=user.telegram_id, user_id=user.id,
+                key=f"broadcast:{actor.telegram_id}:{version}:{self.clock.now().isoformat()}:{user.id}",
+                kind="broadcast",
+                chat_id=user.telegram_id,
+                user_id=user.id,
                 text=self.i18n.t(user.language, "admin.broadcast.message", text=escape(body)),
             )
             for user in recipients
@@ -592,8 +687,11 @@ class AdminService:
             user = await self._actor_user(session, actor)
             await DraftRepository(session).drop(user.id, "broadcast")
             AuditRepository(session).record(
-                "broadcast.send", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="broadcast", after={"text": body, "recipients": len(messages)},
+                "broadcast.send",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="broadcast",
+                after={"text": body, "recipients": len(messages)},
             )
         await self.outbox.enqueue(messages)
         return len(messages)
@@ -608,21 +706,31 @@ class AdminService:
         async with self.db.transaction() as session:
             task = await self._task(session, code)
             user = await UserRepository(session).by_telegram_id(actor.telegram_id)
-            if user is None or not any(m.unit_id == task.lead_unit_id and m.role == "focal"
-                                       for m in user.memberships):
-                raise AdminError("not_lead_focal", code=escape(task.code),
-                                 unit=escape(task.lead_unit.code))
+            if user is None or not any(
+                m.unit_id == task.lead_unit_id and m.role == "focal" for m in user.memberships
+            ):
+                raise AdminError("not_lead_focal", code=escape(task.code), unit=escape(task.lead_unit.code))
             if task.deadline == new:
                 raise AdminError("same_deadline", date=self.fmt_date(new))
-            extension = ExtensionRepository(session).add(DeadlineExtension(
-                task_id=task.id, unit_id=task.lead_unit_id, requested_by_id=user.id,
-                old_deadline=task.deadline, new_deadline=new, reason=reason[:MAX_TEXT],
-                state="pending", created_at=self.clock.now(),
-            ))
+            extension = ExtensionRepository(session).add(
+                DeadlineExtension(
+                    task_id=task.id,
+                    unit_id=task.lead_unit_id,
+                    requested_by_id=user.id,
+                    old_deadline=task.deadline,
+                    new_deadline=new,
+                    reason=reason[:MAX_TEXT],
+                    state="pending",
+                    created_at=self.clock.now(),
+                )
+            )
             await session.flush()
             AuditRepository(session).record(
-                "extension.request", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                entity="task", entity_id=task.code,
+                "extension.request",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="task",
+                entity_id=task.code,
                 before={"deadline": task.deadline.isoformat() if task.deadline else None},
                 after={"deadline": new.isoformat(), "extension": extension.id, "reason": reason},
             )
@@ -631,27 +739,37 @@ class AdminService:
             messages = []
             for chat_id in chats:
                 lang = admins[chat_id].language if chat_id in admins else None
-                messages.append(OutgoingMessage(
-                    key=f"extension:{extension.id}:ask:{chat_id}", kind="extension",
-                    chat_id=chat_id, user_id=admins[chat_id].id if chat_id in admins else None,
-                    task_id=task.id,
-                    text=self.i18n.t(
-                        lang, "admin.extension.ask", code=escape(task.code),
-                        title=escape(task.title), unit=escape(task.lead_unit.code),
-                        who=escape(user.first_name or str(user.telegram_id)),
-                        old=self.fmt_date(task.deadline, lang), new=self.fmt_date(new, lang),
-                        reason=escape(reason)),
-                    buttons=(((self.i18n.t(lang, "admin.button.approve"),
-                               f"ex:ok:{extension.id}"),
-                              (self.i18n.t(lang, "admin.button.reject"),
-                               f"ex:no:{extension.id}")),),
-                ))
+                messages.append(
+                    OutgoingMessage(
+                        key=f"extension:{extension.id}:ask:{chat_id}",
+                        kind="extension",
+                        chat_id=chat_id,
+                        user_id=admins[chat_id].id if chat_id in admins else None,
+                        task_id=task.id,
+                        text=self.i18n.t(
+                            lang,
+                            "admin.extension.ask",
+                            code=escape(task.code),
+                            title=escape(task.title),
+                            unit=escape(task.lead_unit.code),
+                            who=escape(user.first_name or str(user.telegram_id)),
+                            old=self.fmt_date(task.deadline, lang),
+                            new=self.fmt_date(new, lang),
+                            reason=escape(reason),
+                        ),
+                        buttons=(
+                            (
+                                (self.i18n.t(lang, "admin.button.approve"), f"ex:ok:{extension.id}"),
+                                (self.i18n.t(lang, "admin.button.reject"), f"ex:no:{extension.id}"),
+                            ),
+                        ),
+                    )
+                )
             extension_id = extension.id
         await self.outbox.enqueue(messages)
         return extension_id
 
-    async def decide_extension(self, actor: Actor, extension_id: int, approve: bool
-                               ) -> PendingExtension:
+    async def decide_extension(self, actor: Actor, extension_id: int, approve: bool) -> PendingExtension:
         """Approve (the deadline moves, the units are told) or reject; the requester is told."""
         notices: list[OutgoingMessage] = []
         async with self.db.transaction() as session:
@@ -662,8 +780,11 @@ class AdminService:
             assert task is not None
             task = await self._task(session, task.code, open_only=False)
             if extension.state != "pending":
-                raise AdminError("already_decided", code=escape(task.code),
-                                 state=self.i18n.t(None, f"admin.extension.{extension.state}"))
+                raise AdminError(
+                    "already_decided",
+                    code=escape(task.code),
+                    state=self.i18n.t(None, f"admin.extension.{extension.state}"),
+                )
             decider = await self._actor_user(session, actor)
             extension.state = "approved" if approve else "rejected"
             extension.decided_by_id = decider.id
@@ -672,32 +793,53 @@ class AdminService:
                 if task.closed_at is not None:
                     raise AdminError("task_closed", code=escape(task.code))
                 _, notices = await self._move_deadline(
-                    session, actor, task, extension.new_deadline, "extension.approve",
-                    f"extension {extension.id}")
+                    session,
+                    actor,
+                    task,
+                    extension.new_deadline,
+                    "extension.approve",
+                    f"extension {extension.id}",
+                )
             else:
                 AuditRepository(session).record(
-                    "extension.reject", actor=actor.label, actor_telegram_id=actor.telegram_id,
-                    entity="task", entity_id=task.code,
-                    after={"extension": extension.id,
-                           "deadline": extension.new_deadline.isoformat()},
+                    "extension.reject",
+                    actor=actor.label,
+                    actor_telegram_id=actor.telegram_id,
+                    entity="task",
+                    entity_id=task.code,
+                    after={"extension": extension.id, "deadline": extension.new_deadline.isoformat()},
                 )
-            requester = (await session.get(User, extension.requested_by_id)
-                         if extension.requested_by_id else None)
+            requester = (
+                await session.get(User, extension.requested_by_id) if extension.requested_by_id else None
+            )
             if requester is not None:
                 lang = requester.language
-                notices.append(OutgoingMessage(
-                    key=f"extension:{extension.id}:decision", kind="extension",
-                    chat_id=requester.telegram_id, user_id=requester.id, task_id=task.id,
-                    text=self.i18n.t(
-                        lang, f"admin.extension.told_{extension.state}", code=escape(task.code),
-                        new=self.fmt_date(extension.new_deadline, lang),
-                        old=self.fmt_date(extension.old_deadline, lang),
-                        who=escape(actor.first_name or actor.label)),
-                ))
+                notices.append(
+                    OutgoingMessage(
+                        key=f"extension:{extension.id}:decision",
+                        kind="extension",
+                        chat_id=requester.telegram_id,
+                        user_id=requester.id,
+                        task_id=task.id,
+                        text=self.i18n.t(
+                            lang,
+                            f"admin.extension.told_{extension.state}",
+                            code=escape(task.code),
+                            new=self.fmt_date(extension.new_deadline, lang),
+                            old=self.fmt_date(extension.old_deadline, lang),
+                            who=escape(actor.first_name or actor.label),
+                        ),
+                    )
+                )
             result = PendingExtension(
-                extension.id, task.code, extension.old_deadline, extension.new_deadline,
-                extension.reason, extension.state,
-                requester.telegram_id if requester else None)
+                extension.id,
+                task.code,
+                extension.old_deadline,
+                extension.new_deadline,
+                extension.reason,
+                extension.state,
+                requester.telegram_id if requester else None,
+            )
             task_id = task.id
         if approve:
             await self._task_changed(task_id)
@@ -706,8 +848,7 @@ class AdminService:
 
     # --- plan import from chat -------------------------------------------------------------
 
-    async def stage_import(self, actor: Actor, filename: str, data: bytes
-                           ) -> tuple[ImportResult, int]:
+    async def stage_import(self, actor: Actor, filename: str, data: bytes) -> tuple[ImportResult, int]:
         """Preview a plan file and keep it (in the database) until Áp dụng or Hủy.
 
         Returns the preview and the draft version the buttons must carry; a file with errors is
@@ -721,10 +862,15 @@ class AdminService:
             # Keep waiting: the admin may send the corrected file straight away.
             await self.save_draft(actor, "import", {"state": "awaiting"})
             return result, 0
-        version = await self.save_draft(actor, "import", {
-            "state": "preview", "filename": filename,
-            "data": base64.b64encode(data).decode("ascii"),
-        })
+        version = await self.save_draft(
+            actor,
+            "import",
+            {
+                "state": "preview",
+                "filename": filename,
+                "data": base64.b64encode(data).decode("ascii"),
+            },
+        )
         return result, version
 
     async def apply_import(self, actor: Actor, version: int) -> ImportResult:
@@ -734,8 +880,7 @@ class AdminService:
             raise AdminError("stale")
         data = base64.b64decode(pending[0]["data"])
         plan = await self.programme.read_plan(data, pending[0]["filename"])
-        result = await self.programme.apply(plan, actor=actor.label,
-                                            actor_telegram_id=actor.telegram_id)
+        result = await self.programme.apply(plan, actor=actor.label, actor_telegram_id=actor.telegram_id)
         if result.applied:
             await self.drop_draft(actor, "import")
         return result

@@ -78,8 +78,7 @@ class WorkCalendar:
         self._ensure(day - span if count < 0 else day, day + span if count > 0 else day)
         assert self._base is not None
         # The working day whose running count reaches the target is the one asked for.
-        target = (self._count(day) + count if count > 0
-                  else self._count(day - timedelta(days=1)) + count + 1)
+        target = self._count(day) + count if count > 0 else self._count(day - timedelta(days=1)) + count + 1
         return self._base + timedelta(days=bisect_left(self._counts, target))
 
     def working_days_between(self, after: date, until: date) -> int:

@@ -58,8 +58,7 @@ def closed_period(rule: PeriodRule, moment: datetime) -> Period:
 
 
 class DigestService:
-    def __init__(self, config: Config, db: Database, clock: Clock, i18n: I18n,
-                 periods: PeriodRule) -> None:
+    def __init__(self, config: Config, db: Database, clock: Clock, i18n: I18n, periods: PeriodRule) -> None:
         self.config = config
         self.db = db
         self.clock = clock
@@ -78,8 +77,9 @@ class DigestService:
         """The report for the period, as of now when the period is still open."""
         return await self.builder.build(period, unit_code, as_of=self.clock.now())
 
-    def write_files(self, data: ReportData, folder: Path, language: str | None = None,
-                    formats: tuple[str, ...] = ATTACHED) -> dict[str, Path]:
+    def write_files(
+        self, data: ReportData, folder: Path, language: str | None = None, formats: tuple[str, ...] = ATTACHED
+    ) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         renderer = self.renderer(language)
         stem = f"tiendo-{data.period}" + (f"-{data.scope.code}" if data.scope else "")
@@ -92,14 +92,14 @@ class DigestService:
             paths[fmt] = path
         return paths
 
-    def _messages(self, key: str, data: ReportData, recipients: list[Recipient],
-                  folder: Path) -> list[OutgoingMessage]:
+    def _messages(
+        self, key: str, data: ReportData, recipients: list[Recipient], folder: Path
+    ) -> list[OutgoingMessage]:
         """The digest text, then chart, Word and Excel, for each recipient in their language."""
         out: list[OutgoingMessage] = []
         by_language: dict[str, list[Recipient]] = {}
         for recipient in recipients:
-            by_language.setdefault(recipient.language or self.config.bot.language, []).append(
-                recipient)
+            by_language.setdefault(recipient.language or self.config.bot.language, []).append(recipient)
         for language, group in by_language.items():
             renderer = self.renderer(language)
             texts = renderer.telegram(data)
@@ -112,29 +112,50 @@ class DigestService:
             for recipient in group:
                 base = f"digest:{key}:{recipient.chat_id}"
                 for i, text in enumerate(texts):
-                    out.append(OutgoingMessage(f"{base}:text{i}", "digest", recipient.chat_id,
-                                               text=text, user_id=recipient.user_id))
+                    out.append(
+                        OutgoingMessage(
+                            f"{base}:text{i}",
+                            "digest",
+                            recipient.chat_id,
+                            text=text,
+                            user_id=recipient.user_id,
+                        )
+                    )
                 for fmt in ATTACHED:
                     path = str(files[fmt])
-                    out.append(OutgoingMessage(
-                        f"{base}:{fmt}", "digest", recipient.chat_id, text=captions[fmt],
-                        user_id=recipient.user_id,
-                        photo=path if fmt == "png" else None,
-                        document=path if fmt != "png" else None,
-                    ))
+                    out.append(
+                        OutgoingMessage(
+                            f"{base}:{fmt}",
+                            "digest",
+                            recipient.chat_id,
+                            text=captions[fmt],
+                            user_id=recipient.user_id,
+                            photo=path if fmt == "png" else None,
+                            document=path if fmt != "png" else None,
+                        )
+                    )
         return out
 
-    async def _queue_run(self, period: Period, scope: str, data: ReportData,
-                         recipients: list[Recipient]) -> bool:
+    async def _queue_run(
+        self, period: Period, scope: str, data: ReportData, recipients: list[Recipient]
+    ) -> bool:
         now = self.clock.now()
         folder = self.config.data_path / "reports" / period.key / scope.replace(":", "-")
         # Rendering Word, Excel and the chart is CPU work: keep the bot's event loop answering.
-        messages = await asyncio.to_thread(
-            self._messages, f"{period.key}:{scope}", data, recipients, folder)
+        messages = await asyncio.to_thread(self._messages, f"{period.key}:{scope}", data, recipients, folder)
         rows: list[dict[str, object]] = [
-            {"dedup_key": m.key[:255], "kind": m.kind, "chat_id": m.chat_id, "user_id": m.user_id,
-             "task_id": None, "payload": m.payload(), "due_at": now, "state": "pending",
-             "attempts": 0, "created_at": now}
+            {
+                "dedup_key": m.key[:255],
+                "kind": m.kind,
+                "chat_id": m.chat_id,
+                "user_id": m.user_id,
+                "task_id": None,
+                "payload": m.payload(),
+                "due_at": now,
+                "state": "pending",
+                "attempts": 0,
+                "created_at": now,
+            }
             for m in messages
         ]
         try:
@@ -142,8 +163,9 @@ class DigestService:
                 repo = DigestRepository(session)
                 if await repo.run_exists(period.key, scope):
                     return False
-                await repo.add_run(period.key, scope, now,
-                                   {"recipients": len(recipients), "messages": len(rows)})
+                await repo.add_run(
+                    period.key, scope, now, {"recipients": len(recipients), "messages": len(rows)}
+                )
                 await OutboxRepository(session).add_unique(rows)
         except IntegrityError:
             return False  # another process recorded this run first
@@ -165,8 +187,7 @@ class DigestService:
             done_all = "all" in done
             recipients = [] if done_all else await repo.programme_recipients()
             leaders = await repo.leaders_by_unit()
-            pending_units = {code: people for code, people in leaders.items()
-                             if f"unit:{code}" not in done}
+            pending_units = {code: people for code, people in leaders.items() if f"unit:{code}" not in done}
         queued = []
         if not done_all:
             data = await self.builder.build(period)

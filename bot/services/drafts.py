@@ -76,9 +76,15 @@ class _GroupWriter:
             if write.scope is not None and write.data is not None and user_id is not None:
                 # A step of a report: the scope check and the answers in one statement, a
                 # transaction of its own.
-                if not await db.write_statement(DRAFT_UPSERT_IN_SCOPE, {
-                        **_row(write, user_id, write.data), "person": write.telegram_id,
-                        "task": write.scope[0], "unit": write.scope[1]}):
+                if not await db.write_statement(
+                    DRAFT_UPSERT_IN_SCOPE,
+                    {
+                        **_row(write, user_id, write.data),
+                        "person": write.telegram_id,
+                        "task": write.scope[0],
+                        "unit": write.scope[1],
+                    },
+                ):
                     raise OutOfScope(write.telegram_id)
                 return
             if await self._commit([write]):
@@ -124,9 +130,11 @@ class _GroupWriter:
         return await self.service.db.write_statements(lambda runner: self._apply(runner, batch))
 
     def _apply(self, runner: StatementRunner, batch: list[_Write]) -> set[int]:
-        refused = {id(w) for w in batch
-                   if w.scope is not None and w.data is not None
-                   and not may_report(runner, w.telegram_id, *w.scope)}
+        refused = {
+            id(w)
+            for w in batch
+            if w.scope is not None and w.data is not None and not may_report(runner, w.telegram_id, *w.scope)
+        }
         drafts, gone = [], []
         for write in batch:
             if id(write) in refused:
@@ -166,6 +174,7 @@ class _Write:
 class _Cached:
     """A draft as kept in memory: its answers as JSON text, so that each load hands out a
     copy of its own (json.loads costs half a deepcopy; the data is JSON by nature)."""
+
     version: int
     text: str
     updated_at: datetime | None
@@ -176,9 +185,13 @@ class _Cached:
 
 def _row(write: _Write, user_id: int, data: dict[str, Any]) -> dict[str, Any]:
     """The draft's row: the answers, with the step riding in them (one statement, not two)."""
-    return {"user_id": user_id, "flow": write.flow,
-            "data": data | {CONVERSATION: {"key": write.key, "state": write.state}},
-            "version": write.version, "updated_at": write.at}
+    return {
+        "user_id": user_id,
+        "flow": write.flow,
+        "data": data | {CONVERSATION: {"key": write.key, "state": write.state}},
+        "version": write.version,
+        "updated_at": write.at,
+    }
 
 
 def _answers(stored: dict[str, Any]) -> dict[str, Any]:
@@ -218,13 +231,20 @@ class DraftService:
             return None if user_id is None else draft_of(runner, user_id, flow)
 
         row = await self.db.read_statements(read)
-        cached = None if row is None else _Cached(row.version, json.dumps(_answers(row.data)),
-                                                  row.updated_at)
+        cached = None if row is None else _Cached(row.version, json.dumps(_answers(row.data)), row.updated_at)
         self._cache[key] = cached
         return None if cached is None else cached.view()
 
-    async def save(self, telegram_id: int, flow: str, data: dict[str, Any], state: object,
-                   chat_id: int, *, scope: tuple[int, int] | None = None) -> DraftView:
+    async def save(
+        self,
+        telegram_id: int,
+        flow: str,
+        data: dict[str, Any],
+        state: object,
+        chat_id: int,
+        *,
+        scope: tuple[int, int] | None = None,
+    ) -> DraftView:
         """Store the answers and the step the user is now at; bumps the draft's version.
         Returns once both are committed. With a scope (task id, unit id), raises OutOfScope and
         stores nothing unless the person is still a focal point of that unit and the open task
@@ -236,9 +256,18 @@ class DraftService:
         current = self._cache[key]
         version = (current.version if current else 0) + 1
         try:
-            await self._writer.write(_Write(
-                telegram_id, flow, conversation_key((chat_id, telegram_id)), data, state,
-                version, now, scope))
+            await self._writer.write(
+                _Write(
+                    telegram_id,
+                    flow,
+                    conversation_key((chat_id, telegram_id)),
+                    data,
+                    state,
+                    version,
+                    now,
+                    scope,
+                )
+            )
         except BaseException:
             self._cache.pop(key, None)
             raise
@@ -248,9 +277,11 @@ class DraftService:
     async def close(self, telegram_id: int, flow: str, chat_id: int) -> None:
         """Remove the draft and the conversation state (the flow ended)."""
         self._cache.pop((telegram_id, flow), None)
-        await self._writer.write(_Write(
-            telegram_id, flow, conversation_key((chat_id, telegram_id)), None, None, 0,
-            self.clock.now()))
+        await self._writer.write(
+            _Write(
+                telegram_id, flow, conversation_key((chat_id, telegram_id)), None, None, 0, self.clock.now()
+            )
+        )
         self._cache[(telegram_id, flow)] = None
 
     async def close_expired(self, flow: str, older_than: timedelta) -> list[ExpiredDraft]:
@@ -264,10 +295,8 @@ class DraftService:
                 user = await session.get(User, draft.user_id)
                 if user is None:
                     continue
-                closed.append(ExpiredDraft(user.telegram_id, user.language,
-                                           _answers(draft.data)))
+                closed.append(ExpiredDraft(user.telegram_id, user.language, _answers(draft.data)))
                 self._cache[(user.telegram_id, flow)] = None
                 await drafts.drop(draft.user_id, flow)
-                await conversations.drop(
-                    flow, conversation_key((user.telegram_id, user.telegram_id)))
+                await conversations.drop(flow, conversation_key((user.telegram_id, user.telegram_id)))
         return closed

@@ -75,20 +75,32 @@ class InviteService:
             unit = await UnitRepository(session).by_code(unit_code)
             if unit is None:
                 raise UnknownUnit(unit_code)
-            invite = InviteRepository(session).add(Invite(
-                code_hash=hash_code(code), role=role, unit_id=unit.id,
-                created_at=self.clock.now(), expires_at=self.clock.now() + expires_in,
-            ))
+            invite = InviteRepository(session).add(
+                Invite(
+                    code_hash=hash_code(code),
+                    role=role,
+                    unit_id=unit.id,
+                    created_at=self.clock.now(),
+                    expires_at=self.clock.now() + expires_in,
+                )
+            )
             await session.flush()
             AuditRepository(session).record(
-                "invite.create", actor=actor, actor_telegram_id=actor_telegram_id,
-                entity="invite", entity_id=invite.id,
+                "invite.create",
+                actor=actor,
+                actor_telegram_id=actor_telegram_id,
+                entity="invite",
+                entity_id=invite.id,
                 after={"role": role, "unit": unit.code, "expires_at": invite.expires_at.isoformat()},
             )
             return NewInvite(code, role, unit.code, unit.name, invite.expires_at)
 
     async def redeem(
-        self, code: str, telegram_id: int, first_name: str, last_name: str | None,
+        self,
+        code: str,
+        telegram_id: int,
+        first_name: str,
+        last_name: str | None,
         username: str | None,
     ) -> Redeemed:
         """Bind the user to the invite's unit and role, once; anything else binds nothing."""
@@ -111,9 +123,13 @@ class InviteService:
             invite.used_by_id = user.id
             invite.used_at = now
             AuditRepository(session).record(
-                "invite.redeem", actor=f"tg:{telegram_id}", actor_telegram_id=telegram_id,
-                entity="invite", entity_id=invite.id,
+                "invite.redeem",
+                actor=f"tg:{telegram_id}",
+                actor_telegram_id=telegram_id,
+                entity="invite",
+                entity_id=invite.id,
                 after={"role": invite.role, "unit": unit.code if unit else None},
             )
-            return Redeemed(RedeemOutcome.OK, invite.role, unit.code if unit else "",
-                            unit.name if unit else "")
+            return Redeemed(
+                RedeemOutcome.OK, invite.role, unit.code if unit else "", unit.name if unit else ""
+            )

@@ -17,8 +17,9 @@ class NoticeService:
         self.people = people
         self.outbox = outbox
 
-    async def report_submitted(self, reporter: Person, unit_id: int, receipt: Receipt,
-                               answers: dict[str, Any]) -> int:
+    async def report_submitted(
+        self, reporter: Person, unit_id: int, receipt: Receipt, answers: dict[str, Any]
+    ) -> int:
         """Tell the reporting unit's leaders, once per revision. `answers` holds task_id,
         task_code, task_title, status and percent."""
         messages = []
@@ -26,16 +27,24 @@ class NoticeService:
             if telegram_id == reporter.telegram_id:
                 continue
             status = self.i18n.t(language, f"report.status.{answers.get('status')}")
-            messages.append(OutgoingMessage(
-                key=f"report:{receipt.report_id}:{receipt.revision}:leader:{user_id}",
-                kind="notice", chat_id=telegram_id, user_id=user_id,
-                task_id=int(answers["task_id"]),
-                text=self.i18n.t(language, "report.leader_notice",
-                                 name=escape(reporter.first_name),
-                                 code=escape(str(answers.get("task_code", ""))),
-                                 title=escape(str(answers.get("task_title", ""))[:200]),
-                                 status=status,
-                                 percent=answers.get("percent"), id=receipt.report_id,
-                                 revision=receipt.revision),
-            ))
+            messages.append(
+                OutgoingMessage(
+                    key=f"report:{receipt.report_id}:{receipt.revision}:leader:{user_id}",
+                    kind="notice",
+                    chat_id=telegram_id,
+                    user_id=user_id,
+                    task_id=int(answers["task_id"]),
+                    text=self.i18n.t(
+                        language,
+                        "report.leader_notice",
+                        name=escape(reporter.first_name),
+                        code=escape(str(answers.get("task_code", ""))),
+                        title=escape(str(answers.get("task_title", ""))[:200]),
+                        status=status,
+                        percent=answers.get("percent"),
+                        id=receipt.report_id,
+                        revision=receipt.revision,
+                    ),
+                )
+            )
         return await self.outbox.enqueue(messages)

@@ -92,8 +92,16 @@ def _offset_named(name: str) -> tuple[int, int] | None:
 
 
 class NudgeService:
-    def __init__(self, config: Config, db: Database, clock: Clock, i18n: I18n,
-                 calendar: WorkCalendar, periods: PeriodRule, outbox: OutboxService) -> None:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        clock: Clock,
+        i18n: I18n,
+        calendar: WorkCalendar,
+        periods: PeriodRule,
+        outbox: OutboxService,
+    ) -> None:
         self.config = config
         self.settings = config.nudges
         self.db = db
@@ -116,8 +124,7 @@ class NudgeService:
         """When a nudge for this day goes out: send_at, moved into working hours."""
         slot = self._slots.get(day)
         if slot is None:
-            slot = self._slots[day] = self.calendar.next_working_slot(
-                self.calendar.at(day, self.send_at))
+            slot = self._slots[day] = self.calendar.next_working_slot(self.calendar.at(day, self.send_at))
         return slot
 
     def current_offset(self, deadline: date, now: datetime) -> Offset | None:
@@ -131,8 +138,7 @@ class NudgeService:
                 best = offset
 
         for days in sorted(set(s.before_days), reverse=True):
-            consider(Offset(f"b{days}", self._slot(cal.add_working_days(deadline, -days)),
-                            days_left=days))
+            consider(Offset(f"b{days}", self._slot(cal.add_working_days(deadline, -days)), days_left=days))
         if s.on_the_day:
             consider(Offset("d0", self._slot(deadline)))
         today = cal.local(now).date()
@@ -141,8 +147,7 @@ class NudgeService:
         for n in (rounds, rounds - 1):
             if n >= 1:
                 days = n * every
-                offset = Offset(f"o{days}", self._slot(cal.add_working_days(deadline, days)),
-                                overdue=days)
+                offset = Offset(f"o{days}", self._slot(cal.add_working_days(deadline, days)), overdue=days)
                 if offset.slot <= now:
                     consider(offset)
                     break
@@ -183,8 +188,9 @@ class NudgeService:
         async with self.db.transaction() as session:
             repo = NudgeRepository(session)
             offsets = self._offsets(await repo.deadlines(task_ids), now)
-            await repo.begin_plan([self._nudge_offset(deadline, offset)
-                                   for deadline, offset in offsets.items()], now)
+            await repo.begin_plan(
+                [self._nudge_offset(deadline, offset) for deadline, offset in offsets.items()], now
+            )
             # Cancel first: what is inserted now is wanted by construction.
             result.cancelled = await repo.cancel_superseded((NUDGE, SNOOZED), task_ids)
             # The outbox holds what the dispatcher can send before the next run, no more:
@@ -195,9 +201,11 @@ class NudgeService:
             limit = None
             if task_ids is None:
                 limit = max(0, self.queue_limit - await repo.pending_count((NUDGE, SNOOZED)))
-            result.planned = await repo.insert_nudges(
-                NUDGE, self.settings.include_coordinating, task_ids, now, limit) \
-                if limit != 0 else 0
+            result.planned = (
+                await repo.insert_nudges(NUDGE, self.settings.include_coordinating, task_ids, now, limit)
+                if limit != 0
+                else 0
+            )
             await repo.end_plan()
         return result
 
@@ -224,34 +232,58 @@ class NudgeService:
                 return await self._render_period(repo, message, now)
             return await self._render_nudge(repo, message, now)
 
-    async def _render_nudge(self, repo: NudgeRepository, message: ClaimedMessage,
-                            now: datetime) -> dict[str, Any] | None:
+    async def _render_nudge(
+        self, repo: NudgeRepository, message: ClaimedMessage, now: datetime
+    ) -> dict[str, Any] | None:
         nudge = await repo.nudge_to_send(message.id)
-        if (nudge is None or nudge.task_id is None or nudge.closed or nudge.deadline is None
-                or nudge.offset is None or nudge.deadline_version != nudge.task_version):
+        if (
+            nudge is None
+            or nudge.task_id is None
+            or nudge.closed
+            or nudge.deadline is None
+            or nudge.offset is None
+            or nudge.deadline_version != nudge.task_version
+        ):
             return None
         named = _offset_named(nudge.offset)
         if named is None:
             return None
-        lead = (await ReportRepository(repo.session).lead_progress(now, [nudge.task_id])
-                ).get(nudge.task_id)
+        lead = (await ReportRepository(repo.session).lead_progress(now, [nudge.task_id])).get(nudge.task_id)
         if lead is not None and lead.completed:
             return None
         days_left, overdue = named
-        fields = {"code": html.escape(nudge.code), "title": html.escape(nudge.title),
-                  "unit": html.escape(nudge.unit),
-                  "deadline": nudge.deadline.strftime("%d/%m/%Y")}
+        fields = {
+            "code": html.escape(nudge.code),
+            "title": html.escape(nudge.title),
+            "unit": html.escape(nudge.unit),
+            "deadline": nudge.deadline.strftime("%d/%m/%Y"),
+        }
         language = nudge.language
-        text = self._nudge_text(language, days_left, overdue,
-                                bool(nudge.payload.get("escalation")), fields,
-                                lead.percent if lead is not None else None)
+        text = self._nudge_text(
+            language,
+            days_left,
+            overdue,
+            bool(nudge.payload.get("escalation")),
+            fields,
+            lead.percent if lead is not None else None,
+        )
         return _payload(text, self._buttons(language, nudge.task_id))
 
-    def _nudge_text(self, language: str | None, days_left: int, overdue: int, escalated: bool,
-                    fields: dict[str, str], percent: int | None) -> str:
+    def _nudge_text(
+        self,
+        language: str | None,
+        days_left: int,
+        overdue: int,
+        escalated: bool,
+        fields: dict[str, str],
+        percent: int | None,
+    ) -> str:
         t = self.i18n.t
-        shown = (t(language, "nudges.no_report") if percent is None
-                 else t(language, "nudges.percent", percent=percent))
+        shown = (
+            t(language, "nudges.no_report")
+            if percent is None
+            else t(language, "nudges.percent", percent=percent)
+        )
         if escalated:
             return t(language, "nudges.escalation", days=overdue, percent=shown, **fields)
         if overdue:
@@ -260,14 +292,16 @@ class NudgeService:
             return t(language, "nudges.before", days=days_left, percent=shown, **fields)
         return t(language, "nudges.on_the_day", percent=shown, **fields)
 
-    def _buttons(self, language: str | None, task_id: int | str
-                 ) -> list[list[tuple[str, str]]]:
-        return [[(self.i18n.t(language, "nudges.report_now"), f"rp:start:{task_id}"),
-                 (self.i18n.t(language, "nudges.snooze"), SNOOZE_DATA)]]
+    def _buttons(self, language: str | None, task_id: int | str) -> list[list[tuple[str, str]]]:
+        return [
+            [
+                (self.i18n.t(language, "nudges.report_now"), f"rp:start:{task_id}"),
+                (self.i18n.t(language, "nudges.snooze"), SNOOZE_DATA),
+            ]
+        ]
 
     @staticmethod
-    def _people(rows: Sequence[Any]) -> tuple[dict[int, list[Recipient]],
-                                              dict[int, list[Recipient]]]:
+    def _people(rows: Sequence[Any]) -> tuple[dict[int, list[Recipient]], dict[int, list[Recipient]]]:
         """Focal points and leaders by unit."""
         focal: dict[int, list[Recipient]] = defaultdict(list)
         leaders: dict[int, list[Recipient]] = defaultdict(list)
@@ -291,9 +325,12 @@ class NudgeService:
                 moment -= timedelta(days=7)
             slot = self.calendar.next_working_slot(moment)
             # Caught up after downtime on the same day only: a reminder days late is noise.
-            if (moment > period.start and slot <= now
-                    and self.calendar.local(slot).date() == today
-                    and (best is None or slot >= best[2])):
+            if (
+                moment > period.start
+                and slot <= now
+                and self.calendar.local(slot).date() == today
+                and (best is None or slot >= best[2])
+            ):
                 best = (period, index, slot)
         return best
 
@@ -312,14 +349,16 @@ class NudgeService:
                 period, index, slot = due
                 period_key, prefix = period.key, f"period:{period.key}:{index}:"
                 result.planned = await repo.insert_period_reminders(
-                    PERIOD_REMINDER, prefix, {"period": period.key}, slot, period.key,
-                    coordinating, now)
+                    PERIOD_REMINDER, prefix, {"period": period.key}, slot, period.key, coordinating, now
+                )
             result.cancelled = await repo.cancel_period_reminders(
-                PERIOD_REMINDER, prefix, period_key, coordinating, now)
+                PERIOD_REMINDER, prefix, period_key, coordinating, now
+            )
         return result
 
-    async def _render_period(self, repo: NudgeRepository, message: ClaimedMessage,
-                             now: datetime) -> dict[str, Any] | None:
+    async def _render_period(
+        self, repo: NudgeRepository, message: ClaimedMessage, now: datetime
+    ) -> dict[str, Any] | None:
         """The list of tasks the person's units have not reported on in the period yet: the
         first PERIOD_LIST_LIMIT, and a button for each of the first PERIOD_BUTTONS tasks."""
         key = message.payload.get("period")
@@ -327,25 +366,32 @@ class NudgeService:
             return None
         period = self.periods.by_key(key)
         coordinating = self.settings.include_coordinating
-        items, total = await repo.owed(message.user_id, period.key, now, coordinating,
-                                       PERIOD_LIST_LIMIT)
+        items, total = await repo.owed(message.user_id, period.key, now, coordinating, PERIOD_LIST_LIMIT)
         if not items:
             return None
         tasks = list(dict.fromkeys((item.task_id, item.code) for item in items))
         if len(tasks) < PERIOD_BUTTONS and total > len(items):
-            tasks = await repo.owed_tasks(message.user_id, period.key, now, coordinating,
-                                          PERIOD_BUTTONS)
+            tasks = await repo.owed_tasks(message.user_id, period.key, now, coordinating, PERIOD_BUTTONS)
         lang = await repo.language(message.user_id)
         t = self.i18n.t
         cutoff = self.calendar.local(period.end).strftime("%H:%M %d/%m/%Y")
         lines = [t(lang, "nudges.period_intro", period=period.key, cutoff=cutoff)]
-        lines += [t(lang, "nudges.period_item", code=html.escape(item.code),
-                    title=html.escape(item.title), unit=html.escape(item.unit))
-                  for item in items]
+        lines += [
+            t(
+                lang,
+                "nudges.period_item",
+                code=html.escape(item.code),
+                title=html.escape(item.title),
+                unit=html.escape(item.unit),
+            )
+            for item in items
+        ]
         if total > PERIOD_LIST_LIMIT:
             lines.append(t(lang, "nudges.period_more", count=total - PERIOD_LIST_LIMIT))
-        buttons = [[(t(lang, "nudges.report_task", code=code), f"rp:start:{task_id}")]
-                   for task_id, code in tasks[:PERIOD_BUTTONS]]
+        buttons = [
+            [(t(lang, "nudges.report_task", code=code), f"rp:start:{task_id}")]
+            for task_id, code in tasks[:PERIOD_BUTTONS]
+        ]
         return _payload("\n".join(lines)[:4096], buttons)
 
     # ------------------------------------------------------------------ snooze, unreachable
@@ -357,19 +403,31 @@ class NudgeService:
         async with self.db.transaction() as session:
             repo = NudgeRepository(session)
             row = await repo.message(outbox_id)
-            if (row is None or row.kind not in (NUDGE, SNOOZED) or row.chat_id != telegram_id
-                    or row.state != "sent" or row.task_id is None):
+            if (
+                row is None
+                or row.kind not in (NUDGE, SNOOZED)
+                or row.chat_id != telegram_id
+                or row.state != "sent"
+                or row.task_id is None
+            ):
                 return None
             if row.deadline_version is None or row.nudge_offset is None:
                 return None
             when = self.calendar.postpone(now, 1)
             message = OutgoingMessage(
                 f"snooze:{row.task_id}:v{row.deadline_version}:{row.nudge_offset}:{row.id}",
-                SNOOZED, row.chat_id, user_id=row.user_id, task_id=row.task_id, due_at=when)
+                SNOOZED,
+                row.chat_id,
+                user_id=row.user_id,
+                task_id=row.task_id,
+                due_at=when,
+            )
             # The repeat is for the same nudge: rendered again when it is sent.
             values = OutboxService.row(message, now) | {
-                "payload": dict(row.payload), "deadline_version": row.deadline_version,
-                "nudge_offset": row.nudge_offset}
+                "payload": dict(row.payload),
+                "deadline_version": row.deadline_version,
+                "nudge_offset": row.nudge_offset,
+            }
             if not await OutboxRepository(session).add_unique([values]):
                 # Pressed twice: the first snooze stands.
                 existing = await repo.by_key(message.key)
@@ -394,13 +452,20 @@ class NudgeService:
                 for leader in leaders.get(unit_id, ()):
                     if leader.user_id == user_id:
                         continue
-                    text = self.i18n.t(leader.language, "nudges.unreachable",
-                                       name=html.escape(user["name"]),
-                                       unit=html.escape(units.get(unit_id, "")))
+                    text = self.i18n.t(
+                        leader.language,
+                        "nudges.unreachable",
+                        name=html.escape(user["name"]),
+                        unit=html.escape(units.get(unit_id, "")),
+                    )
                     stamp = since.strftime("%Y%m%d%H%M%S") if since else "0"
                     message = OutgoingMessage(
-                        f"unreachable:{user_id}:{stamp}:{unit_id}:{leader.user_id}", UNREACHABLE,
-                        leader.telegram_id, text=text, user_id=leader.user_id,
-                        due_at=self.calendar.next_working_slot(now))
+                        f"unreachable:{user_id}:{stamp}:{unit_id}:{leader.user_id}",
+                        UNREACHABLE,
+                        leader.telegram_id,
+                        text=text,
+                        user_id=leader.user_id,
+                        due_at=self.calendar.next_working_slot(now),
+                    )
                     rows.append(OutboxService.row(message, now))
             return await OutboxRepository(session).add_unique(rows)

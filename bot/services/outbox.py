@@ -65,9 +65,18 @@ class OutboxService:
     def row(message: OutgoingMessage, now: datetime) -> dict[str, Any]:
         """The outbox row for a message (for planners that insert in their own transaction)."""
         m = message
-        return {"dedup_key": m.key[:255], "kind": m.kind, "chat_id": m.chat_id,
-                "user_id": m.user_id, "task_id": m.task_id, "payload": m.payload(),
-                "due_at": m.due_at or now, "state": "pending", "attempts": 0, "created_at": now}
+        return {
+            "dedup_key": m.key[:255],
+            "kind": m.kind,
+            "chat_id": m.chat_id,
+            "user_id": m.user_id,
+            "task_id": m.task_id,
+            "payload": m.payload(),
+            "due_at": m.due_at or now,
+            "state": "pending",
+            "attempts": 0,
+            "created_at": now,
+        }
 
     async def enqueue(self, messages: Iterable[OutgoingMessage]) -> int:
         """Add messages not planned before (by key). Returns how many are new."""
@@ -87,23 +96,33 @@ class OutboxService:
         """Put claimed rows back to pending. At start-up (older_than=0) every claim is from a
         process that died before it could finish, so its rows are sent now, not lost."""
         async with self.db.transaction() as session:
-            return await OutboxRepository(session).release_stale_claims(
-                self.clock.now() - older_than)
+            return await OutboxRepository(session).release_stale_claims(self.clock.now() - older_than)
 
-    async def claim_due(self, limit: int = 100, *, exclude_chats: Collection[int] = (),
-                        exclude_kinds: Collection[str] = ()) -> list[ClaimedMessage]:
+    async def claim_due(
+        self, limit: int = 100, *, exclude_chats: Collection[int] = (), exclude_kinds: Collection[str] = ()
+    ) -> list[ClaimedMessage]:
         """Claim due rows, oldest first, skipping chats and kinds that must wait."""
         now = self.clock.now()
         async with self.db.transaction() as session:
             rows = await OutboxRepository(session).due(
-                now, limit, exclude_chats=exclude_chats, exclude_kinds=exclude_kinds)
+                now, limit, exclude_chats=exclude_chats, exclude_kinds=exclude_kinds
+            )
             claimed = []
             for row in rows:
                 row.state = "claimed"
                 row.claimed_at = now
                 row.attempts += 1
-                claimed.append(ClaimedMessage(row.id, row.kind, row.chat_id, row.user_id,
-                                              row.task_id, row.attempts, dict(row.payload)))
+                claimed.append(
+                    ClaimedMessage(
+                        row.id,
+                        row.kind,
+                        row.chat_id,
+                        row.user_id,
+                        row.task_id,
+                        row.attempts,
+                        dict(row.payload),
+                    )
+                )
             return claimed
 
     async def unclaim(self, message_ids: Collection[int]) -> None:
@@ -114,8 +133,7 @@ class OutboxService:
 
     async def any_due(self, exclude_kinds: Collection[str] = ()) -> bool:
         async with self.db.reader() as session:
-            return await OutboxRepository(session).any_due(self.clock.now(),
-                                                           exclude_kinds=exclude_kinds)
+            return await OutboxRepository(session).any_due(self.clock.now(), exclude_kinds=exclude_kinds)
 
     async def mark_sent(self, message_id: int, telegram_message_id: int | None) -> None:
         async with self.db.transaction() as session:

@@ -96,15 +96,24 @@ class OverviewService:
         async with self.db.reader() as session:
             tasks = await TaskRepository(session).all_open()
             lead = await ReportRepository(session).lead_progress(
-                end_of_day(today, self.config.tz), [t.id for t in tasks])
+                end_of_day(today, self.config.tz), [t.id for t in tasks]
+            )
         result = []
         for task in tasks:
             progress = lead.get(task.id)
             done = progress.completed_on(self.config.tz) if progress else None
-            result.append(TaskStatus(
-                task.code, task.title, task.group.code, task.lead_unit.code, task.lead_unit.name,
-                task.deadline, classify_status(task.deadline, done, today), done,
-            ))
+            result.append(
+                TaskStatus(
+                    task.code,
+                    task.title,
+                    task.group.code,
+                    task.lead_unit.code,
+                    task.lead_unit.name,
+                    task.deadline,
+                    classify_status(task.deadline, done, today),
+                    done,
+                )
+            )
         return result
 
     async def stats(self, today: date | None = None) -> Stats:
@@ -112,8 +121,7 @@ class OverviewService:
         statuses = await self.statuses(today)
         async with self.db.reader() as session:
             group_titles = {g.code: g.title for g in await TaskRepository(session).groups()}
-        groups: dict[str, StatsRow] = {code: StatsRow(code, title)
-                                       for code, title in group_titles.items()}
+        groups: dict[str, StatsRow] = {code: StatsRow(code, title) for code, title in group_titles.items()}
         units: dict[str, StatsRow] = {}
         for status in statuses:
             groups.setdefault(status.group, StatsRow(status.group, status.group))
@@ -121,8 +129,9 @@ class OverviewService:
             groups[status.group].counts[status.status] += 1
             units[status.lead].counts[status.status] += 1
         total = StatsRow("", "", count_classes(s.status for s in statuses))
-        return Stats(today, total, [g for g in groups.values() if g.total],
-                     sorted(units.values(), key=lambda u: u.key))
+        return Stats(
+            today, total, [g for g in groups.values() if g.total], sorted(units.values(), key=lambda u: u.key)
+        )
 
     async def overdue(self, today: date | None = None) -> list[OverdueUnit]:
         """Overdue tasks by lead unit, oldest deadline first (units too)."""
@@ -130,9 +139,12 @@ class OverviewService:
         by_unit: dict[str, list[TaskStatus]] = defaultdict(list)
         for status in late:
             by_unit[status.lead].append(status)
-        units = [OverdueUnit(code, tasks[0].lead_name,
-                             sorted(tasks, key=lambda s: (s.deadline or date.max, s.code)))
-                 for code, tasks in by_unit.items()]
+        units = [
+            OverdueUnit(
+                code, tasks[0].lead_name, sorted(tasks, key=lambda s: (s.deadline or date.max, s.code))
+            )
+            for code, tasks in by_unit.items()
+        ]
         return sorted(units, key=lambda u: (u.tasks[0].deadline or date.max, u.code))
 
     # --- export ----------------------------------------------------------------------------
@@ -162,23 +174,32 @@ class OverviewService:
         sheet = workbook.create_sheet("tasks")
         sheet.append(list(TASK_COLUMNS + PROGRESS_COLUMNS))
         for task in tasks:
-            sheet.append([_safe_cell(v) for v in self._task_row(task, latest.get(task.id),
-                                                               statuses.get(task.code),
-                                                               unit_codes)])
+            sheet.append(
+                [
+                    _safe_cell(v)
+                    for v in self._task_row(task, latest.get(task.id), statuses.get(task.code), unit_codes)
+                ]
+            )
         out = io.BytesIO()
         workbook.save(out)
         return out.getvalue()
 
-    def _task_row(self, task: Task, report: ProgressReport | None, status: TaskStatus | None,
-                  unit_codes: dict[int, str]) -> list[Any]:
+    def _task_row(
+        self, task: Task, report: ProgressReport | None, status: TaskStatus | None, unit_codes: dict[int, str]
+    ) -> list[Any]:
         plan = {
-            "group": task.group.code, "group_title": task.group.title, "code": task.code,
-            "title": task.title, "description": task.description,
-            "legal_source": task.legal_source, "lead_unit": task.lead_unit.code,
+            "group": task.group.code,
+            "group_title": task.group.title,
+            "code": task.code,
+            "title": task.title,
+            "description": task.description,
+            "legal_source": task.legal_source,
+            "lead_unit": task.lead_unit.code,
             "coordinating_units": "; ".join(tu.unit.code for tu in task.coordinating),
             "deadline": task.deadline.strftime("%d/%m/%Y") if task.deadline else "",
             "expected_output": task.expected_output,
-            "target_value": task.target_value, "target_unit": task.target_unit or "",
+            "target_value": task.target_value,
+            "target_unit": task.target_unit or "",
             "target_label": task.target_label or "",
         }
         progress = {
@@ -188,7 +209,8 @@ class OverviewService:
             "progress_period": report.period if report else "",
             "progress_unit": unit_codes.get(report.unit_id, "") if report else "",
             "progress_reported_on": self._local_day(report.submitted_at).strftime("%d/%m/%Y")
-            if report else "",
+            if report
+            else "",
             "progress_results": report.results if report else "",
             "closed_reason": task.close_reason or "",
         }
@@ -202,16 +224,40 @@ class OverviewService:
             units = {u.id: u.code for u in await UnitRepository(session).all(active_only=False)}
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["task", "unit", "period", "revision", "status", "percent", "results",
-                         "difficulties", "proposals", "indicator_value", "evidence_ref",
-                         "submitted_at"])
+        writer.writerow(
+            [
+                "task",
+                "unit",
+                "period",
+                "revision",
+                "status",
+                "percent",
+                "results",
+                "difficulties",
+                "proposals",
+                "indicator_value",
+                "evidence_ref",
+                "submitted_at",
+            ]
+        )
         for report in reports:
-            writer.writerow([_safe_cell(v) for v in (
-                tasks.get(report.task_id, ""), units.get(report.unit_id, ""), report.period,
-                report.revision, report.status, report.percent, report.results,
-                report.difficulties, report.proposals,
-                "" if report.indicator_value is None else report.indicator_value,
-                report.evidence_ref,
-                report.submitted_at.astimezone(self.config.tz).isoformat(timespec="minutes"),
-            )])
+            writer.writerow(
+                [
+                    _safe_cell(v)
+                    for v in (
+                        tasks.get(report.task_id, ""),
+                        units.get(report.unit_id, ""),
+                        report.period,
+                        report.revision,
+                        report.status,
+                        report.percent,
+                        report.results,
+                        report.difficulties,
+                        report.proposals,
+                        "" if report.indicator_value is None else report.indicator_value,
+                        report.evidence_ref,
+                        report.submitted_at.astimezone(self.config.tz).isoformat(timespec="minutes"),
+                    )
+                ]
+            )
         return ("\ufeff" + out.getvalue()).encode("utf-8")

@@ -84,13 +84,14 @@ class PeopleService:
         rows = await self.db.read_statements(lambda runner: person_rows(runner, telegram_id))
         return self._person(telegram_id, first_name, rows)
 
-    async def reporter(self, telegram_id: int, task_id: int, unit_id: int,
-                       first_name: str = "") -> tuple[Person, bool]:
+    async def reporter(
+        self, telegram_id: int, task_id: int, unit_id: int, first_name: str = ""
+    ) -> tuple[Person, bool]:
         """The caller, and whether they may (still) report on the open task for the unit: an
         active focal point of a unit that leads or coordinates it. One read for both."""
+
         def read(runner: StatementRunner) -> tuple[list[Any], bool]:
-            return (person_rows(runner, telegram_id),
-                    may_report(runner, telegram_id, task_id, unit_id))
+            return (person_rows(runner, telegram_id), may_report(runner, telegram_id, task_id, unit_id))
 
         rows, allowed = await self.db.read_statements(read)
         return self._person(telegram_id, first_name, rows), allowed
@@ -106,8 +107,8 @@ class PeopleService:
         memberships = {(r.unit_id, r.role): (r.code, r.name) for r in rows if r.unit_id is not None}
         units = tuple(
             UnitRole(unit_id, code, name, role)
-            for (unit_id, role), (code, name) in sorted(memberships.items(),
-                                                        key=lambda m: (m[1][0], m[0][1]))
+            for (unit_id, role), (code, name) in sorted(memberships.items(), key=lambda m: (m[1][0], m[0][1]))
         )
-        return Person(telegram_id, user.first_name or first_name, user.language, units,
-                      frozenset(roles), user.id)
+        return Person(
+            telegram_id, user.first_name or first_name, user.language, units, frozenset(roles), user.id
+        )

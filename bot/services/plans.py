@@ -37,26 +37,58 @@ MAX_TEXT = 20_000
 MAX_FILE_BYTES = 10 * 1024 * 1024
 
 TASK_COLUMNS = (
-    "group", "group_title", "code", "title", "description", "legal_source", "lead_unit",
-    "coordinating_units", "deadline", "expected_output", "target_value", "target_unit",
+    "group",
+    "group_title",
+    "code",
+    "title",
+    "description",
+    "legal_source",
+    "lead_unit",
+    "coordinating_units",
+    "deadline",
+    "expected_output",
+    "target_value",
+    "target_unit",
     "target_label",
 )
 # Written by /export after the plan columns; read back and ignored, so an export re-imports.
 PROGRESS_COLUMNS = (
-    "status_class", "progress_status", "progress_percent", "progress_period", "progress_unit",
-    "progress_reported_on", "progress_results", "closed_reason",
+    "status_class",
+    "progress_status",
+    "progress_percent",
+    "progress_period",
+    "progress_unit",
+    "progress_reported_on",
+    "progress_results",
+    "closed_reason",
 )
 UNIT_COLUMNS = ("code", "name", "parent")
 GROUP_COLUMNS = ("code", "title")
 # Vietnamese headings accepted for the same columns (what an office's own sheet tends to say).
 HEADER_ALIASES = {
-    "nhóm": "group", "tên nhóm": "group_title", "mã": "code", "mã nhiệm vụ": "code",
-    "nhiệm vụ": "title", "tên nhiệm vụ": "title", "nội dung": "description", "mô tả": "description",
-    "căn cứ": "legal_source", "đơn vị chủ trì": "lead_unit", "chủ trì": "lead_unit",
-    "đơn vị phối hợp": "coordinating_units", "phối hợp": "coordinating_units",
-    "thời hạn": "deadline", "hạn": "deadline", "sản phẩm": "expected_output",
-    "chỉ tiêu": "target_value", "đơn vị tính": "target_unit", "tên chỉ tiêu": "target_label",
-    "tên": "name", "tên đơn vị": "name", "đơn vị cấp trên": "parent", "tiêu đề": "title",
+    "nhóm": "group",
+    "tên nhóm": "group_title",
+    "mã": "code",
+    "mã nhiệm vụ": "code",
+    "nhiệm vụ": "title",
+    "tên nhiệm vụ": "title",
+    "nội dung": "description",
+    "mô tả": "description",
+    "căn cứ": "legal_source",
+    "đơn vị chủ trì": "lead_unit",
+    "chủ trì": "lead_unit",
+    "đơn vị phối hợp": "coordinating_units",
+    "phối hợp": "coordinating_units",
+    "thời hạn": "deadline",
+    "hạn": "deadline",
+    "sản phẩm": "expected_output",
+    "chỉ tiêu": "target_value",
+    "đơn vị tính": "target_unit",
+    "tên chỉ tiêu": "target_label",
+    "tên": "name",
+    "tên đơn vị": "name",
+    "đơn vị cấp trên": "parent",
+    "tiêu đề": "title",
 }
 
 
@@ -169,6 +201,7 @@ def _parse_number(value: Any) -> float | None:
 
 # --- readers: each yields (where, record dict) per kind ----------------------------------------
 
+
 class _PlanLoader(yaml.SafeLoader):
     """Safe YAML that keeps each mapping's line, leaves 1.10 as the string '1.10', and leaves
     dates as text so that 2024-02-30 is reported against its line instead of crashing."""
@@ -224,8 +257,11 @@ def _read_yaml(data: bytes) -> tuple[Records, list[PlanError]]:
             elif kind == "tasks":
                 item.pop("target", None)
             # YAML spells some columns shorter.
-            for short, long in (("lead", "lead_unit"), ("coordinating", "coordinating_units"),
-                                ("output", "expected_output")):
+            for short, long in (
+                ("lead", "lead_unit"),
+                ("coordinating", "coordinating_units"),
+                ("output", "expected_output"),
+            ):
                 if short in item:
                     item.setdefault(long, item.pop(short))
             records[kind].append((("line", line), item))
@@ -247,14 +283,14 @@ def _rows_to_records(
 ) -> tuple[list[tuple[tuple[str, int], dict[str, Any]]], list[PlanError]]:
     errors = [
         PlanError(("row", 1), "plan.unknown_column", {"column": name, "kind": kind})
-        for name in header if name and name not in allowed
+        for name in header
+        if name and name not in allowed
     ]
     records = []
     for number, cells in rows:
         if all(nfc(c) == "" for c in cells):
             continue
-        record = {name: cells[i] if i < len(cells) else None
-                  for i, name in enumerate(header) if name}
+        record = {name: cells[i] if i < len(cells) else None for i, name in enumerate(header) if name}
         records.append((("row", number), record))
     return records, errors
 
@@ -271,7 +307,9 @@ def _read_csv(data: bytes) -> tuple[Records, list[PlanError]]:
         return {}, [PlanError(("file", 0), "plan.no_lists")]
     header = _header(rows[0])
     tasks, errors = _rows_to_records(
-        "tasks", header, [(i + 2, row) for i, row in enumerate(rows[1:])],
+        "tasks",
+        header,
+        [(i + 2, row) for i, row in enumerate(rows[1:])],
         TASK_COLUMNS + PROGRESS_COLUMNS,
     )
     return {"units": [], "groups": [], "tasks": tasks}, errors
@@ -287,8 +325,7 @@ def _read_xlsx(data: bytes) -> tuple[Records, list[PlanError]]:
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError):
         return {}, [PlanError(("file", 0), "plan.bad_xlsx")]
     sheets = {nfc(ws.title).lower(): ws for ws in workbook.worksheets}
-    kinds = {"units": UNIT_COLUMNS, "groups": GROUP_COLUMNS,
-             "tasks": TASK_COLUMNS + PROGRESS_COLUMNS}
+    kinds = {"units": UNIT_COLUMNS, "groups": GROUP_COLUMNS, "tasks": TASK_COLUMNS + PROGRESS_COLUMNS}
     errors: list[PlanError] = []
     if len(sheets) == 1:
         sheets = {"tasks": next(iter(sheets.values()))}
@@ -301,15 +338,17 @@ def _read_xlsx(data: bytes) -> tuple[Records, list[PlanError]]:
         if ws is None:
             continue
         for merged in ws.merged_cells.ranges:
-            errors.append(PlanError(("row", merged.min_row), "plan.merged_cells",
-                                    {"sheet": kind, "cells": str(merged)}))
+            errors.append(
+                PlanError(("row", merged.min_row), "plan.merged_cells", {"sheet": kind, "cells": str(merged)})
+            )
         rows: list[tuple[int, list[Any]]] = []
         header: list[str] = []
         for number, row in enumerate(ws.iter_rows(), start=1):
             for cell in row:
                 if cell.data_type == "f":
-                    errors.append(PlanError(("row", number), "plan.formula",
-                                            {"sheet": kind, "cell": cell.coordinate}))
+                    errors.append(
+                        PlanError(("row", number), "plan.formula", {"sheet": kind, "cell": cell.coordinate})
+                    )
             values = [cell.value for cell in row]
             if number == 1:
                 header = _header(values)
@@ -324,11 +363,15 @@ def _read_xlsx(data: bytes) -> tuple[Records, list[PlanError]]:
 
 
 READERS: dict[str, Callable[[bytes], tuple[Records, list[PlanError]]]] = {
-    ".yaml": _read_yaml, ".yml": _read_yaml, ".csv": _read_csv, ".xlsx": _read_xlsx,
+    ".yaml": _read_yaml,
+    ".yml": _read_yaml,
+    ".csv": _read_csv,
+    ".xlsx": _read_xlsx,
 }
 
 
 # --- validation ------------------------------------------------------------------------------
+
 
 def parse_plan(
     data: bytes,
@@ -345,8 +388,7 @@ def parse_plan(
         plan.errors.append(PlanError(("file", 0), "plan.bad_format", {"suffix": suffix or "?"}))
         return plan
     if len(data) > MAX_FILE_BYTES:
-        plan.errors.append(PlanError(("file", 0), "plan.too_big",
-                                     {"mb": MAX_FILE_BYTES // (1024 * 1024)}))
+        plan.errors.append(PlanError(("file", 0), "plan.too_big", {"mb": MAX_FILE_BYTES // (1024 * 1024)}))
         return plan
     records, plan.errors = reader(data)
     if plan.errors and not any(records.values()):
@@ -438,13 +480,24 @@ def parse_plan(
                 err(where, "plan.too_long", column=column, limit=MAX_TEXT)
         if len(plan.errors) > before:
             continue
-        plan.tasks.append(TaskRow(
-            code=code, group=group, title=title, description=texts["description"],
-            legal_source=texts["legal_source"], lead=lead, coordinating=tuple(coordinating),
-            deadline=deadline, expected_output=texts["expected_output"],
-            target_value=target_value, target_unit=nfc(rec.get("target_unit")) or None,
-            target_label=nfc(rec.get("target_label")) or None, position=position, where=where,
-        ))
+        plan.tasks.append(
+            TaskRow(
+                code=code,
+                group=group,
+                title=title,
+                description=texts["description"],
+                legal_source=texts["legal_source"],
+                lead=lead,
+                coordinating=tuple(coordinating),
+                deadline=deadline,
+                expected_output=texts["expected_output"],
+                target_value=target_value,
+                target_unit=nfc(rec.get("target_unit")) or None,
+                target_label=nfc(rec.get("target_label")) or None,
+                position=position,
+                where=where,
+            )
+        )
     if not plan.tasks and not plan.units and not plan.groups and not plan.errors:
         plan.errors.append(PlanError(("file", 0), "plan.no_lists"))
     plan.errors.sort(key=lambda e: (e.where[1], e.key))

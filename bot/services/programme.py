@@ -74,8 +74,10 @@ def _row_fields(row: TaskRow) -> dict[str, Any]:
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, date) else list(v) if isinstance(v, tuple) else v)
-            for k, v in values.items()}
+    return {
+        k: (v.isoformat() if isinstance(v, date) else list(v) if isinstance(v, tuple) else v)
+        for k, v in values.items()
+    }
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
@@ -128,8 +130,7 @@ class ProgrammeService:
                 continue
             old = {"name": unit.name, "parent": unit.parent.code if unit.parent else None}
             fields = _diff(old, new)
-            result.changes.append(Change("unit", row.code, "changed" if fields else "unchanged",
-                                         fields))
+            result.changes.append(Change("unit", row.code, "changed" if fields else "unchanged", fields))
         tasks_repo = TaskRepository(session)
         groups = await tasks_repo.groups_by_codes(g.code for g in plan.groups)
         for group_row in plan.groups:
@@ -137,8 +138,9 @@ class ProgrammeService:
             if group is None:
                 result.changes.append(Change("group", group_row.code, "new"))
             elif group.title != group_row.title:
-                result.changes.append(Change("group", group_row.code, "changed",
-                                             (("title", group.title, group_row.title),)))
+                result.changes.append(
+                    Change("group", group_row.code, "changed", (("title", group.title, group_row.title),))
+                )
             else:
                 result.changes.append(Change("group", group_row.code, "unchanged"))
         tasks = await tasks_repo.by_codes(t.code for t in plan.tasks)
@@ -148,8 +150,7 @@ class ProgrammeService:
                 result.changes.append(Change("task", task_row.code, "new"))
                 continue
             fields = _diff(_task_fields(task), _row_fields(task_row))
-            result.changes.append(Change("task", task_row.code, "changed" if fields else "unchanged",
-                                         fields))
+            result.changes.append(Change("task", task_row.code, "changed" if fields else "unchanged", fields))
         return result
 
     async def _write(
@@ -186,8 +187,7 @@ class ProgrammeService:
         for group_row in plan.groups:
             group = groups.get(group_row.code)
             if group is None:
-                group = TaskGroup(code=group_row.code, title=group_row.title,
-                                  position=group_row.position)
+                group = TaskGroup(code=group_row.code, title=group_row.title, position=group_row.position)
                 session.add(group)
                 groups[group.code] = group
             group.title = group_row.title
@@ -230,17 +230,26 @@ class ProgrammeService:
                 coordinating.append(task_unit)
             task.coordinating = coordinating
             audit.record(
-                "task.import." + change.action, actor=actor, actor_telegram_id=actor_telegram_id,
-                entity="task", entity_id=row.code, before=before,
+                "task.import." + change.action,
+                actor=actor,
+                actor_telegram_id=actor_telegram_id,
+                entity="task",
+                entity_id=row.code,
+                before=before,
                 after=_jsonable(_row_fields(row)),
             )
             if progress and (done % 100 == 0 or done == total):
                 progress(done, total)
         audit.record(
-            "plan.import", actor=actor, actor_telegram_id=actor_telegram_id, entity="plan",
-            detail=(f"units new {result.count('unit', 'new')}, "
-                    f"groups new {result.count('group', 'new')}, "
-                    f"tasks new {result.count('task', 'new')}, "
-                    f"changed {result.count('task', 'changed')}, "
-                    f"unchanged {result.count('task', 'unchanged')}"),
+            "plan.import",
+            actor=actor,
+            actor_telegram_id=actor_telegram_id,
+            entity="plan",
+            detail=(
+                f"units new {result.count('unit', 'new')}, "
+                f"groups new {result.count('group', 'new')}, "
+                f"tasks new {result.count('task', 'new')}, "
+                f"changed {result.count('task', 'changed')}, "
+                f"unchanged {result.count('task', 'unchanged')}"
+            ),
         )

@@ -197,12 +197,12 @@ class ReportBuilder:
     def _completed_on(self, state: LeadProgress | None) -> date | None:
         return state.completed_on(self.tz) if state else None
 
-    def _classify(self, deadline: date | None, state: LeadProgress | None,
-                  day: date) -> StatusClass:
+    def _classify(self, deadline: date | None, state: LeadProgress | None, day: date) -> StatusClass:
         return classify_status(deadline, self._completed_on(state), day)
 
-    async def build(self, period: Period, unit_code: str | None = None, *,
-                    as_of: datetime | None = None) -> ReportData:
+    async def build(
+        self, period: Period, unit_code: str | None = None, *, as_of: datetime | None = None
+    ) -> ReportData:
         """Compute the report for the period: the whole programme, or one unit's tasks.
 
         A period still open is reported as of `as_of` (now): statuses are those of today."""
@@ -214,8 +214,15 @@ class ReportBuilder:
         with self.db.offloaded():
             return await self._build(period, before, moment, end_day, prev_day, unit_code)
 
-    async def _build(self, period: Period, before: Period, moment: datetime, end_day: date,
-                     prev_day: date, unit_code: str | None) -> ReportData:
+    async def _build(
+        self,
+        period: Period,
+        before: Period,
+        moment: datetime,
+        end_day: date,
+        prev_day: date,
+        unit_code: str | None,
+    ) -> ReportData:
         async with self.db.reader() as session:
             repo = ReportDataRepository(session)
             scope: UnitRecord | None = None
@@ -228,8 +235,7 @@ class ReportBuilder:
             coordinating = await repo.coordinating(moment, unit_id)
             reports = ReportRepository(session)
             states = await reports.lead_progress(moment, repo.task_ids(moment, unit_id))
-            prev_states = await reports.lead_progress(before.end,
-                                                      repo.task_ids(before.end, unit_id))
+            prev_states = await reports.lead_progress(before.end, repo.task_ids(before.end, unit_id))
             reporting = await repo.units_reporting(period.key, unit_id)
             groups = await repo.groups()
             created = await repo.created_between(period.start, moment, unit_id)
@@ -258,10 +264,13 @@ class ReportBuilder:
             status = self._classify(task.deadline, state, end_day)
             this_period = state is not None and state.period == period.key
             line = TaskLine(
-                code=task.code, title=task.title, group_code=group_codes.get(task.group_id, ""),
+                code=task.code,
+                title=task.title,
+                group_code=group_codes.get(task.group_id, ""),
                 lead=ref(task.lead_unit_id),
                 coordinating=tuple(units[u].code for u in coord_by_task.get(task.id, ())),
-                deadline=task.deadline, status=status,
+                deadline=task.deadline,
+                status=status,
                 completed_on=self._completed_on(state),
                 report_status=state.status if state else None,
                 percent=state.percent if state else None,
@@ -271,8 +280,10 @@ class ReportBuilder:
                 proposals=state.proposals if state and this_period else "",
                 last_difficulties=state.difficulties if state else "",
                 last_proposals=state.proposals if state else "",
-                expected_output=task.expected_output, target_value=task.target_value,
-                target_unit=task.target_unit, target_label=task.target_label,
+                expected_output=task.expected_output,
+                target_value=task.target_value,
+                target_unit=task.target_unit,
+                target_label=task.target_label,
                 value=state.indicator_value if state else None,
             )
             lines.append(line)
@@ -298,7 +309,8 @@ class ReportBuilder:
         )
         sections = [
             GroupSection(g.code, g.title, Counts.of([t.status for t in by_group[g.id]]), by_group[g.id])
-            for g in groups if by_group.get(g.id)
+            for g in groups
+            if by_group.get(g.id)
         ]
         overdue = [
             UnitTasks(ref(unit_id), [t for t in group if t.status is StatusClass.OPEN_OVERDUE])
@@ -306,8 +318,10 @@ class ReportBuilder:
         ]
         overdue = sorted((u for u in overdue if u.tasks), key=lambda u: (-len(u.tasks), u.unit.code))
         unit_totals = sorted(
-            (UnitTotals(ref(unit_id), Counts.of([t.status for t in group]))
-             for unit_id, group in by_lead.items()),
+            (
+                UnitTotals(ref(unit_id), Counts.of([t.status for t in group]))
+                for unit_id, group in by_lead.items()
+            ),
             key=lambda u: u.unit.code,
         )
         deadlines = []
@@ -317,8 +331,9 @@ class ReportBuilder:
                 continue
             old, new = entry.before.get("deadline"), entry.after.get("deadline")
             if "deadline" in entry.after and old != new:
-                deadlines.append(DeadlineChange(entry.code, titles[entry.code], _parse_day(old),
-                                                _parse_day(new)))
+                deadlines.append(
+                    DeadlineChange(entry.code, titles[entry.code], _parse_day(old), _parse_day(new))
+                )
         changes = Changes(
             statuses=status_changes,
             new_tasks=[TaskRef(code, title) for code, title in created],
@@ -326,11 +341,16 @@ class ReportBuilder:
             deadlines=deadlines,
         )
         return ReportData(
-            period=period.key, previous_period=before.key,
-            start=_local_day(period.start, self.tz), end=end_day,
+            period=period.key,
+            previous_period=before.key,
+            start=_local_day(period.start, self.tz),
+            end=end_day,
             scope=UnitRef(scope.code, scope.name) if scope else None,
             totals=Counts.of([line.status for line in lines]),
-            compliance=compliance, groups=sections, overdue_by_unit=overdue,
+            compliance=compliance,
+            groups=sections,
+            overdue_by_unit=overdue,
             stuck=[line for line in lines if line.report_status == "stuck"],
-            changes=changes, unit_totals=unit_totals,
+            changes=changes,
+            unit_totals=unit_totals,
         )

@@ -36,8 +36,14 @@ def _child(element: ET.Element, tag: str) -> ET.Element:
     return found if found is not None else ET.Element(tag)
 
 
-def _runs(paragraph: Paragraph, element: ET.Element, *, bold: bool = False,
-          italic: bool = False, size: float | None = None) -> Paragraph:
+def _runs(
+    paragraph: Paragraph,
+    element: ET.Element,
+    *,
+    bold: bool = False,
+    italic: bool = False,
+    size: float | None = None,
+) -> Paragraph:
     """Add the element's mixed content as runs (<b> and <i> children become bold/italic)."""
 
     def add(text: str | None, b: bool, i: bool) -> None:
@@ -125,8 +131,11 @@ def _masthead(document: object, masthead: ET.Element) -> None:
     _widths(table, [74, 100])
     left, right = table.rows[0].cells
     lines = [
-        (left, "parent", False, 12), (left, "body", True, 12.5), (left, "number", False, 13),
-        (right, "nation", True, 12), (right, "motto", True, 13),
+        (left, "parent", False, 12),
+        (left, "body", True, 12.5),
+        (left, "number", False, 13),
+        (right, "nation", True, 12),
+        (right, "motto", True, 13),
         (right, "placedate", False, 13),
     ]
     used: set[int] = set()

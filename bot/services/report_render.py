@@ -29,8 +29,7 @@ from bot.services.status import STATUS_ORDER, StatusClass
 BUILTIN_TEMPLATES = ROOT / "templates"
 TELEGRAM_LIMIT = 4096
 FORMATS = ("telegram", "html", "docx", "xlsx", "png", "json")
-SUFFIX = {"telegram": "txt", "html": "html", "docx": "docx", "xlsx": "xlsx", "png": "png",
-          "json": "json"}
+SUFFIX = {"telegram": "txt", "html": "html", "docx": "docx", "xlsx": "xlsx", "png": "png", "json": "json"}
 # How much the short chat digest lists before it says "and N more".
 DIGEST_LIMITS = {"units": 10, "codes": 6, "stuck": 8, "silent": 30}
 
@@ -74,14 +73,22 @@ class ReportRenderer:
             loaders.append(FileSystemLoader(str(folder)))
         loaders.append(FileSystemLoader(str(BUILTIN_TEMPLATES)))
         self.env = Environment(
-            loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined,
-            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
+            loader=ChoiceLoader(loaders),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
         )
-        self.env.filters.update(day=_day, num=_number,
-                                pct=lambda value: _percent(value, self.language))
-        self.env.globals.update(t=self.t, status_label=self.status_label, limits=DIGEST_LIMITS,
-                                statuses=STATUS_ORDER, digest=config.digest,
-                                language=self.language)
+        self.env.filters.update(day=_day, num=_number, pct=lambda value: _percent(value, self.language))
+        self.env.globals.update(
+            t=self.t,
+            status_label=self.status_label,
+            limits=DIGEST_LIMITS,
+            statuses=STATUS_ORDER,
+            digest=config.digest,
+            language=self.language,
+        )
 
     def t(self, key: str, **params: Any) -> str:
         return self.i18n.t(self.language, key, **params)
@@ -119,18 +126,40 @@ class ReportRenderer:
 
     def _document_context(self, data: ReportData) -> dict[str, Any]:
         end = data.end
-        return {"place_date": self.t("report.place_date", place=self.config.digest.place,
-                                     day=f"{end.day:02d}", month=f"{end.month:02d}",
-                                     year=end.year)}
+        return {
+            "place_date": self.t(
+                "report.place_date",
+                place=self.config.digest.place,
+                day=f"{end.day:02d}",
+                month=f"{end.month:02d}",
+                year=end.year,
+            )
+        }
 
     def xlsx(self, data: ReportData) -> bytes:
         from openpyxl import Workbook
 
         book = Workbook(write_only=True)
         sheet = book.create_sheet(self.t("sheet.tasks")[:31])
-        columns = ["code", "title", "group", "lead", "coordinating", "deadline", "status",
-                   "report_status", "completed_on", "percent", "reported", "results",
-                   "difficulties", "proposals", "output", "target", "value"]
+        columns = [
+            "code",
+            "title",
+            "group",
+            "lead",
+            "coordinating",
+            "deadline",
+            "status",
+            "report_status",
+            "completed_on",
+            "percent",
+            "reported",
+            "results",
+            "difficulties",
+            "proposals",
+            "output",
+            "target",
+            "value",
+        ]
         sheet.freeze_panes = "C2"
         sheet.append([_bold(sheet, self.t(f"col.{c}")) for c in columns])
         yes, no = self.t("col.yes"), self.t("col.no")
@@ -138,32 +167,56 @@ class ReportRenderer:
             target = ""
             if task.target_value is not None:
                 target = f"{task.target_label or ''} {_number(task.target_value)}{task.target_unit or ''}"
-            sheet.append([_clean(value) for value in (
-                task.code, task.title, task.group_code, task.lead.code, ", ".join(task.coordinating),
-                task.deadline or self.t("report.ongoing"), self.status_label(task.status),
-                self.status_label(task.report_status), task.completed_on, task.percent,
-                yes if task.reported_this_period else no, task.results, task.difficulties,
-                task.proposals, task.expected_output, target.strip(), task.value,
-            )])
+            sheet.append(
+                [
+                    _clean(value)
+                    for value in (
+                        task.code,
+                        task.title,
+                        task.group_code,
+                        task.lead.code,
+                        ", ".join(task.coordinating),
+                        task.deadline or self.t("report.ongoing"),
+                        self.status_label(task.status),
+                        self.status_label(task.report_status),
+                        task.completed_on,
+                        task.percent,
+                        yes if task.reported_this_period else no,
+                        task.results,
+                        task.difficulties,
+                        task.proposals,
+                        task.expected_output,
+                        target.strip(),
+                        task.value,
+                    )
+                ]
+            )
         totals = book.create_sheet(self.t("sheet.totals")[:31])
-        head = [self.status_label(s) for s in STATUS_ORDER] + [self.t("col.total"),
-                                                                self.t("col.rate")]
+        head = [self.status_label(s) for s in STATUS_ORDER] + [self.t("col.total"), self.t("col.rate")]
         totals.append([_bold(totals, self.t("sheet.by_group"))])
         totals.append([_bold(totals, self.t("col.group"))] + [_bold(totals, h) for h in head])
         for group in data.groups:
             c = group.counts
-            totals.append([_clean(f"{group.code}. {group.title}"), *(c.get(s) for s in STATUS_ORDER),
-                           c.total, c.rate])
+            totals.append(
+                [_clean(f"{group.code}. {group.title}"), *(c.get(s) for s in STATUS_ORDER), c.total, c.rate]
+            )
         c = data.totals
-        totals.append([_bold(totals, self.t("col.total")), *(c.get(s) for s in STATUS_ORDER),
-                       c.total, c.rate])
+        totals.append(
+            [_bold(totals, self.t("col.total")), *(c.get(s) for s in STATUS_ORDER), c.total, c.rate]
+        )
         totals.append([])
         totals.append([_bold(totals, self.t("sheet.by_unit"))])
         totals.append([_bold(totals, self.t("col.unit"))] + [_bold(totals, h) for h in head])
         for unit in data.unit_totals:
             c = unit.counts
-            totals.append([_clean(f"{unit.unit.code} — {unit.unit.name}"),
-                           *(c.get(s) for s in STATUS_ORDER), c.total, c.rate])
+            totals.append(
+                [
+                    _clean(f"{unit.unit.code} — {unit.unit.name}"),
+                    *(c.get(s) for s in STATUS_ORDER),
+                    c.total,
+                    c.rate,
+                ]
+            )
         buffer = io.BytesIO()
         book.save(buffer)
         return buffer.getvalue()
@@ -175,22 +228,24 @@ class ReportRenderer:
 
         groups = data.groups
         labels = [self.t("chart.group", code=g.code) for g in groups]
-        colours = {StatusClass.DONE_ON_TIME: "#2e7d32", StatusClass.DONE_LATE: "#9ccc65",
-                   StatusClass.OPEN_WITHIN: "#90a4ae", StatusClass.OPEN_OVERDUE: "#c62828"}
+        colours = {
+            StatusClass.DONE_ON_TIME: "#2e7d32",
+            StatusClass.DONE_LATE: "#9ccc65",
+            StatusClass.OPEN_WITHIN: "#90a4ae",
+            StatusClass.OPEN_OVERDUE: "#c62828",
+        }
         figure = Figure(figsize=(9, max(3.0, 0.45 * len(groups) + 1.8)), dpi=110)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
         left = [0] * len(groups)
         for status in STATUS_ORDER:
             values = [g.counts.get(status) for g in groups]
-            axes.barh(labels, values, left=left, color=colours[status],
-                      label=self.status_label(status))
+            axes.barh(labels, values, left=left, color=colours[status], label=self.status_label(status))
             left = [a + b for a, b in zip(left, values, strict=True)]
         axes.invert_yaxis()
         axes.set_xlabel(self.t("chart.axis"))
         axes.set_title(self.t("chart.title", period=data.period))
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8,
-                    frameon=False)
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8, frameon=False)
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
@@ -200,7 +255,10 @@ class ReportRenderer:
         """One format as bytes (the Telegram digest: its messages separated by a rule)."""
         renderers: dict[str, Callable[[ReportData], Any]] = {
             "telegram": lambda d: "\n\n-----\n\n".join(self.telegram(d)),
-            "html": self.html, "json": self.json, "docx": self.docx, "xlsx": self.xlsx,
+            "html": self.html,
+            "json": self.json,
+            "docx": self.docx,
+            "xlsx": self.xlsx,
             "png": self.png,
         }
         out = renderers[fmt](data)

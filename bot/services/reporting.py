@@ -68,16 +68,23 @@ def _clean(text: str) -> str:
 
 
 class ReportingService:
-    def __init__(self, db: Database, clock: Clock, periods: PeriodRule, *,
-                 on_task_changed: Callable[[int], Awaitable[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        periods: PeriodRule,
+        *,
+        on_task_changed: Callable[[int], Awaitable[Any]] | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.periods = periods
         # Told after a "done" report is stored (NudgeService cancels what is pending).
         self.on_task_changed = on_task_changed
 
-    async def submit(self, data: ReportInput, *, actor_telegram_id: int | None = None,
-                     at: datetime | None = None) -> Receipt:
+    async def submit(
+        self, data: ReportInput, *, actor_telegram_id: int | None = None, at: datetime | None = None
+    ) -> Receipt:
         """Store a report (or a correction of this period's report) in one transaction."""
         if data.status not in REPORT_STATUSES:
             raise ValueError(f"unknown status {data.status!r}")
@@ -95,14 +102,21 @@ class ReportingService:
             "evidence_ref": _clean(data.evidence_ref),
         }
         receipt = await self.db.write_statements(
-            lambda runner: _store(runner, data, fields, period, now, actor_telegram_id))
+            lambda runner: _store(runner, data, fields, period, now, actor_telegram_id)
+        )
         if data.status == "done" and self.on_task_changed is not None:
             await self.on_task_changed(data.task_id)
         return receipt
 
 
-def _store(runner: StatementRunner, data: ReportInput, fields: dict[str, Any], period: str,
-           now: datetime, actor_telegram_id: int | None) -> Receipt:
+def _store(
+    runner: StatementRunner,
+    data: ReportInput,
+    fields: dict[str, Any],
+    period: str,
+    now: datetime,
+    actor_telegram_id: int | None,
+) -> Receipt:
     """The report (or this period's correction), its revision, attachments and audit entry:
     Core statements in one transaction (Database.write_statements)."""
     report = period_report(runner, data.task_id, data.unit_id, period)
@@ -113,32 +127,70 @@ def _store(runner: StatementRunner, data: ReportInput, fields: dict[str, Any], p
         previous = unit_latest_status(runner, data.task_id, data.unit_id, now)
         since = previous[1] if previous and previous[0] == data.status else now
         revision = 1
-        report_id = runner.insert(REPORTS, fields | {
-            "task_id": data.task_id, "unit_id": data.unit_id, "reporter_id": data.reporter_user_id,
-            "period": period, "revision": revision, "submitted_at": now, "status_since": since,
-            "created_at": now})
+        report_id = runner.insert(
+            REPORTS,
+            fields
+            | {
+                "task_id": data.task_id,
+                "unit_id": data.unit_id,
+                "reporter_id": data.reporter_user_id,
+                "period": period,
+                "revision": revision,
+                "submitted_at": now,
+                "status_since": since,
+                "created_at": now,
+            },
+        )
     else:
         report_id = report["id"]
         before = {k: report[k] for k in fields} | {"revision": report["revision"]}
         revision = report["revision"] + 1
         restart = {"status_since": now} if report["status"] != data.status else {}
-        correct_report(runner, report_id, fields | restart | {
-            "revision": revision, "reporter_id": data.reporter_user_id, "submitted_at": now})
-    runner.insert(REVISIONS, fields | {
-        "report_id": report_id, "revision": revision, "reporter_id": data.reporter_user_id,
-        "submitted_at": now})
+        correct_report(
+            runner,
+            report_id,
+            fields
+            | restart
+            | {"revision": revision, "reporter_id": data.reporter_user_id, "submitted_at": now},
+        )
+    runner.insert(
+        REVISIONS,
+        fields
+        | {
+            "report_id": report_id,
+            "revision": revision,
+            "reporter_id": data.reporter_user_id,
+            "submitted_at": now,
+        },
+    )
     for evidence in data.files:
-        runner.insert(ATTACHMENTS, {
-            "report_id": report_id, "revision": revision,
-            "telegram_file_id": evidence.telegram_file_id,
-            "telegram_file_unique_id": evidence.telegram_file_unique_id,
-            "file_name": evidence.file_name, "mime_type": evidence.mime_type,
-            "size": evidence.size, "sha256": evidence.sha256, "local_path": evidence.local_path,
-            "created_at": now})
-    runner.insert(AUDIT, {
-        "at": now, "action": "report.correct" if before else "report.submit",
-        "actor": f"tg:{actor_telegram_id}" if actor_telegram_id else "",
-        "actor_telegram_id": actor_telegram_id, "entity": "report", "entity_id": str(report_id),
-        "after": fields | {"revision": revision, "period": period}, "detail": ""}
-        | ({"before": before} if before else {}))
+        runner.insert(
+            ATTACHMENTS,
+            {
+                "report_id": report_id,
+                "revision": revision,
+                "telegram_file_id": evidence.telegram_file_id,
+                "telegram_file_unique_id": evidence.telegram_file_unique_id,
+                "file_name": evidence.file_name,
+                "mime_type": evidence.mime_type,
+                "size": evidence.size,
+                "sha256": evidence.sha256,
+                "local_path": evidence.local_path,
+                "created_at": now,
+            },
+        )
+    runner.insert(
+        AUDIT,
+        {
+            "at": now,
+            "action": "report.correct" if before else "report.submit",
+            "actor": f"tg:{actor_telegram_id}" if actor_telegram_id else "",
+            "actor_telegram_id": actor_telegram_id,
+            "entity": "report",
+            "entity_id": str(report_id),
+            "after": fields | {"revision": revision, "period": period},
+            "detail": "",
+        }
+        | ({"before": before} if before else {}),
+    )
     return Receipt(report_id, revision, period, now)

@@ -47,8 +47,12 @@ class StatusClass(enum.StrEnum):
 
 
 # The order reports list them in.
-STATUS_ORDER = (StatusClass.DONE_ON_TIME, StatusClass.DONE_LATE, StatusClass.OPEN_WITHIN,
-                StatusClass.OPEN_OVERDUE)
+STATUS_ORDER = (
+    StatusClass.DONE_ON_TIME,
+    StatusClass.DONE_LATE,
+    StatusClass.OPEN_WITHIN,
+    StatusClass.OPEN_OVERDUE,
+)
 
 
 def classify_status(deadline: date | None, completed_on: date | None, today: date) -> StatusClass:

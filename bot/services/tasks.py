@@ -17,8 +17,12 @@ from storage.repositories.reports import LeadProgress, ReportRepository
 from storage.repositories.tasks import TaskRepository, report_task
 
 # Overdue first, then open within the deadline, then completed.
-_ORDER = {StatusClass.OPEN_OVERDUE: 0, StatusClass.OPEN_WITHIN: 1, StatusClass.DONE_LATE: 2,
-          StatusClass.DONE_ON_TIME: 3}
+_ORDER = {
+    StatusClass.OPEN_OVERDUE: 0,
+    StatusClass.OPEN_WITHIN: 1,
+    StatusClass.DONE_LATE: 2,
+    StatusClass.DONE_ON_TIME: 3,
+}
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,9 @@ class TaskService:
     def _local_day(self, moment: datetime) -> date:
         return moment.astimezone(self.tz).date()
 
-    async def for_person(self, person: Person, today: date, *,
-                         task_ids: list[int] | None = None) -> list[TaskView]:
+    async def for_person(
+        self, person: Person, today: date, *, task_ids: list[int] | None = None
+    ) -> list[TaskView]:
         """The open tasks of the person's units, overdue first, then by deadline and code."""
         all_units = person.unit_ids()
         if not all_units:
@@ -90,28 +95,47 @@ class TaskService:
             ids = [t.id for t in tasks]
             lead = await reports.lead_progress(end_of_day(today, self.tz), ids)
             own = await reports.latest_for_tasks(ids, all_units)
-        views = [self._view(task, lead.get(task.id), own.get(task.id), all_units, focal, codes,
-                            today) for task in tasks]
+        views = [
+            self._view(task, lead.get(task.id), own.get(task.id), all_units, focal, codes, today)
+            for task in tasks
+        ]
         views.sort(key=lambda v: (_ORDER[v.status], v.deadline or date.max, v.code))
         return views
 
-    def _view(self, task: Task, lead: LeadProgress | None, last: ProgressReport | None,
-              all_units: set[int], focal: set[int], codes: dict[int, str],
-              today: date) -> TaskView:
-        status = classify_status(task.deadline, lead.completed_on(self.tz) if lead else None,
-                                 today)
+    def _view(
+        self,
+        task: Task,
+        lead: LeadProgress | None,
+        last: ProgressReport | None,
+        all_units: set[int],
+        focal: set[int],
+        codes: dict[int, str],
+        today: date,
+    ) -> TaskView:
+        status = classify_status(task.deadline, lead.completed_on(self.tz) if lead else None, today)
         coordinating = [c.unit_id for c in task.coordinating]
         mine_lead = task.lead_unit_id in all_units
         candidates = [task.lead_unit_id, *coordinating]
         reporting = next((u for u in candidates if u in focal), None)
-        shown = reporting if reporting is not None else next(
-            (u for u in candidates if u in all_units), task.lead_unit_id)
+        shown = (
+            reporting
+            if reporting is not None
+            else next((u for u in candidates if u in all_units), task.lead_unit_id)
+        )
         # The last report of the caller's own units (its latest correction's time).
         return TaskView(
-            task_id=task.id, code=task.code, title=task.title, deadline=task.deadline,
-            lead_unit_id=task.lead_unit_id, lead_unit_code=task.lead_unit.code, status=status,
-            unit_id=reporting, unit_code=codes.get(shown, ""), lead=mine_lead,
-            target_value=task.target_value, target_unit=task.target_unit,
+            task_id=task.id,
+            code=task.code,
+            title=task.title,
+            deadline=task.deadline,
+            lead_unit_id=task.lead_unit_id,
+            lead_unit_code=task.lead_unit.code,
+            status=status,
+            unit_id=reporting,
+            unit_code=codes.get(shown, ""),
+            lead=mine_lead,
+            target_value=task.target_value,
+            target_unit=task.target_unit,
             target_label=task.target_label,
             last_report_on=self._local_day(last.submitted_at) if last else None,
             last_percent=last.percent if last else None,
@@ -122,14 +146,14 @@ class TaskService:
         """The tasks the person may report on (focal point of the lead or a coordinating unit)."""
         return [v for v in await self.for_person(person, today) if v.can_report]
 
-    async def lookup(self, task_id: int | None = None,
-                     code: str | None = None) -> tuple[Any, list[int]] | None:
+    async def lookup(
+        self, task_id: int | None = None, code: str | None = None
+    ) -> tuple[Any, list[int]] | None:
         """The open task's row and coordinating unit ids, by id or code (see reportable_for)."""
         return await self.db.read_statements(lambda runner: report_task(runner, task_id, code))
 
     @staticmethod
-    def reportable_for(person: Person, found: tuple[Any, list[int]] | None
-                       ) -> ReportableTask | None:
+    def reportable_for(person: Person, found: tuple[Any, list[int]] | None) -> ReportableTask | None:
         """The looked-up task if the person is a focal point of its lead or a coordinating
         unit; None for another unit's, a closed or an unknown task."""
         focal = person.unit_ids("focal")
@@ -139,11 +163,13 @@ class TaskService:
         unit_id = next((u for u in [row.lead_unit_id, *coordinating] if u in focal), None)
         if unit_id is None:
             return None
-        return ReportableTask(row.id, row.code, row.title, unit_id, row.target_value,
-                              row.target_unit, row.target_label)
+        return ReportableTask(
+            row.id, row.code, row.title, unit_id, row.target_value, row.target_unit, row.target_label
+        )
 
-    async def for_report(self, person: Person, task_id: int | None = None,
-                         code: str | None = None) -> ReportableTask | None:
+    async def for_report(
+        self, person: Person, task_id: int | None = None, code: str | None = None
+    ) -> ReportableTask | None:
         return self.reportable_for(person, await self.lookup(task_id, code))
 
     async def id_by_code(self, code: str) -> int | None:
@@ -182,8 +208,9 @@ class HistoryService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def recent(self, person: Person, task_code: str | None = None,
-                     limit: int = 10) -> list[ReportView] | None:
+    async def recent(
+        self, person: Person, task_code: str | None = None, limit: int = 10
+    ) -> list[ReportView] | None:
         """The latest reports of the person's units (None: no such task among theirs)."""
         units = person.unit_ids()
         codes = {u.unit_id: u.unit_code for u in person.units}
@@ -198,12 +225,25 @@ class HistoryService:
             views = []
             for r in reports:
                 task = tasks.get(r.task_id)
-                views.append(ReportView(
-                    r.id, task.code if task else "?", task.title if task else "",
-                    codes.get(r.unit_id, ""), r.period, r.status, r.percent, r.results,
-                    r.difficulties, r.proposals, r.submitted_at, r.revision,
-                    len(r.attachments),
-                    tuple(RevisionView(v.revision, v.submitted_at, v.status, v.percent,
-                                       v.results) for v in r.revisions),
-                ))
+                views.append(
+                    ReportView(
+                        r.id,
+                        task.code if task else "?",
+                        task.title if task else "",
+                        codes.get(r.unit_id, ""),
+                        r.period,
+                        r.status,
+                        r.percent,
+                        r.results,
+                        r.difficulties,
+                        r.proposals,
+                        r.submitted_at,
+                        r.revision,
+                        len(r.attachments),
+                        tuple(
+                            RevisionView(v.revision, v.submitted_at, v.status, v.percent, v.results)
+                            for v in r.revisions
+                        ),
+                    )
+                )
             return views

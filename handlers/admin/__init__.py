@@ -38,7 +38,10 @@ DOCUMENT_GROUP = 5
 
 def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     return [
-        *programme.handlers(), *people.handlers(), *files.handlers(), *views.handlers(),
+        *programme.handlers(),
+        *people.handlers(),
+        *files.handlers(),
+        *views.handlers(),
         *extensions.handlers(),
     ]
 

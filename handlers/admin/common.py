@@ -96,10 +96,10 @@ class Call:
     def t(self, key: str, /, **params: Any) -> str:
         return self.context.services.i18n.t(self.lang, key, **params)
 
-    async def say(self, key: str, /, markup: InlineKeyboardMarkup | None = None,
-                  **params: Any) -> Message:
-        return await self.message.reply_text(self.t(key, **params), parse_mode=ParseMode.HTML,
-                                             reply_markup=markup)
+    async def say(self, key: str, /, markup: InlineKeyboardMarkup | None = None, **params: Any) -> Message:
+        return await self.message.reply_text(
+            self.t(key, **params), parse_mode=ParseMode.HTML, reply_markup=markup
+        )
 
     async def say_lines(self, lines: list[str]) -> None:
         for part in chunks(lines):
@@ -112,8 +112,7 @@ class Call:
         await self.say(f"admin.error.{exc.key}", **exc.params)
 
 
-async def begin(update: Update, context: Context, command: str,
-                role: str = "admin") -> Call | None:
+async def begin(update: Update, context: Context, command: str, role: str = "admin") -> Call | None:
     """The call if the caller may run the command; otherwise answer, audit, and None."""
     actor = actor_of(update)
     person = await context.services.people.person(actor.telegram_id, actor.first_name)
@@ -123,8 +122,7 @@ async def begin(update: Update, context: Context, command: str,
         return call
     await context.services.admin.refuse(actor, command)
     if update.callback_query is not None:
-        await update.callback_query.answer(call.t(f"admin.refused.{role}", command=command),
-                                           show_alert=True)
+        await update.callback_query.answer(call.t(f"admin.refused.{role}", command=command), show_alert=True)
     else:
         await call.say(f"admin.refused.{role}", command=command)
     return None

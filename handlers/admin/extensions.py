@@ -28,8 +28,7 @@ async def extend(update: Update, context: Context) -> None:
         await admin.request_extension(call.actor, call.args[0], new, reason)
     except AdminError as exc:
         return await call.error(exc)
-    await call.say("admin.extension.sent", code=escape(call.args[0]),
-                   new=admin.fmt_date(new, call.lang))
+    await call.say("admin.extension.sent", code=escape(call.args[0]), new=admin.fmt_date(new, call.lang))
 
 
 async def decide(update: Update, context: Context) -> None:
@@ -46,13 +45,19 @@ async def decide(update: Update, context: Context) -> None:
         result = await admin.decide_extension(call.actor, int(extension_id), choice == "ok")
     except AdminError as exc:
         await drop_buttons(query)
-        await call.message.reply_text(call.t(f"admin.error.{exc.key}", **exc.params),
-                                      parse_mode=ParseMode.HTML)
+        await call.message.reply_text(
+            call.t(f"admin.error.{exc.key}", **exc.params), parse_mode=ParseMode.HTML
+        )
         return
     await drop_buttons(query)
-    await call.message.reply_text(call.t(
-        f"admin.extension.decided_{result.state}", code=escape(result.task_code),
-        new=admin.fmt_date(result.new_deadline, call.lang)), parse_mode=ParseMode.HTML)
+    await call.message.reply_text(
+        call.t(
+            f"admin.extension.decided_{result.state}",
+            code=escape(result.task_code),
+            new=admin.fmt_date(result.new_deadline, call.lang),
+        ),
+        parse_mode=ParseMode.HTML,
+    )
 
 
 def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]

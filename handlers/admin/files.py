@@ -49,25 +49,35 @@ def preview_lines(call: Call, filename: str, result: ImportResult) -> list[str]:
             lines.append(call.t("admin.import.more", count=len(result.errors) - LIST_LIMIT))
         return lines
     for kind in KINDS:
-        lines.append(call.t(
-            "admin.import.counts", kind=call.t(f"admin.import.kind.{kind}"),
-            new=result.count(kind, "new"), changed=result.count(kind, "changed"),
-            unchanged=result.count(kind, "unchanged")))
+        lines.append(
+            call.t(
+                "admin.import.counts",
+                kind=call.t(f"admin.import.kind.{kind}"),
+                new=result.count(kind, "new"),
+                changed=result.count(kind, "changed"),
+                unchanged=result.count(kind, "unchanged"),
+            )
+        )
     for kind in KINDS:
         new = [c.code for c in result.changes if c.kind == kind and c.action == "new"]
         if new:
-            more = (call.t("admin.import.more", count=len(new) - LIST_LIMIT)
-                    if len(new) > LIST_LIMIT else "")
-            lines.append(call.t("admin.import.new", kind=call.t(f"admin.import.kind.{kind}"),
-                                items=escape(", ".join(new[:LIST_LIMIT]))) + more)
+            more = call.t("admin.import.more", count=len(new) - LIST_LIMIT) if len(new) > LIST_LIMIT else ""
+            lines.append(
+                call.t(
+                    "admin.import.new",
+                    kind=call.t(f"admin.import.kind.{kind}"),
+                    items=escape(", ".join(new[:LIST_LIMIT])),
+                )
+                + more
+            )
     changed = [c for c in result.changes if c.action == "changed"]
     if changed:
         lines.append(call.t("admin.import.changed"))
         for change in changed[:LIST_LIMIT]:
-            fields = "; ".join(f"{escape(name)}: {_short(old)} → {_short(new)}"
-                               for name, old, new in change.fields)
-            lines.append(f"• {call.t(f'admin.import.kind.{change.kind}')} "
-                         f"{escape(change.code)} — {fields}")
+            fields = "; ".join(
+                f"{escape(name)}: {_short(old)} → {_short(new)}" for name, old, new in change.fields
+            )
+            lines.append(f"• {call.t(f'admin.import.kind.{change.kind}')} {escape(change.code)} — {fields}")
         if len(changed) > LIST_LIMIT:
             lines.append(call.t("admin.import.more", count=len(changed) - LIST_LIMIT))
     if not result.touched:
@@ -112,13 +122,22 @@ async def import_file(update: Update, context: Context) -> None:
     for part in parts[:-1]:
         await message.reply_text(part, parse_mode=ParseMode.HTML)
     if result.errors:
-        await message.reply_text(parts[-1] + "\n\n" + call.t("admin.import.refused"),
-                                 parse_mode=ParseMode.HTML)
+        await message.reply_text(
+            parts[-1] + "\n\n" + call.t("admin.import.refused"), parse_mode=ParseMode.HTML
+        )
         return
     await message.reply_text(
-        parts[-1], parse_mode=ParseMode.HTML,
-        reply_markup=keyboard([[(call.t("admin.button.apply"), f"ad:imp:ok:{version}"),
-                                (call.t("admin.button.cancel"), f"ad:imp:no:{version}")]]))
+        parts[-1],
+        parse_mode=ParseMode.HTML,
+        reply_markup=keyboard(
+            [
+                [
+                    (call.t("admin.button.apply"), f"ad:imp:ok:{version}"),
+                    (call.t("admin.button.cancel"), f"ad:imp:no:{version}"),
+                ]
+            ]
+        ),
+    )
 
 
 async def import_decide(update: Update, context: Context) -> None:
@@ -147,9 +166,14 @@ async def import_decide(update: Update, context: Context) -> None:
         for part in chunks(lines):
             await call.message.reply_text(part, parse_mode=ParseMode.HTML)
         return
-    await call.message.reply_text(call.t(
-        "admin.import.applied", new=result.count("task", "new"),
-        changed=result.count("task", "changed"), units=result.count("unit", "new")))
+    await call.message.reply_text(
+        call.t(
+            "admin.import.applied",
+            new=result.count("task", "new"),
+            changed=result.count("task", "changed"),
+            units=result.count("unit", "new"),
+        )
+    )
 
 
 async def export(update: Update, context: Context) -> None:
@@ -163,11 +187,11 @@ async def export(update: Update, context: Context) -> None:
     reports = await overview.export_reports_csv()
     await call.services.admin.record_export(call.actor)
     await call.message.reply_document(
-        InputFile(workbook, filename=f"tiendo-tasks-{day}.xlsx"),
-        caption=call.t("admin.export.tasks"))
+        InputFile(workbook, filename=f"tiendo-tasks-{day}.xlsx"), caption=call.t("admin.export.tasks")
+    )
     await call.message.reply_document(
-        InputFile(reports, filename=f"tiendo-reports-{day}.csv"),
-        caption=call.t("admin.export.reports"))
+        InputFile(reports, filename=f"tiendo-reports-{day}.csv"), caption=call.t("admin.export.reports")
+    )
 
 
 def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]

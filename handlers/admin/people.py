@@ -29,13 +29,19 @@ async def invite(update: Update, context: Context) -> None:
     expiry = parse_duration(call.services.config.invites.default_expiry)
     try:
         new = await call.services.invites.create(
-            args[0], role, expiry, actor=call.actor.label, actor_telegram_id=call.actor.telegram_id)
+            args[0], role, expiry, actor=call.actor.label, actor_telegram_id=call.actor.telegram_id
+        )
     except UnknownUnit:
         return await call.error(AdminError("unknown_unit", code=escape(args[0])))
     username = context.bot.username or call.services.config.telegram.username
     expires = new.expires_at.astimezone(call.services.config.tz).strftime("%d/%m/%Y %H:%M")
-    await call.say("admin.invite.done", role=call.t(f"role.{role}"), unit=escape(new.unit_name),
-                   link=escape(deep_link(username, new.code)), expires=expires)
+    await call.say(
+        "admin.invite.done",
+        role=call.t(f"role.{role}"),
+        unit=escape(new.unit_name),
+        link=escape(deep_link(username, new.code)),
+        expires=expires,
+    )
 
 
 async def users(update: Update, context: Context) -> None:
@@ -46,11 +52,16 @@ async def users(update: Update, context: Context) -> None:
     found = await call.services.admin.users()
     lines = [call.t("admin.users.title", count=len(found))]
     for user in found:
-        lines.append(call.t(
-            "admin.users.line", id=user.telegram_id, name=escape(user.name) or "—",
-            username=f" @{escape(user.username)}" if user.username else "",
-            roles=escape(", ".join(user.roles)) or call.t("admin.users.no_role"),
-            unreachable="" if user.reachable else call.t("admin.users.unreachable")))
+        lines.append(
+            call.t(
+                "admin.users.line",
+                id=user.telegram_id,
+                name=escape(user.name) or "—",
+                username=f" @{escape(user.username)}" if user.username else "",
+                roles=escape(", ".join(user.roles)) or call.t("admin.users.no_role"),
+                unreachable="" if user.reachable else call.t("admin.users.unreachable"),
+            )
+        )
     await call.say_lines(lines)
 
 
@@ -66,9 +77,12 @@ async def role(update: Update, context: Context) -> None:
         change = await call.services.admin.set_role(call.actor, call.args[0], call.args[1], unit)
     except AdminError as exc:
         return await call.error(exc)
-    await call.say("admin.role.done", user=change.subject,
-                   before=escape(", ".join(change.before["roles"])) or "—",
-                   after=escape(", ".join(change.after["roles"])) or "—")
+    await call.say(
+        "admin.role.done",
+        user=change.subject,
+        before=escape(", ".join(change.before["roles"])) or "—",
+        after=escape(", ".join(change.after["roles"])) or "—",
+    )
 
 
 async def revoke(update: Update, context: Context) -> None:
@@ -83,8 +97,7 @@ async def revoke(update: Update, context: Context) -> None:
     except AdminError as exc:
         return await call.error(exc)
     key = "admin.revoke.config_admin" if change.after["roles"] else "admin.revoke.done"
-    await call.say(key, user=change.subject,
-                   before=escape(", ".join(change.before["roles"])) or "—")
+    await call.say(key, user=change.subject, before=escape(", ".join(change.before["roles"])) or "—")
 
 
 async def broadcast(update: Update, context: Context) -> None:
@@ -100,9 +113,18 @@ async def broadcast(update: Update, context: Context) -> None:
     version = await call.services.admin.save_draft(call.actor, "broadcast", {"text": text})
     count = len(await call.services.admin.broadcast_recipients())
     await call.say(
-        "admin.broadcast.preview", text=escape(text), count=count,
-        markup=keyboard([[(call.t("admin.button.send"), f"ad:bc:ok:{version}"),
-                          (call.t("admin.button.cancel"), f"ad:bc:no:{version}")]]))
+        "admin.broadcast.preview",
+        text=escape(text),
+        count=count,
+        markup=keyboard(
+            [
+                [
+                    (call.t("admin.button.send"), f"ad:bc:ok:{version}"),
+                    (call.t("admin.button.cancel"), f"ad:bc:no:{version}"),
+                ]
+            ]
+        ),
+    )
 
 
 async def broadcast_confirm(update: Update, context: Context) -> None:
@@ -123,8 +145,7 @@ async def broadcast_confirm(update: Update, context: Context) -> None:
     except AdminError as exc:
         await query.edit_message_text(call.t(f"admin.error.{exc.key}", **exc.params))
         return
-    await query.edit_message_text(call.t("admin.broadcast.queued", count=count),
-                                  parse_mode=ParseMode.HTML)
+    await query.edit_message_text(call.t("admin.broadcast.queued", count=count), parse_mode=ParseMode.HTML)
 
 
 async def audit(update: Update, context: Context) -> None:
@@ -143,12 +164,21 @@ async def audit(update: Update, context: Context) -> None:
         target = f"{entry.entity}:{entry.entity_id}" if entry.entity else ""
         change = ""
         if entry.before or entry.after:
-            change = call.t("admin.audit.change", before=escape(str(entry.before or {}))[:300],
-                            after=escape(str(entry.after or {}))[:300])
-        lines.append(call.t(
-            "admin.audit.line", at=entry.at.astimezone(tz).strftime("%d/%m %H:%M"),
-            who=escape(entry.actor or "-"), action=escape(entry.action), target=escape(target),
-            change=change))
+            change = call.t(
+                "admin.audit.change",
+                before=escape(str(entry.before or {}))[:300],
+                after=escape(str(entry.after or {}))[:300],
+            )
+        lines.append(
+            call.t(
+                "admin.audit.line",
+                at=entry.at.astimezone(tz).strftime("%d/%m %H:%M"),
+                who=escape(entry.actor or "-"),
+                action=escape(entry.action),
+                target=escape(target),
+                change=change,
+            )
+        )
     await call.say_lines(lines)
 
 

@@ -41,9 +41,14 @@ def _changes(call: Call, before: dict[str, Any] | None, after: dict[str, Any] | 
     """The fields that changed, one per line: field: old → new."""
     before, after = before or {}, after or {}
     return "\n".join(
-        call.t("admin.change_line", field=escape(k), old=_fmt_value(call, before.get(k)),
-               new=_fmt_value(call, after.get(k)))
-        for k in after if before.get(k) != after.get(k)
+        call.t(
+            "admin.change_line",
+            field=escape(k),
+            old=_fmt_value(call, before.get(k)),
+            new=_fmt_value(call, after.get(k)),
+        )
+        for k in after
+        if before.get(k) != after.get(k)
     )
 
 
@@ -52,11 +57,15 @@ def task_card(call: Call, task: TaskView) -> str:
     if task.target_value is not None:
         target = f"{task.target_value:g}{task.target_unit or ''}"
     return call.t(
-        "admin.task_card", code=escape(task.code), title=escape(task.title),
-        group=escape(task.group), lead=escape(task.lead),
+        "admin.task_card",
+        code=escape(task.code),
+        title=escape(task.title),
+        group=escape(task.group),
+        lead=escape(task.lead),
         coordinating=escape(", ".join(task.coordinating)) or "—",
         deadline=call.services.admin.fmt_date(task.deadline, call.lang),
-        output=escape(task.expected_output) or "—", target=target or "—",
+        output=escape(task.expected_output) or "—",
+        target=target or "—",
     )
 
 
@@ -82,12 +91,15 @@ async def unit_list(update: Update, context: Context) -> None:
         return
     units = await call.services.admin.units()
     lines = [call.t("admin.unit_list.title", count=len(units))]
-    lines += [call.t("admin.unit_list.line", code=escape(u.code), name=escape(u.name),
-                     focal=u.focal_points) for u in units]
+    lines += [
+        call.t("admin.unit_list.line", code=escape(u.code), name=escape(u.name), focal=u.focal_points)
+        for u in units
+    ]
     await call.say_lines(lines)
 
 
 # --- /task_add -------------------------------------------------------------------------------
+
 
 async def _ask(call: Call, data: dict[str, Any]) -> None:
     step = data["step"]
@@ -138,8 +150,7 @@ async def _take(call: Call, step: str, text: str, data: dict[str, Any]) -> None:
     elif step == "output":
         data["expected_output"] = "" if text.lower() in SKIP else text[:2000]
     elif step == "target":
-        data["target_value"], data["target_unit"] = parse_target(
-            "" if text.lower() in SKIP else text)
+        data["target_value"], data["target_unit"] = parse_target("" if text.lower() in SKIP else text)
 
 
 async def task_add_answer(update: Update, context: Context) -> int:
@@ -167,14 +178,29 @@ async def task_add_answer(update: Update, context: Context) -> int:
     data["step"] = "confirm"
     version = await call.services.admin.save_draft(call.actor, "task_add", data)
     deadline = date.fromisoformat(data["deadline"]) if data.get("deadline") else None
-    view = TaskView(0, data["code"], data["group"], data["title"], data["lead"],
-                    tuple(data["coordinating"]), deadline, data["expected_output"],
-                    data.get("target_value"), data.get("target_unit"))
+    view = TaskView(
+        0,
+        data["code"],
+        data["group"],
+        data["title"],
+        data["lead"],
+        tuple(data["coordinating"]),
+        deadline,
+        data["expected_output"],
+        data.get("target_value"),
+        data.get("target_unit"),
+    )
     await call.message.reply_text(
         call.t("admin.task_add.confirm") + "\n\n" + task_card(call, view),
         parse_mode=ParseMode.HTML,
-        reply_markup=keyboard([[(call.t("admin.button.create"), f"ad:ta:ok:{version}"),
-                                (call.t("admin.button.cancel"), f"ad:ta:no:{version}")]]),
+        reply_markup=keyboard(
+            [
+                [
+                    (call.t("admin.button.create"), f"ad:ta:ok:{version}"),
+                    (call.t("admin.button.cancel"), f"ad:ta:no:{version}"),
+                ]
+            ]
+        ),
     )
     return ConversationHandler.END
 
@@ -208,16 +234,19 @@ async def task_add_confirm(update: Update, context: Context) -> None:
     try:
         change = await call.services.admin.create_task(call.actor, pending[0])
     except AdminError as exc:
-        await query.edit_message_text(call.t(f"admin.error.{exc.key}", **exc.params),
-                                      parse_mode=ParseMode.HTML)
+        await query.edit_message_text(
+            call.t(f"admin.error.{exc.key}", **exc.params), parse_mode=ParseMode.HTML
+        )
         return
     task = await call.services.admin.task(change.subject)
     await query.edit_message_text(
         call.t("admin.task_add.done", notified=change.notified) + "\n\n" + task_card(call, task),
-        parse_mode=ParseMode.HTML)
+        parse_mode=ParseMode.HTML,
+    )
 
 
 # --- one-line commands on tasks ----------------------------------------------------------------
+
 
 async def task_edit(update: Update, context: Context) -> None:
     """Change one field of a task: /task_edit CODE FIELD value…"""
@@ -231,15 +260,17 @@ async def task_edit(update: Update, context: Context) -> None:
             task = await call.services.admin.task(call.args[0])
             await call.say("admin.task_edit.fields", card=task_card(call, task))
             return
-        change = await call.services.admin.edit_task(call.actor, call.args[0], call.args[1],
-                                                     call.rest(2))
+        change = await call.services.admin.edit_task(call.actor, call.args[0], call.args[1], call.rest(2))
     except AdminError as exc:
         return await call.error(exc)
     if not change.after:
         await call.say("admin.task_edit.same", code=escape(change.subject))
         return
-    await call.say("admin.task_edit.done", code=escape(change.subject),
-                   changes=_changes(call, change.before, change.after))
+    await call.say(
+        "admin.task_edit.done",
+        code=escape(change.subject),
+        changes=_changes(call, change.before, change.after),
+    )
 
 
 async def task_close(update: Update, context: Context) -> None:
@@ -254,8 +285,9 @@ async def task_close(update: Update, context: Context) -> None:
         change = await call.services.admin.close_task(call.actor, call.args[0], reason)
     except AdminError as exc:
         return await call.error(exc)
-    await call.say("admin.task_close.done", code=escape(change.subject), reason=escape(reason),
-                   notified=change.notified)
+    await call.say(
+        "admin.task_close.done", code=escape(change.subject), reason=escape(reason), notified=change.notified
+    )
 
 
 async def assign(update: Update, context: Context) -> None:
@@ -269,8 +301,12 @@ async def assign(update: Update, context: Context) -> None:
         change = await call.services.admin.assign(call.actor, call.args[0], call.args[1:])
     except AdminError as exc:
         return await call.error(exc)
-    await call.say("admin.assign.done", code=escape(change.subject),
-                   changes=_changes(call, change.before, change.after), notified=change.notified)
+    await call.say(
+        "admin.assign.done",
+        code=escape(change.subject),
+        changes=_changes(call, change.before, change.after),
+        notified=change.notified,
+    )
 
 
 async def deadline(update: Update, context: Context) -> None:
@@ -287,15 +323,17 @@ async def deadline(update: Update, context: Context) -> None:
     admin = call.services.admin
     try:
         new = admin.parse_date(args[1], force=force)
-        change = await admin.set_deadline(call.actor, args[0], new,
-                                          detail="forced" if force else "")
+        change = await admin.set_deadline(call.actor, args[0], new, detail="forced" if force else "")
     except AdminError as exc:
         return await call.error(exc)
     old = change.before["deadline"]
     await call.say(
-        "admin.deadline.done", code=escape(change.subject),
+        "admin.deadline.done",
+        code=escape(change.subject),
         old=admin.fmt_date(date.fromisoformat(old) if old else None, call.lang),
-        new=admin.fmt_date(new, call.lang), notified=change.notified)
+        new=admin.fmt_date(new, call.lang),
+        notified=change.notified,
+    )
 
 
 async def history(update: Update, context: Context) -> None:
@@ -314,10 +352,15 @@ async def history(update: Update, context: Context) -> None:
     for entry in reversed(entries):
         # A creation lists every field: the action says enough; a change shows what moved.
         change = _changes(call, entry.before, entry.after) if entry.before else ""
-        lines.append(call.t(
-            "admin.history.line", at=entry.at.astimezone(tz).strftime("%d/%m/%Y %H:%M"),
-            who=escape(entry.actor or "-"), action=escape(entry.action),
-            change=f"\n{change}" if change else ""))
+        lines.append(
+            call.t(
+                "admin.history.line",
+                at=entry.at.astimezone(tz).strftime("%d/%m/%Y %H:%M"),
+                who=escape(entry.actor or "-"),
+                action=escape(entry.action),
+                change=f"\n{change}" if change else "",
+            )
+        )
     if not entries:
         lines.append(call.t("admin.history.empty"))
     await call.say_lines(lines)
@@ -327,8 +370,7 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     private = filters.ChatType.PRIVATE
     conversation = ConversationHandler(
         entry_points=[CommandHandler("task_add", task_add_start, filters=private)],
-        states={ANSWER: [MessageHandler(filters.TEXT & ~filters.COMMAND & private,
-                                        task_add_answer)]},
+        states={ANSWER: [MessageHandler(filters.TEXT & ~filters.COMMAND & private, task_add_answer)]},
         fallbacks=[CommandHandler("cancel", task_add_cancel, filters=private)],
         name="admin_task_add",
         allow_reentry=True,
@@ -344,4 +386,3 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("deadline", deadline, filters=private),
         # /history is registered by handlers.tasks, which hands managers and admins here.
     ]
-

@@ -19,8 +19,13 @@ def _rate(call: Call, row: StatsRow) -> str:
 
 
 def _row(call: Call, label: str, row: StatsRow) -> str:
-    return call.t("admin.stats.row", label=label, total=row.total,
-                  counts=" / ".join(str(row.counts[s]) for s in STATUS_ORDER), rate=_rate(call, row))
+    return call.t(
+        "admin.stats.row",
+        label=label,
+        total=row.total,
+        counts=" / ".join(str(row.counts[s]) for s in STATUS_ORDER),
+        rate=_rate(call, row),
+    )
 
 
 async def stats(update: Update, context: Context) -> None:
@@ -30,10 +35,11 @@ async def stats(update: Update, context: Context) -> None:
         return
     result = await call.services.overview.stats()
     total = result.total
-    lines = [call.t("admin.stats.title", date=result.today.strftime("%d/%m/%Y"),
-                    total=total.total)]
-    lines += [call.t("admin.stats.class_line", label=call.t(f"admin.status.{s.value}"),
-                     count=total.counts[s]) for s in STATUS_ORDER]
+    lines = [call.t("admin.stats.title", date=result.today.strftime("%d/%m/%Y"), total=total.total)]
+    lines += [
+        call.t("admin.stats.class_line", label=call.t(f"admin.status.{s.value}"), count=total.counts[s])
+        for s in STATUS_ORDER
+    ]
     done = total.counts[STATUS_ORDER[0]] + total.counts[STATUS_ORDER[1]]
     due = done + total.counts[STATUS_ORDER[3]]
     lines.append(call.t("admin.stats.rate", rate=_rate(call, total), done=done, due=due))
@@ -60,14 +66,22 @@ async def overdue(update: Update, context: Context) -> None:
     count = sum(len(u.tasks) for u in units)
     lines = [call.t("admin.overdue.title", date=today.strftime("%d/%m/%Y"), count=count)]
     for unit in units:
-        lines.append(call.t("admin.overdue.unit", code=escape(unit.code), name=escape(unit.name),
-                            count=len(unit.tasks)))
+        lines.append(
+            call.t(
+                "admin.overdue.unit", code=escape(unit.code), name=escape(unit.name), count=len(unit.tasks)
+            )
+        )
         for task in unit.tasks:
             assert task.deadline is not None
-            lines.append(call.t("admin.overdue.task", code=escape(task.code),
-                                title=escape(task.title[:120]),
-                                deadline=task.deadline.strftime("%d/%m/%Y"),
-                                days=(today - task.deadline).days))
+            lines.append(
+                call.t(
+                    "admin.overdue.task",
+                    code=escape(task.code),
+                    title=escape(task.title[:120]),
+                    deadline=task.deadline.strftime("%d/%m/%Y"),
+                    days=(today - task.deadline).days,
+                )
+            )
     await call.say_lines(lines)
 
 

@@ -40,9 +40,7 @@ class AuditRepository:
         return entry
 
     async def latest(self, limit: int = 20) -> list[AuditEntry]:
-        rows = await self.session.scalars(
-            select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-        )
+        rows = await self.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
         return list(rows)
 
     async def for_entity(self, entity: str, entity_id: str, limit: int = 30) -> list[AuditEntry]:

@@ -26,17 +26,17 @@ class DigestRepository:
 
     async def run_exists(self, period: str, scope: str) -> bool:
         found = await self.session.scalar(
-            select(ReportRun.id).where(ReportRun.period == period, ReportRun.scope == scope))
+            select(ReportRun.id).where(ReportRun.period == period, ReportRun.scope == scope)
+        )
         return found is not None
 
     async def scopes_done(self, period: str) -> set[str]:
-        return set(await self.session.scalars(
-            select(ReportRun.scope).where(ReportRun.period == period)))
+        return set(await self.session.scalars(select(ReportRun.scope).where(ReportRun.period == period)))
 
-    async def add_run(self, period: str, scope: str, at: datetime,
-                      detail: dict[str, Any]) -> ReportRun:
-        run = ReportRun(period=period, scope=scope, state="queued", started_at=at,
-                        finished_at=at, detail=detail)
+    async def add_run(self, period: str, scope: str, at: datetime, detail: dict[str, Any]) -> ReportRun:
+        run = ReportRun(
+            period=period, scope=scope, state="queued", started_at=at, finished_at=at, detail=detail
+        )
         self.session.add(run)
         await self.session.flush()  # the (period, scope) unique constraint answers here
         return run
@@ -48,7 +48,8 @@ class DigestRepository:
         rows = await self.session.execute(
             select(User.id, User.telegram_id, User.language)
             .where(User.active.is_(True), User.id.in_(managers.union(subscribers)))
-            .order_by(User.id))
+            .order_by(User.id)
+        )
         return [Recipient(*row) for row in rows]
 
     async def leaders_by_unit(self) -> dict[str, list[Recipient]]:
@@ -57,7 +58,8 @@ class DigestRepository:
             .join(Membership, Membership.user_id == User.id)
             .join(Unit, Unit.id == Membership.unit_id)
             .where(Membership.role == "leader", User.active.is_(True), Unit.active.is_(True))
-            .order_by(Unit.code, User.id))
+            .order_by(Unit.code, User.id)
+        )
         leaders: dict[str, list[Recipient]] = defaultdict(list)
         for code, user_id, chat_id, language in rows:
             leaders[code].append(Recipient(user_id, chat_id, language))
@@ -67,13 +69,15 @@ class DigestRepository:
         return await self.session.scalar(select(User.id).where(User.telegram_id == telegram_id))
 
     async def subscribed(self, user_id: int) -> bool:
-        found = await self.session.scalar(select(Subscription.id).where(
-            Subscription.user_id == user_id, Subscription.kind == "digest"))
+        found = await self.session.scalar(
+            select(Subscription.id).where(Subscription.user_id == user_id, Subscription.kind == "digest")
+        )
         return found is not None
 
     def subscribe(self, user_id: int, at: datetime) -> None:
         self.session.add(Subscription(user_id=user_id, kind="digest", created_at=at))
 
     async def unsubscribe(self, user_id: int) -> None:
-        await self.session.execute(delete(Subscription).where(
-            Subscription.user_id == user_id, Subscription.kind == "digest"))
+        await self.session.execute(
+            delete(Subscription).where(Subscription.user_id == user_id, Subscription.kind == "digest")
+        )

@@ -15,23 +15,27 @@ from storage.repositories.users import IN_SCOPE
 
 _DRAFTS = table_of(Draft)
 _COLUMNS = ("user_id", "flow", "data", "version", "updated_at")
-_DRAFT_UPSERT = insert_on_conflict(_DRAFTS, ("user_id", "flow"), _COLUMNS,
-                                   update=("data", "version", "updated_at"))
+_DRAFT_UPSERT = insert_on_conflict(
+    _DRAFTS, ("user_id", "flow"), _COLUMNS, update=("data", "version", "updated_at")
+)
 # SQLite only (the chat path's single-statement write, Database.write_statement): the draft is
 # written only while its person is still in scope for the task and unit (users.IN_SCOPE); one
 # statement, its own transaction. Returns one row written, or none when out of scope.
 _INSERT_IN_SCOPE = sqlite_insert(_DRAFTS).from_select(
-    _COLUMNS,
-    select(*(bindparam(name, type_=_DRAFTS.c[name].type) for name in _COLUMNS)).where(IN_SCOPE))
+    _COLUMNS, select(*(bindparam(name, type_=_DRAFTS.c[name].type) for name in _COLUMNS)).where(IN_SCOPE)
+)
 DRAFT_UPSERT_IN_SCOPE = _INSERT_IN_SCOPE.on_conflict_do_update(
     index_elements=["user_id", "flow"],
-    set_={name: _INSERT_IN_SCOPE.excluded[name] for name in ("data", "version", "updated_at")})
-_DRAFT_DROP = delete(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"),
-                                    _DRAFTS.c.flow == bindparam("flow"))
+    set_={name: _INSERT_IN_SCOPE.excluded[name] for name in ("data", "version", "updated_at")},
+)
+_DRAFT_DROP = delete(_DRAFTS).where(
+    _DRAFTS.c.user_id == bindparam("user_id"), _DRAFTS.c.flow == bindparam("flow")
+)
 
 
 _DRAFT_OF = select(_DRAFTS.c.version, _DRAFTS.c.data, _DRAFTS.c.updated_at).where(
-    _DRAFTS.c.user_id == bindparam("user_id"), _DRAFTS.c.flow == bindparam("flow"))
+    _DRAFTS.c.user_id == bindparam("user_id"), _DRAFTS.c.flow == bindparam("flow")
+)
 
 
 def draft_of(runner: StatementRunner, user_id: int, flow: str) -> Any | None:
@@ -57,15 +61,15 @@ class DraftRepository:
         self.session = session
 
     async def get(self, user_id: int, flow: str) -> Draft | None:
-        return await self.session.scalar(
-            select(Draft).where(Draft.user_id == user_id, Draft.flow == flow)
-        )
+        return await self.session.scalar(select(Draft).where(Draft.user_id == user_id, Draft.flow == flow))
 
     async def data_of(self, flow: str) -> list[tuple[int, dict[str, Any]]]:
         """(Telegram id of its user, data) of every draft of the flow."""
         rows = await self.session.execute(
-            select(User.telegram_id, Draft.data).join(User, User.id == Draft.user_id)
-            .where(Draft.flow == flow))
+            select(User.telegram_id, Draft.data)
+            .join(User, User.id == Draft.user_id)
+            .where(Draft.flow == flow)
+        )
         return [(int(t), data) for t, data in rows.all()]
 
     async def put(self, user_id: int, flow: str, data: dict[str, Any]) -> Draft:
@@ -96,13 +100,9 @@ class ConversationRepository:
         self.session = session
 
     async def all(self, name: str) -> list[ConversationState]:
-        rows = await self.session.scalars(
-            select(ConversationState).where(ConversationState.name == name)
-        )
+        rows = await self.session.scalars(select(ConversationState).where(ConversationState.name == name))
         return list(rows)
 
     async def drop(self, name: str, key: str) -> None:
         states = table_of(ConversationState)
-        await self.session.execute(
-            delete(states).where(states.c.name == name, states.c.key == key)
-        )
+        await self.session.execute(delete(states).where(states.c.name == name, states.c.key == key))

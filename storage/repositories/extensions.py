@@ -23,7 +23,8 @@ class ExtensionRepository:
 
     async def for_task(self, task_id: int) -> list[DeadlineExtension]:
         rows = await self.session.scalars(
-            select(DeadlineExtension).where(DeadlineExtension.task_id == task_id)
+            select(DeadlineExtension)
+            .where(DeadlineExtension.task_id == task_id)
             .order_by(DeadlineExtension.id)
         )
         return list(rows)

@@ -16,10 +16,19 @@ from storage.models import OutboxMessage, table_of
 
 _OUTBOX = table_of(OutboxMessage)
 # The columns of a new message (bot.services.outbox.OutboxService.row).
-NEW_MESSAGE_COLUMNS = ("dedup_key", "kind", "chat_id", "user_id", "task_id", "payload", "due_at",
-                       "state", "attempts", "created_at")
-_ADD_NEW = insert_on_conflict(_OUTBOX, ("dedup_key",), NEW_MESSAGE_COLUMNS,
-                              returning=_OUTBOX.c.id)
+NEW_MESSAGE_COLUMNS = (
+    "dedup_key",
+    "kind",
+    "chat_id",
+    "user_id",
+    "task_id",
+    "payload",
+    "due_at",
+    "state",
+    "attempts",
+    "created_at",
+)
+_ADD_NEW = insert_on_conflict(_OUTBOX, ("dedup_key",), NEW_MESSAGE_COLUMNS, returning=_OUTBOX.c.id)
 
 
 def add_new_messages(runner: StatementRunner, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -42,26 +51,34 @@ class OutboxRepository:
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         # One statement for many parameter sets (compiled once, sent in batches); RETURNING
         # counts what was really inserted on both engines (asyncpg reports no rowcount here).
-        statement = (insert(OutboxMessage)
-                     .on_conflict_do_nothing(index_elements=["dedup_key"])
-                     .returning(OutboxMessage.id))
+        statement = (
+            insert(OutboxMessage)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(OutboxMessage.id)
+        )
         connection = await self.session.connection()
         result = await connection.execute(statement, rows)
         return len(result.all())
 
     @staticmethod
-    def _due_query(now: datetime, exclude_chats: Collection[int],
-                   exclude_kinds: Collection[str]) -> Select[tuple[OutboxMessage]]:
-        query = select(OutboxMessage).where(OutboxMessage.state == "pending",
-                                            OutboxMessage.due_at <= now)
+    def _due_query(
+        now: datetime, exclude_chats: Collection[int], exclude_kinds: Collection[str]
+    ) -> Select[tuple[OutboxMessage]]:
+        query = select(OutboxMessage).where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now)
         if exclude_chats:
             query = query.where(OutboxMessage.chat_id.not_in(list(exclude_chats)))
         if exclude_kinds:
             query = query.where(OutboxMessage.kind.not_in(list(exclude_kinds)))
         return query
 
-    async def due(self, now: datetime, limit: int, *, exclude_chats: Collection[int] = (),
-                  exclude_kinds: Collection[str] = ()) -> list[OutboxMessage]:
+    async def due(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        exclude_chats: Collection[int] = (),
+        exclude_kinds: Collection[str] = (),
+    ) -> list[OutboxMessage]:
         rows = await self.session.scalars(
             self._due_query(now, exclude_chats, exclude_kinds)
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
@@ -72,7 +89,8 @@ class OutboxRepository:
 
     async def any_due(self, now: datetime, *, exclude_kinds: Collection[str] = ()) -> bool:
         found = await self.session.scalar(
-            self._due_query(now, (), exclude_kinds).with_only_columns(OutboxMessage.id).limit(1))
+            self._due_query(now, (), exclude_kinds).with_only_columns(OutboxMessage.id).limit(1)
+        )
         return found is not None
 
     async def unclaim(self, ids: Collection[int]) -> None:
@@ -80,7 +98,8 @@ class OutboxRepository:
         await self.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.state == "claimed")
-            .values(state="pending", claimed_at=None, attempts=OutboxMessage.attempts - 1))
+            .values(state="pending", claimed_at=None, attempts=OutboxMessage.attempts - 1)
+        )
 
     async def release_stale_claims(self, older_than: datetime) -> int:
         """Claimed rows whose dispatcher died before finishing go back to pending."""

@@ -92,10 +92,20 @@ class ReportDataRepository:
     async def tasks(self, at: datetime, unit_id: int | None = None) -> list[TaskRecord]:
         """Tasks not closed at the moment (optionally only those the unit leads or coordinates)."""
         query = self._scope(
-            select(Task.id, Task.code, Task.title, Task.group_id, Task.lead_unit_id, Task.deadline,
-                   Task.expected_output, Task.target_value, Task.target_unit, Task.target_label,
-                   Task.position)
-            .where(self._open_at(at)), unit_id,
+            select(
+                Task.id,
+                Task.code,
+                Task.title,
+                Task.group_id,
+                Task.lead_unit_id,
+                Task.deadline,
+                Task.expected_output,
+                Task.target_value,
+                Task.target_unit,
+                Task.target_label,
+                Task.position,
+            ).where(self._open_at(at)),
+            unit_id,
         ).order_by(Task.position, Task.id)
         return [TaskRecord(*row) for row in await self.session.execute(query)]
 
@@ -104,7 +114,8 @@ class ReportDataRepository:
         query = self._scope(
             select(TaskUnit.task_id, TaskUnit.unit_id)
             .join(Task, Task.id == TaskUnit.task_id)
-            .where(self._open_at(at)), unit_id,
+            .where(self._open_at(at)),
+            unit_id,
         ).order_by(TaskUnit.task_id, TaskUnit.position)
         return [(row[0], row[1]) for row in await self.session.execute(query)]
 
@@ -125,41 +136,51 @@ class ReportDataRepository:
         ids = sorted(set(ids))
         for start in range(0, len(ids), 500):
             rows = await self.session.execute(
-                select(Unit.id, Unit.code, Unit.name).where(Unit.id.in_(ids[start:start + 500])))
+                select(Unit.id, Unit.code, Unit.name).where(Unit.id.in_(ids[start : start + 500]))
+            )
             found.update((row[0], UnitRecord(*row)) for row in rows)
         return found
 
     async def unit_by_code(self, code: str) -> UnitRecord | None:
-        row = (await self.session.execute(
-            select(Unit.id, Unit.code, Unit.name).where(Unit.code == code))).first()
+        row = (
+            await self.session.execute(select(Unit.id, Unit.code, Unit.name).where(Unit.code == code))
+        ).first()
         return UnitRecord(*row) if row else None
 
     async def groups(self) -> list[GroupRecord]:
         rows = await self.session.execute(
-            select(TaskGroup.id, TaskGroup.code, TaskGroup.title, TaskGroup.position)
-            .order_by(TaskGroup.position, TaskGroup.id))
+            select(TaskGroup.id, TaskGroup.code, TaskGroup.title, TaskGroup.position).order_by(
+                TaskGroup.position, TaskGroup.id
+            )
+        )
         return [GroupRecord(*row) for row in rows]
 
-    async def created_between(self, start: datetime, end: datetime,
-                              unit_id: int | None = None) -> list[tuple[str, str]]:
+    async def created_between(
+        self, start: datetime, end: datetime, unit_id: int | None = None
+    ) -> list[tuple[str, str]]:
         query = self._scope(
-            select(Task.code, Task.title).where(Task.created_at > start, Task.created_at <= end),
-            unit_id).order_by(Task.position, Task.id)
+            select(Task.code, Task.title).where(Task.created_at > start, Task.created_at <= end), unit_id
+        ).order_by(Task.position, Task.id)
         return [(row[0], row[1]) for row in await self.session.execute(query)]
 
-    async def closed_between(self, start: datetime, end: datetime,
-                             unit_id: int | None = None) -> list[ClosedTask]:
+    async def closed_between(
+        self, start: datetime, end: datetime, unit_id: int | None = None
+    ) -> list[ClosedTask]:
         query = self._scope(
-            select(Task.code, Task.title, Task.lead_unit_id, Task.closed_at, Task.close_reason)
-            .where(Task.closed_at > start, Task.closed_at <= end), unit_id,
+            select(Task.code, Task.title, Task.lead_unit_id, Task.closed_at, Task.close_reason).where(
+                Task.closed_at > start, Task.closed_at <= end
+            ),
+            unit_id,
         ).order_by(Task.position, Task.id)
         return [ClosedTask(r[0], r[1], r[2], r[3], r[4] or "") for r in await self.session.execute(query)]
 
     async def task_audit(self, start: datetime, end: datetime) -> list[TaskAudit]:
         """Audited changes to tasks in the span (imports, admin edits), oldest first."""
         rows = await self.session.execute(
-            select(AuditEntry.at, AuditEntry.action, AuditEntry.entity_id, AuditEntry.before,
-                   AuditEntry.after)
+            select(
+                AuditEntry.at, AuditEntry.action, AuditEntry.entity_id, AuditEntry.before, AuditEntry.after
+            )
             .where(AuditEntry.entity == "task", AuditEntry.at > start, AuditEntry.at <= end)
-            .order_by(AuditEntry.at, AuditEntry.id))
+            .order_by(AuditEntry.at, AuditEntry.id)
+        )
         return [TaskAudit(*row) for row in rows]

@@ -22,8 +22,15 @@ from storage.models import (
 )
 
 # The columns a report's answers fill (a revision repeats them).
-ANSWER_FIELDS = ("status", "percent", "results", "difficulties", "proposals", "indicator_value",
-                 "evidence_ref")
+ANSWER_FIELDS = (
+    "status",
+    "percent",
+    "results",
+    "difficulties",
+    "proposals",
+    "indicator_value",
+    "evidence_ref",
+)
 
 
 REPORTS = table_of(ProgressReport)
@@ -32,21 +39,31 @@ REVISIONS, ATTACHMENTS, AUDIT = table_of(ReportRevision), table_of(Attachment), 
 # ORM's unit of work cost several times the SQL at the last step of every report.
 _PERIOD_REPORT = (
     select(REPORTS.c.id, REPORTS.c.revision, *(REPORTS.c[f] for f in ANSWER_FIELDS))
-    .where(REPORTS.c.task_id == bindparam("task_id"), REPORTS.c.unit_id == bindparam("unit_id"),
-           REPORTS.c.period == bindparam("period"))
+    .where(
+        REPORTS.c.task_id == bindparam("task_id"),
+        REPORTS.c.unit_id == bindparam("unit_id"),
+        REPORTS.c.period == bindparam("period"),
+    )
     .with_for_update()
 )
 _UNIT_LATEST = (
     select(REPORTS.c.status, REPORTS.c.status_since)
-    .where(REPORTS.c.task_id == bindparam("task_id"), REPORTS.c.unit_id == bindparam("unit_id"),
-           REPORTS.c.submitted_at <= bindparam("at", type_=REPORTS.c.submitted_at.type))
-    .order_by(REPORTS.c.submitted_at.desc(), REPORTS.c.id.desc()).limit(1)
+    .where(
+        REPORTS.c.task_id == bindparam("task_id"),
+        REPORTS.c.unit_id == bindparam("unit_id"),
+        REPORTS.c.submitted_at <= bindparam("at", type_=REPORTS.c.submitted_at.type),
+    )
+    .order_by(REPORTS.c.submitted_at.desc(), REPORTS.c.id.desc())
+    .limit(1)
 )
 
 
 def _correct(*columns: str) -> Any:
-    return (update(REPORTS).where(REPORTS.c.id == bindparam("report_id"))
-            .values({name: bindparam(name, type_=REPORTS.c[name].type) for name in columns}))
+    return (
+        update(REPORTS)
+        .where(REPORTS.c.id == bindparam("report_id"))
+        .values({name: bindparam(name, type_=REPORTS.c[name].type) for name in columns})
+    )
 
 
 _CORRECTED = (*ANSWER_FIELDS, "revision", "reporter_id", "submitted_at")
@@ -54,19 +71,18 @@ _CORRECT = _correct(*_CORRECTED)
 _CORRECT_RESTART = _correct(*_CORRECTED, "status_since")  # the status changed
 
 
-def period_report(runner: StatementRunner, task_id: int, unit_id: int, period: str
-                  ) -> dict[str, Any] | None:
+def period_report(runner: StatementRunner, task_id: int, unit_id: int, period: str) -> dict[str, Any] | None:
     """The unit's report on the task in the period (id, revision and answers), locked for a
     correction on PostgreSQL (SQLite's write transaction holds the whole database)."""
-    rows = runner.rows(_PERIOD_REPORT, {"task_id": task_id, "unit_id": unit_id,
-                                        "period": period})
+    rows = runner.rows(_PERIOD_REPORT, {"task_id": task_id, "unit_id": unit_id, "period": period})
     if not rows:
         return None
     return dict(zip(("id", "revision", *ANSWER_FIELDS), rows[0], strict=True))
 
 
-def unit_latest_status(runner: StatementRunner, task_id: int, unit_id: int, at: datetime
-                       ) -> tuple[str, datetime] | None:
+def unit_latest_status(
+    runner: StatementRunner, task_id: int, unit_id: int, at: datetime
+) -> tuple[str, datetime] | None:
     """(status, status_since) of the unit's latest report on the task up to the moment."""
     rows = runner.rows(_UNIT_LATEST, {"task_id": task_id, "unit_id": unit_id, "at": at})
     if not rows:
@@ -123,17 +139,18 @@ class ReportRepository:
             query = query.where(ProgressReport.unit_id.in_(list(unit_ids)))
         latest: dict[int, ProgressReport] = {}
         for report in await self.session.scalars(
-                query.order_by(ProgressReport.submitted_at, ProgressReport.id)):
+            query.order_by(ProgressReport.submitted_at, ProgressReport.id)
+        ):
             latest[report.task_id] = report
         return latest
 
-    async def recent(self, unit_ids: Iterable[int], task_id: int | None = None,
-                     limit: int = 10) -> list[ProgressReport]:
+    async def recent(
+        self, unit_ids: Iterable[int], task_id: int | None = None, limit: int = 10
+    ) -> list[ProgressReport]:
         query = (
             select(ProgressReport)
             .where(ProgressReport.unit_id.in_(list(unit_ids)))
-            .options(selectinload(ProgressReport.revisions),
-                     selectinload(ProgressReport.attachments))
+            .options(selectinload(ProgressReport.revisions), selectinload(ProgressReport.attachments))
             .order_by(ProgressReport.submitted_at.desc(), ProgressReport.id.desc())
             .limit(limit)
         )
@@ -141,8 +158,9 @@ class ReportRepository:
             query = query.where(ProgressReport.task_id == task_id)
         return list(await self.session.scalars(query))
 
-    async def lead_progress(self, at: datetime, tasks: Collection[int] | Select[Any]
-                            ) -> dict[int, LeadProgress]:
+    async def lead_progress(
+        self, at: datetime, tasks: Collection[int] | Select[Any]
+    ) -> dict[int, LeadProgress]:
         """THE place a task's completion is read (bot/services/status.py): for each task (ids,
         or a query selecting Task.id), its lead unit's latest report up to `at` and, when that
         says done, the moment the task was completed. Tasks without a lead report are left out.
@@ -157,7 +175,7 @@ class ReportRepository:
         ids = sorted(set(tasks))
         found: dict[int, LeadProgress] = {}
         for start in range(0, len(ids), 500):
-            found.update(await self._lead_progress(at, Task.id.in_(ids[start:start + 500])))
+            found.update(await self._lead_progress(at, Task.id.in_(ids[start : start + 500])))
         return found
 
     @staticmethod
@@ -168,8 +186,10 @@ class ReportRepository:
         return (
             select(getattr(pr, column))
             .where(pr.task_id == Task.id, pr.unit_id == Task.lead_unit_id, pr.submitted_at <= at)
-            .order_by(pr.submitted_at.desc(), pr.id.desc()).limit(1)
-            .correlate_except(pr).scalar_subquery()
+            .order_by(pr.submitted_at.desc(), pr.id.desc())
+            .limit(1)
+            .correlate_except(pr)
+            .scalar_subquery()
         )
 
     @classmethod
@@ -185,16 +205,34 @@ class ReportRepository:
         base = select(Task.id.label("task_id"), latest_id.label("report_id")).where(which).subquery()
         r = ProgressReport
         rows = await self.session.execute(
-            select(base.c.task_id, r.status, r.percent, r.status_since, r.submitted_at, r.period,
-                   r.results, r.difficulties, r.proposals, r.indicator_value)
-            .join(r, r.id == base.c.report_id)
+            select(
+                base.c.task_id,
+                r.status,
+                r.percent,
+                r.status_since,
+                r.submitted_at,
+                r.period,
+                r.results,
+                r.difficulties,
+                r.proposals,
+                r.indicator_value,
+            ).join(r, r.id == base.c.report_id)
         )
-        return {row[0]: LeadProgress(
-            task_id=row[0], status=row[1], percent=row[2],
-            completed_at=row[3] if row[1] == "done" else None, submitted_at=row[4],
-            period=row[5], results=row[6] or "", difficulties=row[7] or "",
-            proposals=row[8] or "", indicator_value=row[9],
-        ) for row in rows}
+        return {
+            row[0]: LeadProgress(
+                task_id=row[0],
+                status=row[1],
+                percent=row[2],
+                completed_at=row[3] if row[1] == "done" else None,
+                submitted_at=row[4],
+                period=row[5],
+                results=row[6] or "",
+                difficulties=row[7] or "",
+                proposals=row[8] or "",
+                indicator_value=row[9],
+            )
+            for row in rows
+        }
 
     async def everything(self) -> list[ProgressReport]:
         """Every report (latest revision's fields), for the export."""

@@ -36,9 +36,12 @@ class TaskRepository:
         for start in range(0, len(codes), 500):
             rows = await self.session.scalars(
                 select(Task)
-                .where(Task.code.in_(codes[start:start + 500]))
-                .options(selectinload(Task.coordinating).selectinload(TaskUnit.unit),
-                         selectinload(Task.lead_unit), selectinload(Task.group))
+                .where(Task.code.in_(codes[start : start + 500]))
+                .options(
+                    selectinload(Task.coordinating).selectinload(TaskUnit.unit),
+                    selectinload(Task.lead_unit),
+                    selectinload(Task.group),
+                )
             )
             found.update((task.code, task) for task in rows)
         return found
@@ -50,8 +53,11 @@ class TaskRepository:
         rows = await self.session.scalars(
             select(Task)
             .where(Task.closed_at.is_(None))
-            .options(selectinload(Task.coordinating).selectinload(TaskUnit.unit),
-                     selectinload(Task.lead_unit), selectinload(Task.group))
+            .options(
+                selectinload(Task.coordinating).selectinload(TaskUnit.unit),
+                selectinload(Task.lead_unit),
+                selectinload(Task.group),
+            )
             .order_by(Task.position, Task.id)
         )
         return list(rows)
@@ -64,20 +70,22 @@ class TaskRepository:
         coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id.in_(unit_ids))
         rows = await self.session.scalars(
             select(Task)
-            .where(Task.closed_at.is_(None),
-                   or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
-            .options(selectinload(Task.coordinating).selectinload(TaskUnit.unit),
-                     selectinload(Task.lead_unit), selectinload(Task.group))
+            .where(Task.closed_at.is_(None), or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
+            .options(
+                selectinload(Task.coordinating).selectinload(TaskUnit.unit),
+                selectinload(Task.lead_unit),
+                selectinload(Task.group),
+            )
             .order_by(Task.position, Task.id)
         )
         return list(rows)
 
     async def open_id_by_code(self, code: str) -> int | None:
-        return await self.session.scalar(
-            select(Task.id).where(Task.code == code, Task.closed_at.is_(None)))
+        return await self.session.scalar(select(Task.id).where(Task.code == code, Task.closed_at.is_(None)))
 
-    async def views_for_units(self, unit_ids: Iterable[int],
-                              task_ids: Iterable[int] | None = None) -> list[Task]:
+    async def views_for_units(
+        self, unit_ids: Iterable[int], task_ids: Iterable[int] | None = None
+    ) -> list[Task]:
         """Like for_units, loading only what a task list shows (lead unit, coordinating unit
         ids): this runs on every /report and /tasks."""
         unit_ids = list(unit_ids)
@@ -85,13 +93,15 @@ class TaskRepository:
             return []
         coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id.in_(unit_ids))
         query = select(Task).where(
-            Task.closed_at.is_(None),
-            or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
+            Task.closed_at.is_(None), or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated))
+        )
         if task_ids is not None:
             query = query.where(Task.id.in_(list(task_ids)))
         rows = await self.session.scalars(
-            query.options(joinedload(Task.lead_unit), selectinload(Task.coordinating))
-            .order_by(Task.position, Task.id))
+            query.options(joinedload(Task.lead_unit), selectinload(Task.coordinating)).order_by(
+                Task.position, Task.id
+            )
+        )
         return list(rows)
 
     async def counts(self) -> tuple[int, int]:
@@ -104,8 +114,11 @@ class TaskRepository:
         """Every task, closed ones included, in programme order."""
         rows = await self.session.scalars(
             select(Task)
-            .options(selectinload(Task.coordinating).selectinload(TaskUnit.unit),
-                     selectinload(Task.lead_unit), selectinload(Task.group))
+            .options(
+                selectinload(Task.coordinating).selectinload(TaskUnit.unit),
+                selectinload(Task.lead_unit),
+                selectinload(Task.group),
+            )
             .order_by(Task.position, Task.id)
         )
         return list(rows)
@@ -120,18 +133,28 @@ _TASK_UNITS = table_of(TaskUnit)
 
 def _report_task(by: str) -> Select[Any]:
     tasks = _TASKS
-    return (select(tasks.c.id, tasks.c.code, tasks.c.title, tasks.c.lead_unit_id,
-                   tasks.c.target_value, tasks.c.target_unit, tasks.c.target_label)
-            .where(tasks.c.closed_at.is_(None), tasks.c[by] == bindparam("value")))
+    return select(
+        tasks.c.id,
+        tasks.c.code,
+        tasks.c.title,
+        tasks.c.lead_unit_id,
+        tasks.c.target_value,
+        tasks.c.target_unit,
+        tasks.c.target_label,
+    ).where(tasks.c.closed_at.is_(None), tasks.c[by] == bindparam("value"))
 
 
 _REPORT_TASK = {"id": _report_task("id"), "code": _report_task("code")}
-_COORDINATING = (select(_TASK_UNITS.c.unit_id).where(_TASK_UNITS.c.task_id == bindparam("task_id"))
-                 .order_by(_TASK_UNITS.c.position, _TASK_UNITS.c.id))
+_COORDINATING = (
+    select(_TASK_UNITS.c.unit_id)
+    .where(_TASK_UNITS.c.task_id == bindparam("task_id"))
+    .order_by(_TASK_UNITS.c.position, _TASK_UNITS.c.id)
+)
 
 
-def report_task(runner: StatementRunner, task_id: int | None = None, code: str | None = None
-                ) -> tuple[Any, list[int]] | None:
+def report_task(
+    runner: StatementRunner, task_id: int | None = None, code: str | None = None
+) -> tuple[Any, list[int]] | None:
     """The open task's row (id, code, title, lead_unit_id, target_value, target_unit,
     target_label) by id or code, and its coordinating unit ids in order: plain rows, for the
     step that starts every report."""
@@ -140,4 +163,4 @@ def report_task(runner: StatementRunner, task_id: int | None = None, code: str |
     if not rows:
         return None
     units = runner.rows(_COORDINATING, {"task_id": rows[0].id})
-    return rows[0], [int(u) for u, in units]
+    return rows[0], [int(u) for (u,) in units]

@@ -20,20 +20,17 @@ def _focal_scopes() -> tuple[Select[Any], Exists]:
     # per-execution overhead was most of its cost.
     users, members = table_of(User), table_of(Membership)
     tasks, task_units = table_of(Task), table_of(TaskUnit)
-    joined = (users.join(members, members.c.user_id == users.c.id)
-              .join(tasks, tasks.c.id == bindparam("task")))
+    joined = users.join(members, members.c.user_id == users.c.id).join(tasks, tasks.c.id == bindparam("task"))
     conditions = (
         users.c.telegram_id == bindparam("person"),
-        users.c.active.is_(True), members.c.role == "focal",
+        users.c.active.is_(True),
+        members.c.role == "focal",
         tasks.c.closed_at.is_(None),
         (tasks.c.lead_unit_id == members.c.unit_id)
-        | exists().where(task_units.c.task_id == tasks.c.id,
-                         task_units.c.unit_id == members.c.unit_id),
+        | exists().where(task_units.c.task_id == tasks.c.id, task_units.c.unit_id == members.c.unit_id),
     )
-    rows = (select(users.c.telegram_id, tasks.c.id, members.c.unit_id)
-            .select_from(joined).where(*conditions))
-    one_unit = exists().select_from(joined).where(*conditions,
-                                                  members.c.unit_id == bindparam("unit"))
+    rows = select(users.c.telegram_id, tasks.c.id, members.c.unit_id).select_from(joined).where(*conditions)
+    one_unit = exists().select_from(joined).where(*conditions, members.c.unit_id == bindparam("unit"))
     return rows, one_unit
 
 
@@ -41,8 +38,7 @@ _FOCAL_SCOPES, IN_SCOPE = _focal_scopes()
 _USER_ID = select(User.__table__.c.id).where(User.__table__.c.telegram_id == bindparam("telegram_id"))
 
 
-def focal_scopes(runner: StatementRunner, telegram_id: int, task_id: int
-                 ) -> set[tuple[int, int, int]]:
+def focal_scopes(runner: StatementRunner, telegram_id: int, task_id: int) -> set[tuple[int, int, int]]:
     """(Telegram id, task id, unit id) for each unit of which the person is an active focal
     point and which leads or coordinates the open task."""
     rows = runner.rows(_FOCAL_SCOPES, {"person": telegram_id, "task": task_id})
@@ -64,12 +60,22 @@ def _person() -> Select[Any]:
     users, members, units = User.__table__, Membership.__table__, Unit.__table__
     roles = UserRole.__table__
     return (
-        select(users.c.id, users.c.first_name, users.c.language, users.c.active,
-               members.c.unit_id, members.c.role, units.c.code, units.c.name,
-               roles.c.role.label("programme_role"))
-        .select_from(users.outerjoin(members, members.c.user_id == users.c.id)
-                     .outerjoin(units, units.c.id == members.c.unit_id)
-                     .outerjoin(roles, roles.c.user_id == users.c.id))
+        select(
+            users.c.id,
+            users.c.first_name,
+            users.c.language,
+            users.c.active,
+            members.c.unit_id,
+            members.c.role,
+            units.c.code,
+            units.c.name,
+            roles.c.role.label("programme_role"),
+        )
+        .select_from(
+            users.outerjoin(members, members.c.user_id == users.c.id)
+            .outerjoin(units, units.c.id == members.c.unit_id)
+            .outerjoin(roles, roles.c.user_id == users.c.id)
+        )
         .where(users.c.telegram_id == bindparam("telegram_id"))
     )
 
@@ -82,8 +88,12 @@ def _contacts() -> Select[Any]:
     return (
         select(users.c.id, users.c.telegram_id, users.c.language)
         .join(members, members.c.user_id == users.c.id)
-        .where(members.c.unit_id == bindparam("unit_id"), members.c.role == bindparam("role"),
-               users.c.active.is_(True), users.c.reachable.is_(True))
+        .where(
+            members.c.unit_id == bindparam("unit_id"),
+            members.c.role == bindparam("role"),
+            users.c.active.is_(True),
+            users.c.reachable.is_(True),
+        )
         .order_by(users.c.id)
     )
 
@@ -103,8 +113,10 @@ def person_rows(runner: StatementRunner, telegram_id: int) -> list[Any]:
 def contacts(runner: StatementRunner, unit_id: int, role: str) -> list[tuple[int, int, str | None]]:
     """(user id, Telegram id, language) of the unit's active and reachable members with the
     role, by user id: for the notice of every report."""
-    return [(int(i), int(t), language)
-            for i, t, language in runner.rows(_CONTACTS, {"unit_id": unit_id, "role": role})]
+    return [
+        (int(i), int(t), language)
+        for i, t, language in runner.rows(_CONTACTS, {"unit_id": unit_id, "role": role})
+    ]
 
 
 class UserRepository:
@@ -124,9 +136,7 @@ class UserRepository:
         return result.unique().one_or_none()
 
     async def by_username(self, username: str) -> User | None:
-        return await self.session.scalar(
-            select(User).where(User.username == username.lstrip("@"))
-        )
+        return await self.session.scalar(select(User).where(User.username == username.lstrip("@")))
 
     async def upsert(
         self, telegram_id: int, first_name: str, last_name: str | None, username: str | None
@@ -196,9 +206,7 @@ class UserRepository:
         return list(rows)
 
     async def remove_role(self, user: User, role: str) -> None:
-        await self.session.execute(
-            delete(UserRole).where(UserRole.user_id == user.id, UserRole.role == role)
-        )
+        await self.session.execute(delete(UserRole).where(UserRole.user_id == user.id, UserRole.role == role))
 
     async def focal_counts(self) -> dict[int, int]:
         """How many active focal points each unit has (unit id -> count)."""

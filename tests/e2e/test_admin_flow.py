@@ -32,15 +32,14 @@ def ask(api: FakeBotAPI, user_id: int, text: str, answers: int = 1) -> list[Sent
     return api.wait_sent(user_id, before + answers, timeout=15)[before:]
 
 
-def test_admin_sets_up_a_task_and_the_focal_point_is_told(
-    server: BotAPIServer, tmp_path: Path
-) -> None:
+def test_admin_sets_up_a_task_and_the_focal_point_is_told(server: BotAPIServer, tmp_path: Path) -> None:
     api = server.api
     bot = BotProcess(server, tmp_path, extra_config="[nudges]\ndispatch_interval = 1\n")
     # [bot] is already written by BotProcess (data_dir): the admin goes into that table.
     bot.config_path.write_text(
         bot.config_path.read_text(encoding="utf-8").replace("[bot]\n", f"[bot]\nadmins = [{ADMIN}]\n"),
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     api.user(ADMIN, "Quản trị")
     api.user(FOCAL, "Lan", username="lan")
     with bot:
@@ -62,8 +61,9 @@ def test_admin_sets_up_a_task_and_the_focal_point_is_told(
             ask(api, ADMIN, answer)
         (confirm,) = ask(api, ADMIN, "-")
         api.press_button(ADMIN, confirm.message_id, confirm.button_data("Tạo"))
-        api.wait_for(lambda: "Đã tạo" in (api.message(ADMIN, confirm.message_id).get("text") or ""),
-                     timeout=15)
+        api.wait_for(
+            lambda: "Đã tạo" in (api.message(ADMIN, confirm.message_id).get("text") or ""), timeout=15
+        )
 
         (invite,) = ask(api, ADMIN, "/invite TTS focal")
         link = (invite.plain_text or "").split()[-1]

@@ -35,18 +35,18 @@ def server() -> Iterator[BotAPIServer]:
         yield server
 
 
-def test_a_due_nudge_arrives_exactly_once_across_kills(server: BotAPIServer,
-                                                      tmp_path: Path) -> None:
+def test_a_due_nudge_arrives_exactly_once_across_kills(server: BotAPIServer, tmp_path: Path) -> None:
     api = server.api
     today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
     plan = tmp_path / "plan.yaml"
     plan.write_text(
-        "units:\n  - {code: TST, name: \"Phòng Thử nghiệm\"}\n"
-        "groups:\n  - {code: \"1\", title: \"Nhóm một\"}\n"
+        'units:\n  - {code: TST, name: "Phòng Thử nghiệm"}\n'
+        'groups:\n  - {code: "1", title: "Nhóm một"}\n'
         "tasks:\n"
-        f"  - {{code: \"1.1\", group: \"1\", title: \"Việc đến hạn\", lead: TST, "
+        f'  - {{code: "1.1", group: "1", title: "Việc đến hạn", lead: TST, '
         f"deadline: {today.isoformat()}}}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     bot = BotProcess(server, tmp_path, extra_config=ALWAYS_WORKING)
     assert bot.cli("import", str(plan)).returncode == 0
     code = bot.cli("invite", "TST", "--role", "focal").stdout.splitlines()[1]

@@ -32,8 +32,9 @@ class User:
         count = len(self.api.sent(self.id)) + 1
         reply = self.api.wait_sent(self.id, count, timeout=15)[-1]
         buttons = " ".join(f"[{b['text']}]" for b in reply.buttons)
-        self.transcript.append(f"  tiendo: {reply.plain_text}" + (f"\n          {buttons}"
-                                                                   if buttons else ""))
+        self.transcript.append(
+            f"  tiendo: {reply.plain_text}" + (f"\n          {buttons}" if buttons else "")
+        )
         return reply
 
     def says(self, text: str) -> SentMessage:
@@ -64,8 +65,7 @@ def invite(bot: BotProcess, unit: str) -> str:
     return result.stdout.splitlines()[1].strip()
 
 
-def test_two_reports_then_kill_in_the_middle_of_a_third(server: BotAPIServer,
-                                                        tmp_path: Path) -> None:
+def test_two_reports_then_kill_in_the_middle_of_a_third(server: BotAPIServer, tmp_path: Path) -> None:
     api = server.api
     bot = BotProcess(server, tmp_path)
     assert bot.cli("import", str(EXAMPLE_PLAN)).returncode == 0
@@ -79,8 +79,7 @@ def test_two_reports_then_kill_in_the_middle_of_a_third(server: BotAPIServer,
 
         # Lan (TTRA): the whole flow, with a target value and a document.
         page = lan.says("/report")
-        ask = lan.presses(page, next(b["text"] for b in page.buttons
-                                     if b["text"].startswith("5.14")))
+        ask = lan.presses(page, next(b["text"] for b in page.buttons if b["text"].startswith("5.14")))
         ask = lan.presses(ask, "Đang thực hiện")
         ask = lan.presses(ask, "75%")
         lan.says("Đã giải quyết 30/35 đơn thư trong tuần")
@@ -131,5 +130,14 @@ def test_two_reports_then_kill_in_the_middle_of_a_third(server: BotAPIServer,
     assert len(rows) == 1 and Path(rows[0][1]).read_bytes() == b"%PDF-1.4 bien ban hop"
     assert db.execute("select count(*) from progress_reports").fetchone() == (3,)
     assert db.execute("select count(*) from drafts").fetchone() == (0,)
-    print("\n".join(["", "--- /report as Lan saw it ---", *lan.transcript,
-                     "--- Hoa, across the kill ---", *hoa.transcript]))
+    print(
+        "\n".join(
+            [
+                "",
+                "--- /report as Lan saw it ---",
+                *lan.transcript,
+                "--- Hoa, across the kill ---",
+                *hoa.transcript,
+            ]
+        )
+    )

@@ -79,25 +79,37 @@ def test_webhook_mode_registers_and_accepts_updates_with_the_secret(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    bot = BotProcess(server, tmp_path, extra_config=(
-        'mode = "webhook"\nwebhook_url = "https://bot.example.gov.vn"\n'
-        f'webhook_listen = "127.0.0.1"\nwebhook_port = {port}\n'))
+    bot = BotProcess(
+        server,
+        tmp_path,
+        extra_config=(
+            'mode = "webhook"\nwebhook_url = "https://bot.example.gov.vn"\n'
+            f'webhook_listen = "127.0.0.1"\nwebhook_port = {port}\n'
+        ),
+    )
     with bot:
         secret = _webhook_path(load_config(bot.config_path, env={"TELEGRAM_BOT_TOKEN": DEFAULT_TOKEN}))
         info = server.api.webhook_info()
         assert info["url"] == f"https://bot.example.gov.vn/telegram/{secret}"
         server.api.user(557, "Hà")
-        update = {"update_id": 1, "message": {
-            "message_id": 1, "date": 1700000000, "text": "/start",
-            "entities": [{"offset": 0, "length": 6, "type": "bot_command"}],
-            "chat": {"id": 557, "type": "private", "first_name": "Hà"},
-            "from": {"id": 557, "is_bot": False, "first_name": "Hà"}}}
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": 1700000000,
+                "text": "/start",
+                "entities": [{"offset": 0, "length": 6, "type": "bot_command"}],
+                "chat": {"id": 557, "type": "private", "first_name": "Hà"},
+                "from": {"id": 557, "is_bot": False, "first_name": "Hà"},
+            },
+        }
 
         def post(header: str) -> int:
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/telegram/{secret}", data=json.dumps(update).encode(),
-                headers={"Content-Type": "application/json",
-                         "X-Telegram-Bot-Api-Secret-Token": header})
+                f"http://127.0.0.1:{port}/telegram/{secret}",
+                data=json.dumps(update).encode(),
+                headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": header},
+            )
             try:
                 with urllib.request.urlopen(request, timeout=5) as response:
                     return response.status

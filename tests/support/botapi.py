@@ -1259,8 +1259,9 @@ class FakeBotAPI:
         except TimeoutError:
             raise TimeoutError(self._sent_timeout_message(chat_id, count, timeout)) from None
 
-    async def wait_for_async(self, predicate: Callable[[], T | None], timeout: float = 5.0,
-                             *, chat_id: int | None = None) -> T:
+    async def wait_for_async(
+        self, predicate: Callable[[], T | None], timeout: float = 5.0, *, chat_id: int | None = None
+    ) -> T:
         """Await until ``predicate()`` is truthy without blocking the event loop; return it.
         With ``chat_id``, the predicate is checked again only when the bot sends a message
         to that chat (it must depend on nothing else)."""
@@ -1290,8 +1291,9 @@ class FakeBotAPI:
     async def wait_sent_async(self, chat_id: int, count: int = 1, timeout: float = 5.0) -> list[SentMessage]:
         """Await until the bot has sent ``count`` messages to ``chat_id``; return all of them."""
         try:
-            return await self.wait_for_async(lambda: _at_least(self.sent(chat_id), count), timeout,
-                                             chat_id=chat_id)
+            return await self.wait_for_async(
+                lambda: _at_least(self.sent(chat_id), count), timeout, chat_id=chat_id
+            )
         except TimeoutError:
             raise TimeoutError(self._sent_timeout_message(chat_id, count, timeout)) from None
 

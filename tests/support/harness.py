@@ -32,14 +32,16 @@ class Harness:
     clock: FixedClock
 
     @classmethod
-    async def start(cls, config: Config, db: Database, *,
-                    now: datetime = datetime(2024, 1, 31, 2, 0, tzinfo=UTC)) -> Harness:
+    async def start(
+        cls, config: Config, db: Database, *, now: datetime = datetime(2024, 1, 31, 2, 0, tzinfo=UTC)
+    ) -> Harness:
         api = FakeBotAPI()
         clock = FixedClock(now)
         # The test's database (already migrated) instead of a second engine.
         services = build_services(config, clock=clock, db=db)
-        app = build_application(config, services=services, request=StandinRequest(api),
-                                updates_request=StandinRequest(api))
+        app = build_application(
+            config, services=services, request=StandinRequest(api), updates_request=StandinRequest(api)
+        )
         await app.initialize()
         return cls(api, app, services, clock)
 
@@ -58,16 +60,17 @@ class Harness:
         await self._process(self.api.send_text(user_id, text, **kwargs))  # type: ignore[arg-type]
         return self._since(user_id, before)
 
-    async def press(self, user_id: int, message_id: int, data: str,
-                    check: bool = True, too_old: bool = False) -> list[SentMessage]:
+    async def press(
+        self, user_id: int, message_id: int, data: str, check: bool = True, too_old: bool = False
+    ) -> list[SentMessage]:
         """A user presses an inline button; returns new messages (edits show on the message)."""
         before = len(self.api.sent(user_id))
-        await self._process(self.api.press_button(user_id, message_id, data, check=check,
-                                                  too_old=too_old))
+        await self._process(self.api.press_button(user_id, message_id, data, check=check, too_old=too_old))
         return self._since(user_id, before)
 
-    async def send_document(self, user_id: int, filename: str, content: bytes,
-                            mime_type: str = "application/pdf") -> list[SentMessage]:
+    async def send_document(
+        self, user_id: int, filename: str, content: bytes, mime_type: str = "application/pdf"
+    ) -> list[SentMessage]:
         before = len(self.api.sent(user_id))
         await self._process(self.api.send_document(user_id, filename, content, mime_type))
         return self._since(user_id, before)
@@ -75,4 +78,3 @@ class Harness:
     async def dispatch(self) -> None:
         """Run the outbox dispatcher once, as the repeating job would."""
         await dispatch_outbox(Context.from_application(self.app))
-

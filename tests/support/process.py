@@ -22,9 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class BotProcess:
-    def __init__(self, server: BotAPIServer, folder: Path, *, extra_config: str = "",
-                 database_url: str | None = None, env: dict[str, str] | None = None,
-                 wrapper: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        server: BotAPIServer,
+        folder: Path,
+        *,
+        extra_config: str = "",
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
         """`wrapper`: a command the process runs under (e.g. valgrind and its options)."""
         self.server = server
         self.wrapper = list(wrapper)
@@ -32,16 +39,20 @@ class BotProcess:
         self.config_path = folder / "config.toml"
         self.config_path.write_text(
             "[bot]\n"
-            f"data_dir = \"{folder / 'data'}\"\n"
+            f'data_dir = "{folder / "data"}"\n'
             "[telegram]\n"
-            f"api_base_url = \"{server.base_url}\"\n"
-            f"api_base_file_url = \"{server.base_file_url}\"\n"
-            "poll_timeout = 1\n"
-            + extra_config,
+            f'api_base_url = "{server.base_url}"\n'
+            f'api_base_file_url = "{server.base_file_url}"\n'
+            "poll_timeout = 1\n" + extra_config,
             encoding="utf-8",
         )
-        self.env = {**os.environ, "TIENDO_CONFIG": str(self.config_path),
-                    "TELEGRAM_BOT_TOKEN": DEFAULT_TOKEN, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = {
+            **os.environ,
+            "TIENDO_CONFIG": str(self.config_path),
+            "TELEGRAM_BOT_TOKEN": DEFAULT_TOKEN,
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
         if database_url:
             self.env["TIENDO_DATABASE_URL"] = database_url
         else:
@@ -52,14 +63,24 @@ class BotProcess:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run another tiendo command with the same config (e.g. import, invite)."""
-        return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def start(self, timeout: float = 30.0) -> BotProcess:
         self._ready.clear()
         self.process = subprocess.Popen(
-            [*self.wrapper, sys.executable, "-m", "bot.cli", "run"], cwd=ROOT, env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [*self.wrapper, sys.executable, "-m", "bot.cli", "run"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
         if not self._ready.wait(timeout):
