@@ -37,11 +37,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 
-from bot.app import build_application, build_services
+from bot.app import build_application
 from bot.clock import FixedClock
 from bot.config import ROOT, Config, load_config
+from bot.context import Context
 from bot.jobs.dispatch import dispatch_outbox
-from handlers.context import Context
+from bot.services.container import build_services
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Membership, OutboxMessage, Task, TaskGroup, Unit, User

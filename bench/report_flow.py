@@ -67,8 +67,8 @@ from telegram.ext import (  # noqa: E402
     filters,
 )
 
-from bot.app import build_services  # noqa: E402
 from bot.config import load_config  # noqa: E402
+from bot.services.container import build_services  # noqa: E402
 from bot.updates import PerChatUpdateProcessor  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402

@@ -1,14 +1,14 @@
 """The one place that wires everything: services and the Telegram application.
 
-Nothing here runs at import time; build_application(config) creates the engine, the services
-and the PTB Application (whose JobQueue is the only scheduler).
+Nothing here runs at import time; build_application(config) takes the services from
+build_services (bot/services/container.py) and creates the PTB Application (whose JobQueue is
+the only scheduler).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 from telegram import Update
 from telegram.constants import ParseMode
@@ -25,108 +25,20 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot.clock import Clock, SystemClock
 from bot.config import Config
-from bot.i18n import I18n
+from bot.context import BotData, Context
 from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
-from bot.jobs.dispatch import SendPacer, dispatch_outbox
+from bot.jobs.dispatch import dispatch_outbox
 from bot.jobs.drafts import close_expired_drafts
 from bot.jobs.nudges import plan_nudges
-from bot.services.admin import AdminService
-from bot.services.audit import AuditService
-from bot.services.calendar import WorkCalendar
-from bot.services.digest import DigestService
-from bot.services.drafts import DraftService
-from bot.services.evidence import EvidenceStore
-from bot.services.invites import InviteService
-from bot.services.notices import NoticeService
-from bot.services.nudges import NudgeService
-from bot.services.outbox import OutboxService
-from bot.services.overview import OverviewService
-from bot.services.people import PeopleService
-from bot.services.periods import PeriodRule, period_rule
-from bot.services.programme import ProgrammeService
-from bot.services.reporting import ReportingService
-from bot.services.tasks import HistoryService, TaskService
+from bot.services.container import Services, build_services
 from bot.updates import PerChatUpdateProcessor
 from handlers import admin, modules, report
 from handlers.common import oversize, refuse_callback
-from handlers.context import BotData, Context
 from handlers.help import set_default_menu
-from storage.db import Database
 from storage.persistence import DatabasePersistence
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """Everything a handler or job may use, created once per process."""
-
-    config: Config
-    db: Database
-    clock: Clock
-    i18n: I18n
-    periods: PeriodRule
-    people: PeopleService
-    invites: InviteService
-    outbox: OutboxService
-    programme: ProgrammeService
-    reporting: ReportingService
-    admin: AdminService
-    overview: OverviewService
-    digest: DigestService
-    tasks: TaskService
-    history: HistoryService
-    drafts: DraftService
-    evidence: EvidenceStore
-    notices: NoticeService
-    audit: AuditService
-    calendar: WorkCalendar
-    nudges: NudgeService
-    pacer: SendPacer
-
-
-def build_services(config: Config, *, clock: Clock | None = None, db: Database | None = None) -> Services:
-    db = db or Database(config.database_url, echo=config.database.echo)
-    clock = clock or SystemClock()
-    periods = period_rule(config)
-    i18n = I18n(config.bot.language)
-    outbox = OutboxService(db, clock)
-    programme = ProgrammeService(db)
-    people = PeopleService(db, frozenset(config.bot.admins))
-    calendar = WorkCalendar(config)
-    nudge_service = NudgeService(config, db, clock, i18n, calendar, periods, outbox)
-    return Services(
-        config=config,
-        db=db,
-        clock=clock,
-        i18n=i18n,
-        periods=periods,
-        people=people,
-        invites=InviteService(db, clock),
-        outbox=outbox,
-        programme=programme,
-        reporting=ReportingService(db, clock, periods, on_task_changed=nudge_service.on_task_changed),
-        admin=AdminService(
-            db, clock, config, i18n, outbox, programme, on_task_changed=nudge_service.on_task_changed
-        ),
-        overview=OverviewService(db, clock, config),
-        digest=DigestService(config, db, clock, i18n, periods),
-        tasks=TaskService(db, config.tz),
-        history=HistoryService(db),
-        drafts=DraftService(db, clock),
-        evidence=EvidenceStore(
-            config.data_path / "evidence",
-            config.reporting.evidence_max_mb,
-            config.reporting.evidence_extensions,
-        ),
-        notices=NoticeService(i18n, people, outbox),
-        audit=AuditService(db),
-        calendar=calendar,
-        nudges=nudge_service,
-        pacer=SendPacer(config.nudges.max_per_second),
-    )
 
 
 async def _private_only(update: Update, context: Context) -> None:
@@ -254,6 +166,7 @@ def build_application(
         builder = builder.get_updates_request(updates_request)
     application = builder.build()
     application.bot_data.services = services
+    application.bot_data.kick_dispatcher = lambda: kick_dispatcher(application)
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
     # Plan files for /import are looked at in their own group, so that another flow waiting for

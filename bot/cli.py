@@ -96,7 +96,7 @@ async def cmd_init(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
 
 
 async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
-    from bot.app import build_services
+    from bot.services.container import build_services
     from storage.migrate import upgrade
     from storage.repositories.tasks import TaskRepository
 
@@ -164,7 +164,7 @@ async def _bot_username(config: Config) -> str | None:
 
 
 async def cmd_invite(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
-    from bot.app import build_services
+    from bot.services.container import build_services
     from bot.services.invites import UnknownUnit, deep_link
     from storage.migrate import upgrade
     from storage.repositories.units import UnitRepository
@@ -288,7 +288,7 @@ async def cmd_audit(config: Config, i18n: I18n, args: argparse.Namespace) -> int
 
 
 async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
-    from bot.app import build_services
+    from bot.services.container import build_services
     from bot.services.report_data import UnknownScope
     from bot.services.report_render import SUFFIX
     from storage.migrate import upgrade

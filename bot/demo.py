@@ -17,12 +17,10 @@ from pathlib import Path
 
 from bot.clock import FixedClock
 from bot.config import ROOT, Config
-from bot.i18n import I18n
-from bot.services.digest import DigestService
-from bot.services.periods import Period, period_rule
-from bot.services.programme import ProgrammeService
+from bot.services.container import Services, build_services
+from bot.services.periods import Period
 from bot.services.report_render import FORMATS
-from bot.services.reporting import ReportingService, ReportInput
+from bot.services.reporting import ReportInput
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.repositories.tasks import TaskRepository
@@ -51,13 +49,13 @@ def _at(day: date, hour: int, config: Config) -> datetime:
     return datetime.combine(day, time(hour), tzinfo=config.tz).astimezone(UTC)
 
 
-async def simulate(db: Database, config: Config, clock: FixedClock) -> Period:
+async def simulate(services: Services) -> Period:
     """Load the example and submit four weeks of reports; returns the last simulated period."""
-    programme = ProgrammeService(db)
-    plan = await programme.read_plan(EXAMPLE.read_bytes(), EXAMPLE.name)
-    await programme.apply(plan, actor="demo")
-    rules = period_rule(config)
-    reporting = ReportingService(db, clock, rules)
+    config, db = services.config, services.db
+    plan = await services.programme.read_plan(EXAMPLE.read_bytes(), EXAMPLE.name)
+    await services.programme.apply(plan, actor="demo")
+    rules = services.periods
+    reporting = services.reporting
     async with db.reader() as session:
         tasks = await TaskRepository(session).all_open()
     rng = random.Random(59)
@@ -142,15 +140,14 @@ async def run_demo(config: Config, output: Path) -> DemoResult:
     with tempfile.TemporaryDirectory(prefix="tiendo-demo-") as folder:
         url = f"sqlite+aiosqlite:///{Path(folder) / 'demo.db'}"
         demo_config = config.with_overrides(source=None)
-        db = Database(url)
+        clock = FixedClock(_at(WEEKS[0], 8, config))
+        services = build_services(demo_config, clock=clock, db=Database(url))
         try:
-            await upgrade(db)
-            clock = FixedClock(_at(WEEKS[0], 8, config))
-            period = await simulate(db, demo_config, clock)
+            await upgrade(services.db)
+            period = await simulate(services)
             clock.set(period.end + timedelta(hours=1))
-            service = DigestService(demo_config, db, clock, I18n(config.bot.language), period_rule(config))
-            data = await service.build(period)
-            files = service.write_files(data, output, formats=FORMATS)
+            data = await services.digest.build(period)
+            files = services.digest.write_files(data, output, formats=FORMATS)
         finally:
-            await db.dispose()
+            await services.db.dispose()
     return DemoResult(period, list(files.values()))

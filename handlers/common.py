@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
+from bot.context import Context
 from bot.services.people import Person
-from handlers.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CommandHandler, filters
 
+from bot.context import Context
 from bot.services.report_data import UnknownScope
 from handlers.common import caller
-from handlers.context import Context
 
 COMMANDS: list[tuple[str, str]] = [
     ("digest", "manager"),

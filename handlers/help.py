@@ -14,10 +14,10 @@ from telegram import (
 )
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
+from bot.context import Context
 from bot.i18n import I18n
 from bot.services.people import Person
 from handlers.common import caller, keyboard, refuse_callback
-from handlers.context import Context
 
 COMMANDS = [("help", "any"), ("lang", "any")]
 

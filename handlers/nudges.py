@@ -8,8 +8,8 @@ import re
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler
 
+from bot.context import Context
 from handlers.common import caller
-from handlers.context import Context
 
 SNOOZE = re.compile(r"^ng:snooze:(\d{1,18})$")
 

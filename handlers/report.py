@@ -32,6 +32,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
+from bot.context import Context
 from bot.services.drafts import DraftView, OutOfScope
 from bot.services.reporting import EvidenceFile, ReportInput
 from bot.services.tasks import ReportableTask, TaskView
@@ -44,7 +45,6 @@ from handlers.common import (
     send_html,
     stale_callback,
 )
-from handlers.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -769,9 +769,7 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
         ),
     )
     if noticed:
-        from bot.app import kick_dispatcher  # bot.app imports this module
-
-        kick_dispatcher(context.application)
+        context.kick_dispatcher()
     return ConversationHandler.END
 
 

@@ -8,11 +8,11 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
+from bot.context import Context
 from bot.services.invites import RedeemOutcome
 from bot.services.people import Person
 from bot.services.status import StatusClass
 from handlers.common import caller
-from handlers.context import Context
 from handlers.help import commands_for, person_roles, set_menu
 
 COMMANDS = [("start", "any")]

@@ -8,9 +8,9 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
+from bot.context import Context
 from bot.services.tasks import TaskView
 from handlers.common import caller, keyboard, page_row, refuse_callback
-from handlers.context import Context
 
 PAGE_SIZE = 6
 COMMANDS = [("tasks", "focal"), ("tasks", "leader"), ("history", "focal"), ("history", "leader")]

@@ -10,8 +10,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from bot.app import build_application, build_services
+from bot.app import build_application
 from bot.config import Config
+from bot.services.container import build_services
 from bot.services.reporting import ReportInput
 from handlers.admin import COMMANDS
 from storage.db import Database

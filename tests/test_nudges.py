@@ -184,7 +184,7 @@ async def test_reunification_day_moves_to_the_next_working_day(bot: Harness) -> 
 
 
 async def test_a_swapped_working_saturday_counts(config: Config) -> None:
-    from bot.app import build_services
+    from bot.services.container import build_services
 
     swapped = dataclasses.replace(
         config, work=dataclasses.replace(config.work, working_weekend_days=["2025-04-26"])
@@ -475,8 +475,8 @@ async def test_a_nudge_whose_task_changed_after_planning_is_not_sent(bot: Harnes
 async def test_a_nudge_claimed_before_the_task_was_completed_is_not_sent(bot: Harness) -> None:
     """Completion cancels what is pending, but a nudge the dispatcher has already claimed is
     caught when it is rendered."""
+    from bot.context import Context
     from bot.jobs import dispatch
-    from handlers.context import Context
 
     task_id = await add_task(bot, date(2024, 3, 15))
     bot.clock.set(hanoi(2024, 3, 6, 9, 0))

@@ -97,7 +97,7 @@ async def test_a_claim_left_by_a_dead_process_is_sent_after_restart(harness: Har
 def test_the_pacer_spaces_sends_overall_and_per_chat() -> None:
     from itertools import pairwise
 
-    from bot.jobs.dispatch import SendPacer
+    from bot.services.pacing import SendPacer
 
     now = [100.0]
     pacer = SendPacer(28, monotonic=lambda: now[0])

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import Config
+from bot.context import Context
 from bot.jobs.drafts import close_expired_drafts
 from handlers.common import clip
-from handlers.context import Context
 from storage.db import Database
 from storage.models import Attachment, OutboxMessage, ProgressReport, ReportRevision
 from tests.report_helpers import (

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 
+from bot.context import Context
 from bot.jobs.dispatch import dispatch_outbox
-from handlers.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from bot.context import Context
 from bot.services.outbox import OutgoingMessage
-from handlers.context import Context
 
 log = logging.getLogger(__name__)
 

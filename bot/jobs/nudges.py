@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from handlers.context import Context
+from bot.context import Context
 
 log = logging.getLogger(__name__)
 

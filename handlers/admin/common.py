@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 
+from bot.context import Context
 from bot.services.admin import Actor, AdminError
 from bot.services.people import Person
-from handlers.context import Context
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services.container import Services
 
 MAX_MESSAGE = 4000
 # Who may call a command, by the role named in COMMANDS.

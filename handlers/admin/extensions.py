@@ -8,9 +8,9 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
+from bot.context import Context
 from bot.services.admin import AdminError
 from handlers.admin.common import begin, drop_buttons
-from handlers.context import Context
 
 
 async def extend(update: Update, context: Context) -> None:

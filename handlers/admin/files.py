@@ -10,12 +10,12 @@ from telegram import InputFile, Update
 from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.context import Context
 from bot.services.admin import AdminError
 from bot.services.plans import PlanError
 from bot.services.programme import ImportResult
 from handlers.admin.common import Call, actor_of, begin, chunks, drop_buttons, keyboard
 from handlers.common import clip
-from handlers.context import Context
 
 LIST_LIMIT = 30
 KINDS = ("unit", "group", "task")

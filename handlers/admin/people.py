@@ -9,10 +9,10 @@ from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.config import parse_duration
+from bot.context import Context
 from bot.services.admin import AdminError
 from bot.services.invites import UnknownUnit, deep_link
 from handlers.admin.common import begin, keyboard
-from handlers.context import Context
 
 INVITE_ROLES = ("focal", "leader", "manager")
 

@@ -18,9 +18,9 @@ from telegram.ext import (
     filters,
 )
 
+from bot.context import Context
 from bot.services.admin import AdminError, TaskView, clean, parse_target
 from handlers.admin.common import Call, begin, keyboard
-from handlers.context import Context
 
 # The /task_add questions in order; the draft in the database says which one is next, so a
 # restart (or a later /task_add) resumes where the admin stopped.

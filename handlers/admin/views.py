@@ -7,10 +7,10 @@ from html import escape
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
+from bot.context import Context
 from bot.services.overview import StatsRow
 from bot.services.status import STATUS_ORDER
 from handlers.admin.common import Call, begin
-from handlers.context import Context
 
 
 def _rate(call: Call, row: StatsRow) -> str:

@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from telegram import Update
 from telegram.ext import Application
 
-from bot.app import Services, build_application, build_services
+from bot.app import build_application
 from bot.clock import FixedClock
 from bot.config import Config
+from bot.context import Context
 from bot.jobs.dispatch import dispatch_outbox
-from handlers.context import Context
+from bot.services.container import Services, build_services
 from storage.db import Database
 from tests.support.botapi import FakeBotAPI, SentMessage, StandinRequest
 

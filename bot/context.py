@@ -1,0 +1,39 @@
+"""The typed callback context: handlers and jobs reach services as context.services, not string
+keys. It sits below handlers and jobs (both import it) and above the services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+if TYPE_CHECKING:
+    from bot.services.container import Services
+
+
+class BotData:
+    """The application's bot_data: the wired services and the hooks the wiring sets, once, in
+    build_application."""
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+        # Sends what was just queued in the outbox without waiting for the dispatcher's next
+        # run; set by the wiring, which knows the dispatcher job (handlers do not import it).
+        self.kick_dispatcher: Callable[[], None] = lambda: None
+
+
+class Context(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: ignore[type-arg]
+    @property
+    def services(self) -> Services:
+        services = self.bot_data.services
+        assert services is not None, "build_application wires the services"
+        return services
+
+    def kick_dispatcher(self) -> None:
+        """Send what was just queued without waiting for the next dispatcher run."""
+        self.bot_data.kick_dispatcher()
+
+    @classmethod
+    def from_application(cls, application: Application) -> Context:  # type: ignore[type-arg]
+        return cls(application=application)
