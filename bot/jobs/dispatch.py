@@ -21,6 +21,7 @@ import dataclasses
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
@@ -36,7 +37,7 @@ MAX_ATTEMPTS = 8
 
 
 def _markup(payload: dict[str, object], outbox_id: int) -> InlineKeyboardMarkup | None:
-    rows = payload.get("buttons")
+    rows = cast("list[list[tuple[str, str]]] | None", payload.get("buttons"))
     if not rows:
         return None
     return InlineKeyboardMarkup(
@@ -46,7 +47,7 @@ def _markup(payload: dict[str, object], outbox_id: int) -> InlineKeyboardMarkup 
                 for label, data in row
             ]
             for row in rows
-        ]  # type: ignore[union-attr,attr-defined]
+        ]
     )
 
 
