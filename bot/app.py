@@ -31,12 +31,12 @@ from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
 from bot.jobs.dispatch import dispatch_outbox
 from bot.jobs.drafts import close_expired_drafts
 from bot.jobs.nudges import plan_nudges
+from bot.persistence import DatabasePersistence
 from bot.services.container import Services, build_services
 from bot.updates import PerChatUpdateProcessor
 from handlers import admin, modules, report
 from handlers.common import oversize, refuse_callback
 from handlers.help import set_default_menu
-from storage.persistence import DatabasePersistence
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def build_application(
         .context_types(ContextTypes(context=Context, bot_data=BotData))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.tz))
         .concurrent_updates(PerChatUpdateProcessor(config.telegram.concurrent_updates))
-        .persistence(DatabasePersistence(services.db))
+        .persistence(DatabasePersistence(services.drafts))
         .post_init(_on_startup)
         .post_shutdown(_on_shutdown)
     )

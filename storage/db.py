@@ -5,12 +5,15 @@ BEGIN IMMEDIATE: Python's sqlite3 driver would otherwise begin lazily on the fir
 read-then-write transaction could lose an update to another writer. Read-only work uses
 `Database.reader()`, which begins a deferred transaction and does not block writers.
 
-On SQLite, sessions run their statements in the event loop's own thread (storage/inline_sqlite.py):
-a chat step's statements take microseconds in SQLite, far less than aiosqlite's hand-off to its
-worker thread and back. Work that may run long queries (nudge planning, digests over the whole
-programme) runs inside `Database.offloaded()`, which keeps aiosqlite's thread so the event loop
-goes on serving chats meanwhile. An in-place write transaction never waits for another process's
-lock (it would stall the loop): if one holds it, the transaction runs in aiosqlite's thread.
+Services reach the database one way, through this class: ORM sessions in a unit of work
+(`transaction()`, `reader()`) and, for the small reads and writes of every chat step, Core
+statements in a unit of work (`write_statements(fn)`, `read_statements(fn)`, with the runner of
+storage/statements.py). How each engine runs them stays in here: on SQLite the statements go
+straight to the sqlite3 driver in the event loop's thread (storage/direct.py: they take
+microseconds, less than a hand-off to aiosqlite's worker thread), while ORM sessions run in
+aiosqlite's thread. Work that may run long reads (nudge planning, whole-programme reports) runs
+inside `offloaded()`, so that its statements too leave the event loop. A write in place never
+waits for another process's lock (it would stall the loop): it begins in a thread instead.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +29,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -37,15 +38,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.util import await_only
 
-from storage.direct import (
-    IN_PLACE_BUSY_TIMEOUT_MS,
-    CoreRunner,
-    DirectReader,
-    DirectWriter,
-    StatementRunner,
-    is_busy,
-)
-from storage.inline_sqlite import inline_creator
+from storage.direct import DirectReader, DirectWriter
+from storage.statements import CoreRunner, StatementRunner
 
 T = TypeVar("T")
 
@@ -100,58 +94,26 @@ class Database:
         self._reader = async_sessionmaker(
             self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False
         )
-        # SQLite in the event loop's thread (a file database only: each connection to
-        # ":memory:" is a database of its own).
-        self.inline_engine: AsyncEngine | None = None
-        self.direct: DirectWriter | None = None
-        self.direct_reader: DirectReader | None = None
+        # Core statements straight on SQLite's driver (a file database only: each connection
+        # to ":memory:" is a database of its own).
+        self._direct: DirectWriter | None = None
+        self._direct_reader: DirectReader | None = None
         if self.is_sqlite and (self.url.database or ":memory:") != ":memory:":
-            self.direct = DirectWriter(
+            self._direct = DirectWriter(
                 self.url.database or "", self.engine.dialect, self._write_lock, SQLITE_BUSY_TIMEOUT_MS
             )
-            self.direct_reader = DirectReader(self.url.database or "", self.engine.dialect)
-            self.inline_engine = create_async_engine(
-                url,
-                echo=echo,
-                async_creator=inline_creator(self.url.database or "", SQLITE_BUSY_TIMEOUT_MS / 1000),
-            )
-            _prepare_sqlite(self.inline_engine, IN_PLACE_BUSY_TIMEOUT_MS)
-            self._inline_writer = async_sessionmaker(self.inline_engine, expire_on_commit=False)
-            self._inline_reader = async_sessionmaker(
-                self.inline_engine.execution_options(**{_READONLY: True}), expire_on_commit=False
-            )
-
-    def _inline(self) -> bool:
-        return self.inline_engine is not None and not _OFFLOADED.get()
+            self._direct_reader = DirectReader(self.url.database or "", self.engine.dialect)
 
     @contextlib.contextmanager
     def offloaded(self) -> Iterator[None]:
-        """Sessions opened inside this block (in this task) run their SQL in aiosqlite's
-        worker thread: for work whose queries may run long (planning, whole-programme
-        reports), so that the event loop keeps serving chats meanwhile."""
+        """Statements run inside this block (in this task) leave the event loop's thread: for
+        work whose reads may run long (planning, whole-programme reports), so that the event
+        loop keeps serving chats meanwhile. (ORM sessions always do.)"""
         token = _OFFLOADED.set(True)
         try:
             yield
         finally:
             _OFFLOADED.reset(token)
-
-    async def _begin_inline_write(self) -> AsyncSession | None:
-        """A write transaction in place, begun (BEGIN IMMEDIATE); None when another process
-        holds SQLite's write lock (waiting for it in place would stall the event loop)."""
-        session = self._inline_writer()
-        try:
-            await session.begin()
-            await session.connection()
-        except (OperationalError, sqlite3.OperationalError) as exc:
-            # BEGIN goes to the driver itself (_on_begin): its error arrives unwrapped.
-            await session.close()
-            if is_busy(exc):
-                return None
-            raise
-        except BaseException:
-            await session.close()
-            raise
-        return session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -161,79 +123,61 @@ class Database:
         SQLite has one writer at a time, and its busy handler waits by sleeping (up to 100 ms
         a try), which under concurrent updates costs far more than waiting in turn. A
         transaction opened inside another one (same task) does not wait for itself."""
-        if not self.is_sqlite or _IN_WRITE.get():
+        if _IN_WRITE.get():
             async with self._writer() as session, session.begin():
                 yield session
             return
-        async with self._write_lock:
+        async with self._write_lock if self.is_sqlite else contextlib.nullcontext():
             token = _IN_WRITE.set(True)
             try:
-                inline = await self._begin_inline_write() if self._inline() else None
-                if inline is None:
-                    async with self._writer() as session, session.begin():
-                        yield session
-                    return
-                try:
-                    yield inline
-                except BaseException:
-                    await inline.rollback()
-                    raise
-                else:
-                    await inline.commit()
-                finally:
-                    await inline.close()
+                async with self._writer() as session, session.begin():
+                    yield session
             finally:
                 _IN_WRITE.reset(token)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
         """A read-only transaction that never blocks writers."""
-        factory = self._inline_reader if self._inline() else self._reader
-        async with factory() as session, session.begin():
+        async with self._reader() as session, session.begin():
             yield session
 
     async def write_statements(self, fn: Callable[[StatementRunner], T]) -> T:
-        """Run fn in one write transaction with Core statements only: straight on SQLite's
-        driver (storage/direct.py), or through SQLAlchemy on PostgreSQL. For the small
-        writes of every chat step; fn may run twice (on SQLite, when another process held
-        the lock), so it must only run statements."""
-        if self.direct is not None:
-            return await self._direct_writer().write(fn)
+        """Run fn once, in one write transaction, with Core statements (storage/statements.py):
+        for the small writes of every chat step. Committed when fn returns, rolled back if it
+        raises. Not inside an open transaction() of the same task (RuntimeError): on SQLite
+        it would wait for that transaction's lock forever."""
+        self._not_in_write()
+        if self._direct is not None:
+            return await self._direct.write(fn)
         async with self.transaction() as session:
             return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
 
     async def write_statement(self, statement: Executable, values: Mapping[str, Any]) -> int:
-        """Run one writing Core statement as a transaction of its own; its row count. On
-        SQLite straight on the driver with no BEGIN or COMMIT around it (storage/direct.py),
-        on PostgreSQL through SQLAlchemy."""
-        if self.direct is not None:
-            return await self._direct_writer().write_one(statement, values)
+        """Run one writing Core statement as a transaction of its own; its row count."""
+        self._not_in_write()
+        if self._direct is not None:
+            return await self._direct.write_one(statement, values)
         return await self.write_statements(lambda runner: runner.execute(statement, values))
 
-    def _direct_writer(self) -> DirectWriter:
-        assert self.direct is not None
+    @staticmethod
+    def _not_in_write() -> None:
         if _IN_WRITE.get():
-            # This task holds the write lock already: waiting for it would never end.
             raise RuntimeError("Database.write_statements inside an open write transaction")
-        return self.direct
 
     async def read_statements(self, fn: Callable[[StatementRunner], T]) -> T:
-        """Run fn in one read-only transaction with Core statements only: straight on SQLite's
-        driver, in place (storage/direct.py), or through SQLAlchemy on PostgreSQL. For the
-        small reads of every chat step."""
-        if self.direct_reader is not None and not _OFFLOADED.get():
-            return self.direct_reader.read(fn)
+        """Run fn in one read-only transaction with Core statements (storage/statements.py):
+        for the small reads of every chat step."""
+        if self._direct_reader is not None and not _OFFLOADED.get():
+            return self._direct_reader.read(fn)
         async with self.reader() as session:
             return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
 
     async def dispose(self) -> None:
-        if self.direct_reader is not None:
-            self.direct_reader.close()
-        if self.direct is not None:
-            self.direct.close()
+        if self._direct_reader is not None:
+            self._direct_reader.close()
+        if self._direct is not None:
+            self._direct.close()
         await self.engine.dispose()
-        if self.inline_engine is not None:
-            await self.inline_engine.dispose()
 
     def safe_url(self) -> str:
         """The URL without its password, for logs."""

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Column, Table, TextClause, bindparam, insert, text
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import Executable, TextualSelect
+from sqlalchemy.sql.expression import Executable
+
+from storage.statements import StatementRunner
 
 T = TypeVar("T")
 
@@ -86,85 +86,11 @@ class DirectStatement:
         return tuple(out)
 
 
-class StatementRunner:
-    """What a write function gets: run Core statements inside the open transaction. Two
-    kinds: DirectConnection (sqlite3, compiled once) and CoreRunner (a SQLAlchemy connection,
-    for PostgreSQL), so one function serves both engines."""
-
-    def rows(self, statement: Executable, values: Mapping[str, Any]) -> list[Any]:
-        raise NotImplementedError
-
-    def execute(self, statement: Executable, values: Mapping[str, Any]) -> int:
-        raise NotImplementedError
-
-    def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
-        raise NotImplementedError
-
-    def inserted_id(self, statement: Executable, values: Mapping[str, Any]) -> int:
-        """Run an INSERT of one row; the new row's primary key."""
-        raise NotImplementedError
-
-    def insert(self, table: Table, values: Mapping[str, Any]) -> int:
-        """Insert one row of the given column values; its primary key. Columns left out take
-        the database's defaults only (not the model's Python defaults): give them all."""
-        return self.inserted_id(_insert(table, tuple(sorted(values))), values)
-
-
-@functools.lru_cache(maxsize=256)
-def _insert(table: Table, columns: tuple[str, ...]) -> Executable:
-    # One statement object per table and column set: compiled once, by identity.
-    return insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in columns})
-
-
-def insert_on_conflict(
-    table: Table,
-    keys: tuple[str, ...],
-    columns: tuple[str, ...],
-    update: tuple[str, ...] = (),
-    returning: Column[Any] | None = None,
-) -> TextClause | TextualSelect:
-    """INSERT of one row of `columns` that, when a row with the same `keys` exists, updates
-    `update` from the new row, or (no `update`) does nothing; optionally RETURNING a column
-    (one row when inserted, none when not). Text with typed parameters: the same SQL on
-    SQLite and PostgreSQL, and, unlike the dialects' insert().on_conflict_do_*() (which
-    SQLAlchemy cannot cache), compiled once per engine."""
-    action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)) if update else "DO NOTHING"
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join(':' + c for c in columns)}) "
-        f"ON CONFLICT ({', '.join(keys)}) {action}"
-    )
-    if returning is not None:
-        sql += f" RETURNING {returning.name}"
-    statement = text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
-    return statement if returning is None else statement.columns(returning)
-
-
-class CoreRunner(StatementRunner):
-    """Statements through a (sync-facade) SQLAlchemy connection: AsyncSession.run_sync."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-
-    def rows(self, statement: Executable, values: Mapping[str, Any]) -> list[Any]:
-        return list(self.connection.execute(statement, dict(values)).all())
-
-    def execute(self, statement: Executable, values: Mapping[str, Any]) -> int:
-        return int(self.connection.execute(statement, dict(values)).rowcount)
-
-    def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
-        self.connection.execute(statement, [dict(row) for row in rows])
-
-    def inserted_id(self, statement: Executable, values: Mapping[str, Any]) -> int:
-        key = self.connection.execute(statement, dict(values)).inserted_primary_key
-        assert key is not None
-        return int(key[0])
-
-
 class DirectConnection(StatementRunner):
     def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
         self.raw = raw
-        self.dialect = dialect
+        self.sqlite = dialect
+        self.dialect = dialect.name
         self._compiled: dict[int, tuple[Executable, DirectStatement]] = {}
 
     def _statement(self, statement: Executable) -> DirectStatement:
@@ -172,7 +98,7 @@ class DirectConnection(StatementRunner):
         # beside its compiled form so the id cannot be reused.
         found = self._compiled.get(id(statement))
         if found is None:
-            found = (statement, DirectStatement(statement, self.dialect))
+            found = (statement, DirectStatement(statement, self.sqlite))
             self._compiled[id(statement)] = found
         return found[1]
 
@@ -247,28 +173,38 @@ class DirectWriter(_Owned):
         self.lock = lock
         self.busy_timeout_ms = busy_timeout_ms
 
-    def _run(self, fn: Callable[[StatementRunner], T], busy_timeout_ms: int) -> T:
+    def _begin(self, busy_timeout_ms: int) -> DirectConnection:
         conn = self._conn(busy_timeout_ms)
         conn.raw.execute("BEGIN IMMEDIATE")
+        return conn
+
+    @staticmethod
+    def _finish(conn: DirectConnection, fn: Callable[[StatementRunner], T]) -> T:
+        """Run fn in the begun transaction and commit; roll back if fn or the commit fails."""
         try:
             result = fn(conn)
+            conn.raw.execute("COMMIT")
         except BaseException:
-            conn.raw.execute("ROLLBACK")
+            if conn.raw.in_transaction:
+                conn.raw.execute("ROLLBACK")
             raise
-        conn.raw.execute("COMMIT")
         return result
 
+    def _run(self, fn: Callable[[StatementRunner], T], busy_timeout_ms: int) -> T:
+        return self._finish(self._begin(busy_timeout_ms), fn)
+
     async def write(self, fn: Callable[[StatementRunner], T]) -> T:
-        """Run fn in one write transaction (BEGIN IMMEDIATE … COMMIT; rolled back if it
-        raises). fn must only run statements: it may run twice if SQLite was busy."""
+        """Run fn once, in one write transaction (BEGIN IMMEDIATE … COMMIT; rolled back if it
+        raises). Only BEGIN is retried: if another process holds SQLite's write lock, the
+        transaction begins in a worker thread instead, which waits for it, and fn runs there."""
         async with self.lock:
             try:
-                return self._run(fn, IN_PLACE_BUSY_TIMEOUT_MS)
+                conn = self._begin(IN_PLACE_BUSY_TIMEOUT_MS)
             except sqlite3.OperationalError as exc:
                 if not is_busy(exc):
                     raise
-            # Another process holds the write lock: wait for it off the event loop.
-            return await asyncio.to_thread(self._run, fn, self.busy_timeout_ms)
+                return await asyncio.to_thread(self._run, fn, self.busy_timeout_ms)
+            return self._finish(conn, fn)
 
     async def write_one(self, statement: Executable, values: Mapping[str, Any]) -> int:
         """Run one statement as a transaction of its own (SQLite's autocommit: no BEGIN or

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
+from bot.persistence import DatabasePersistence
 from bot.services.admin import Actor
 from storage.db import Database
 from storage.models import ConversationState, Draft, Task, TaskUnit, Unit, User
-from storage.persistence import CONVERSATION, DatabasePersistence, conversation_key
+from storage.repositories.drafts import CONVERSATION, conversation_key
 from storage.repositories.users import focal_scopes
 from tests.report_helpers import join, to_results
 from tests.support.harness import Harness
@@ -110,7 +111,7 @@ async def test_the_step_rides_in_the_draft_row_and_comes_back_after_a_restart(
 ) -> None:
     await join(harness, FOCAL, "TTRA")
     await to_results(harness, FOCAL, "5.9")
-    persistence = DatabasePersistence(db)
+    persistence = DatabasePersistence(harness.services.drafts)
     assert await persistence.get_conversations("report") == {(FOCAL, FOCAL): "results"}
     async with db.reader() as session:
         assert list(await session.scalars(select(ConversationState))) == []
@@ -143,4 +144,5 @@ async def test_a_state_kept_by_the_older_version_counts_while_its_draft_exists(
                     name="report", key=conversation_key((who, who)), state={"state": step}, updated_at=now
                 )
             )
-    assert await DatabasePersistence(db).get_conversations("report") == {(FOCAL, FOCAL): "results"}
+    states = await DatabasePersistence(harness.services.drafts).get_conversations("report")
+    assert states == {(FOCAL, FOCAL): "results"}

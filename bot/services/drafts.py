@@ -1,14 +1,14 @@
 """Unfinished guided flows: the answers so far and the step, written at every step.
 
-The answers and the step (kept in the draft's row under storage.persistence.CONVERSATION, which
-DatabasePersistence gives back to PTB at start-up) are written in one statement before the next
+The answers and the step (kept in the draft's row under CONVERSATION, which bot/persistence.py
+gives back to PTB at start-up) are written in one statement before the next
 question goes out, so a kill -9 at any moment leaves the user at the step they last saw.
 
 A step on a task carries its scope (task, unit): the write stores nothing (OutOfScope) unless
 the person is still an active focal point of a unit that leads or coordinates the open task, so
-someone removed from their unit is refused at their very next answer. On SQLite the check and
-the write are one statement, a transaction of its own (INSERT … SELECT … WHERE EXISTS); on
-PostgreSQL one query per group of steps checks them all.
+someone removed from their unit is refused at their very next answer. The check and the write
+are one statement (storage.repositories.drafts.store_draft_in_scope: INSERT … SELECT … WHERE
+EXISTS), on either engine.
 """
 
 from __future__ import annotations
@@ -21,18 +21,19 @@ from typing import Any
 
 from bot.clock import Clock
 from storage.db import Database
-from storage.direct import StatementRunner
 from storage.models import User
-from storage.persistence import CONVERSATION, conversation_key
 from storage.repositories.drafts import (
-    DRAFT_UPSERT_IN_SCOPE,
+    CONVERSATION,
     ConversationRepository,
     DraftRepository,
+    conversation_key,
     draft_of,
     drop_drafts,
+    store_draft_in_scope,
     store_drafts,
 )
-from storage.repositories.users import may_report, user_id_of
+from storage.repositories.users import user_id_of
+from storage.statements import StatementRunner
 
 
 class OutOfScope(Exception):
@@ -58,9 +59,8 @@ class _GroupWriter:
     """Group commit: the steps of everyone who answered while the previous commit was under
     way are written together in one transaction, and each step returns only once its own write
     is committed. Durable at every step, at a fraction of the cost of a transaction per step
-    when many people report at once (PostgreSQL, where each transaction is a round trip; on
-    SQLite a write goes straight to the driver in place, see write). A write is a new draft +
-    state, or (data None) their removal."""
+    when many people report at once (where each transaction is a round trip or waits for the
+    disk). A write is a new draft + state, or (data None) their removal."""
 
     def __init__(self, service: DraftService) -> None:
         self.service = service
@@ -68,28 +68,6 @@ class _GroupWriter:
         self.running: asyncio.Task[None] | None = None
 
     async def write(self, write: _Write) -> None:
-        db = self.service.db
-        if db.direct is not None:
-            # SQLite, straight on the driver: the write is done in place in microseconds, so
-            # there is nothing to group (and a task and a future per step would cost more).
-            user_id = self.service._user_ids.get(write.telegram_id)
-            if write.scope is not None and write.data is not None and user_id is not None:
-                # A step of a report: the scope check and the answers in one statement, a
-                # transaction of its own.
-                if not await db.write_statement(
-                    DRAFT_UPSERT_IN_SCOPE,
-                    {
-                        **_row(write, user_id, write.data),
-                        "person": write.telegram_id,
-                        "task": write.scope[0],
-                        "unit": write.scope[1],
-                    },
-                ):
-                    raise OutOfScope(write.telegram_id)
-                return
-            if await self._commit([write]):
-                raise OutOfScope(write.telegram_id)
-            return
         write.done = asyncio.get_running_loop().create_future()
         self.pending.append(write)
         if self.running is None or self.running.done():
@@ -125,20 +103,14 @@ class _GroupWriter:
 
     async def _commit(self, batch: list[_Write]) -> set[int]:
         """Write the batch in one transaction; returns the ids of the writes refused (out of
-        scope). Core statements only (Database.write_statements): on SQLite they go straight to
-        the driver, a twentieth of the cost of a session."""
+        scope). Core statements (Database.write_statements): a twentieth of the cost of an ORM
+        session on SQLite."""
         return await self.service.db.write_statements(lambda runner: self._apply(runner, batch))
 
     def _apply(self, runner: StatementRunner, batch: list[_Write]) -> set[int]:
-        refused = {
-            id(w)
-            for w in batch
-            if w.scope is not None and w.data is not None and not may_report(runner, w.telegram_id, *w.scope)
-        }
+        refused: set[int] = set()
         drafts, gone = [], []
         for write in batch:
-            if id(write) in refused:
-                continue
             user_id = self.service._user_id(runner, write.telegram_id)
             if write.data is None:
                 # The step goes with the draft's row (a state kept in conversation_states
@@ -148,7 +120,11 @@ class _GroupWriter:
                 continue
             if user_id is None:
                 raise LookupError(write.telegram_id)
-            drafts.append(_row(write, user_id, write.data))
+            row = _row(write, user_id, write.data)
+            if write.scope is None:
+                drafts.append(row)
+            elif not store_draft_in_scope(runner, row, write.telegram_id, write.scope):
+                refused.add(id(write))
         if drafts:
             store_drafts(runner, drafts)
         if gone:
@@ -166,7 +142,7 @@ class _Write:
     version: int
     at: datetime
     scope: tuple[int, int] | None = None  # (task id, unit id) the person must still report on
-    # Set when the write waits for a group commit (PostgreSQL).
+    # Set when the write waits for its group commit.
     done: asyncio.Future[None] = field(init=False, repr=False)
 
 
@@ -283,6 +259,11 @@ class DraftService:
             )
         )
         self._cache[(telegram_id, flow)] = None
+
+    async def conversation_states(self, flow: str) -> dict[tuple[int | str, ...], object]:
+        """The step each open conversation of the flow is at (for PTB at start-up)."""
+        async with self.db.reader() as session:
+            return await ConversationRepository(session).states(flow)
 
     async def close_expired(self, flow: str, older_than: timedelta) -> list[ExpiredDraft]:
         """Close drafts untouched for longer than older_than; returns whom to tell."""

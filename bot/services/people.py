@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Database
-from storage.direct import StatementRunner
 from storage.models import User, utcnow
 from storage.repositories.users import UserRepository, contacts, may_report, person_rows
+from storage.statements import StatementRunner
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from typing import Any
 from bot.clock import Clock
 from bot.services.periods import PeriodRule
 from storage.db import Database
-from storage.direct import StatementRunner
 from storage.models import REPORT_STATUSES
 from storage.repositories.reports import (
     ATTACHMENTS,
@@ -23,6 +22,7 @@ from storage.repositories.reports import (
     period_report,
     unit_latest_status,
 )
+from storage.statements import StatementRunner
 
 
 @dataclass(frozen=True)

@@ -2,32 +2,51 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.direct import StatementRunner, insert_on_conflict
 from storage.models import ConversationState, Draft, User, table_of
 from storage.repositories.users import IN_SCOPE
+from storage.statements import StatementRunner, insert_on_conflict
+
+# The key, in a draft's data, of the conversation it belongs to and the step reached.
+CONVERSATION = "__conversation__"
+
+
+def conversation_key(key: tuple[int | str, ...]) -> str:
+    """A conversation's key (chat id, user id) as stored."""
+    return json.dumps(list(key), separators=(",", ":"))
+
 
 _DRAFTS = table_of(Draft)
 _COLUMNS = ("user_id", "flow", "data", "version", "updated_at")
 _DRAFT_UPSERT = insert_on_conflict(
     _DRAFTS, ("user_id", "flow"), _COLUMNS, update=("data", "version", "updated_at")
 )
-# SQLite only (the chat path's single-statement write, Database.write_statement): the draft is
-# written only while its person is still in scope for the task and unit (users.IN_SCOPE); one
-# statement, its own transaction. Returns one row written, or none when out of scope.
-_INSERT_IN_SCOPE = sqlite_insert(_DRAFTS).from_select(
-    _COLUMNS, select(*(bindparam(name, type_=_DRAFTS.c[name].type) for name in _COLUMNS)).where(IN_SCOPE)
-)
-DRAFT_UPSERT_IN_SCOPE = _INSERT_IN_SCOPE.on_conflict_do_update(
-    index_elements=["user_id", "flow"],
-    set_={name: _INSERT_IN_SCOPE.excluded[name] for name in ("data", "version", "updated_at")},
-)
+
+
+def _upsert_in_scope(insert: Any) -> Any:
+    """The draft written only while its person is still in scope for the task and unit
+    (users.IN_SCOPE): the check and the write in one statement. ON CONFLICT is spelt by each
+    dialect's own insert(), hence one statement per engine (store_draft_in_scope picks)."""
+    rows = insert(_DRAFTS).from_select(
+        _COLUMNS, select(*(bindparam(name, type_=_DRAFTS.c[name].type) for name in _COLUMNS)).where(IN_SCOPE)
+    )
+    return rows.on_conflict_do_update(
+        index_elements=["user_id", "flow"],
+        set_={name: rows.excluded[name] for name in ("data", "version", "updated_at")},
+    )
+
+
+_DRAFT_UPSERT_IN_SCOPE = {
+    "sqlite": _upsert_in_scope(sqlite.insert),
+    "postgresql": _upsert_in_scope(postgresql.insert),
+}
 _DRAFT_DROP = delete(_DRAFTS).where(
     _DRAFTS.c.user_id == bindparam("user_id"), _DRAFTS.c.flow == bindparam("flow")
 )
@@ -48,6 +67,15 @@ def store_drafts(runner: StatementRunner, rows: list[dict[str, Any]]) -> None:
     """Store several drafts: rows of user_id, flow, data, version, updated_at (each
     (user_id, flow) at most once). One statement, compiled once."""
     runner.execute_many(_DRAFT_UPSERT, rows)
+
+
+def store_draft_in_scope(
+    runner: StatementRunner, row: dict[str, Any], person: int, scope: tuple[int, int]
+) -> bool:
+    """Store one draft (user_id, flow, data, version, updated_at) if the person (Telegram id)
+    may still report on the scope's task for its unit (task id, unit id); whether it was."""
+    values = {**row, "person": person, "task": scope[0], "unit": scope[1]}
+    return runner.execute(_DRAFT_UPSERT_IN_SCOPE[runner.dialect], values) > 0
 
 
 def drop_drafts(runner: StatementRunner, keys: list[tuple[int, str]]) -> None:
@@ -98,6 +126,26 @@ class DraftRepository:
 class ConversationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def states(self, name: str) -> dict[tuple[int | str, ...], object]:
+        """The step each conversation of the flow is at, by conversation key (chat id, user
+        id): kept in the draft's row, or, as versions before kept it, in conversation_states
+        (a state there counts only while its draft, without a state of its own, exists)."""
+        rows = await self.all(name)
+        drafts = await DraftRepository(self.session).data_of(name)
+        legacy = {
+            tuple(json.loads(row.key)): (row.state or {}).get("state")
+            for row in rows
+            if (row.state or {}).get("state") is not None
+        }
+        states: dict[tuple[int | str, ...], object] = {}
+        for telegram_id, data in drafts:
+            conversation = (data or {}).get(CONVERSATION) or {}
+            if conversation.get("key") and conversation.get("state") is not None:
+                states[tuple(json.loads(conversation["key"]))] = conversation["state"]
+            else:
+                states.update({key: state for key, state in legacy.items() if key[-1] == telegram_id})
+        return states
 
     async def all(self, name: str) -> list[ConversationState]:
         rows = await self.session.scalars(select(ConversationState).where(ConversationState.name == name))

@@ -11,8 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.direct import StatementRunner, insert_on_conflict
 from storage.models import OutboxMessage, table_of
+from storage.statements import StatementRunner, insert_on_conflict
 
 _OUTBOX = table_of(OutboxMessage)
 # The columns of a new message (bot.services.outbox.OutboxService.row).

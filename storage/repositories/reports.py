@@ -11,7 +11,6 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 
-from storage.direct import StatementRunner
 from storage.models import (
     Attachment,
     AuditEntry,
@@ -20,6 +19,7 @@ from storage.models import (
     Task,
     table_of,
 )
+from storage.statements import StatementRunner
 
 # The columns a report's answers fill (a revision repeats them).
 ANSWER_FIELDS = (

@@ -9,8 +9,8 @@ from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from storage.direct import StatementRunner
 from storage.models import Task, TaskGroup, TaskUnit, table_of
+from storage.statements import StatementRunner
 
 
 class TaskRepository:

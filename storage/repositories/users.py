@@ -8,8 +8,8 @@ from sqlalchemy import Exists, Select, bindparam, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from storage.direct import StatementRunner
 from storage.models import Membership, Task, TaskUnit, Unit, User, UserRole, table_of
+from storage.statements import StatementRunner
 
 
 def _focal_scopes() -> tuple[Select[Any], Exists]:
