@@ -1,0 +1,56 @@
+"""A broadcast to everyone the bot knows, after the admin confirmed it."""
+
+from __future__ import annotations
+
+from html import escape
+
+from bot.services.admin.common import (
+    Actor,
+    AdminError,
+)
+from bot.services.admin.drafts import DraftAdmin
+from bot.services.outbox import OutgoingMessage
+from storage.models import User
+from storage.repositories.audit import AuditRepository
+from storage.repositories.drafts import DraftRepository
+from storage.repositories.users import UserRepository
+
+
+class BroadcastAdmin(DraftAdmin):
+    async def broadcast_recipients(self) -> list[User]:
+        async with self.db.reader() as session:
+            return [
+                u
+                for u in await UserRepository(session).everyone()
+                if u.reachable and (u.roles or u.memberships)
+            ]
+
+    async def broadcast(self, actor: Actor, version: int) -> int:
+        """Queue the confirmed broadcast for everyone the bot knows; returns how many."""
+        pending = await self.draft(actor, "broadcast")
+        if pending is None or pending[1] != version:
+            raise AdminError("stale")
+        body = pending[0]["text"]
+        recipients = await self.broadcast_recipients()
+        messages = [
+            OutgoingMessage(
+                key=f"broadcast:{actor.telegram_id}:{version}:{self.clock.now().isoformat()}:{user.id}",
+                kind="broadcast",
+                chat_id=user.telegram_id,
+                user_id=user.id,
+                text=self.i18n.t(user.language, "admin.broadcast.message", text=escape(body)),
+            )
+            for user in recipients
+        ]
+        async with self.db.transaction() as session:
+            user = await self._actor_user(session, actor)
+            await DraftRepository(session).drop(user.id, "broadcast")
+            AuditRepository(session).record(
+                "broadcast.send",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="broadcast",
+                after={"text": body, "recipients": len(messages)},
+            )
+        await self.outbox.enqueue(messages)
+        return len(messages)

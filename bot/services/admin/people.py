@@ -1,0 +1,110 @@
+"""People from chat: who is known, roles granted and revoked, the audit log."""
+
+from __future__ import annotations
+
+from html import escape
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services.admin.common import (
+    ROLES,
+    Actor,
+    AdminBase,
+    AdminError,
+    Change,
+    UserInfo,
+    clean,
+)
+from storage.models import AuditEntry, User
+from storage.repositories.audit import AuditRepository
+from storage.repositories.users import UserRepository
+
+
+class PeopleAdmin(AdminBase):
+    async def users(self) -> list[UserInfo]:
+        async with self.db.reader() as session:
+            found = await UserRepository(session).everyone()
+        infos = []
+        for user in found:
+            roles = sorted(
+                {r.role for r in user.roles}
+                | ({"admin"} if user.telegram_id in self.config_admins else set())
+            )
+            roles += sorted(f"{m.role}:{m.unit.code}" for m in user.memberships)
+            name = " ".join(p for p in (user.first_name, user.last_name) if p)
+            infos.append(UserInfo(user.telegram_id, name, user.username, tuple(roles), user.reachable))
+        return infos
+
+    async def _find_user(self, session: AsyncSession, ref: str) -> User:
+        ref = clean(ref)
+        users = UserRepository(session)
+        user = None
+        if ref.lstrip("-").isdigit():
+            user = await users.by_telegram_id(int(ref))
+        elif ref.startswith("@") and len(ref) > 1:
+            found = await users.by_username(ref)
+            user = await users.by_telegram_id(found.telegram_id) if found else None
+        if user is None:
+            raise AdminError("unknown_user", user=escape(ref))
+        return user
+
+    @staticmethod
+    def _roles_of(user: User) -> list[str]:
+        return sorted({r.role for r in user.roles}) + sorted(
+            f"{m.role}:{m.unit.code}" for m in user.memberships
+        )
+
+    async def set_role(self, actor: Actor, ref: str, role: str, unit_code: str | None) -> Change:
+        role = clean(role).lower()
+        if role not in ROLES:
+            raise AdminError("bad_role", roles=", ".join(ROLES))
+        async with self.db.transaction() as session:
+            users = UserRepository(session)
+            user = await self._find_user(session, ref)
+            before = self._roles_of(user)
+            granter = await self._actor_user(session, actor)
+            if role in ("admin", "manager"):
+                await users.grant_role(user, role, granter)
+            else:
+                if not unit_code:
+                    raise AdminError("role_needs_unit")
+                (unit,) = await self._units(session, [unit_code])
+                await users.add_membership(user, unit, role)
+            after = self._roles_of(user)
+            AuditRepository(session).record(
+                "user.role",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="user",
+                entity_id=user.telegram_id,
+                before={"roles": before},
+                after={"roles": after},
+            )
+            return Change(str(user.telegram_id), {"roles": before}, {"roles": after})
+
+    async def revoke(self, actor: Actor, ref: str) -> Change:
+        async with self.db.transaction() as session:
+            user = await self._find_user(session, ref)
+            before = self._roles_of(user)
+            await UserRepository(session).revoke_all(user)
+            after = ["admin"] if user.telegram_id in self.config_admins else []
+            AuditRepository(session).record(
+                "user.revoke",
+                actor=actor.label,
+                actor_telegram_id=actor.telegram_id,
+                entity="user",
+                entity_id=user.telegram_id,
+                before={"roles": before},
+                after={"roles": after},
+            )
+            return Change(str(user.telegram_id), {"roles": before}, {"roles": after})
+
+    async def record_export(self, actor: Actor) -> None:
+        async with self.db.transaction() as session:
+            AuditRepository(session).record(
+                "programme.export", actor=actor.label, actor_telegram_id=actor.telegram_id, entity="programme"
+            )
+
+    async def audit(self, limit: int) -> list[AuditEntry]:
+        async with self.db.reader() as session:
+            return await AuditRepository(session).latest(limit)
