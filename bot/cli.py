@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.config import Config, ConfigError, load_config, parse_duration
 from bot.i18n import I18n
@@ -383,6 +384,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", help="print the audit log", description="Print the latest audit entries.")
     p.add_argument("-n", type=int, default=50, help="how many entries (default 50)")
     p.add_argument("-v", "--verbose", action="store_true", help="show values before and after")
+    _report_parsers(sub)
+    return parser
+
+
+def _report_parsers(sub: Any) -> None:
+    """The commands that build reports: report and demo."""
     p = sub.add_parser(
         "report",
         help="build the consolidated report for a period in one format",
@@ -413,7 +420,6 @@ def _parser() -> argparse.ArgumentParser:
         "reports by its units, and write the last week's report in every format.",
     )
     p.add_argument("--output", default="demo-output", help="folder to write to (default demo-output)")
-    return parser
 
 
 COMMANDS = {
