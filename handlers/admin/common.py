@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -108,8 +109,13 @@ class Call:
     async def usage(self) -> None:
         await self.say(f"admin.usage.{self.command}")
 
+    def error_text(self, exc: AdminError) -> str:
+        """The error in the caller's language; what the user typed is escaped for HTML here."""
+        params = {k: escape(v) if isinstance(v, str) else v for k, v in exc.params.items()}
+        return self.t(f"admin.error.{exc.key}", **params)
+
     async def error(self, exc: AdminError) -> None:
-        await self.say(f"admin.error.{exc.key}", **exc.params)
+        await self.message.reply_text(self.error_text(exc), parse_mode=ParseMode.HTML)
 
 
 async def begin(update: Update, context: Context, command: str, role: str = "admin") -> Call | None:

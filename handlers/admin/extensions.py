@@ -45,9 +45,7 @@ async def decide(update: Update, context: Context) -> None:
         result = await admin.decide_extension(call.actor, int(extension_id), choice == "ok")
     except AdminError as exc:
         await drop_buttons(query)
-        await call.message.reply_text(
-            call.t(f"admin.error.{exc.key}", **exc.params), parse_mode=ParseMode.HTML
-        )
+        await call.message.reply_text(call.error_text(exc), parse_mode=ParseMode.HTML)
         return
     await drop_buttons(query)
     await call.message.reply_text(

@@ -158,7 +158,7 @@ async def import_decide(update: Update, context: Context) -> None:
     try:
         result = await admin.apply_import(call.actor, int(version))
     except AdminError as exc:
-        await call.message.reply_text(call.t(f"admin.error.{exc.key}", **exc.params))
+        await call.message.reply_text(call.error_text(exc))
         return
     await drop_buttons(query)
     if not result.applied:

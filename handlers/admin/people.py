@@ -111,7 +111,7 @@ async def broadcast(update: Update, context: Context) -> None:
     if len(text) > 3500:
         return await call.error(AdminError("too_long", limit=3500))
     version = await call.services.admin.save_draft(call.actor, "broadcast", {"text": text})
-    count = len(await call.services.admin.broadcast_recipients())
+    count = await call.services.admin.count_broadcast_recipients()
     await call.say(
         "admin.broadcast.preview",
         text=escape(text),
@@ -143,7 +143,7 @@ async def broadcast_confirm(update: Update, context: Context) -> None:
     try:
         count = await call.services.admin.broadcast(call.actor, int(version))
     except AdminError as exc:
-        await query.edit_message_text(call.t(f"admin.error.{exc.key}", **exc.params))
+        await query.edit_message_text(call.error_text(exc))
         return
     await query.edit_message_text(call.t("admin.broadcast.queued", count=count), parse_mode=ParseMode.HTML)
 

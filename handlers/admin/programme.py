@@ -234,9 +234,7 @@ async def task_add_confirm(update: Update, context: Context) -> None:
     try:
         change = await call.services.admin.create_task(call.actor, pending[0])
     except AdminError as exc:
-        await query.edit_message_text(
-            call.t(f"admin.error.{exc.key}", **exc.params), parse_mode=ParseMode.HTML
-        )
+        await query.edit_message_text(call.error_text(exc), parse_mode=ParseMode.HTML)
         return
     task = await call.services.admin.task(change.subject)
     await query.edit_message_text(

@@ -17,7 +17,11 @@ from storage.repositories.users import UserRepository
 
 
 class BroadcastAdmin(DraftAdmin):
-    async def broadcast_recipients(self) -> list[User]:
+    async def count_broadcast_recipients(self) -> int:
+        """How many people a broadcast would reach now."""
+        return len(await self._broadcast_recipients())
+
+    async def _broadcast_recipients(self) -> list[User]:
         async with self.db.reader() as session:
             return [
                 u
@@ -31,7 +35,7 @@ class BroadcastAdmin(DraftAdmin):
         if pending is None or pending[1] != version:
             raise AdminError("stale")
         body = pending[0]["text"]
-        recipients = await self.broadcast_recipients()
+        recipients = await self._broadcast_recipients()
         messages = [
             OutgoingMessage(
                 key=f"broadcast:{actor.telegram_id}:{version}:{self.clock.now().isoformat()}:{user.id}",

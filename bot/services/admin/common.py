@@ -7,8 +7,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date
-from html import escape
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +19,7 @@ from bot.services.outbox import OutboxService
 from bot.services.plans import parse_deadline
 from bot.services.programme import ProgrammeService
 from storage.db import Database
-from storage.models import Task, Unit, User
+from storage.models import AuditEntry, Task, Unit, User
 from storage.repositories.audit import AuditRepository
 from storage.repositories.tasks import TaskRepository
 from storage.repositories.units import UnitRepository
@@ -117,6 +116,33 @@ class PendingExtension:
     requester_telegram_id: int | None
 
 
+@dataclass(frozen=True)
+class AuditView:
+    """One audit log entry, as /audit and /history show it."""
+
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    detail: str
+
+
+def audit_view(entry: AuditEntry) -> AuditView:
+    return AuditView(
+        entry.at,
+        entry.actor,
+        entry.action,
+        entry.entity,
+        entry.entity_id,
+        entry.before,
+        entry.after,
+        entry.detail,
+    )
+
+
 def clean(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
@@ -163,7 +189,7 @@ def parse_target(text: str) -> tuple[float | None, str | None]:
     try:
         return float(number), unit
     except ValueError:
-        raise AdminError("bad_number", value=escape(text)) from None
+        raise AdminError("bad_number", value=text) from None
 
 
 class AdminBase:
@@ -204,10 +230,10 @@ class AdminBase:
         try:
             day = parse_deadline(text)
         except ValueError:
-            raise AdminError("bad_date", value=escape(text)) from None
+            raise AdminError("bad_date", value=text) from None
         if day is None:
             if not allow_ongoing:
-                raise AdminError("bad_date", value=escape(text))
+                raise AdminError("bad_date", value=text)
             return None
         if day < self.today() and not force:
             raise AdminError("past_date", value=day.strftime("%d/%m/%Y"))
@@ -221,9 +247,9 @@ class AdminBase:
     async def _task(self, session: AsyncSession, code: str, *, open_only: bool = True) -> Task:
         task = await TaskRepository(session).by_code(clean(code))
         if task is None:
-            raise AdminError("unknown_task", code=escape(code))
+            raise AdminError("unknown_task", code=code)
         if open_only and task.closed_at is not None:
-            raise AdminError("task_closed", code=escape(task.code))
+            raise AdminError("task_closed", code=task.code)
         return task
 
     async def _units(self, session: AsyncSession, codes: list[str]) -> list[Unit]:
@@ -231,7 +257,7 @@ class AdminBase:
         found = await UnitRepository(session).by_codes(codes)
         missing = [c for c in codes if c not in found]
         if missing:
-            raise AdminError("unknown_unit", code=escape(", ".join(missing)))
+            raise AdminError("unknown_unit", code=", ".join(missing))
         return [found[c] for c in dict.fromkeys(codes)]
 
     async def refuse(self, actor: Actor, command: str) -> None:

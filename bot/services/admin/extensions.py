@@ -32,7 +32,7 @@ class ExtensionAdmin(TaskAdmin):
             if user is None or not any(
                 m.unit_id == task.lead_unit_id and m.role == "focal" for m in user.memberships
             ):
-                raise AdminError("not_lead_focal", code=escape(task.code), unit=escape(task.lead_unit.code))
+                raise AdminError("not_lead_focal", code=task.code, unit=task.lead_unit.code)
             if task.deadline == new:
                 raise AdminError("same_deadline", date=self.fmt_date(new))
             extension = ExtensionRepository(session).add(
@@ -105,7 +105,7 @@ class ExtensionAdmin(TaskAdmin):
             if extension.state != "pending":
                 raise AdminError(
                     "already_decided",
-                    code=escape(task.code),
+                    code=task.code,
                     state=self.i18n.t(None, f"admin.extension.{extension.state}"),
                 )
             decider = await self._actor_user(session, actor)
@@ -114,7 +114,7 @@ class ExtensionAdmin(TaskAdmin):
             extension.decided_at = self.clock.now()
             if approve:
                 if task.closed_at is not None:
-                    raise AdminError("task_closed", code=escape(task.code))
+                    raise AdminError("task_closed", code=task.code)
                 _, notices = await self._move_deadline(
                     session,
                     actor,

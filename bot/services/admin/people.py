@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.admin.common import (
@@ -11,11 +9,13 @@ from bot.services.admin.common import (
     Actor,
     AdminBase,
     AdminError,
+    AuditView,
     Change,
     UserInfo,
+    audit_view,
     clean,
 )
-from storage.models import AuditEntry, User
+from storage.models import User
 from storage.repositories.audit import AuditRepository
 from storage.repositories.users import UserRepository
 
@@ -45,7 +45,7 @@ class PeopleAdmin(AdminBase):
             found = await users.by_username(ref)
             user = await users.by_telegram_id(found.telegram_id) if found else None
         if user is None:
-            raise AdminError("unknown_user", user=escape(ref))
+            raise AdminError("unknown_user", user=ref)
         return user
 
     @staticmethod
@@ -105,6 +105,6 @@ class PeopleAdmin(AdminBase):
                 "programme.export", actor=actor.label, actor_telegram_id=actor.telegram_id, entity="programme"
             )
 
-    async def audit(self, limit: int) -> list[AuditEntry]:
+    async def audit(self, limit: int) -> list[AuditView]:
         async with self.db.reader() as session:
-            return await AuditRepository(session).latest(limit)
+            return [audit_view(e) for e in await AuditRepository(session).latest(limit)]

@@ -4,7 +4,6 @@ change audited with the values before and after, and the units told."""
 from __future__ import annotations
 
 from datetime import date
-from html import escape
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,8 +13,10 @@ from bot.services.admin.common import (
     MAX_TEXT,
     Actor,
     AdminError,
+    AuditView,
     Change,
     TaskView,
+    audit_view,
     clean,
     parse_target,
     task_values,
@@ -24,7 +25,7 @@ from bot.services.admin.common import (
 from bot.services.admin.notices import TaskNotices
 from bot.services.outbox import OutgoingMessage
 from bot.services.plans import TASK_CODE
-from storage.models import AuditEntry, Task, TaskUnit
+from storage.models import Task, TaskUnit
 from storage.repositories.audit import AuditRepository
 from storage.repositories.drafts import DraftRepository
 from storage.repositories.tasks import TaskRepository
@@ -38,16 +39,16 @@ class TaskAdmin(TaskNotices):
     async def check_group(self, code: str) -> str:
         code = clean(code)
         if code not in await self.group_codes():
-            raise AdminError("unknown_group", code=escape(code))
+            raise AdminError("unknown_group", code=code)
         return code
 
     async def check_new_task_code(self, code: str) -> str:
         code = clean(code)
         if not TASK_CODE.match(code):
-            raise AdminError("bad_task_code", code=escape(code))
+            raise AdminError("bad_task_code", code=code)
         async with self.db.reader() as session:
             if await TaskRepository(session).by_code(code) is not None:
-                raise AdminError("task_exists", code=escape(code))
+                raise AdminError("task_exists", code=code)
         return code
 
     async def check_units(self, codes: list[str]) -> list[str]:
@@ -63,10 +64,10 @@ class TaskAdmin(TaskNotices):
         async with self.db.transaction() as session:
             tasks = TaskRepository(session)
             if await tasks.by_code(draft["code"]) is not None:
-                raise AdminError("task_exists", code=escape(draft["code"]))
+                raise AdminError("task_exists", code=draft["code"])
             groups = await tasks.groups_by_codes([draft["group"]])
             if draft["group"] not in groups:
-                raise AdminError("unknown_group", code=escape(draft["group"]))
+                raise AdminError("unknown_group", code=draft["group"])
             units = await self._units(session, [draft["lead"], *draft.get("coordinating", [])])
             task = Task(
                 code=draft["code"],
@@ -110,7 +111,7 @@ class TaskAdmin(TaskNotices):
             if field_name == "group":
                 groups = await TaskRepository(session).groups_by_codes([value])
                 if value not in groups:
-                    raise AdminError("unknown_group", code=escape(value))
+                    raise AdminError("unknown_group", code=value)
                 task.group = groups[value]
             elif field_name == "target_value":
                 task.target_value, unit = parse_target(value)
@@ -240,7 +241,8 @@ class TaskAdmin(TaskNotices):
         notices = await self._notices(session, task, "deadline", entry, old=old)
         return Change(task.code, before, after, len(notices)), notices
 
-    async def history(self, code: str, limit: int = 30) -> tuple[TaskView, list[AuditEntry]]:
+    async def history(self, code: str, limit: int = 30) -> tuple[TaskView, list[AuditView]]:
         async with self.db.reader() as session:
             task = await self._task(session, code, open_only=False)
-            return view(task), await AuditRepository(session).for_entity("task", task.code, limit)
+            entries = await AuditRepository(session).for_entity("task", task.code, limit)
+            return view(task), [audit_view(e) for e in entries]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from bot.services.admin.common import (
     MAX_NAME,
     Actor,
@@ -22,13 +20,13 @@ class UnitAdmin(AdminBase):
     async def add_unit(self, actor: Actor, code: str, name: str) -> UnitInfo:
         code, name = clean(code), clean(name)
         if not UNIT_CODE.match(code):
-            raise AdminError("bad_unit_code", code=escape(code))
+            raise AdminError("bad_unit_code", code=code)
         if not name or len(name) > MAX_NAME:
             raise AdminError("bad_name")
         async with self.db.transaction() as session:
             units = UnitRepository(session)
             if await units.by_code(code) is not None:
-                raise AdminError("unit_exists", code=escape(code))
+                raise AdminError("unit_exists", code=code)
             unit = await units.add(code, name)
             AuditRepository(session).record(
                 "unit.create",
