@@ -34,8 +34,8 @@ from bot.jobs.nudges import plan_nudges
 from bot.persistence import DatabasePersistence
 from bot.services.container import Services, build_services
 from bot.updates import PerChatUpdateProcessor
-from handlers import admin, modules, report
-from handlers.common import oversize, refuse_callback
+from handlers import admin, callbacks, modules, report
+from handlers.common import refuse_callback
 from handlers.help import set_default_menu
 
 log = logging.getLogger(__name__)
@@ -167,12 +167,13 @@ def build_application(
     application = builder.build()
     application.bot_data.services = services
     application.bot_data.kick_dispatcher = lambda: kick_dispatcher(application)
+    application.bot_data.callback_data = callbacks.for_action
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
     # Plan files for /import are looked at in their own group, so that another flow waiting for
     # a file (report evidence) still sees every document.
     application.add_handlers(admin.document_handlers(), group=admin.DOCUMENT_GROUP)
-    application.add_handler(CallbackQueryHandler(_refuse_oversize, pattern=oversize), group=-1)
+    application.add_handler(CallbackQueryHandler(_refuse_oversize, pattern=callbacks.oversize), group=-1)
     for module in modules():
         for handler in module.handlers():
             application.add_handler(handler)

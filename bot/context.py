@@ -21,6 +21,9 @@ class BotData:
         # Sends what was just queued in the outbox without waiting for the dispatcher's next
         # run; set by the wiring, which knows the dispatcher job (handlers do not import it).
         self.kick_dispatcher: Callable[[], None] = lambda: None
+        # The callback data of a button a service named by its action (bot.services.outbox.
+        # Button); set by the wiring from handlers/callbacks.py, which owns every such string.
+        self.callback_data: Callable[[str, int | str], str] | None = None
 
 
 class Context(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: ignore[type-arg]
@@ -33,6 +36,12 @@ class Context(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: igno
     def kick_dispatcher(self) -> None:
         """Send what was just queued without waiting for the next dispatcher run."""
         self.bot_data.kick_dispatcher()
+
+    def callback_data(self, action: str, arg: int | str) -> str:
+        """The callback data of a button a service named by its action."""
+        encode = self.bot_data.callback_data
+        assert encode is not None, "build_application wires the callback codec"
+        return encode(action, arg)
 
     @classmethod
     def from_application(cls, application: Application) -> Context:  # type: ignore[type-arg]

@@ -14,7 +14,6 @@ from bot.services.people import Person
 log = logging.getLogger(__name__)
 
 # Telegram allows 1-64 bytes of callback data; anything longer was not made by this bot.
-MAX_CALLBACK_BYTES = 64
 
 
 async def caller(update: Update, context: Context) -> tuple[Person, str]:
@@ -76,10 +75,6 @@ def page_row(page: int, pages: int, prefix: str) -> list[tuple[str, str]]:
     if page < pages - 1:
         row.append(("▶", f"{prefix}{page + 1}"))
     return row
-
-
-def oversize(data: object) -> bool:
-    return isinstance(data, str) and len(data.encode("utf-8")) > MAX_CALLBACK_BYTES
 
 
 async def refuse_callback(update: Update, context: Context, why: str, language: str | None = None) -> None:

@@ -17,6 +17,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 from bot.context import Context
 from bot.i18n import I18n
 from bot.services.people import Person
+from handlers import callbacks
 from handlers.common import caller, keyboard, refuse_callback
 
 COMMANDS = [("help", "any"), ("lang", "any")]
@@ -84,7 +85,7 @@ async def lang(update: Update, context: Context) -> None:
     assert message is not None
     choice = context.args[0].lower()[:8] if context.args else None
     if choice is None:
-        rows = [[(i18n.t(code, "lang.name"), f"lg:{code}") for code in i18n.languages]]
+        rows = [[(i18n.t(code, "lang.name"), callbacks.language(code)) for code in i18n.languages]]
         await message.reply_text(i18n.t(current, "lang.ask"), reply_markup=keyboard(rows))
         return
     await _switch(update, context, person, choice, current)
@@ -95,8 +96,7 @@ async def lang_button(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
     person, current = await caller(update, context)
-    data = query.data if isinstance(query.data, str) else ""
-    choice = data[3:] if data.startswith("lg:") else ""
+    choice = callbacks.parse_language(query.data if isinstance(query.data, str) else "")
     if choice not in context.services.i18n.languages:
         await refuse_callback(update, context, "unknown language button", current)
         return
@@ -126,5 +126,5 @@ def handlers() -> list[BaseHandler[Update, Context, Any]]:
     return [
         CommandHandler("help", help_command, filters=private),
         CommandHandler("lang", lang, filters=private),
-        CallbackQueryHandler(lang_button, pattern=r"^lg:"),
+        CallbackQueryHandler(lang_button, pattern=callbacks.LANGUAGE_ANY),
     ]

@@ -3,15 +3,12 @@ report flow."""
 
 from __future__ import annotations
 
-import re
-
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler
 
 from bot.context import Context
+from handlers import callbacks
 from handlers.common import caller
-
-SNOOZE = re.compile(r"^ng:snooze:(\d{1,18})$")
 
 COMMANDS: list[tuple[str, str]] = []
 
@@ -22,11 +19,11 @@ async def snooze(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
     _, lang = await caller(update, context)
-    match = SNOOZE.match(query.data or "")
+    outbox_id = callbacks.parse_snooze(query.data)
     chat = update.effective_chat
     when = None
-    if match and chat is not None and chat.id == query.from_user.id:
-        when = await services.nudges.snooze(int(match.group(1)), query.from_user.id)
+    if outbox_id is not None and chat is not None and chat.id == query.from_user.id:
+        when = await services.nudges.snooze(outbox_id, query.from_user.id)
     if when is None:
         await query.answer(services.i18n.t(lang, "nudges.snooze_refused"), show_alert=True)
         return
@@ -35,4 +32,4 @@ async def snooze(update: Update, context: Context) -> None:
 
 
 def handlers() -> list[BaseHandler[Update, Context, None]]:
-    return [CallbackQueryHandler(snooze, pattern=r"^ng:snooze:")]
+    return [CallbackQueryHandler(snooze, pattern=callbacks.SNOOZE)]

@@ -10,6 +10,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.context import Context
 from bot.services.tasks import TaskView
+from handlers import callbacks
 from handlers.common import caller, keyboard, page_row, refuse_callback
 
 PAGE_SIZE = 6
@@ -51,11 +52,11 @@ def tasks_page(
     lines = [t(lang, "tasks.header", count=len(views), overdue=overdue, page=page + 1, pages=pages)]
     lines += [render_task(context, lang, v) for v in shown]
     rows = [
-        [(t(lang, "tasks.report_button", code=v.code), f"rp:start:{v.task_id}")]
+        [(t(lang, "tasks.report_button", code=v.code), callbacks.report_start(v.task_id))]
         for v in shown
         if v.can_report
     ]
-    nav = page_row(page, pages, "tk:pg:")
+    nav = page_row(page, pages, callbacks.TASKS_PAGE_PREFIX)
     if nav:
         rows.append(nav)
     return "\n\n".join(lines), rows
@@ -83,14 +84,13 @@ async def tasks_page_button(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
     person, lang = await caller(update, context)
-    data = query.data if isinstance(query.data, str) else ""
-    parts = data.split(":")
-    if len(parts) != 3 or not parts[2].isdigit() or len(parts[2]) > 4 or not person.units:
+    page = callbacks.parse_tasks_page(query.data if isinstance(query.data, str) else "")
+    if page is None or not person.units:
         await refuse_callback(update, context, "malformed task list button", lang)
         return
     today = context.services.clock.now().astimezone(context.services.config.tz).date()
     views = await context.services.tasks.for_person(person, today)
-    text, rows = tasks_page(context, lang, views, int(parts[2]))
+    text, rows = tasks_page(context, lang, views, page)
     await query.answer()
     await query.edit_message_text(text, reply_markup=keyboard(rows) if rows else None)
 
@@ -160,5 +160,5 @@ def handlers() -> list[BaseHandler[Update, Context, Any]]:
     return [
         CommandHandler("tasks", tasks, filters=private),
         CommandHandler("history", history, filters=private),
-        CallbackQueryHandler(tasks_page_button, pattern=r"^tk:pg:"),
+        CallbackQueryHandler(tasks_page_button, pattern=callbacks.TASKS_PAGE),
     ]

@@ -247,6 +247,45 @@ def test_html_escaping_belongs_to_the_telegram_surface() -> None:
     assert ESCAPES_STILL - escaping == set(), "no longer escapes: take it off ESCAPES_STILL"
 
 
+CALLBACK_DATA = re.compile(r"^\^?(rp|ng|ad|ex|lg|tk):")
+# TEMPORARY: the /report flow (being rewritten as a state machine by the report-flow helper)
+# still spells its own buttons; it moves onto handlers/callbacks.py with that rewrite.
+CALLBACKS_STILL = {"handlers.report"}
+
+
+def _callback_strings(tree: ast.Module) -> list[int]:
+    """Lines of string literals (or f-strings) that spell callback data, docstrings aside."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr) and node.values:
+            node_text = node.values[0]
+            if isinstance(node_text, ast.Constant) and CALLBACK_DATA.match(str(node_text.value)):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            lines.extend([node.lineno] if CALLBACK_DATA.match(node.value) else [])
+    return lines
+
+
+def test_one_module_spells_every_callback_data_string() -> None:
+    found = {
+        f"{module}:{line}"
+        for module, tree in _trees().items()
+        if module != "handlers.callbacks" and module not in CALLBACKS_STILL
+        for line in _callback_strings(tree)
+    }
+    assert found == set(), "build and parse callback data in handlers/callbacks.py"
+    still = {m for m in CALLBACKS_STILL if _callback_strings(_trees()[m])}
+    assert still == CALLBACKS_STILL, "no longer spells callback data: take it off CALLBACKS_STILL"
+
+
 @pytest.mark.parametrize(
     ("module", "layer"),
     [

@@ -21,7 +21,7 @@ import dataclasses
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
@@ -36,24 +36,31 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 
 
-def _markup(payload: dict[str, object], outbox_id: int) -> InlineKeyboardMarkup | None:
-    rows = cast("list[list[tuple[str, str]]] | None", payload.get("buttons"))
+def _markup(context: Context, payload: dict[str, object], outbox_id: int) -> InlineKeyboardMarkup | None:
+    rows = cast("list[list[Any]] | None", payload.get("buttons"))
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(label, callback_data=data.replace(OUTBOX_ID, str(outbox_id)))
-                for label, data in row
-            ]
-            for row in rows
-        ]
+        [[_button(context, button, str(outbox_id)) for button in row] for row in rows]
     )
+
+
+def _button(context: Context, button: Any, outbox_id: str) -> InlineKeyboardButton:
+    """A button as a service named it ({label, action, arg}), its callback data made by the
+    Telegram surface; or [label, data], as versions before this one queued them."""
+    if isinstance(button, dict):
+        arg = button["arg"]
+        arg = arg.replace(OUTBOX_ID, outbox_id) if isinstance(arg, str) else arg
+        return InlineKeyboardButton(
+            button["label"], callback_data=context.callback_data(button["action"], arg)
+        )
+    label, legacy = button
+    return InlineKeyboardButton(label, callback_data=legacy.replace(OUTBOX_ID, outbox_id))
 
 
 async def send_claimed(context: Context, message: ClaimedMessage) -> Message:
     payload = message.payload
-    markup = _markup(payload, message.id)
+    markup = _markup(context, payload, message.id)
     text = str(payload.get("text") or "")
     if payload.get("document"):
         path = Path(str(payload["document"]))

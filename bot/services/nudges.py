@@ -34,7 +34,7 @@ from bot.clock import Clock
 from bot.config import Config, parse_clock, parse_weekday_clock
 from bot.i18n import I18n
 from bot.services.calendar import WorkCalendar
-from bot.services.outbox import ClaimedMessage, OutboxService, OutgoingMessage
+from bot.services.outbox import Button, ClaimedMessage, OutboxService, OutgoingMessage
 from bot.services.periods import Period, PeriodRule
 from storage.db import Database
 from storage.repositories.nudges import NudgeOffset, NudgeRepository
@@ -51,7 +51,6 @@ WORKING_HOURS_KINDS = (NUDGE, SNOOZED, PERIOD_REMINDER, UNREACHABLE)
 RENDERED_AT_SEND = (NUDGE, SNOOZED, PERIOD_REMINDER)
 # The snooze button's data; the dispatcher fills in the outbox row's id when it sends.
 OUTBOX_ID = "{outbox_id}"
-SNOOZE_DATA = "ng:snooze:" + OUTBOX_ID
 PERIOD_LIST_LIMIT = 30
 PERIOD_BUTTONS = 6
 
@@ -78,7 +77,7 @@ class PlanResult:
     cancelled: int = 0
 
 
-def _payload(text: str, buttons: Sequence[Sequence[tuple[str, str]]]) -> dict[str, Any]:
+def _payload(text: str, buttons: Sequence[Sequence[Button]]) -> dict[str, Any]:
     """A message's payload as the dispatcher sends it (OutgoingMessage.payload)."""
     return OutgoingMessage("", "", 0, text=text, buttons=buttons).payload()
 
@@ -292,11 +291,12 @@ class NudgeService:
             return t(language, "nudges.before", days=days_left, percent=shown, **fields)
         return t(language, "nudges.on_the_day", percent=shown, **fields)
 
-    def _buttons(self, language: str | None, task_id: int | str) -> list[list[tuple[str, str]]]:
+    def _buttons(self, language: str | None, task_id: int | str) -> list[list[Button]]:
         return [
             [
-                (self.i18n.t(language, "nudges.report_now"), f"rp:start:{task_id}"),
-                (self.i18n.t(language, "nudges.snooze"), SNOOZE_DATA),
+                Button(self.i18n.t(language, "nudges.report_now"), "report", task_id),
+                # The outbox row's id is known only when the message is sent.
+                Button(self.i18n.t(language, "nudges.snooze"), "snooze", OUTBOX_ID),
             ]
         ]
 
@@ -389,7 +389,7 @@ class NudgeService:
         if total > PERIOD_LIST_LIMIT:
             lines.append(t(lang, "nudges.period_more", count=total - PERIOD_LIST_LIMIT))
         buttons = [
-            [(t(lang, "nudges.report_task", code=code), f"rp:start:{task_id}")]
+            [Button(t(lang, "nudges.report_task", code=code), "report", task_id)]
             for task_id, code in tasks[:PERIOD_BUTTONS]
         ]
         return _payload("\n".join(lines)[:4096], buttons)

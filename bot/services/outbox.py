@@ -18,7 +18,19 @@ from bot.clock import Clock
 from storage.db import Database
 from storage.repositories.outbox import OutboxRepository, add_new_messages
 
-Buttons = Sequence[Sequence[tuple[str, str]]]  # rows of (label, callback data)
+
+@dataclass(frozen=True)
+class Button:
+    """A button on a queued message, named by what it does ("report", "snooze",
+    "extension_ok", "extension_no") and its argument; the Telegram surface turns it into
+    callback data when the message is sent (handlers/callbacks.py)."""
+
+    label: str
+    action: str
+    arg: int | str
+
+
+Buttons = Sequence[Sequence[Button]]  # rows of buttons
 
 
 @dataclass(frozen=True)
@@ -37,7 +49,9 @@ class OutgoingMessage:
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {"text": self.text}
         if self.buttons:
-            data["buttons"] = [[list(button) for button in row] for row in self.buttons]
+            data["buttons"] = [
+                [{"label": b.label, "action": b.action, "arg": b.arg} for b in row] for row in self.buttons
+            ]
         if self.document:
             data["document"] = self.document
         if self.photo:

@@ -10,6 +10,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.context import Context
 from bot.services.admin import AdminError
+from handlers import callbacks
 from handlers.admin.common import begin, drop_buttons
 
 
@@ -38,11 +39,11 @@ async def decide(update: Update, context: Context) -> None:
     call = await begin(update, context, "extend_decide")
     if call is None:
         return
-    _, choice, extension_id = query.data.split(":")
+    approve, extension_id = callbacks.parse_extension(query.data)
     await query.answer()
     admin = call.services.admin
     try:
-        result = await admin.decide_extension(call.actor, int(extension_id), choice == "ok")
+        result = await admin.decide_extension(call.actor, extension_id, approve)
     except AdminError as exc:
         await drop_buttons(query)
         await call.message.reply_text(call.error_text(exc), parse_mode=ParseMode.HTML)
@@ -61,5 +62,5 @@ async def decide(update: Update, context: Context) -> None:
 def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     return [
         CommandHandler("extend", extend, filters=filters.ChatType.PRIVATE),
-        CallbackQueryHandler(decide, pattern=r"^ex:(ok|no):\d+$"),
+        CallbackQueryHandler(decide, pattern=callbacks.EXTENSION_DECISION),
     ]

@@ -14,6 +14,7 @@ from bot.context import Context
 from bot.services.admin import AdminError
 from bot.services.plans import PlanError
 from bot.services.programme import ImportResult
+from handlers import callbacks
 from handlers.admin.common import Call, actor_of, begin, chunks, drop_buttons, keyboard
 from handlers.common import clip
 
@@ -132,8 +133,8 @@ async def import_file(update: Update, context: Context) -> None:
         reply_markup=keyboard(
             [
                 [
-                    (call.t("admin.button.apply"), f"ad:imp:ok:{version}"),
-                    (call.t("admin.button.cancel"), f"ad:imp:no:{version}"),
+                    (call.t("admin.button.apply"), callbacks.confirm(callbacks.IMPORT, True, version)),
+                    (call.t("admin.button.cancel"), callbacks.confirm(callbacks.IMPORT, False, version)),
                 ]
             ]
         ),
@@ -147,16 +148,16 @@ async def import_decide(update: Update, context: Context) -> None:
     call = await begin(update, context, "import")
     if call is None:
         return
-    _, _, choice, version = query.data.split(":")
+    ok, version = callbacks.parse_confirm(query.data)
     await query.answer()
     admin = call.services.admin
-    if choice == "no":
+    if not ok:
         await admin.drop_draft(call.actor, "import")
         await drop_buttons(query)
         await call.message.reply_text(call.t("admin.import.cancelled"))
         return
     try:
-        result = await admin.apply_import(call.actor, int(version))
+        result = await admin.apply_import(call.actor, version)
     except AdminError as exc:
         await call.message.reply_text(call.error_text(exc))
         return
@@ -198,7 +199,7 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     private = filters.ChatType.PRIVATE
     return [
         CommandHandler("import", import_start, filters=private),
-        CallbackQueryHandler(import_decide, pattern=r"^ad:imp:(ok|no):\d+$"),
+        CallbackQueryHandler(import_decide, pattern=callbacks.confirm_pattern(callbacks.IMPORT)),
         CommandHandler("export", export, filters=private),
     ]
 

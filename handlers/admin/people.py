@@ -12,6 +12,7 @@ from bot.config import parse_duration
 from bot.context import Context
 from bot.services.admin import AdminError
 from bot.services.invites import UnknownUnit, deep_link
+from handlers import callbacks
 from handlers.admin.common import begin, keyboard
 
 INVITE_ROLES = ("focal", "leader", "manager")
@@ -119,8 +120,8 @@ async def broadcast(update: Update, context: Context) -> None:
         markup=keyboard(
             [
                 [
-                    (call.t("admin.button.send"), f"ad:bc:ok:{version}"),
-                    (call.t("admin.button.cancel"), f"ad:bc:no:{version}"),
+                    (call.t("admin.button.send"), callbacks.confirm(callbacks.BROADCAST, True, version)),
+                    (call.t("admin.button.cancel"), callbacks.confirm(callbacks.BROADCAST, False, version)),
                 ]
             ]
         ),
@@ -134,14 +135,14 @@ async def broadcast_confirm(update: Update, context: Context) -> None:
     call = await begin(update, context, "broadcast")
     if call is None:
         return
-    _, _, choice, version = query.data.split(":")
+    ok, version = callbacks.parse_confirm(query.data)
     await query.answer()
-    if choice == "no":
+    if not ok:
         await call.services.admin.drop_draft(call.actor, "broadcast")
         await query.edit_message_text(call.t("admin.broadcast.cancelled"))
         return
     try:
-        count = await call.services.admin.broadcast(call.actor, int(version))
+        count = await call.services.admin.broadcast(call.actor, version)
     except AdminError as exc:
         await query.edit_message_text(call.error_text(exc))
         return
@@ -190,6 +191,6 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("role", role, filters=private),
         CommandHandler("revoke", revoke, filters=private),
         CommandHandler("broadcast", broadcast, filters=private),
-        CallbackQueryHandler(broadcast_confirm, pattern=r"^ad:bc:(ok|no):\d+$"),
+        CallbackQueryHandler(broadcast_confirm, pattern=callbacks.confirm_pattern(callbacks.BROADCAST)),
         CommandHandler("audit", audit, filters=private),
     ]

@@ -20,6 +20,7 @@ from telegram.ext import (
 
 from bot.context import Context
 from bot.services.admin import AdminError, TaskView, clean, parse_target
+from handlers import callbacks
 from handlers.admin.common import Call, begin, keyboard
 
 # The /task_add questions in order; the draft in the database says which one is next, so a
@@ -196,8 +197,8 @@ async def task_add_answer(update: Update, context: Context) -> int:
         reply_markup=keyboard(
             [
                 [
-                    (call.t("admin.button.create"), f"ad:ta:ok:{version}"),
-                    (call.t("admin.button.cancel"), f"ad:ta:no:{version}"),
+                    (call.t("admin.button.create"), callbacks.confirm(callbacks.TASK_ADD, True, version)),
+                    (call.t("admin.button.cancel"), callbacks.confirm(callbacks.TASK_ADD, False, version)),
                 ]
             ]
         ),
@@ -221,13 +222,13 @@ async def task_add_confirm(update: Update, context: Context) -> None:
     call = await begin(update, context, "task_add")
     if call is None:
         return
-    _, _, choice, version = query.data.split(":")
+    ok, version = callbacks.parse_confirm(query.data)
     pending = await call.services.admin.draft(call.actor, "task_add")
-    if pending is None or str(pending[1]) != version or pending[0].get("step") != "confirm":
+    if pending is None or pending[1] != version or pending[0].get("step") != "confirm":
         await query.answer(call.t("admin.error.stale"), show_alert=True)
         return
     await query.answer()
-    if choice == "no":
+    if not ok:
         await call.services.admin.drop_draft(call.actor, "task_add")
         await query.edit_message_text(call.t("admin.task_add.cancelled"))
         return
@@ -377,7 +378,7 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("unit_add", unit_add, filters=private),
         CommandHandler("unit_list", unit_list, filters=private),
         conversation,
-        CallbackQueryHandler(task_add_confirm, pattern=r"^ad:ta:(ok|no):\d+$"),
+        CallbackQueryHandler(task_add_confirm, pattern=callbacks.confirm_pattern(callbacks.TASK_ADD)),
         CommandHandler("task_edit", task_edit, filters=private),
         CommandHandler("task_close", task_close, filters=private),
         CommandHandler("assign", assign, filters=private),

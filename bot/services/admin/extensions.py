@@ -13,7 +13,7 @@ from bot.services.admin.common import (
     clean,
 )
 from bot.services.admin.tasks import TaskAdmin
-from bot.services.outbox import OutgoingMessage
+from bot.services.outbox import Button, OutgoingMessage
 from storage.models import DeadlineExtension, Task, User
 from storage.repositories.audit import AuditRepository
 from storage.repositories.extensions import ExtensionRepository
@@ -82,8 +82,12 @@ class ExtensionAdmin(TaskAdmin):
                         ),
                         buttons=(
                             (
-                                (self.i18n.t(lang, "admin.button.approve"), f"ex:ok:{extension.id}"),
-                                (self.i18n.t(lang, "admin.button.reject"), f"ex:no:{extension.id}"),
+                                Button(
+                                    self.i18n.t(lang, "admin.button.approve"), "extension_ok", extension.id
+                                ),
+                                Button(
+                                    self.i18n.t(lang, "admin.button.reject"), "extension_no", extension.id
+                                ),
                             ),
                         ),
                     )

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.services.admin.common import (
     AdminBase,
 )
-from bot.services.outbox import OutgoingMessage
+from bot.services.outbox import Button, OutgoingMessage
 from storage.models import AuditEntry, Task, User
 from storage.repositories.users import UserRepository
 
@@ -43,7 +43,7 @@ class TaskNotices(AdminBase):
             buttons = (
                 ()
                 if kind == "closed"
-                else (((self.i18n.t(lang, "admin.button.report"), f"rp:start:{task.id}"),),)
+                else ((Button(self.i18n.t(lang, "admin.button.report"), "report", task.id),),)
             )
             messages.append(
                 OutgoingMessage(
