@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.services.people import Person
@@ -53,6 +52,20 @@ class TaskView:
     @property
     def has_target(self) -> bool:
         return self.target_value is not None
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    """An open task as the step that starts a report needs it: its units in order."""
+
+    id: int
+    code: str
+    title: str
+    lead_unit_id: int
+    coordinating: tuple[int, ...]
+    target_value: float | None
+    target_unit: str | None
+    target_label: str | None
 
 
 @dataclass(frozen=True)
@@ -146,25 +159,41 @@ class TaskService:
         """The tasks the person may report on (focal point of the lead or a coordinating unit)."""
         return [v for v in await self.for_person(person, today) if v.can_report]
 
-    async def lookup(
-        self, task_id: int | None = None, code: str | None = None
-    ) -> tuple[Any, list[int]] | None:
-        """The open task's row and coordinating unit ids, by id or code (see reportable_for)."""
-        return await self.db.read_statements(lambda runner: report_task(runner, task_id, code))
+    async def lookup(self, task_id: int | None = None, code: str | None = None) -> OpenTask | None:
+        """The open task, by id or code (see reportable_for)."""
+        found = await self.db.read_statements(lambda runner: report_task(runner, task_id, code))
+        if found is None:
+            return None
+        row, coordinating = found
+        return OpenTask(
+            row.id,
+            row.code,
+            row.title,
+            row.lead_unit_id,
+            tuple(coordinating),
+            row.target_value,
+            row.target_unit,
+            row.target_label,
+        )
 
     @staticmethod
-    def reportable_for(person: Person, found: tuple[Any, list[int]] | None) -> ReportableTask | None:
+    def reportable_for(person: Person, found: OpenTask | None) -> ReportableTask | None:
         """The looked-up task if the person is a focal point of its lead or a coordinating
         unit; None for another unit's, a closed or an unknown task."""
         focal = person.unit_ids("focal")
         if found is None or not focal:
             return None
-        row, coordinating = found
-        unit_id = next((u for u in [row.lead_unit_id, *coordinating] if u in focal), None)
+        unit_id = next((u for u in [found.lead_unit_id, *found.coordinating] if u in focal), None)
         if unit_id is None:
             return None
         return ReportableTask(
-            row.id, row.code, row.title, unit_id, row.target_value, row.target_unit, row.target_label
+            found.id,
+            found.code,
+            found.title,
+            unit_id,
+            found.target_value,
+            found.target_unit,
+            found.target_label,
         )
 
     async def for_report(
