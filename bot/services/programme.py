@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -93,7 +94,8 @@ class ProgrammeService:
         async with self.db.reader() as session:
             units = {u.code for u in await UnitRepository(session).all(active_only=False)}
             groups = {g.code for g in await TaskRepository(session).groups()}
-        return parse_plan(data, filename, known_units=units, known_groups=groups)
+        # A large spreadsheet takes a while to parse: in a thread, so chats are served meanwhile.
+        return await asyncio.to_thread(parse_plan, data, filename, known_units=units, known_groups=groups)
 
     async def preview(self, plan: Plan) -> ImportResult:
         """What importing the plan would change; writes nothing."""
