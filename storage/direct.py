@@ -1,4 +1,6 @@
-"""SQLite statements run straight on the sqlite3 driver, for the writes of every chat step.
+"""SQLite statements run straight on the sqlite3 driver, for the reads and writes of every chat
+step: storage/db.py's fast path on SQLite, used by nothing else (services see only Database and
+the runner interface of storage/statements.py).
 
 Each answer in a guided flow is committed before the next question goes out. Through
 SQLAlchemy's session that write cost about a millisecond of CPU (bench/report_steps.py), twenty
