@@ -162,8 +162,8 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
         assert message.text == _expected(language, name, escalated, fields), (name, telegram_id)
         [[report, snooze]] = nudges._buttons(language, row.task_id)
         assert [(b["text"], b["callback_data"]) for b in message.buttons] == [
-            (report[0], f"rp:start:{row.task_id}"),
-            (snooze[0], f"ng:snooze:{row.id}"),
+            (report.label, f"rp:start:{row.task_id}"),
+            (snooze.label, f"ng:snooze:{row.id}"),
         ]
         assert row.chat_id == telegram_id and row.due_at == offset.slot
         assert row.dedup_key == f"nudge:{row.task_id}:v1:{name}:{row.user_id}"

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.services.outbox import OutgoingMessage
+from bot.services.outbox import Button, OutgoingMessage
 from storage.models import OutboxMessage, User
 from tests.support.harness import Harness
 
@@ -20,7 +20,7 @@ async def test_a_key_is_sent_once_however_often_it_is_planned(harness: Harness) 
     harness.api.user(601, "Lan")
     outbox = harness.services.outbox
     message = OutgoingMessage(
-        "notice:1:601", "notice", 601, text="Nhiệm vụ <b>1.1</b>", buttons=[[("Báo cáo", "r:1")]]
+        "notice:1:601", "notice", 601, text="Nhiệm vụ <b>1.1</b>", buttons=[[Button("Báo cáo", "report", 1)]]
     )
     assert await outbox.enqueue([message]) == 1
     assert await outbox.enqueue([message]) == 0
@@ -28,7 +28,7 @@ async def test_a_key_is_sent_once_however_often_it_is_planned(harness: Harness) 
     await harness.dispatch()
     (sent,) = harness.api.sent(601)
     assert sent.plain_text == "Nhiệm vụ 1.1"
-    assert sent.button_data("Báo cáo") == "r:1"
+    assert sent.button_data("Báo cáo") == "rp:start:1"
     assert (await rows(harness))["notice:1:601"].state == "sent"
 
 
