@@ -83,3 +83,47 @@ def test_an_update_stored_when_the_bot_is_killed_is_answered_once_after(
         time.sleep(1.0)
         assert len(api.sent(803)) == 1
         assert _inbox(bot)[update["update_id"]] == "done"
+
+
+def test_webhook_stores_then_answers_200_and_refuses_a_malformed_body_with_400(
+    server: BotAPIServer, tmp_path: Path
+) -> None:
+    import json
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from bot.cli import _webhook_path
+    from bot.config import load_config
+    from tests.support.botapi import DEFAULT_TOKEN
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    extra = f'mode = "webhook"\nwebhook_url = "https://bot.example.gov.vn"\nwebhook_port = {port}\n'
+    with BotProcess(server, tmp_path, extra_config=extra) as bot:
+        secret = _webhook_path(load_config(bot.config_path, env={"TELEGRAM_BOT_TOKEN": DEFAULT_TOKEN}))
+
+        def post(body: bytes) -> int:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/telegram/{secret}",
+                data=body,
+                headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        for malformed in (b"{not json", b"\xff\xfe", b"[1, 2]", b'{"message": {}}', b'{"update_id": "7"}'):
+            assert post(malformed) == 400, malformed
+        server.api.user(804, "Lan")
+        update = server.api.send_text(804, "/help")
+        assert post(json.dumps(update).encode()) == 200
+        server.api.wait_sent(804, 1, timeout=10)
+        assert post(json.dumps(update).encode()) == 200  # Telegram repeats it: handled once
+        assert post(json.dumps(server.api.send_unparseable()).encode()) == 200  # stored, skipped
+        time.sleep(1.0)
+        assert len(server.api.sent(804)) == 1
+        assert not [line for line in bot.log if "Traceback" in line or "500" in line]
