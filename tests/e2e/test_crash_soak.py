@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 
 from bench.crash_soak import parse, soak
+from tests.support.process import BotProcess
 
 pytestmark = pytest.mark.slow
 
 
-async def test_kill_9_loses_doubles_silences_and_misplaces_nothing(database_url: str) -> None:
-    figures = await soak(parse(["--people", "4", "--kills", "2", "--database", database_url]))
+async def test_kill_9_loses_doubles_silences_and_misplaces_nothing() -> None:
+    database = ["--database", BotProcess.default_database_url] if BotProcess.default_database_url else []
+    figures = await soak(parse(["--people", "4", "--kills", "2", *database]))
     assert figures["kills"] == 2 and figures["reports"] >= 4
     assert {key: figures[key] for key in ("lost", "doubled", "nobody", "silent", "misplaced")} == {
         "lost": 0,

@@ -3,13 +3,16 @@ answer and a kill -9 with an update stored but not handled."""
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from storage.db import Database
+from storage.models import InboxUpdate
 from tests.conftest import EXAMPLE_PLAN
 from tests.support.botapi import BotAPIServer, FakeBotAPI
 from tests.support.process import BotProcess
@@ -25,8 +28,17 @@ def server() -> Iterator[BotAPIServer]:
 
 
 def _inbox(bot: BotProcess) -> dict[int, str]:
-    with sqlite3.connect(bot.folder / "data" / "tiendo.db") as db:
-        return dict(db.execute("SELECT update_id, state FROM inbox").fetchall())
+    """What the process stored in its inbox: update id -> state."""
+
+    async def read() -> dict[int, str]:
+        db = Database(bot.database_url)
+        try:
+            async with db.reader() as session:
+                return dict((await session.execute(select(InboxUpdate.update_id, InboxUpdate.state))).all())
+        finally:
+            await db.dispose()
+
+    return asyncio.run(read())
 
 
 def test_an_unreadable_update_does_not_stop_the_bot(server: BotAPIServer, tmp_path: Path) -> None:
@@ -126,4 +138,4 @@ def test_webhook_stores_then_answers_200_and_refuses_a_malformed_body_with_400(
         assert post(json.dumps(server.api.send_unparseable()).encode()) == 200  # stored, skipped
         time.sleep(1.0)
         assert len(server.api.sent(804)) == 1
-        assert not [line for line in bot.log if "Traceback" in line or "500" in line]
+        assert not [line for line in bot.log if "Traceback" in line or "Internal Server Error" in line]
