@@ -12,6 +12,7 @@ import os
 
 from telegram import Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -30,10 +31,11 @@ from bot.context import BotData, Context
 from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
 from bot.jobs.dispatch import dispatch_outbox
 from bot.jobs.drafts import close_expired_drafts
+from bot.jobs.inbox import PRUNE_INTERVAL, prune_inbox
 from bot.jobs.nudges import plan_nudges
 from bot.persistence import DatabasePersistence
 from bot.services.container import Services, build_services
-from bot.updates import PerChatUpdateProcessor
+from bot.updates import InboxUpdater, PerChatUpdateProcessor, UpdateInbox
 from handlers import admin, callbacks, modules, report
 from handlers.common import refuse_callback
 from handlers.help import set_default_menu
@@ -63,9 +65,22 @@ async def _refuse_unknown_button(update: Update, context: Context) -> None:
 
 
 async def _note_error(update: object, context: Context) -> None:
-    """Log errors we cause with their context; the user never sees a traceback."""
-    update_id = update.update_id if isinstance(update, Update) else None
-    log.error("error while handling update %s", update_id, exc_info=context.error)
+    """Log errors we cause once, with the update's id; tell the person that nothing was
+    changed (never a traceback); the update is kept in the inbox as failed."""
+    error = context.error
+    if not isinstance(update, Update):
+        log.error("error outside any update: %s: %s", type(error).__name__, error, exc_info=error)
+        return
+    log.error("update %s failed: %s: %s", update.update_id, type(error).__name__, error, exc_info=error)
+    if isinstance(error, Exception):
+        context.services.inbox.note_failure(update.update_id, error)
+    chat = update.effective_chat
+    if chat is None or chat.type != chat.PRIVATE:
+        return
+    try:
+        await context.bot.send_message(chat.id, context.services.i18n.t(None, "error.nothing_changed"))
+    except TelegramError as exc:
+        log.debug("could not tell chat %s about the failure: %s", chat.id, exc)
 
 
 async def _announce_ready(context: Context) -> None:
@@ -116,6 +131,13 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
     job_queue.run_repeating(
+        prune_inbox,
+        interval=PRUNE_INTERVAL,
+        first=60,
+        name="prune_inbox",
+        job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+    job_queue.run_repeating(
         close_expired_drafts,
         interval=services.config.reporting.draft_check_interval,
         first=services.config.reporting.draft_check_interval,
@@ -146,6 +168,7 @@ def build_application(
     # PTB 22 warns unless told that durations (RetryAfter.retry_after) may be timedeltas.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     services = services or build_services(config)
+    processor = PerChatUpdateProcessor(config.telegram.concurrent_updates)
     builder = (
         ApplicationBuilder()
         .token(config.token)
@@ -153,7 +176,9 @@ def build_application(
         .base_file_url(config.telegram.api_base_file_url)
         .context_types(ContextTypes(context=Context, bot_data=BotData))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.tz))
-        .concurrent_updates(PerChatUpdateProcessor(config.telegram.concurrent_updates))
+        .concurrent_updates(processor)
+        # InboxUpdater (below) instead of PTB's, which confirms updates before handling them.
+        .updater(None)
         .persistence(DatabasePersistence(services.drafts))
         .post_init(_on_startup)
         .post_shutdown(_on_shutdown)
@@ -168,6 +193,9 @@ def build_application(
     application.bot_data.services = services
     application.bot_data.kick_dispatcher = lambda: kick_dispatcher(application)
     application.bot_data.callback_data = callbacks.for_action
+    inbox = UpdateInbox(services.inbox, application.bot, application.update_queue)
+    processor.inbox = inbox
+    application.updater = InboxUpdater(application.bot, application.update_queue, inbox)
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
     # Plan files for /import are looked at in their own group, so that another flow waiting for

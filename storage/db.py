@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.util import await_only
 
+from storage import handled
 from storage.direct import DirectReader, DirectWriter
 from storage.statements import CoreRunner, StatementRunner
 
@@ -70,6 +71,17 @@ def _prepare_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         # execute, close), and every transaction and read begins this way. The cursor is
         # dropped unclosed on purpose (a close would be another trip; BEGIN has no rows).
         await_only(connection.connection.driver_connection.execute(sql))
+
+
+async def _mark_handled(session: AsyncSession, mark: handled.HandledMark | None) -> None:
+    """The update being handled is done in this transaction (storage/handled.py)."""
+    if mark is not None and not mark.committed:
+        await session.execute(handled.MARK_DONE, mark.values())
+
+
+def _committed(mark: handled.HandledMark | None) -> None:
+    if mark is not None:
+        mark.committed = True
 
 
 class Database:
@@ -123,15 +135,20 @@ class Database:
         SQLite has one writer at a time, and its busy handler waits by sleeping (up to 100 ms
         a try), which under concurrent updates costs far more than waiting in turn. A
         transaction opened inside another one (same task) does not wait for itself."""
+        mark = handled.pending()
         if _IN_WRITE.get():
             async with self._writer() as session, session.begin():
                 yield session
+                await _mark_handled(session, mark)
+            _committed(mark)
             return
         async with self._write_lock if self.is_sqlite else contextlib.nullcontext():
             token = _IN_WRITE.set(True)
             try:
                 async with self._writer() as session, session.begin():
                     yield session
+                    await _mark_handled(session, mark)
+                _committed(mark)
             finally:
                 _IN_WRITE.reset(token)
 
@@ -145,17 +162,22 @@ class Database:
         """Run fn once, in one write transaction, with Core statements (storage/statements.py):
         for the small writes of every chat step. Committed when fn returns, rolled back if it
         raises. Not inside an open transaction() of the same task (RuntimeError): on SQLite
-        it would wait for that transaction's lock forever."""
+        it would wait for that transaction's lock forever. The update being handled, if any,
+        is marked handled in the same transaction (storage/handled.py)."""
         self._not_in_write()
         if self._direct is not None:
-            return await self._direct.write(fn)
+            mark = handled.pending()
+            result = await self._direct.write(fn if mark is None else handled.with_mark(fn, mark))
+            _committed(mark)
+            return result
+        # transaction() adds the mark of the update being handled, if any.
         async with self.transaction() as session:
             return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
 
     async def write_statement(self, statement: Executable, values: Mapping[str, Any]) -> int:
         """Run one writing Core statement as a transaction of its own; its row count."""
         self._not_in_write()
-        if self._direct is not None:
+        if self._direct is not None and handled.pending() is None:
             return await self._direct.write_one(statement, values)
         return await self.write_statements(lambda runner: runner.execute(statement, values))
 

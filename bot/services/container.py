@@ -14,6 +14,7 @@ from bot.services.calendar import WorkCalendar
 from bot.services.digest import DigestService
 from bot.services.drafts import DraftService
 from bot.services.evidence import EvidenceStore
+from bot.services.inbox import InboxService
 from bot.services.invites import InviteService
 from bot.services.notices import NoticeService
 from bot.services.nudges import NudgeService
@@ -54,6 +55,7 @@ class Services:
     calendar: WorkCalendar
     nudges: NudgeService
     pacer: SendPacer
+    inbox: InboxService
 
 
 def build_services(config: Config, *, clock: Clock | None = None, db: Database | None = None) -> Services:
@@ -95,4 +97,5 @@ def build_services(config: Config, *, clock: Clock | None = None, db: Database |
         calendar=calendar,
         nudges=nudge_service,
         pacer=SendPacer(config.nudges.max_per_second),
+        inbox=InboxService(db, clock),
     )

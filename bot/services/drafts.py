@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.clock import Clock
+from storage import handled
 from storage.db import Database
 from storage.models import User
 from storage.repositories.drafts import (
@@ -68,6 +69,9 @@ class _GroupWriter:
         self.running: asyncio.Task[None] | None = None
 
     async def write(self, write: _Write) -> None:
+        # The update this step answers is marked handled in the batch's transaction, although
+        # the batch is committed by another task (storage/handled.py).
+        write.mark = handled.pending()
         write.done = asyncio.get_running_loop().create_future()
         self.pending.append(write)
         if self.running is None or self.running.done():
@@ -105,7 +109,12 @@ class _GroupWriter:
         """Write the batch in one transaction; returns the ids of the writes refused (out of
         scope). Core statements (Database.write_statements): a twentieth of the cost of an ORM
         session on SQLite."""
-        return await self.service.db.write_statements(lambda runner: self._apply(runner, batch))
+        marks = [w.mark for w in batch if w.mark is not None]
+        refused = await self.service.db.write_statements(
+            handled.with_marks(lambda runner: self._apply(runner, batch), marks)
+        )
+        handled.committed(marks)
+        return refused
 
     def _apply(self, runner: StatementRunner, batch: list[_Write]) -> set[int]:
         refused: set[int] = set()
@@ -144,6 +153,7 @@ class _Write:
     scope: tuple[int, int] | None = None  # (task id, unit id) the person must still report on
     # Set when the write waits for its group commit.
     done: asyncio.Future[None] = field(init=False, repr=False)
+    mark: handled.HandledMark | None = field(default=None, init=False, repr=False)
 
 
 @dataclass(frozen=True)
