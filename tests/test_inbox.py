@@ -16,7 +16,7 @@ from bot.updates import UpdateInbox
 from storage.db import Database
 from storage.handled import handling
 from storage.models import AuditEntry, InboxUpdate
-from tests.report_helpers import count
+from tests.report_helpers import count, join
 from tests.support.harness import Harness
 
 
@@ -190,3 +190,22 @@ def test_identical_log_lines_are_rate_limited() -> None:
     again = line("getUpdates failed: %s", "timeout")
     assert repeat.filter(again)
     assert again.getMessage() == "getUpdates failed: timeout (and 1000 more times in the last 61 s)"
+
+
+async def test_steps_committed_together_mark_each_of_their_updates_handled(
+    harness: Harness, db: Database
+) -> None:
+    """Two people's answers written in one group commit (DraftService): each answer's update
+    is done in that same transaction, not only the first one's."""
+    await join(harness, 801, "TTRA")
+    await join(harness, 802, "TTRA", name="Minh")
+    service = harness.services.inbox
+    await service.store([{"update_id": u, "message": {"chat": {"id": u - 9000}}} for u in (9801, 9802)])
+
+    async def answer(update_id: int, person: int) -> None:
+        with handling(service.handling(update_id)):
+            await harness.services.drafts.save(person, "test", {"answer": update_id}, "results", person)
+
+    await asyncio.gather(answer(9801, 801), answer(9802, 802))
+    rows = await _rows(db)
+    assert [rows[u].state for u in (9801, 9802)] == ["done", "done"]
