@@ -118,10 +118,17 @@ class DigestSection:
     templates_dir: str = ""
     parent_body: str = "BỘ KHOA HỌC VÀ CÔNG NGHỆ"
     issuing_body: str = "VĂN PHÒNG BỘ"
+    issuing_body_name: str = "Văn phòng Bộ"  # as a sentence names it (and the Word file's author)
     issuing_code: str = "VP"
     place: str = "Hà Nội"
+    # The signature block (Decree 30): authority line (KT./TL./Q. + the leader's title), the
+    # signer's own title and name.
+    signer_authority: str = "TL. BỘ TRƯỞNG"
     signer_title: str = "CHÁNH VĂN PHÒNG"
     signer_name: str = ""
+    # Used when the report data carries no programme record.
+    programme_title: str = "Chương trình hành động"
+    decision: str = ""
     recipients: list[str] = field(
         default_factory=lambda: [
             "Bộ trưởng (để báo cáo)",

@@ -219,6 +219,12 @@ class ReportData:
         return [task for group in self.groups for task in group.tasks]
 
     @property
+    def merged_proposals(self) -> list[Issue]:
+        """Every distinct proposal, whatever its addressee, the most often raised first."""
+        items = [item for group in self.proposals for item in group.items]
+        return sorted(items, key=lambda item: -len(item.codes))
+
+    @property
     def targets(self) -> list[TaskLine]:
         """Tasks with a numeric target, for the targets-against-values parts."""
         return [task for group in self.groups for task in group.tasks if task.target_value is not None]
