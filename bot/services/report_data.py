@@ -214,6 +214,12 @@ class ReportData:
     priorities_until: date | None = None
     programme: ProgrammeInfo | None = None
 
+    def __repr__(self) -> str:
+        # Short: the generated repr of ten thousand task lines takes seconds, and Python 3.11's
+        # asyncio.run computes it when it returns the report (it reprs its SIGINT handler,
+        # which holds the main task and so its result).
+        return f"ReportData(period={self.period!r}, scope={self.scope!r}, tasks={self.totals.total})"
+
     @property
     def tasks(self) -> list[TaskLine]:
         return [task for group in self.groups for task in group.tasks]

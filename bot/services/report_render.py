@@ -13,6 +13,7 @@ import enum
 import io
 import json
 import re
+import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import date, datetime
@@ -41,6 +42,18 @@ DIGEST_LIMITS = {
     "issues": 15,
     "priorities": 30,
     "report_units": 30,
+}
+CHART_COLOURS = {
+    StatusClass.DONE_ON_TIME: "#2e7d32",
+    StatusClass.DONE_LATE: "#9ccc65",
+    StatusClass.OPEN_WITHIN: "#b0bec5",
+    StatusClass.OPEN_OVERDUE: "#c62828",
+}
+CHART_TEXT = {
+    StatusClass.DONE_ON_TIME: "white",
+    StatusClass.DONE_LATE: "black",
+    StatusClass.OPEN_WITHIN: "black",
+    StatusClass.OPEN_OVERDUE: "white",
 }
 # Vietnamese lettering of sub-items (Decree 30): no f, j, w, z.
 LETTERS = "a b c d đ e g h i k l m n o p q r s t u v x y".split()  # noqa: SIM905
@@ -152,6 +165,9 @@ class ReportRenderer:
         if isinstance(status, StatusClass):
             return self.t(f"status.{status.value}")
         return self.t(f"report_status.{status}")
+
+    def number(self, value: float | None) -> str:
+        return _number(value, self.language)
 
     def period_name(self, data: ReportData) -> str:
         """The period as people name it: "tháng 01/2025", "quý I/2025", "tuần từ 02/01 đến
@@ -286,119 +302,71 @@ class ReportRenderer:
         }
 
     def xlsx(self, data: ReportData) -> bytes:
-        from openpyxl import Workbook
+        from bot.services.report_xlsx import write_xlsx
 
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet(self.t("sheet.tasks")[:31])
-        columns = [
-            "code",
-            "title",
-            "group",
-            "lead",
-            "coordinating",
-            "deadline",
-            "status",
-            "report_status",
-            "completed_on",
-            "percent",
-            "reported",
-            "results",
-            "difficulties",
-            "proposals",
-            "output",
-            "target",
-            "value",
-        ]
-        sheet.freeze_panes = "C2"
-        sheet.append([_bold(sheet, self.t(f"col.{c}")) for c in columns])
-        yes, no = self.t("col.yes"), self.t("col.no")
-        for task in data.tasks:
-            target = ""
-            if task.target_value is not None:
-                target = f"{task.target_label or ''} {_number(task.target_value)}{task.target_unit or ''}"
-            sheet.append(
-                [
-                    _clean(value)
-                    for value in (
-                        task.code,
-                        task.title,
-                        task.group_code,
-                        task.lead.code,
-                        ", ".join(task.coordinating),
-                        task.deadline or self.t("report.ongoing"),
-                        self.status_label(task.status),
-                        self.status_label(task.report_status),
-                        task.completed_on,
-                        task.percent,
-                        yes if task.reported_this_period else no,
-                        task.results,
-                        task.difficulties,
-                        task.proposals,
-                        task.expected_output,
-                        target.strip(),
-                        task.value,
-                    )
-                ]
-            )
-        totals = book.create_sheet(self.t("sheet.totals")[:31])
-        head = [self.status_label(s) for s in STATUS_ORDER] + [self.t("col.total"), self.t("col.rate")]
-        totals.append([_bold(totals, self.t("sheet.by_group"))])
-        totals.append([_bold(totals, self.t("col.group"))] + [_bold(totals, h) for h in head])
-        for group in data.groups:
-            c = group.counts
-            totals.append(
-                [_clean(f"{group.code}. {group.title}"), *(c.get(s) for s in STATUS_ORDER), c.total, c.rate]
-            )
-        c = data.totals
-        totals.append(
-            [_bold(totals, self.t("col.total")), *(c.get(s) for s in STATUS_ORDER), c.total, c.rate]
-        )
-        totals.append([])
-        totals.append([_bold(totals, self.t("sheet.by_unit"))])
-        totals.append([_bold(totals, self.t("col.unit"))] + [_bold(totals, h) for h in head])
-        for unit in data.unit_totals:
-            c = unit.counts
-            totals.append(
-                [
-                    _clean(f"{unit.unit.code} — {unit.unit.name}"),
-                    *(c.get(s) for s in STATUS_ORDER),
-                    c.total,
-                    c.rate,
-                ]
-            )
-        buffer = io.BytesIO()
-        book.save(buffer)
-        return buffer.getvalue()
+        return write_xlsx(data, self)
 
-    def png(self, data: ReportData) -> bytes:
-        """A horizontal stacked bar per task group, one colour per status class."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
+    def chart(self, data: ReportData) -> Any:
+        """The chart as a matplotlib Figure, sized for a phone held upright: a stacked bar per
+        task group, named, with the count of each status on the bar and the group's total at
+        its end; the completion rate under the title; no text below 12 pt."""
         from matplotlib.figure import Figure
 
         groups = data.groups
-        labels = [self.t("chart.group", code=g.code) for g in groups]
-        colours = {
-            StatusClass.DONE_ON_TIME: "#2e7d32",
-            StatusClass.DONE_LATE: "#9ccc65",
-            StatusClass.OPEN_WITHIN: "#90a4ae",
-            StatusClass.OPEN_OVERDUE: "#c62828",
-        }
-        figure = Figure(figsize=(9, max(3.0, 0.45 * len(groups) + 1.8)), dpi=110)
-        FigureCanvasAgg(figure)
+        names = [_short(self.t("report.group", code=g.code, title=g.title), 52) for g in groups]
+        figure = Figure(figsize=(6.4, max(7.0, 2.6 + 0.8 * len(groups))), dpi=150)
         axes = figure.add_subplot()
+        widest = max((g.counts.total for g in groups), default=1) or 1
         left = [0] * len(groups)
         for status in STATUS_ORDER:
             values = [g.counts.get(status) for g in groups]
-            axes.barh(labels, values, left=left, color=colours[status], label=self.status_label(status))
+            bars = axes.barh(
+                range(len(groups)),
+                values,
+                left=left,
+                height=0.5,
+                color=CHART_COLOURS[status],
+                label=self.status_label(status),
+            )
+            # A count inside its segment when it fits; the bar's total is written at its end.
+            shown = [self.number(v) if v and v / widest >= 0.07 else "" for v in values]
+            axes.bar_label(bars, labels=shown, label_type="center", fontsize=12, color=CHART_TEXT[status])
             left = [a + b for a, b in zip(left, values, strict=True)]
-        axes.invert_yaxis()
-        axes.set_xlabel(self.t("chart.axis"))
-        axes.set_title(self.t("chart.title", period=data.period))
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8, frameon=False)
-        figure.tight_layout()
+        for y, (group, name) in enumerate(zip(groups, names, strict=True)):
+            axes.text(0, y - 0.33, name, va="bottom", ha="left", fontsize=12)
+            total = f" {self.number(group.counts.total)}"
+            axes.text(left[y], y, total, va="center", fontsize=12, fontweight="bold")
+        axes.set_yticks([])
+        axes.set_ylim(len(groups) - 0.5, -0.9)
+        axes.set_xlim(0, widest * 1.12)
+        axes.tick_params(axis="x", labelsize=12)
+        axes.set_xlabel(self.t("chart.axis"), fontsize=12)
+        axes.spines[["top", "right", "left"]].set_visible(False)
+        c = data.totals
+        rate = self.t(
+            "chart.rate",
+            rate=self.pct(c.rate) or "—",
+            completed=self.number(c.completed),
+            due=self.number(c.due),
+        )
+        title = "\n".join(textwrap.wrap(self.t("chart.title", period=self.period_name(data)), 44))
+        figure.suptitle(title, fontsize=14, fontweight="bold")
+        axes.set_title(rate, fontsize=13)
+        figure.legend(loc="lower center", ncol=2, fontsize=12, frameon=False)
+        figure.tight_layout(rect=(0, 0.09, 1, 0.97))
+        return figure
+
+    def png(self, data: ReportData) -> bytes:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        figure = self.chart(data)
+        FigureCanvasAgg(figure)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
         return buffer.getvalue()
+
+    def pct(self, value: float | None) -> str:
+        return _percent(value, self.language)
 
     def render(self, data: ReportData, fmt: str) -> bytes:
         """One format as bytes (the Telegram digest: its messages separated by a rule)."""

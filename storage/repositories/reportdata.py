@@ -91,32 +91,34 @@ class ReportDataRepository:
 
     async def tasks(self, at: datetime, unit_id: int | None = None) -> list[TaskRecord]:
         """Tasks not closed at the moment (optionally only those the unit leads or coordinates)."""
+        t = Task.__table__.c  # Core columns: no ORM row processing for ten thousand rows
         query = self._scope(
             select(
-                Task.id,
-                Task.code,
-                Task.title,
-                Task.group_id,
-                Task.lead_unit_id,
-                Task.deadline,
-                Task.expected_output,
-                Task.target_value,
-                Task.target_unit,
-                Task.target_label,
-                Task.position,
+                t.id,
+                t.code,
+                t.title,
+                t.group_id,
+                t.lead_unit_id,
+                t.deadline,
+                t.expected_output,
+                t.target_value,
+                t.target_unit,
+                t.target_label,
+                t.position,
             ).where(self._open_at(at)),
             unit_id,
-        ).order_by(Task.position, Task.id)
+        ).order_by(t.position, t.id)
         return [TaskRecord(*row) for row in await self.session.execute(query)]
 
     async def coordinating(self, at: datetime, unit_id: int | None = None) -> list[tuple[int, int]]:
         """(task id, coordinating unit id) for the same tasks, in their listed order."""
+        tu = TaskUnit.__table__.c  # Core columns, as in tasks()
         query = self._scope(
-            select(TaskUnit.task_id, TaskUnit.unit_id)
-            .join(Task, Task.id == TaskUnit.task_id)
+            select(tu.task_id, tu.unit_id)
+            .join(Task, Task.id == tu.task_id)
             .where(self._open_at(at)),
             unit_id,
-        ).order_by(TaskUnit.task_id, TaskUnit.position)
+        ).order_by(tu.task_id, tu.position)
         return [(row[0], row[1]) for row in await self.session.execute(query)]
 
     def task_ids(self, at: datetime, unit_id: int | None = None) -> Select[Any]:

@@ -203,7 +203,7 @@ class ReportRepository:
     async def _lead_progress(self, at: datetime, which: Any) -> dict[int, LeadProgress]:
         latest_id = self._latest_lead("id", at)
         base = select(Task.id.label("task_id"), latest_id.label("report_id")).where(which).subquery()
-        r = ProgressReport
+        r = ProgressReport.__table__.c  # Core columns: no ORM row processing per task
         rows = await self.session.execute(
             select(
                 base.c.task_id,
@@ -216,7 +216,7 @@ class ReportRepository:
                 r.difficulties,
                 r.proposals,
                 r.indicator_value,
-            ).join(r, r.id == base.c.report_id)
+            ).join(ProgressReport.__table__, r.id == base.c.report_id)
         )
         return {
             row[0]: LeadProgress(
