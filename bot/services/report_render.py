@@ -311,6 +311,7 @@ class ReportRenderer:
         task group, named, with the count of each status on the bar and the group's total at
         its end; the completion rate under the title; no text below 12 pt."""
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         groups = data.groups
         names = [_short(self.t("report.group", code=g.code, title=g.title), 52) for g in groups]
@@ -339,6 +340,7 @@ class ReportRenderer:
         axes.set_yticks([])
         axes.set_ylim(len(groups) - 0.5, -0.9)
         axes.set_xlim(0, widest * 1.12)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.tick_params(axis="x", labelsize=12)
         axes.set_xlabel(self.t("chart.axis"), fontsize=12)
         axes.spines[["top", "right", "left"]].set_visible(False)
