@@ -357,7 +357,7 @@ class _Loaded:
     tasks: list[TaskRecord]
     coordinating: dict[int, list[int]]
     states: dict[int, LeadProgress]
-    prev_states: dict[int, LeadProgress]
+    prev_completed: dict[int, datetime]  # task id: completed at, as of the previous cut-off
     reporting: set[int]
     groups: list[GroupRecord]
     created: list[tuple[str, str]]
@@ -393,8 +393,7 @@ async def _load(session: AsyncSession, window: _Window, unit_code: str | None) -
     coordinating = await repo.coordinating(moment, unit_id)
     reports = ReportRepository(session)
     states = await reports.lead_progress(moment, repo.task_ids(moment, unit_id))
-    before_end = window.before.end
-    prev_states = await reports.lead_progress(before_end, repo.task_ids(before_end, unit_id))
+    prev_completed = await repo.completed_at(window.before.end, unit_id)
     coord_by_task: dict[int, list[int]] = defaultdict(list)
     for task_id, coord_unit in coordinating:
         coord_by_task[task_id].append(coord_unit)
@@ -406,7 +405,7 @@ async def _load(session: AsyncSession, window: _Window, unit_code: str | None) -
         tasks=tasks,
         coordinating=coord_by_task,
         states=states,
-        prev_states=prev_states,
+        prev_completed=prev_completed,
         reporting=await repo.units_reporting(period.key, unit_id),
         groups=await repo.groups(),
         created=await repo.created_between(period.start, moment, unit_id),
@@ -466,8 +465,8 @@ def _task_lines(loaded: _Loaded, window: _Window, tz: ZoneInfo) -> _Lines:
         out.lines.append(line)
         out.by_group[task.group_id].append(line)
         out.by_lead[task.lead_unit_id].append(line)
-        prev = loaded.prev_states.get(task.id)
-        before = classify_status(task.deadline, prev.completed_on(tz) if prev else None, window.prev_day)
+        prev = loaded.prev_completed.get(task.id)
+        before = classify_status(task.deadline, prev.astimezone(tz).date() if prev else None, window.prev_day)
         out.previous.append(before)
         # A task completed before this period began needs no report in it.
         if not before.completed:

@@ -11,11 +11,13 @@ is too slow for ten thousand tasks), their properties in the schema's order.
 
 from __future__ import annotations
 
-import copy
 import io
 import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import date, datetime, time
+from xml.sax.saxutils import escape
 
 from docx import Document
 from docx.enum.section import WD_ORIENT, WD_SECTION
@@ -29,6 +31,8 @@ from docx.text.paragraph import Paragraph
 
 from bot.services.report_render import recipient_lines
 
+# The rows of the big tables, as text, keyed by their placeholder (see _defer_rows).
+_DEFERRED: ContextVar[dict[str, str]] = ContextVar("deferred_rows")
 FONT = "Times New Roman"
 LANGUAGE = "vi-VN"
 CENTER = WD_ALIGN_PARAGRAPH.CENTER
@@ -348,49 +352,37 @@ def _signer(cell: object, signer: ET.Element) -> None:
     _runs(name, _child(signer, "name"), bold=True)
 
 
-def _cell_template(widths_mm: list[float], size_half_points: int, align: str | None) -> object:
-    """One w:tc with its width and a run of the given size, copied for every cell."""
+def _row_xml(widths_mm: list[float], aligns: list[str | None], size: int, bold: bool) -> str:
+    """A table row as WordprocessingML text with one %s per cell for its (escaped) text."""
+    run_pr = ("<w:b/>" if bold else "") + f'<w:sz w:val="{size}"/>'
+    cells = []
+    for width, align in zip(widths_mm, aligns, strict=False):
+        jc = f'<w:jc w:val="{align}"/>' if align else ""
+        cells.append(
+            f'<w:tc><w:tcPr><w:tcW w:w="{int(width * TWIPS_PER_MM)}" w:type="dxa"/></w:tcPr>'
+            f'<w:p><w:pPr><w:spacing w:after="0" w:line="240" w:lineRule="auto"/>{jc}</w:pPr>'
+            f'<w:r><w:rPr>{run_pr}</w:rPr><w:t xml:space="preserve">%s</w:t></w:r></w:p></w:tc>'
+        )
+    return "<w:tr><w:trPr><w:cantSplit/></w:trPr>" + "".join(cells) + "</w:tr>"
+
+
+def _defer_rows(tbl: object, rows_xml: str) -> None:
+    """Leave a placeholder row that write_docx replaces by the rows' text after saving: ten
+    thousand rows as lxml elements would take hundreds of megabytes and seconds to build."""
+    deferred = _DEFERRED.get()
+    marker = f"@@tiendo-rows-{len(deferred)}@@"
+    deferred[marker] = rows_xml
+    tr = OxmlElement("w:tr")
     tc = OxmlElement("w:tc")
-    tc_pr = OxmlElement("w:tcPr")
-    tc_w = OxmlElement("w:tcW")
-    tc_w.set(qn("w:w"), str(int(widths_mm[0] * TWIPS_PER_MM)))
-    tc_w.set(qn("w:type"), "dxa")
-    tc_pr.append(tc_w)
-    tc.append(tc_pr)
     p = OxmlElement("w:p")
-    p_pr = OxmlElement("w:pPr")
-    spacing = OxmlElement("w:spacing")
-    spacing.set(qn("w:after"), "0")
-    spacing.set(qn("w:line"), "240")
-    spacing.set(qn("w:lineRule"), "auto")
-    p_pr.append(spacing)
-    if align:
-        jc = OxmlElement("w:jc")
-        jc.set(qn("w:val"), align)
-        p_pr.append(jc)
-    p.append(p_pr)
     r = OxmlElement("w:r")
-    r_pr = OxmlElement("w:rPr")
-    sz = OxmlElement("w:sz")
-    sz.set(qn("w:val"), str(size_half_points))
-    r_pr.append(sz)
-    r.append(r_pr)
     t = OxmlElement("w:t")
-    t.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+    t.text = marker
     r.append(t)
     p.append(r)
     tc.append(p)
-    return tc
-
-
-def _row_template(widths_mm: list[float], aligns: list[str | None], size: int) -> object:
-    tr = OxmlElement("w:tr")
-    tr_pr = OxmlElement("w:trPr")
-    tr_pr.append(OxmlElement("w:cantSplit"))
-    tr.append(tr_pr)
-    for width, align in zip(widths_mm, aligns, strict=False):
-        tr.append(_cell_template([width], size, align))
-    return tr
+    tr.append(tc)
+    tbl.append(tr)  # type: ignore[attr-defined]
 
 
 def _table(document: object, table_element: ET.Element, container_mm: float) -> None:
@@ -416,19 +408,36 @@ def _table(document: object, table_element: ET.Element, container_mm: float) -> 
     tr_pr = table.rows[0]._tr.get_or_add_trPr()
     tr_pr.append(OxmlElement("w:cantSplit"))
     tr_pr.append(OxmlElement("w:tblHeader"))
-    template = _row_template(widths, aligns, size)
-    tbl = table._tbl
-    t_tag = qn("w:t")
-    bold_rows = table_element.get("bold", "")
-    for index, row in enumerate(rows[1:]):
-        tr = copy.deepcopy(template)
-        for text_node, cell in zip(tr.iter(t_tag), row, strict=False):
-            text_node.text = _text(cell)
-        if row.get("bold") or str(index) in bold_rows.split(","):
-            for r_pr in tr.iter(qn("w:rPr")):
-                r_pr.insert(0, OxmlElement("w:b"))
-        tbl.append(tr)
+    plain, bold = _row_xml(widths, aligns, size, False), _row_xml(widths, aligns, size, True)
+    body = []
+    for row in rows[1:]:
+        texts = [escape(_text(cell)) for cell in row][:columns]
+        texts += [""] * (columns - len(texts))
+        body.append((bold if row.get("bold") else plain) % tuple(texts))
+    if body:
+        _defer_rows(table._tbl, "".join(body))
     document.add_paragraph().paragraph_format.space_after = Pt(0)  # type: ignore[attr-defined]
+
+
+def _splice(blob: bytes, deferred: dict[str, str]) -> bytes:
+    """Put the deferred rows in place of their placeholder rows in word/document.xml."""
+    source = zipfile.ZipFile(io.BytesIO(blob))
+    xml = source.read("word/document.xml").decode("utf-8")
+    pieces, position = [], 0
+    for marker in sorted(deferred, key=xml.index):
+        at = xml.index(marker)
+        start = xml.rindex("<w:tr>", 0, at)
+        pieces += [xml[position:start], deferred[marker]]
+        position = xml.index("</w:tr>", at) + len("</w:tr>")
+    pieces.append(xml[position:])
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = (
+                "".join(pieces).encode("utf-8") if item.filename == "word/document.xml" else source.read(item)
+            )
+            target.writestr(item, data, compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
 
 
 def _annex(document: object, annex: ET.Element, first: bool) -> None:
@@ -482,6 +491,7 @@ _BLOCKS: dict[str, Callable[[object, ET.Element, float], None]] = {
 
 
 def write_docx(outline: ET.Element) -> bytes:
+    _DEFERRED.set({})
     document = Document()
     _set_font(document)
     _properties(document, outline)
@@ -501,4 +511,5 @@ def write_docx(outline: ET.Element) -> bytes:
             _BLOCKS[element.tag](document, element, BODY_MM)
     buffer = io.BytesIO()
     document.save(buffer)
-    return buffer.getvalue()
+    deferred = _DEFERRED.get()
+    return _splice(buffer.getvalue(), deferred) if deferred else buffer.getvalue()

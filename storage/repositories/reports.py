@@ -193,6 +193,11 @@ class ReportRepository:
         )
 
     @classmethod
+    def latest_lead_column(cls, column: str, at: datetime | ColumnElement[datetime]) -> Any:
+        """The public name of _latest_lead (the report data's lighter completion query)."""
+        return cls._latest_lead(column, at)
+
+    @classmethod
     def completed(cls, at: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
         """Whether the task (Task, correlated) is completed at `at` (a moment, or a column that
         holds it), inside another query: the same definition as lead_progress (its lead unit's
