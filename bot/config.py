@@ -133,7 +133,7 @@ class DigestSection:
         default_factory=lambda: [
             "Bộ trưởng (để báo cáo)",
             "Các Thứ trưởng (để biết)",
-            "Lưu: VT, VP.",
+            "Lưu: VT, VP",
         ]
     )
 
