@@ -22,7 +22,7 @@ from bot.i18n import I18n
 from bot.services.periods import period_rule
 from bot.services.report_data import (
     Issue,
-    ProgrammeInfo,
+    ProgrammeRef,
     ReportBuilder,
     ReportData,
     TaskLine,
@@ -40,12 +40,13 @@ from tests.report_fixture import load_fixture
 from tests.support.botapi import parse_html
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
-PROGRAMME = ProgrammeInfo(
+PROGRAMME = ProgrammeRef(
     code="QD-59-BKHCN-2024",
+    short_code="CTHĐ-59",
     title="Chương trình hành động của Bộ Khoa học và Công nghệ năm 2024",
     decision="59/QĐ-BKHCN",
     decision_date=date(2024, 1, 19),
-    issuing_body="Bộ trưởng Bộ Khoa học và Công nghệ",
+    issuer="Bộ trưởng Bộ Khoa học và Công nghệ",
 )
 
 

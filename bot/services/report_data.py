@@ -12,6 +12,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -165,14 +166,25 @@ class Changes:
 
 
 @dataclass(frozen=True)
-class ProgrammeInfo:
-    """The programme the report is on (filled by the programme record when there is one)."""
+class ProgrammeRef:
+    """The programme a report covers, and the decision it implements ("Thực hiện Quyết định
+    số 59/QĐ-BKHCN ngày 19/01/2024 …"); the programme record fills it (same shape as the
+    programmes work's ProgrammeRef)."""
 
     code: str
+    short_code: str
     title: str
-    decision: str = ""  # "59/QĐ-BKHCN"
-    decision_date: date | None = None
-    issuing_body: str = ""  # who issued the decision: "Bộ trưởng Bộ Khoa học và Công nghệ"
+    decision: str  # "59/QĐ-BKHCN"
+    decision_date: date | None
+    issuer: str  # who issued the decision: "Bộ trưởng Bộ Khoa học và Công nghệ"
+    state: str = "active"
+    closed_at: datetime | None = None
+    # The completion figures at closing.
+    closing: dict[str, Any] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.state == "closed"
 
 
 @dataclass(frozen=True)
@@ -212,7 +224,8 @@ class ReportData:
     # Open tasks coming due after the cut-off, up to priorities_until (III.).
     priorities: list[TaskLine] = field(default_factory=list)
     priorities_until: date | None = None
-    programme: ProgrammeInfo | None = None
+    # None: every task in the database (a database without programmes).
+    programme: ProgrammeRef | None = None
 
     def __repr__(self) -> str:
         # Short: the generated repr of ten thousand task lines takes seconds, and Python 3.11's

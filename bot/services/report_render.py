@@ -253,8 +253,11 @@ class ReportRenderer:
         programme = data.programme
         if programme is not None and programme.decision:
             issued = _day(programme.decision_date) if programme.decision_date else "…"
-            issuer = programme.issuing_body or self.config.digest.parent_body.title()
-            return self.t("report.decision_cite", number=programme.decision, date=issued, issuer=issuer)
+            if not programme.issuer:
+                return self.t("report.decision_cite_plain", number=programme.decision, date=issued)
+            return self.t(
+                "report.decision_cite", number=programme.decision, date=issued, issuer=programme.issuer
+            )
         return self.config.digest.decision
 
     def body_name(self) -> str:
