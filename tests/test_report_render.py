@@ -63,7 +63,7 @@ def test_telegram_digest_is_short_valid_html_with_user_text_escaped(
         "Tổng số 8 nhiệm vụ. Đã hoàn thành 3 (đúng hạn 2, quá hạn 1) · "
         "Chưa hoàn thành 5 (trong hạn 3, quá hạn 2)"
     ) in text
-    assert "Tỷ lệ hoàn thành: 60,0 % (3/5 nhiệm vụ đã đến hạn)" in text
+    assert "Tỷ lệ hoàn thành (trên nhiệm vụ đã đến hạn): 60,0 % (3/5)" in text
     assert "Đơn vị đã báo cáo: 3/4" in text
     # Overdue tasks by lead unit, each with a short title.
     assert "B (1): T4 Sửa đổi Luật" in text and "C (1): T6 Kiểm tra ngân sách" in text
