@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import date, datetime, time
+from typing import Any
 from xml.sax.saxutils import escape
 
 from docx import Document
@@ -176,18 +177,18 @@ def _page_numbers(section: object) -> None:
     paragraph._p.append(field)
 
 
-def _tbl_pr_insert(tbl_pr: object, element: object) -> None:
+def _tbl_pr_insert(tbl_pr: Any, element: Any) -> None:
     """Put a child of w:tblPr where the schema wants it (Word offers a repair otherwise)."""
-    name = element.tag.split("}")[1]  # type: ignore[attr-defined]
+    name = element.tag.split("}")[1]
     rank = TBLPR_ORDER.index(name)
-    for existing in tbl_pr.findall(element.tag):  # type: ignore[attr-defined]
-        tbl_pr.remove(existing)  # type: ignore[attr-defined]
-    for index, child in enumerate(tbl_pr):  # type: ignore[attr-defined]
+    for existing in tbl_pr.findall(element.tag):
+        tbl_pr.remove(existing)
+    for index, child in enumerate(tbl_pr):
         child_name = child.tag.split("}")[1]
         if child_name in TBLPR_ORDER and TBLPR_ORDER.index(child_name) > rank:
-            tbl_pr.insert(index, element)  # type: ignore[attr-defined]
+            tbl_pr.insert(index, element)
             return
-    tbl_pr.append(element)  # type: ignore[attr-defined]
+    tbl_pr.append(element)
 
 
 def _widths(table: Table, widths_mm: list[float]) -> None:
