@@ -13,9 +13,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Config, ConfigError, load_config, parse_duration
 from bot.i18n import I18n
+
+if TYPE_CHECKING:
+    from bot.services.plans import PlanError
 
 log = logging.getLogger("tiendo")
 
@@ -57,6 +61,18 @@ def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
 def _where(i18n: I18n, where: tuple[str, int]) -> str:
     kind, number = where
     return i18n.t(None, f"where.{kind}", n=number)
+
+
+def _print_refusal(i18n: I18n, path: Path, errors: Sequence[PlanError]) -> None:
+    """One line for a file refused whole (too big, a zip bomb…); else a line per error."""
+    if len(errors) == 1 and errors[0].where[0] == "file":
+        reason = i18n.t(None, errors[0].key, **errors[0].params)
+        print(i18n.t(None, "cli.import_refused_file", path=path, reason=reason), file=sys.stderr)
+        return
+    print(i18n.t(None, "cli.import_refused", path=path, count=len(errors)), file=sys.stderr)
+    for error in errors:
+        message = i18n.t(None, error.key, **error.params)
+        print(f"  {_where(i18n, error.where)}: {message}", file=sys.stderr)
 
 
 class _ProgressBar:
@@ -113,10 +129,7 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
                 return 0
         plan = await services.programme.read_plan(path.read_bytes(), path.name)
         if not plan.ok:
-            print(i18n.t(None, "cli.import_refused", path=path, count=len(plan.errors)), file=sys.stderr)
-            for error in plan.errors:
-                message = i18n.t(None, error.key, **error.params)
-                print(f"  {_where(i18n, error.where)}: {message}", file=sys.stderr)
+            _print_refusal(i18n, path, plan.errors)
             return 1
         if args.dry_run:
             result = await services.programme.preview(plan)

@@ -143,6 +143,17 @@ class AdminSection:
 
 
 @dataclass(frozen=True)
+class ImportSection:
+    """[import]: the bounds on every plan file (`tiendo import` and /import in chat)."""
+
+    max_rows: int = 10_000
+    max_unpacked_mb: int = 40
+    max_ratio: int = 200
+    memory_mb: int = 384
+    seconds: int = 30
+
+
+@dataclass(frozen=True)
 class Config:
     bot: BotSection = field(default_factory=BotSection)
     telegram: TelegramSection = field(default_factory=TelegramSection)
@@ -153,6 +164,8 @@ class Config:
     digest: DigestSection = field(default_factory=DigestSection)
     invites: InvitesSection = field(default_factory=InvitesSection)
     admin: AdminSection = field(default_factory=AdminSection)
+    # [import] in the file ("import" is a Python keyword).
+    imports: ImportSection = field(default_factory=ImportSection)
     # Not from the file: the secret token (environment) and where the file was.
     token: str = field(default="", repr=False)
     source: Path | None = None
@@ -346,6 +359,11 @@ def _validate(config: Config) -> None:
     check("nudges.dispatch_interval", 1 <= config.nudges.dispatch_interval <= 300, "1 to 300")
     check("admin.import_max_kb", 1 <= config.admin.import_max_kb <= 10240, "1 to 10240")
     check("admin.audit_default", 1 <= config.admin.audit_default <= 100, "1 to 100")
+    check("import.max_rows", 1 <= config.imports.max_rows <= 1_000_000, "1 to 1000000")
+    check("import.max_unpacked_mb", 1 <= config.imports.max_unpacked_mb <= 1024, "1 to 1024")
+    check("import.max_ratio", 10 <= config.imports.max_ratio <= 10_000, "10 to 10000")
+    check("import.memory_mb", 128 <= config.imports.memory_mb <= 16_384, "128 to 16384")
+    check("import.seconds", 1 <= config.imports.seconds <= 3600, "1 to 3600")
     check("nudges.plan_interval", 10 <= config.nudges.plan_interval <= 3600, "10 to 3600")
     check(
         "nudges.max_per_second",
@@ -355,6 +373,8 @@ def _validate(config: Config) -> None:
 
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in ("token", "source")}
+# Sections whose name in the file is not their field's name.
+_FILE_NAMES = {"import": "imports"}
 
 
 def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
@@ -374,9 +394,10 @@ def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | 
     hints = typing.get_type_hints(Config)
     sections: dict[str, object] = {}
     for name, value in raw.items():
-        if name not in _SECTIONS:
+        field_name = _FILE_NAMES.get(name, name)
+        if field_name not in _SECTIONS or name in _FILE_NAMES.values():
             raise ConfigError(f"[{name}]: unknown section")
-        sections[name] = _build_section(name, hints[name], value)
+        sections[field_name] = _build_section(name, hints[field_name], value)
     config = Config(
         **sections,
         token=env.get("TELEGRAM_BOT_TOKEN", "").strip(),  # type: ignore[arg-type]
