@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from bot.config import Config, ConfigError, load_config, parse_duration
 from bot.i18n import I18n
+from bot.logs import setup_logging
 
 if TYPE_CHECKING:
     from bot.services.plans import PlanError
@@ -30,32 +31,6 @@ class CliExit(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
-
-
-class RedactingFormatter(logging.Formatter):
-    """Formats log lines with every secret (the bot token) replaced, tracebacks included:
-    libraries put the token in URLs and exception texts."""
-
-    def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
-        super().__init__(fmt)
-        self.secrets = [s for s in secrets if s]
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self.secrets:
-            text = text.replace(secret, "[token]")
-        return text
-
-
-def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    # httpx logs each request URL at INFO, and a Bot API URL holds the token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _where(i18n: I18n, where: tuple[str, int]) -> str:
@@ -266,6 +241,11 @@ def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     return 0
 
 
+def _secrets(config: Config) -> list[str]:
+    """What no log line may show: the token and the webhook secret derived from it."""
+    return [config.token, _webhook_path(config)] if config.token else []
+
+
 def _webhook_path(config: Config) -> str:
     """A secret path and header value derived from the token, so no second secret is needed."""
     import hashlib
@@ -446,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(I18n().t(None, "cli.config_error", error=exc), file=sys.stderr)
         return 2
-    _setup_logging(config.bot.log_level, [config.token])
+    setup_logging(config.bot.log_level, _secrets(config))
     i18n = I18n(config.bot.language)
     try:
         if args.command == "run":
