@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,6 +65,34 @@ class _ProgressBar:
         sys.stderr.flush()
 
 
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """What reaching or using the database raises: sockets, SQLAlchemy, the drivers."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    errors: tuple[type[BaseException], ...] = (OSError, SQLAlchemyError)  # TimeoutError is an OSError
+    try:
+        import asyncpg
+    except ImportError:
+        return errors
+    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+@contextlib.contextmanager
+def _reaching(config: Config, i18n: I18n) -> Iterator[None]:
+    """A database that cannot be reached or refuses us is one sentence and exit code 2, not a
+    driver's traceback (kept at DEBUG)."""
+    try:
+        yield
+    except _database_errors() as exc:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(config.database_url).render_as_string(hide_password=True)
+        log.debug("database %s: cannot start", url, exc_info=True)
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise CliExit(i18n.t(None, "cli.database", url=url, error=reason), 2) from None
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -71,9 +100,11 @@ async def cmd_init(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     from storage.db import Database
     from storage.migrate import upgrade
 
-    db = Database(config.database_url)
+    with _reaching(config, i18n):
+        db = Database(config.database_url)
     try:
-        before, head = await upgrade(db)
+        with _reaching(config, i18n):
+            before, head = await upgrade(db)
     finally:
         await db.dispose()
     url = db.safe_url()
@@ -94,9 +125,11 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     path = Path(args.file)
     if not path.is_file():
         raise CliExit(i18n.t(None, "cli.file_missing", path=path))
-    services = build_services(config)
+    with _reaching(config, i18n):
+        services = build_services(config)
     try:
-        await upgrade(services.db)
+        with _reaching(config, i18n):
+            await upgrade(services.db)
         if args.if_empty:
             async with services.db.reader() as session:
                 _, tasks = await TaskRepository(session).counts()
@@ -161,9 +194,11 @@ async def cmd_invite(config: Config, i18n: I18n, args: argparse.Namespace) -> in
         expires = parse_duration(args.expires or config.invites.default_expiry)
     except ValueError:
         raise CliExit(i18n.t(None, "cli.bad_expiry", value=args.expires)) from None
-    services = build_services(config)
+    with _reaching(config, i18n):
+        services = build_services(config)
     try:
-        await upgrade(services.db)
+        with _reaching(config, i18n):
+            await upgrade(services.db)
         try:
             invite = await services.invites.create(args.unit, args.role, expires)
         except UnknownUnit:
@@ -188,14 +223,16 @@ async def _check_schema(config: Config, i18n: I18n) -> None:
     from storage.db import Database
     from storage.migrate import current_revision, head_revision, upgrade
 
-    db = Database(config.database_url)
+    with _reaching(config, i18n):
+        db = Database(config.database_url)
     try:
-        current, head = await current_revision(db), head_revision()
-        if current != head:
-            if config.database.on_outdated_schema == "refuse":
-                raise CliExit(i18n.t(None, "cli.schema_refused", current=current or "-", head=head), 2)
-            before, after = await upgrade(db)
-            log.info("database migrated from %s to %s", before or "empty", after)
+        with _reaching(config, i18n):
+            current, head = await current_revision(db), head_revision()
+            if current != head:
+                if config.database.on_outdated_schema == "refuse":
+                    raise CliExit(i18n.t(None, "cli.schema_refused", current=current or "-", head=head), 2)
+                before, after = await upgrade(db)
+                log.info("database migrated from %s to %s", before or "empty", after)
     finally:
         await db.dispose()
 
@@ -258,9 +295,11 @@ async def cmd_audit(config: Config, i18n: I18n, args: argparse.Namespace) -> int
     from storage.migrate import upgrade
     from storage.repositories.audit import AuditRepository
 
-    db = Database(config.database_url)
+    with _reaching(config, i18n):
+        db = Database(config.database_url)
     try:
-        await upgrade(db)
+        with _reaching(config, i18n):
+            await upgrade(db)
         async with db.reader() as session:
             entries = await AuditRepository(session).latest(args.n)
     finally:
@@ -286,9 +325,11 @@ async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     from bot.services.report_render import SUFFIX
     from storage.migrate import upgrade
 
-    services = build_services(config)
+    with _reaching(config, i18n):
+        services = build_services(config)
     try:
-        await upgrade(services.db)
+        with _reaching(config, i18n):
+            await upgrade(services.db)
         try:
             period = services.digest.period(args.period)
         except ValueError:

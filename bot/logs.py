@@ -56,11 +56,25 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class BootstrapAbortFilter(logging.Filter):
+    """Drops python-telegram-bot's traceback when start-up (getMe, setWebhook) fails: the
+    command line says why in one sentence instead (bot.cli). Kept at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name.startswith("telegram")
+            and record.levelno >= logging.ERROR
+            and "Network Retry Loop (Bootstrap" in record.getMessage()
+        )
+
+
 def setup_logging(level: str, secrets: Iterable[str] = ()) -> RedactingFilter:
     """Log to stderr at `level` through the redacting filter; returns the filter."""
     redacting = RedactingFilter(secrets)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
+    if level.upper() != "DEBUG":
+        handler.addFilter(BootstrapAbortFilter())
     handler.addFilter(redacting)
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     debug = level.upper() == "DEBUG"
