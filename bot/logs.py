@@ -68,6 +68,36 @@ class BootstrapAbortFilter(logging.Filter):
         )
 
 
+class TransientTelegramFilter(logging.Filter):
+    """A 429 (RetryAfter) or a network error or 5xx (NetworkError, TimedOut) is Telegram's
+    weather, not our fault: it is logged once, at WARNING, in one line, by whoever handles it.
+
+    PTB's rate limiter logs each 429 itself before raising it to the caller, which handles it
+    (the outbox retries after the delay it names): that record is dropped. Records that carry
+    such an error (a poll that failed, a handler whose reply failed) lose their traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("telegram.ext.AIORateLimiter") and "Rate limit hit" in str(record.msg):
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and _transient(exc):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _transient(exc: BaseException) -> bool:
+    from telegram.error import BadRequest, NetworkError, RetryAfter
+
+    # BadRequest is a NetworkError in PTB's hierarchy, but it is our mistake: kept whole.
+    return isinstance(exc, RetryAfter) or (isinstance(exc, NetworkError) and not isinstance(exc, BadRequest))
+
+
 def setup_logging(level: str, secrets: Iterable[str] = ()) -> RedactingFilter:
     """Log to stderr at `level` through the redacting filter; returns the filter."""
     redacting = RedactingFilter(secrets)
@@ -75,6 +105,7 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> RedactingFilter:
     handler.setFormatter(logging.Formatter(FORMAT))
     if level.upper() != "DEBUG":
         handler.addFilter(BootstrapAbortFilter())
+    handler.addFilter(TransientTelegramFilter())
     handler.addFilter(redacting)
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     debug = level.upper() == "DEBUG"

@@ -14,7 +14,7 @@ from bot.services.admin import AdminError
 from bot.services.plans import PlanError
 from bot.services.programme import ImportResult
 from handlers.admin.common import Call, actor_of, begin, chunks, drop_buttons, keyboard
-from handlers.common import clip
+from handlers.common import clip, download
 from handlers.context import Context
 
 LIST_LIMIT = 30
@@ -123,7 +123,9 @@ async def import_file(update: Update, context: Context) -> None:
     try:
         if (document.file_size or 0) > limit * 1024:
             raise AdminError("file_too_big", kb=limit)
-        data = bytes(await (await document.get_file()).download_as_bytearray())
+        data = await download(document)
+        if data is None:
+            raise AdminError("download_failed")
         result, version = await admin.stage_import(call.actor, filename, data)
     except AdminError as exc:
         return await call.error(exc)
