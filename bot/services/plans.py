@@ -466,7 +466,7 @@ def _scan_member(archive: zipfile.ZipFile, name: str) -> _SheetScan:
             if not tail and (dimension := _DIMENSION.search(window)) and dimension.group(2):
                 scan.rows = int(dimension.group(2))
                 scan.columns = _column_number(dimension.group(1).decode())
-            scan.merged.extend(m.decode() for m in _MERGE.findall(window[len(tail) - 80 if tail else 0 :]))
+            scan.merged.extend(m.decode() for m in _MERGE.findall(window))  # repeats dropped below
             tail = window[-80:]
     scan.merged = list(dict.fromkeys(scan.merged))
     return scan
