@@ -1,4 +1,5 @@
-"""Logging set-up: one stderr handler on the root logger, and no secret in any line.
+"""Logging set-up: one stderr handler on the root logger, no secret in any line, and
+repeated identical lines rate-limited (bot.logrepeat).
 
 Every library logs through the root handler (python-telegram-bot, httpx, APScheduler, ours), so
 a filter on that handler sees every record at every level. It rewrites the record's text, its
@@ -18,6 +19,8 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+
+from bot.logrepeat import RepeatFilter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -107,6 +110,8 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> RedactingFilter:
         handler.addFilter(BootstrapAbortFilter())
     handler.addFilter(TransientTelegramFilter())
     handler.addFilter(redacting)
+    # Last, so that it counts lines as they will be written (redacted, at their final level).
+    handler.addFilter(RepeatFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     debug = level.upper() == "DEBUG"
     # httpx logs each request URL at INFO: shown (redacted) only when debugging. httpcore's
