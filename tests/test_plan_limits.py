@@ -138,10 +138,13 @@ async def test_the_worker_is_stopped_at_the_time_limit() -> None:
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.slow  # PyYAML takes 10-40 s to build 128 MB of nodes, depending on the machine's load
 async def test_the_worker_memory_cap_turns_a_memory_hog_into_one_line() -> None:
     # 150,000 YAML items: far more than 128 MB of Python objects, within the row cap.
     data = ("tasks:\n" + "  - {code: x, title: y}\n" * 150_000).encode()
-    plan = await parse_plan_isolated(data, "hog.yaml", limits=PlanLimits(memory_mb=128, max_rows=1_000_000))
+    plan = await parse_plan_isolated(
+        data, "hog.yaml", limits=PlanLimits(memory_mb=128, max_rows=1_000_000, seconds=600)
+    )
     assert [(e.where, e.key) for e in plan.errors] == [(("file", 0), "plan.too_complex")]
 
 
