@@ -124,6 +124,7 @@ class Tally:
     silent: int = 0
     wrong_receipts: int = 0
     unfinished: int = 0
+    alerts: int = 0
     others: Counter[str] = dataclasses.field(default_factory=Counter)
 
 
@@ -136,6 +137,7 @@ class Person:
         self.report = 0  # the report under way (0, 1, 2, ...)
         self.sent: list[int] = []  # the reports whose Gửi was pressed
         self.seen = 0  # messages of the bot read so far
+        self.query: str | None = None  # the last button pressed (its callback query id)
 
     def text(self, field: str) -> str:
         return f"{field} của người {self.user_id} báo cáo {self.report}"
@@ -147,6 +149,13 @@ class Person:
             message = await self._next(last_input)
             if message is None:
                 return
+            if isinstance(message, str):
+                # A button answered with a notice (out of date) and no new question: the
+                # person asks for the report again to see where it stands.
+                self.soak.tally.alerts += 1
+                last_input = ("text", f"/report {self.code}")
+                await self._input(last_input)
+                continue
             kind = self.soak.questions.of(message)
             answer = self._answer(kind, message)
             if answer is None:
@@ -193,18 +202,32 @@ class Person:
         kind, value = what
         self.soak.tally.answers += 1
         if kind == "text":
+            self.query = None
             self.api.send_text(self.user_id, value)
             return
         message, data = value
-        self.api.press_button(self.user_id, message.message_id, data, check=False)
+        update = self.api.press_button(self.user_id, message.message_id, data, check=False)
+        self.query = update["callback_query"]["id"]
         if data.endswith(":send"):
             self.soak.pressed_send.set()
 
-    async def _next(self, last_input: tuple[str, Any]) -> SentMessage | None:
-        """The bot's next message; after --silent seconds of nothing, the same input again."""
+    def _answered(self) -> list[SentMessage] | str | None:
+        """New messages of the bot, or "alert" if the last press got only a notice."""
+        messages = self.api.sent(self.user_id)
+        if len(messages) > self.seen:
+            return messages
+        if self.query is not None:
+            for answer in self.api.answered_callbacks:
+                if answer.callback_query_id == self.query and answer.text:
+                    return "alert"
+        return None
+
+    async def _next(self, last_input: tuple[str, Any]) -> SentMessage | str | None:
+        """The bot's next message (or "alert"); after --silent seconds of nothing, the same
+        input again."""
         while True:
             try:
-                messages = await self.api.wait_sent_async(self.user_id, self.seen + 1, self.soak.silent)
+                found = await self.api.wait_for_async(self._answered, self.soak.silent)
             except TimeoutError:
                 if time.monotonic() > self.soak.give_up_at:
                     self.soak.tally.unfinished += 1
@@ -213,9 +236,12 @@ class Person:
                 self.soak.note(f"silent: person {self.user_id} after {last_input[0]} (report {self.report})")
                 await self._input(last_input)
                 continue
+            self.query = None
+            if isinstance(found, str):
+                return found
             # Read everything that came; answer the last one (a person answers what they see).
-            self.seen = len(messages)
-            return messages[-1]
+            self.seen = len(found)
+            return found[-1]
 
 
 class Soak:
@@ -388,6 +414,7 @@ async def soak(args: argparse.Namespace) -> dict[str, int]:
         f" {figures.get('inbox_pending', 0)} pending;"
         f" error lines in the bot's log: {sum('ERROR' in line or 'CRITICAL' in line for line in log_lines)}"
     )
+    print(f"buttons answered with a notice only (out of date): {tally.alerts}")
     if tally.others:
         print(f"other messages the people got: {dict(tally.others.most_common(5))}")
     if args.verbose:
