@@ -14,7 +14,8 @@ Printed, from what the people saw and what the database holds at the end:
 - reports doubled: a report stored in more than one revision;
 - revisions nobody made: stored revisions that are not one report as it was sent, and
   receipts whose revision number ("sửa lần N") is not the person's count of reports;
-- answers silent: inputs that got nothing back within --silent seconds;
+- answers silent: inputs that got nothing back within --silent seconds of the bot being up
+  (time while it is down or starting does not count);
 - answers misplaced: answers stored in a field they were not typed for.
 All five must be 0.
 
@@ -229,6 +230,8 @@ class Person:
             try:
                 found = await self.api.wait_for_async(self._answered, self.soak.silent)
             except TimeoutError:
+                if self.soak.recently_down():
+                    continue  # the bot was down meanwhile: waiting for it is not silence
                 if time.monotonic() > self.soak.give_up_at:
                     self.soak.tally.unfinished += 1
                     return None
@@ -257,6 +260,12 @@ class Soak:
         self.notes: list[str] = []
         # A person still without an answer this long after the last kill gives up.
         self.give_up_at = float("inf")
+        self.down = False
+        self.up_since = time.monotonic()
+
+    def recently_down(self) -> bool:
+        """Whether the bot is down, or came up less than --silent seconds ago."""
+        return self.down or time.monotonic() - self.up_since < self.silent
 
     def note(self, line: str) -> None:
         self.notes.append(line)
@@ -273,8 +282,10 @@ class Soak:
                 await asyncio.sleep(rng.uniform(0, 0.03))
                 when = "after Gửi"
             started = time.monotonic()
+            self.down = True
             await asyncio.to_thread(self.bot.restart)
-            self.restart_seconds.append(time.monotonic() - started)
+            self.down, self.up_since = False, time.monotonic()
+            self.restart_seconds.append(self.up_since - started)
             self.kills.append(when)
             self.note(f"kill {number + 1} ({when}), back in {self.restart_seconds[-1]:.1f} s")
         await asyncio.sleep(self.args.settle)
@@ -415,6 +426,8 @@ async def soak(args: argparse.Namespace) -> dict[str, int]:
         f" error lines in the bot's log: {sum('ERROR' in line or 'CRITICAL' in line for line in log_lines)}"
     )
     print(f"buttons answered with a notice only (out of date): {tally.alerts}")
+    for line in [line for line in log_lines if " ERROR " in line or " CRITICAL " in line][:3]:
+        print(f"  the bot's log: {line.rstrip()[:300]}")
     if tally.others:
         print(f"other messages the people got: {dict(tally.others.most_common(5))}")
     if args.verbose:
