@@ -3,6 +3,7 @@ once per process by build_services (the wiring in bot/app.py hands it to the app
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from bot.clock import Clock, SystemClock
@@ -23,6 +24,7 @@ from bot.services.overview import OverviewService
 from bot.services.pacing import SendPacer
 from bot.services.people import PeopleService
 from bot.services.periods import PeriodRule, period_rule
+from bot.services.plans import PlanLimits
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
 from bot.services.tasks import HistoryService, TaskService
@@ -64,7 +66,7 @@ def build_services(config: Config, *, clock: Clock | None = None, db: Database |
     periods = period_rule(config)
     i18n = I18n(config.bot.language)
     outbox = OutboxService(db, clock)
-    programme = ProgrammeService(db)
+    programme = ProgrammeService(db, PlanLimits(**dataclasses.asdict(config.imports)))
     people = PeopleService(db, frozenset(config.bot.admins))
     calendar = WorkCalendar(config)
     nudge_service = NudgeService(config, db, clock, i18n, calendar, periods, outbox)
