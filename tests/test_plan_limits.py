@@ -149,8 +149,8 @@ async def test_the_worker_memory_cap_turns_a_memory_hog_into_one_line() -> None:
 
 
 def test_import_limits_come_from_the_config(tmp_path: Path) -> None:
-    from bot.services.container import build_services
     from bot.config import load_config
+    from bot.services.container import build_services
 
     path = tmp_path / "config.toml"
     path.write_text("[import]\nmax_rows = 50\nseconds = 5\n", encoding="utf-8")
