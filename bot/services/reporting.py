@@ -63,6 +63,12 @@ class Receipt:
         return self.revision > 1
 
 
+def complete_percent(status: str, percent: int | None) -> int:
+    """Done ⇒ 100 %: the one place this rule is written (the report flow shows it in the
+    summary; every report stored goes through it)."""
+    return 100 if status == "done" else int(percent or 0)
+
+
 def _clean(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
@@ -94,7 +100,7 @@ class ReportingService:
         period = self.periods.period_at(now).key
         fields = {
             "status": data.status,
-            "percent": 100 if data.status == "done" else data.percent,
+            "percent": complete_percent(data.status, data.percent),
             "results": _clean(data.results),
             "difficulties": _clean(data.difficulties),
             "proposals": _clean(data.proposals),
