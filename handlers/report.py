@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from datetime import date
+from datetime import date, datetime
 from html import escape
 from typing import Any
 
 from telegram import Document, PhotoSize, Update
 from telegram.error import TelegramError
 from telegram.ext import (
+    Application,
     ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
@@ -35,6 +36,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.services.drafts import DraftView, OutOfScope
+from bot.services.people import Person
 from bot.services.report_flow import (
     PERCENTS,
     STATUSES,
@@ -74,6 +76,7 @@ COMMANDS = [("report", "focal"), ("cancel", "focal")]
 
 _DATA = re.compile(r"^rp:(pg|t|s|p|ev|c|e):(\d{1,9}):([a-z_0-9]{1,20})$")
 _START = re.compile(r"^rp:start:(\d{1,12})$")
+_SAME = re.compile(r"^rp:same:(\d{1,12})$")
 _FLOWS: dict[int, ReportFlow] = {}
 
 
@@ -621,26 +624,98 @@ async def submit(update: Update, context: Context, draft: ReportDraft) -> str | 
     await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
     answers = draft.to_data() | {"percent": report.percent}
     noticed = await services.notices.report_submitted(person, unit_id, receipt, answers)
-    local = receipt.submitted_at.astimezone(services.config.tz)
     key = "report.receipt_correction" if receipt.is_correction else "report.receipt"
-    await send_html(
-        update,
-        _t(
-            context,
-            lang,
-            key,
-            id=receipt.report_id,
-            revision=receipt.revision,
-            code=escape(draft.task_code),
-            period=receipt.period,
-            time=local.strftime("%H:%M %d/%m/%Y"),
-        ),
+    text = _t(
+        context,
+        lang,
+        key,
+        id=receipt.report_id,
+        revision=receipt.revision,
+        code=escape(draft.task_code),
+        period=receipt.period,
+        time=_local_time(context, receipt.submitted_at),
     )
+    await _receipt(update, context, person, lang, text, (task_id, unit_id, receipt.period), noticed)
+    return ConversationHandler.END
+
+
+def _local_time(context: Context, moment: datetime) -> str:
+    return moment.astimezone(context.services.config.tz).strftime("%H:%M %d/%m/%Y")
+
+
+async def _receipt(
+    update: Update,
+    context: Context,
+    person: Person,
+    lang: str | None,
+    text: str,
+    reported: tuple[int, int, str],
+    noticed: int,
+) -> None:
+    """Send a receipt, under it a button for the unit's next task still unreported in the
+    period (task, unit, period: `reported`); wake the dispatcher for the leaders' notices."""
+    task_id, unit_id, period = reported
+    following = await context.services.tasks.next_unreported(
+        person, unit_id, _today(context), period, task_id
+    )
+    rows = (
+        [
+            [
+                (
+                    _t(context, lang, "report.button.next_task", code=following.code),
+                    f"rp:start:{following.task_id}",
+                )
+            ]
+        ]
+        if following is not None
+        else None
+    )
+    await send_html(update, text, rows)
     if noticed:
         from bot.app import kick_dispatcher  # bot.app imports this module
 
         kick_dispatcher(context.application)
-    return ConversationHandler.END
+
+
+async def unchanged(update: Update, context: Context) -> None:
+    """ "Không thay đổi" (rp:same:<task_id>): file this period's report as a copy of the unit's
+    last one, with a receipt; the same scope check as a "Báo cáo" button. A report under way
+    is left where it was."""
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    services = context.services
+    person, lang = await caller(update, context)
+    match = _SAME.match(query.data)
+    task = await services.tasks.for_report(person, int(match.group(1))) if match else None
+    if task is None:
+        await refuse_callback(update, context, "rp:same for a task outside the caller's units", lang)
+        return
+    await _done_with_buttons(update)
+    result = await services.reporting.submit_unchanged(
+        task.task_id, task.unit_id, person.user_id, actor_telegram_id=person.telegram_id
+    )
+    code = escape(task.code)
+    if result.receipt is None:
+        await send_html(
+            update, _t(context, lang, f"report.unchanged_{result.refused}", code=code, period=result.period)
+        )
+        return
+    receipt = result.receipt
+    answers = {"task_id": task.task_id, "task_code": task.code, "task_title": task.title}
+    answers |= {"status": result.status, "percent": result.percent}
+    noticed = await services.notices.report_submitted(person, task.unit_id, receipt, answers)
+    text = _t(
+        context,
+        lang,
+        "report.unchanged_receipt",
+        id=receipt.report_id,
+        code=code,
+        period=receipt.period,
+        time=_local_time(context, receipt.submitted_at),
+        status=_status_label(context, lang, result.status),
+        percent=result.percent,
+    )
+    await _receipt(update, context, person, lang, text, (task.task_id, task.unit_id, receipt.period), noticed)
 
 
 async def _cancel(update: Update, context: Context, lang: str | None) -> int:
@@ -682,6 +757,7 @@ def _conversation() -> ConversationHandler[Context]:
         entry_points=[
             CommandHandler("report", report, filters=filters.ChatType.PRIVATE),
             CallbackQueryHandler(start_from_button, pattern=r"^rp:start:"),
+            CallbackQueryHandler(unchanged, pattern=r"^rp:same:"),
         ],
         states=states,  # type: ignore[arg-type]
         fallbacks=[
@@ -703,6 +779,41 @@ async def outside(update: Update, context: Context) -> None:
         await send_html(update, _t(context, lang, "report.nothing_to_cancel"))
         return
     await on_stale(update, context)
+
+
+async def reask_after_restart(application: Application) -> int:  # type: ignore[type-arg]
+    """At start-up: ask each person with a report under way their current question again,
+    once per step (issue 13: a step saved just before a crash may never have been shown, and
+    its re-delivered update is dropped as handled). The draft is written first (its version
+    goes up, so the buttons of the message before are out of date), then the question goes
+    out. Returns how many were asked."""
+    context = Context.from_application(application)
+    services = context.services
+    asked = 0
+    for telegram_id, data in await services.drafts.under_way(FLOW):
+        draft = ReportDraft.from_data(data)
+        if draft.step == Step.TASK or draft.reasked == draft.update_id:
+            continue
+        draft.reasked = draft.update_id
+        try:
+            saved = await services.drafts.save(
+                telegram_id, FLOW, draft.to_data(), OPEN, telegram_id, scope=draft.scope
+            )
+        except OutOfScope:
+            continue  # refused at the person's next answer, with the reason
+        text, rows = question(context, draft, saved.version)
+        note = _t(context, draft.lang, "report.reasked")
+        try:
+            await application.bot.send_message(
+                telegram_id, note + "\n\n" + text, reply_markup=keyboard(rows) if rows else None
+            )
+        except TelegramError as exc:
+            log.warning("report question not asked again in chat %s: %s", telegram_id, exc)
+            continue
+        asked += 1
+    if asked:
+        log.info("asked %s people with a report under way their question again", asked)
+    return asked
 
 
 def handlers() -> list[BaseHandler[Update, Context, Any]]:

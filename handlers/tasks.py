@@ -52,6 +52,12 @@ def tasks_page(
     lines += [render_task(context, lang, v) for v in shown]
     rows = [
         [(t(lang, "tasks.report_button", code=v.code), f"rp:start:{v.task_id}")]
+        # One tap for "nothing changed since the last report" (handlers/report.py).
+        + (
+            [(t(lang, "tasks.unchanged_button", code=v.code), f"rp:same:{v.task_id}")]
+            if v.last_report_on
+            else []
+        )
         for v in shown
         if v.can_report
     ]

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.config import Config
 from bot.jobs.drafts import close_expired_drafts
+from handlers import report as report_handlers
 from handlers.common import clip
 from handlers.context import Context
 from storage.db import Database
@@ -342,6 +343,35 @@ async def test_a_restart_resumes_at_the_same_step(bot: Harness, config: Config, 
         (summary,) = await again.send(FOCAL, "Đề xuất sau khi bật lại")
         assert "Kết quả trước khi tắt" in (summary.plain_text or "")
         assert "Đề xuất sau khi bật lại" in (summary.plain_text or "")
+    finally:
+        await again.stop()
+        await bot.app.initialize()
+
+
+async def test_after_a_restart_the_current_question_is_asked_again_once(
+    bot: Harness, config: Config, db: Database
+) -> None:
+    """A step saved just before a crash may never have been shown: at start-up each report
+    under way gets its current question again, once per step."""
+    await to_results(bot, FOCAL, status="Gặp vướng mắc")
+    await bot.send(FOCAL, "Kết quả trước khi tắt")  # saved; "difficulties" maybe never shown
+    await bot.stop()
+    again = await Harness.start(config, db)
+    again.api._next_update_id = bot.api._next_update_id
+    try:
+        again.api.user(FOCAL, "Lan")
+        assert await report_handlers.reask_after_restart(again.app) == 1
+        (asked,) = again.api.sent(FOCAL)
+        assert "khởi động lại" in (asked.plain_text or "") and "bắt buộc" in (asked.plain_text or "")
+        # Once: another start-up does not ask it again.
+        assert await report_handlers.reask_after_restart(again.app) == 0
+        # The person, unsure, sends the results again: recognised, not taken as the difficulties.
+        (repeated,) = await again.send(FOCAL, "Kết quả trước khi tắt")
+        assert "vừa được ghi cho câu hỏi trước" in (repeated.plain_text or "")
+        assert "bắt buộc" in (repeated.plain_text or "")
+        (summary,) = await again.send(FOCAL, "Thiếu người")
+        text = summary.plain_text or ""
+        assert "Khó khăn, vướng mắc: Thiếu người" in text and "Kết quả: Kết quả trước khi tắt" in text
     finally:
         await again.stop()
         await bot.app.initialize()

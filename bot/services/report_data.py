@@ -88,6 +88,9 @@ class TaskLine:
     target_unit: str | None
     target_label: str | None
     value: float | None  # the latest reported value of the target
+    # This period's report was filed as "Không thay đổi": a copy of the previous one
+    # (rendered "không thay đổi so với kỳ trước").
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -285,6 +288,7 @@ class ReportBuilder:
                 target_unit=task.target_unit,
                 target_label=task.target_label,
                 value=state.indicator_value if state else None,
+                unchanged=bool(state and this_period and state.unchanged),
             )
             lines.append(line)
             in_scope_codes.add(task.code)

@@ -21,8 +21,10 @@ from enum import StrEnum
 from pathlib import PurePath
 from typing import Any
 
+from bot.services.drafts import DraftService
 from bot.services.reporting import EvidenceFile, ReportInput, complete_percent
 
+FLOW = "report"  # the drafts' flow name
 STATUSES = ("not_started", "in_progress", "done", "stuck")
 PERCENTS = (0, 25, 50, 75, 100)
 
@@ -506,3 +508,18 @@ def parse_number(raw: str) -> float | None:
     if "." in digits.replace(",", ".") and not part:
         return None
     return float(sign + whole + ("." + part if part else ""))
+
+
+async def report_under_way(drafts: DraftService, telegram_id: int) -> ReportDraft | None:
+    """The person's report under way (on a task, or at the task list), or None."""
+    view = await drafts.load(telegram_id, FLOW)
+    return None if view is None else ReportDraft.from_data(view.data)
+
+
+def interrupts(draft: ReportDraft | None, task_id: int | None) -> bool:
+    """Whether a reminder would interrupt the report under way: a nudge about the task being
+    reported, or a period reminder (task_id None) while any report is under way. Such a
+    reminder is held until the report is sent or dropped (bot/jobs/dispatch.py)."""
+    if draft is None:
+        return False
+    return task_id is None or draft.task_id == task_id

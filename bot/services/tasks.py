@@ -45,6 +45,7 @@ class TaskView:
     last_report_on: date | None = None
     last_percent: int | None = None
     last_status: str | None = None
+    last_period: str | None = None  # the period of the caller's units' last report
 
     @property
     def can_report(self) -> bool:
@@ -140,11 +141,27 @@ class TaskService:
             last_report_on=self._local_day(last.submitted_at) if last else None,
             last_percent=last.percent if last else None,
             last_status=last.status if last else None,
+            last_period=last.period if last else None,
         )
 
     async def reportable(self, person: Person, today: date) -> list[TaskView]:
         """The tasks the person may report on (focal point of the lead or a coordinating unit)."""
         return [v for v in await self.for_person(person, today) if v.can_report]
+
+    async def next_unreported(
+        self, person: Person, unit_id: int, today: date, period: str, after_task_id: int
+    ) -> TaskView | None:
+        """The unit's next task (overdue first) not completed and not reported in `period`,
+        other than the one just reported: offered under a receipt (issue 16)."""
+        for view in await self.reportable(person, today):
+            if (
+                view.unit_id == unit_id
+                and view.task_id != after_task_id
+                and view.last_period != period
+                and not view.status.completed
+            ):
+                return view
+        return None
 
     async def lookup(
         self, task_id: int | None = None, code: str | None = None
