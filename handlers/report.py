@@ -655,21 +655,12 @@ async def _receipt(
     """Send a receipt, under it a button for the unit's next task still unreported in the
     period (task, unit, period: `reported`); wake the dispatcher for the leaders' notices."""
     task_id, unit_id, period = reported
-    following = await context.services.tasks.next_unreported(
-        person, unit_id, _today(context), period, task_id
-    )
-    rows = (
-        [
-            [
-                (
-                    _t(context, lang, "report.button.next_task", code=following.code),
-                    f"rp:start:{following.task_id}",
-                )
-            ]
-        ]
-        if following is not None
-        else None
-    )
+    following = await context.services.tasks.next_unreported(unit_id, period, task_id)
+    rows = None
+    if following is not None:
+        next_id, next_code = following
+        label = _t(context, lang, "report.button.next_task", code=next_code)  # plain text
+        rows = [[(label, f"rp:start:{next_id}")]]
     await send_html(update, text, rows)
     if noticed:
         from bot.app import kick_dispatcher  # bot.app imports this module

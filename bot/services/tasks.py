@@ -14,7 +14,7 @@ from bot.services.status import StatusClass, classify_status, end_of_day
 from storage.db import Database
 from storage.models import ProgressReport, Task
 from storage.repositories.reports import LeadProgress, ReportRepository
-from storage.repositories.tasks import TaskRepository, report_task
+from storage.repositories.tasks import TaskRepository, next_unreported, report_task
 
 # Overdue first, then open within the deadline, then completed.
 _ORDER = {
@@ -148,20 +148,13 @@ class TaskService:
         """The tasks the person may report on (focal point of the lead or a coordinating unit)."""
         return [v for v in await self.for_person(person, today) if v.can_report]
 
-    async def next_unreported(
-        self, person: Person, unit_id: int, today: date, period: str, after_task_id: int
-    ) -> TaskView | None:
-        """The unit's next task (overdue first) not completed and not reported in `period`,
-        other than the one just reported: offered under a receipt (issue 16)."""
-        for view in await self.reportable(person, today):
-            if (
-                view.unit_id == unit_id
-                and view.task_id != after_task_id
-                and view.last_period != period
-                and not view.status.completed
-            ):
-                return view
-        return None
+    async def next_unreported(self, unit_id: int, period: str, after_task_id: int) -> tuple[int, str] | None:
+        """(id, code) of the unit's next task, not completed and not reported in `period`,
+        other than the one just reported: offered under a receipt (issue 16). One short
+        read: it runs at the end of every report."""
+        return await self.db.read_statements(
+            lambda runner: next_unreported(runner, unit_id, period, after_task_id)
+        )
 
     async def lookup(
         self, task_id: int | None = None, code: str | None = None
