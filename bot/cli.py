@@ -184,7 +184,7 @@ async def cmd_invite(config: Config, i18n: I18n, args: argparse.Namespace) -> in
             raise CliExit(i18n.t(None, "cli.unknown_unit", code=args.unit, codes=codes)) from None
     finally:
         await services.db.dispose()
-    expires_local = invite.expires_at.astimezone(config.tz).strftime("%d/%m/%Y %H:%M")
+    expires_local = i18n.datetime(None, invite.expires_at, config.tz)
     role = i18n.t(None, f"role.{invite.role}")
     print(i18n.t(None, "cli.invite_created", role=role, unit=invite.unit_code, expires=expires_local))
     print(invite.code)
