@@ -81,7 +81,7 @@ def load_language(language: str, folder: Path = LOCALES) -> gettext.NullTranslat
     return first
 
 
-def read_catalog(language: str, folder: Path = LOCALES) -> dict[str, str | tuple[str, ...]]:
+def load_catalog(language: str, folder: Path = LOCALES) -> dict[str, str | tuple[str, ...]]:
     """Key -> text (a tuple of forms for a plural message), read from the .po files (Babel).
 
     For tests and tools; the bot looks messages up through gettext. A key in two flows is an error.
@@ -123,7 +123,7 @@ class I18n:
     def catalogs(self) -> Mapping[str, Mapping[str, str | tuple[str, ...]]]:
         """Every language's key -> text, from the .po files (tests and tools)."""
         if self._catalogs is None:
-            self._catalogs = {name: read_catalog(name, self.folder) for name in self.translations}
+            self._catalogs = {name: load_catalog(name, self.folder) for name in self.translations}
         return self._catalogs
 
     def _language(self, language: str | None) -> gettext.NullTranslations:
