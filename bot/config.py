@@ -21,7 +21,7 @@ from dataclasses import field
 from datetime import date, time, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -335,7 +335,8 @@ class Config:
             if name in SECTIONS and isinstance(value, Mapping):
                 value = _checked(partial(dataclasses.replace, getattr(self, name), **value), name)
             resolved[name] = value
-        return _checked(lambda: dataclasses.replace(self, **resolved))
+        # cast: mypy does not see pydantic's dataclasses as dataclasses.replace's kind.
+        return _checked(lambda: dataclasses.replace(cast(Any, self), **resolved))
 
 
 def _key(loc: tuple[int | str, ...]) -> str:
