@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.plans import Plan, PlanError, TaskRow, parse_plan
+from bot.services.plan_worker import parse_plan_isolated
+from bot.services.plans import DEFAULT_LIMITS, Plan, PlanError, PlanLimits, TaskRow
 from storage.db import Database
 from storage.models import Task, TaskGroup, TaskUnit, Unit
 from storage.repositories.audit import AuditRepository
@@ -85,15 +86,19 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> tuple[tuple[str, Any, Any
 
 
 class ProgrammeService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, limits: PlanLimits = DEFAULT_LIMITS) -> None:
         self.db = db
+        self.limits = limits
 
     async def read_plan(self, data: bytes, filename: str) -> Plan:
         """Parse a plan file, knowing which units and groups the database already has."""
         async with self.db.reader() as session:
             units = {u.code for u in await UnitRepository(session).all(active_only=False)}
             groups = {g.code for g in await TaskRepository(session).groups()}
-        return parse_plan(data, filename, known_units=units, known_groups=groups)
+        # In a bounded worker process: a hostile file costs neither memory nor the event loop.
+        return await parse_plan_isolated(
+            data, filename, known_units=units, known_groups=groups, limits=self.limits
+        )
 
     async def preview(self, plan: Plan) -> ImportResult:
         """What importing the plan would change; writes nothing."""
