@@ -637,14 +637,14 @@ async def submit(update: Update, context: Context, draft: ReportDraft) -> str | 
         revision=receipt.revision,
         code=escape(draft.task_code),
         period=receipt.period,
-        time=_local_time(context, receipt.submitted_at),
+        time=_local_time(context, lang, receipt.submitted_at),
     )
     await _receipt(update, context, person, lang, text, (task_id, unit_id, receipt.period), noticed)
     return ConversationHandler.END
 
 
-def _local_time(context: Context, moment: datetime) -> str:
-    return moment.astimezone(context.services.config.tz).strftime("%H:%M %d/%m/%Y")
+def _local_time(context: Context, lang: str | None, moment: datetime) -> str:
+    return context.services.i18n.datetime(lang, moment.astimezone(context.services.config.tz))
 
 
 async def _receipt(
@@ -706,7 +706,7 @@ async def unchanged(update: Update, context: Context) -> None:
         id=receipt.report_id,
         code=code,
         period=receipt.period,
-        time=_local_time(context, receipt.submitted_at),
+        time=_local_time(context, lang, receipt.submitted_at),
         status=_status_label(context, lang, result.status),
         percent=result.percent,
     )
