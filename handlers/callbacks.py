@@ -3,6 +3,8 @@ is built, the pattern a handler is registered under, and how it is parsed. Nothi
 code spells a callback string (tests/test_layering.py checks).
 
     rp:start:<task id>            open /report on a task (any message may carry it)
+    rp:same:<task id>             "Không thay đổi": file this period's report as a copy of
+                                  the last one (a nudge or /tasks may carry it)
     rp:<kind>:<version>:<value>   a step inside /report (the draft's version; see report.py)
     ng:snooze:<outbox id>         remind me later, on a nudge
     ad:<flow>:ok|no:<version>     confirm or cancel an admin flow (ta task_add, imp import,
@@ -12,7 +14,7 @@ code spells a callback string (tests/test_layering.py checks).
     tk:pg:<page>                  a page of /tasks
 
 Services name the action of a button they put into the outbox (bot.services.outbox.Button:
-"report", "snooze", "extension_ok", "extension_no"); `for_action` turns it into the string
+"report", "unchanged", "snooze", "extension_ok", "extension_no"); `for_action` turns it into the string
 here, when the message is sent. Telegram allows 64 bytes of callback data.
 """
 
@@ -42,10 +44,22 @@ def oversize(data: object) -> bool:
 
 REPORT_ANY = rf"^{REPORT}:"
 REPORT_START = rf"^{REPORT}:start:"
+REPORT_UNCHANGED = rf"^{REPORT}:same:"
+_UNCHANGED = re.compile(rf"^{REPORT}:same:(\d{{1,12}})$")
 
 
 def report_start(task_id: int | str) -> str:
     return f"{REPORT}:start:{task_id}"
+
+
+def report_unchanged(task_id: int | str) -> str:
+    return f"{REPORT}:same:{task_id}"
+
+
+def parse_report_unchanged(data: str | None) -> int | None:
+    """The task id of a "Không thay đổi" button, or None for data that is not one."""
+    match = _UNCHANGED.match(data or "")
+    return int(match.group(1)) if match else None
 
 
 def report_step_prefix(kind: str) -> str:
@@ -141,6 +155,7 @@ def parse_tasks_page(data: str | None) -> int | None:
 
 _ACTIONS = {
     "report": report_start,
+    "unchanged": report_unchanged,
     "snooze": snooze,
     "extension_ok": lambda arg: extension(True, int(arg)),
     "extension_no": lambda arg: extension(False, int(arg)),

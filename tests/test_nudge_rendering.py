@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.services.nudges import NUDGE, NudgeService
+from bot.services.outbox import Button
 from bot.services.reporting import ReportInput
 from storage.models import Membership, OutboxMessage, Task, TaskGroup, Unit, User
 from tests.support.harness import Harness
@@ -141,6 +142,7 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
         offset = nudges.current_offset(deadlines[name], now)
         assert offset is not None and offset.name == name
         escalated = telegram_id == 905 or (telegram_id == 906 and name == "o6")
+        day = deadlines[name]
         fields = {
             "code": f"{name}&amp;&lt;{name}&gt;",
             "title": f"{name} "
@@ -155,15 +157,21 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
             .replace(">", "&gt;")
             .replace('"', "&quot;")
             .replace("'", "&#x27;"),
-            "deadline": deadlines[name].strftime("%d/%m/%Y"),
+            # Vietnamese 15/03/2024, English Mar 15, 2024 (the catalogs' format.date).
+            "deadline": f"{day:%b} {day.day}, {day.year}" if language == "en" else f"{day:%d/%m/%Y}",
         }
         assert row.state == "sent" and row.telegram_message_id is not None, (name, telegram_id)
         message = sent[(telegram_id, row.telegram_message_id)]
         assert message.text == _expected(language, name, escalated, fields), (name, telegram_id)
-        [[report, snooze]] = nudges._buttons(language, row.task_id)
+        [report, snooze], *more = nudges._buttons(language, row.task_id, unchanged=name == "o2")
+        # "Không thay đổi" only where there is a report to copy (o2's 40 %).
+        label = harness.services.i18n.t(language, "report.button.unchanged")
+        same = [(label, f"rp:same:{row.task_id}")]
+        assert more == ([[Button(label, "unchanged", row.task_id)]] if name == "o2" else [])
         assert [(b["text"], b["callback_data"]) for b in message.buttons] == [
             (report.label, f"rp:start:{row.task_id}"),
             (snooze.label, f"ng:snooze:{row.id}"),
+            *(same if name == "o2" else []),
         ]
         assert row.chat_id == telegram_id and row.due_at == offset.slot
         assert row.dedup_key == f"nudge:{row.task_id}:v1:{name}:{row.user_id}"

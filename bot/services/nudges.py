@@ -255,7 +255,7 @@ class NudgeService:
             "code": html.escape(nudge.code),
             "title": html.escape(nudge.title),
             "unit": html.escape(nudge.unit),
-            "deadline": nudge.deadline.strftime("%d/%m/%Y"),
+            "deadline": self.i18n.date(nudge.language, nudge.deadline),
         }
         language = nudge.language
         text = self._nudge_text(
@@ -266,7 +266,7 @@ class NudgeService:
             fields,
             lead.percent if lead is not None else None,
         )
-        return _payload(text, self._buttons(language, nudge.task_id))
+        return _payload(text, self._buttons(language, nudge.task_id, unchanged=lead is not None))
 
     def _nudge_text(
         self,
@@ -291,14 +291,21 @@ class NudgeService:
             return t(language, "nudges.before", days=days_left, percent=shown, **fields)
         return t(language, "nudges.on_the_day", percent=shown, **fields)
 
-    def _buttons(self, language: str | None, task_id: int | str) -> list[list[Button]]:
-        return [
+    def _buttons(
+        self, language: str | None, task_id: int | str, *, unchanged: bool = False
+    ) -> list[list[Button]]:
+        """Báo cáo ngay and Nhắc lại sau; and, once the task has a report to copy, Không thay
+        đổi (files this period's report as a copy of the last one: handlers/report.py)."""
+        rows = [
             [
                 Button(self.i18n.t(language, "nudges.report_now"), "report", task_id),
                 # The outbox row's id is known only when the message is sent.
                 Button(self.i18n.t(language, "nudges.snooze"), "snooze", OUTBOX_ID),
             ]
         ]
+        if unchanged:
+            rows.append([Button(self.i18n.t(language, "report.button.unchanged"), "unchanged", task_id)])
+        return rows
 
     @staticmethod
     def _people(rows: Sequence[Any]) -> tuple[dict[int, list[Recipient]], dict[int, list[Recipient]]]:
@@ -374,7 +381,7 @@ class NudgeService:
             tasks = await repo.owed_tasks(message.user_id, period.key, now, coordinating, PERIOD_BUTTONS)
         lang = await repo.language(message.user_id)
         t = self.i18n.t
-        cutoff = self.calendar.local(period.end).strftime("%H:%M %d/%m/%Y")
+        cutoff = self.i18n.datetime(lang, self.calendar.local(period.end))
         lines = [t(lang, "nudges.period_intro", period=period.key, cutoff=cutoff)]
         lines += [
             t(

@@ -15,7 +15,7 @@ from handlers.admin.common import Call, begin
 
 def _rate(call: Call, row: StatsRow) -> str:
     rate = row.rate
-    return call.t("admin.stats.no_rate") if rate is None else f"{rate * 100:.1f}%"
+    return call.t("admin.stats.no_rate") if rate is None else call.services.i18n.percent(call.lang, rate)
 
 
 def _row(call: Call, label: str, row: StatsRow) -> str:
@@ -35,7 +35,9 @@ async def stats(update: Update, context: Context) -> None:
         return
     result = await call.services.overview.stats()
     total = result.total
-    lines = [call.t("admin.stats.title", date=result.today.strftime("%d/%m/%Y"), total=total.total)]
+    lines = [
+        call.t("admin.stats.title", date=call.services.i18n.date(call.lang, result.today), total=total.total)
+    ]
     lines += [
         call.t("admin.stats.class_line", label=call.t(f"admin.status.{s.value}"), count=total.counts[s])
         for s in STATUS_ORDER
@@ -61,10 +63,10 @@ async def overdue(update: Update, context: Context) -> None:
     units = await overview.overdue()
     today = overview.today()
     if not units:
-        await call.say("admin.overdue.none", date=today.strftime("%d/%m/%Y"))
+        await call.say("admin.overdue.none", date=call.services.i18n.date(call.lang, today))
         return
     count = sum(len(u.tasks) for u in units)
-    lines = [call.t("admin.overdue.title", date=today.strftime("%d/%m/%Y"), count=count)]
+    lines = [call.t("admin.overdue.title", date=call.services.i18n.date(call.lang, today), count=count)]
     for unit in units:
         lines.append(
             call.t(
@@ -78,7 +80,7 @@ async def overdue(update: Update, context: Context) -> None:
                     "admin.overdue.task",
                     code=escape(task.code),
                     title=escape(task.title[:120]),
-                    deadline=task.deadline.strftime("%d/%m/%Y"),
+                    deadline=call.services.i18n.date(call.lang, task.deadline),
                     days=(today - task.deadline).days,
                 )
             )
