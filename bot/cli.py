@@ -106,12 +106,9 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     services = build_services(config)
     try:
         await upgrade(services.db)
-        if args.if_empty:
-            async with services.db.reader() as session:
-                _, tasks = await TaskRepository(session).counts()
-            if tasks:
-                return 0
-        plan = await services.programme.read_plan(path.read_bytes(), path.name)
+        plan = await services.programme.read_plan(path.read_bytes(), path.name, args.programme)
+        if args.if_empty and await services.programme.holds_tasks(plan):
+            return 0
         if not plan.ok:
             print(i18n.t(None, "cli.import_refused", path=path, count=len(plan.errors)), file=sys.stderr)
             for error in plan.errors:
@@ -123,6 +120,9 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
         else:
             progress = _ProgressBar() if len(plan.tasks) >= 200 else None
             result = await services.programme.apply(plan, progress=progress)
+        programme = result.changes[0]
+        action = i18n.t(None, f"programme.action_{programme.action}")
+        print(i18n.t(None, "programme.import_line", code=programme.code, action=action))
         print(
             i18n.t(
                 None,
@@ -350,12 +350,20 @@ def _parser() -> argparse.ArgumentParser:
         "import",
         help="load units, task groups and tasks from a YAML, CSV or XLSX plan file",
         description="Load units, task groups and tasks from a plan file (YAML, CSV or "
-        "XLSX; see README 'Plan file format'). Re-importing updates by code. A file "
+        "XLSX; see README 'Plan file format') into the programme it names. Re-importing "
+        "updates by code inside that programme. A file "
         "with any error is refused whole, naming each row.",
     )
     p.add_argument("file", help="the plan file")
     p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
-    p.add_argument("--if-empty", action="store_true", help="do nothing if the database already holds tasks")
+    p.add_argument(
+        "--programme",
+        metavar="CODE",
+        help="the programme the file belongs to (needed for CSV; must match a YAML/XLSX file's own)",
+    )
+    p.add_argument(
+        "--if-empty", action="store_true", help="do nothing if the file's programme already holds tasks"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="list every changed field")
 
     p = sub.add_parser(

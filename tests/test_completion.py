@@ -33,6 +33,7 @@ async def random_histories(
     the ends of the weeks."""
     codes = [f"R{i}" for i in range(TASKS)]
     plan_text = (
+        "programme: {code: TEST-1, title: Thử}\n"
         "units:\n  - {code: A, name: A}\n  - {code: B, name: B}\n"
         "groups:\n  - {code: '1', title: Nhóm}\ntasks:\n"
         + "".join(

@@ -45,8 +45,11 @@ async def bot(harness: Harness) -> Harness:
 async def add_task(bot: Harness, deadline: date | None, code: str = "T.1") -> int:
     async with bot.services.db.transaction() as session:
         unit_id = await session.scalar(select(Unit.id).where(Unit.code == "TST"))
-        group_id = await session.scalar(select(TaskGroup.id).limit(1))
+        group_id, programme_id = (
+            await session.execute(select(TaskGroup.id, TaskGroup.programme_id).limit(1))
+        ).one()
         task = Task(
+            programme_id=programme_id,
             code=code,
             group_id=group_id,
             title=f"Nhiệm vụ <thử> {code}",

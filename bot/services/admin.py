@@ -231,6 +231,11 @@ class AdminService:
             raise AdminError("task_closed", code=escape(task.code))
         return task
 
+    async def _task_by_id(self, session: AsyncSession, task_id: int) -> Task:
+        task = await TaskRepository(session).by_id(task_id)
+        assert task is not None
+        return task
+
     async def _units(self, session: AsyncSession, codes: list[str]) -> list[Unit]:
         codes = [clean(c) for c in codes]
         found = await UnitRepository(session).by_codes(codes)
@@ -282,7 +287,8 @@ class AdminService:
 
     async def group_codes(self) -> list[str]:
         async with self.db.reader() as session:
-            return [g.code for g in await TaskRepository(session).groups()]
+            repo = TaskRepository(session)
+            return [g.code for g in await repo.groups(await repo.current_programme_id())]
 
     # --- tasks -----------------------------------------------------------------------------
 
@@ -297,7 +303,8 @@ class AdminService:
         if not TASK_CODE.match(code):
             raise AdminError("bad_task_code", code=escape(code))
         async with self.db.reader() as session:
-            if await TaskRepository(session).by_code(code) is not None:
+            repo = TaskRepository(session)
+            if await repo.by_codes([code], await repo.current_programme_id()):
                 raise AdminError("task_exists", code=escape(code))
         return code
 
@@ -313,13 +320,16 @@ class AdminService:
         """Create the task the /task_add conversation collected, and tell its units."""
         async with self.db.transaction() as session:
             tasks = TaskRepository(session)
-            if await tasks.by_code(draft["code"]) is not None:
+            # New tasks go into the active programme issued last.
+            programme_id = await tasks.current_programme_id()
+            if await tasks.by_codes([draft["code"]], programme_id):
                 raise AdminError("task_exists", code=escape(draft["code"]))
-            groups = await tasks.groups_by_codes([draft["group"]])
+            groups = await tasks.groups_by_codes([draft["group"]], programme_id)
             if draft["group"] not in groups:
                 raise AdminError("unknown_group", code=escape(draft["group"]))
             units = await self._units(session, [draft["lead"], *draft.get("coordinating", [])])
             task = Task(
+                programme_id=programme_id,
                 code=draft["code"],
                 group=groups[draft["group"]],
                 title=draft["title"],
@@ -334,7 +344,7 @@ class AdminService:
             )
             session.add(task)
             await session.flush()
-            task = await self._task(session, task.code)
+            task = await self._task_by_id(session, task.id)
             after = _task_values(task)
             entry = AuditRepository(session).record(
                 "task.create",
@@ -359,7 +369,7 @@ class AdminService:
             task = await self._task(session, code)
             before = _task_values(task)
             if field_name == "group":
-                groups = await TaskRepository(session).groups_by_codes([value])
+                groups = await TaskRepository(session).groups_by_codes([value], task.programme_id)
                 if value not in groups:
                     raise AdminError("unknown_group", code=escape(value))
                 task.group = groups[value]
@@ -776,9 +786,7 @@ class AdminService:
             extension = await ExtensionRepository(session).get(extension_id)
             if extension is None:
                 raise AdminError("unknown_extension")
-            task = await session.get(Task, extension.task_id)
-            assert task is not None
-            task = await self._task(session, task.code, open_only=False)
+            task = await self._task_by_id(session, extension.task_id)
             if extension.state != "pending":
                 raise AdminError(
                     "already_decided",

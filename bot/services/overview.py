@@ -13,7 +13,8 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.services.plans import PROGRESS_COLUMNS, TASK_COLUMNS
+from bot.services.plans import PROGRAMME_COLUMNS, PROGRESS_COLUMNS, TASK_COLUMNS
+from bot.services.programme import programme_cells
 from bot.services.status import (
     STATUS_ORDER,
     StatusClass,
@@ -24,6 +25,7 @@ from bot.services.status import (
 )
 from storage.db import Database
 from storage.models import ProgressReport, Task
+from storage.repositories.programmes import ProgrammeRepository
 from storage.repositories.reports import ReportRepository
 from storage.repositories.tasks import TaskRepository
 from storage.repositories.units import UnitRepository
@@ -39,6 +41,8 @@ class TaskStatus:
     deadline: date | None
     status: StatusClass
     completed_on: date | None
+    task_id: int = 0
+    programme_id: int = 0
 
 
 @dataclass
@@ -112,6 +116,8 @@ class OverviewService:
                     task.deadline,
                     classify_status(task.deadline, done, today),
                     done,
+                    task.id,
+                    task.programme_id,
                 )
             )
         return result
@@ -149,21 +155,29 @@ class OverviewService:
 
     # --- export ----------------------------------------------------------------------------
 
-    async def export_xlsx(self) -> bytes:
-        """Units, groups and every task with its latest progress, as a plan workbook."""
+    async def export_xlsx(self, programme_id: int | None = None) -> bytes:
+        """One programme (by default the active one issued last) as a plan workbook: the
+        programme, units, its groups and every task with its latest progress."""
         from openpyxl import Workbook
 
-        statuses = {s.code: s for s in await self.statuses()}
         async with self.db.reader() as session:
+            repo = TaskRepository(session)
+            programme_id = programme_id or await repo.current_programme_id()
+            programme = await ProgrammeRepository(session).by_id(programme_id) if programme_id else None
             units = await UnitRepository(session).all(active_only=False)
             unit_codes = {u.id: u.code for u in units}
-            groups = await TaskRepository(session).groups()
-            tasks = await TaskRepository(session).all()
+            groups = await repo.groups(programme_id)
+            tasks = [t for t in await repo.all() if t.programme_id == programme_id]
             latest = await ReportRepository(session).latest_for_tasks(t.id for t in tasks)
+        statuses = {s.task_id: s for s in await self.statuses()}
         workbook = Workbook()
         sheet = workbook.active
         assert sheet is not None
-        sheet.title = "units"
+        sheet.title = "programme"
+        sheet.append(list(PROGRAMME_COLUMNS))
+        if programme is not None:
+            sheet.append([_safe_cell(v) for v in programme_cells(programme)])
+        sheet = workbook.create_sheet("units")
         sheet.append(["code", "name", "parent"])
         for unit in units:
             sheet.append([unit.code, unit.name, unit_codes.get(unit.parent_id or 0, "")])
@@ -177,7 +191,7 @@ class OverviewService:
             sheet.append(
                 [
                     _safe_cell(v)
-                    for v in self._task_row(task, latest.get(task.id), statuses.get(task.code), unit_codes)
+                    for v in self._task_row(task, latest.get(task.id), statuses.get(task.id), unit_codes)
                 ]
             )
         out = io.BytesIO()
