@@ -94,11 +94,14 @@ class OverviewService:
     def _local_day(self, at: datetime) -> date:
         return at.astimezone(self.config.tz).date()
 
-    async def statuses(self, today: date | None = None) -> list[TaskStatus]:
-        """Every open task's status class on `today`, from its lead unit's reports."""
+    async def statuses(self, today: date | None = None, programme_id: int | None = None) -> list[TaskStatus]:
+        """Every open task's status class on `today` (of one programme, or all), from its lead
+        unit's reports."""
         today = today or self.today()
         async with self.db.reader() as session:
             tasks = await TaskRepository(session).all_open()
+            if programme_id is not None:
+                tasks = [t for t in tasks if t.programme_id == programme_id]
             lead = await ReportRepository(session).lead_progress(
                 end_of_day(today, self.config.tz), [t.id for t in tasks]
             )
@@ -122,11 +125,11 @@ class OverviewService:
             )
         return result
 
-    async def stats(self, today: date | None = None) -> Stats:
+    async def stats(self, today: date | None = None, programme_id: int | None = None) -> Stats:
         today = today or self.today()
-        statuses = await self.statuses(today)
+        statuses = await self.statuses(today, programme_id)
         async with self.db.reader() as session:
-            group_titles = {g.code: g.title for g in await TaskRepository(session).groups()}
+            group_titles = {g.code: g.title for g in await TaskRepository(session).groups(programme_id)}
         groups: dict[str, StatsRow] = {code: StatsRow(code, title) for code, title in group_titles.items()}
         units: dict[str, StatsRow] = {}
         for status in statuses:
@@ -139,9 +142,10 @@ class OverviewService:
             today, total, [g for g in groups.values() if g.total], sorted(units.values(), key=lambda u: u.key)
         )
 
-    async def overdue(self, today: date | None = None) -> list[OverdueUnit]:
+    async def overdue(self, today: date | None = None, programme_id: int | None = None) -> list[OverdueUnit]:
         """Overdue tasks by lead unit, oldest deadline first (units too)."""
-        late = [s for s in await self.statuses(today) if s.status is StatusClass.OPEN_OVERDUE]
+        statuses = await self.statuses(today, programme_id)
+        late = [s for s in statuses if s.status is StatusClass.OPEN_OVERDUE]
         by_unit: dict[str, list[TaskStatus]] = defaultdict(list)
         for status in late:
             by_unit[status.lead].append(status)

@@ -9,18 +9,33 @@ year's. Units are shared by every programme.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.plans import GroupRow, Plan, PlanError, ProgrammeRow, TaskRow, UnitRow, parse_plan
+from bot.clock import Clock
+from bot.config import WEEKDAYS, Config
+from bot.services.periods import PeriodRule, period_rule
+from bot.services.plans import (
+    PROGRAMME_CODE,
+    GroupRow,
+    Plan,
+    PlanError,
+    ProgrammeRow,
+    TaskRow,
+    UnitRow,
+    parse_plan,
+)
+from bot.services.status import STATUS_ORDER, StatusClass, classify_status, completion_rate, count_classes
 from storage.db import Database
 from storage.models import Programme, Task, TaskGroup, TaskUnit, Unit
 from storage.repositories.audit import AuditRepository
 from storage.repositories.programmes import ProgrammeRepository
+from storage.repositories.reports import ReportRepository
 from storage.repositories.tasks import TaskRepository
 from storage.repositories.units import UnitRepository
 
@@ -241,10 +256,13 @@ class ProgrammeService:
         programme_id = programme.id if programme else None
         await self._unit_changes(session, plan.units, result)
         tasks_repo = TaskRepository(session)
-        groups = await tasks_repo.groups_by_codes((g.code for g in plan.groups), programme_id)
+        groups: dict[str, TaskGroup] = {}
+        tasks: dict[str, Task] = {}
+        if programme_id is not None:  # a new programme has neither yet
+            groups = await tasks_repo.groups_by_codes((g.code for g in plan.groups), programme_id)
+            tasks = await tasks_repo.by_codes((t.code for t in plan.tasks), programme_id)
         for group_row in plan.groups:
             result.changes.append(_group_change(groups.get(group_row.code), group_row))
-        tasks = await tasks_repo.by_codes((t.code for t in plan.tasks), programme_id)
         for task_row in plan.tasks:
             task = tasks.get(task_row.code)
             if task is None:
@@ -435,3 +453,220 @@ def programme_cells(programme: Programme) -> list[Any]:
         programme.period or "",
         programme.cutoff or "",
     ]
+
+
+def _plus_years(day: date | None, years: int) -> date | None:
+    if day is None:
+        return None
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def move_to_year(plan: Plan, year: int) -> Plan:
+    """The plan with every date (decision, start, end, deadlines) moved by whole years so that
+    its programme starts in `year`: to try an old example without years-old overdue tasks."""
+    row = plan.programme
+    first = row and (row.starts_on or row.decision_date)
+    if row is None or first is None:
+        return plan
+    years = year - first.year
+    programme = dataclasses.replace(
+        row,
+        decision_date=_plus_years(row.decision_date, years),
+        starts_on=_plus_years(row.starts_on, years),
+        ends_on=_plus_years(row.ends_on, years),
+    )
+    tasks = [dataclasses.replace(t, deadline=_plus_years(t.deadline, years)) for t in plan.tasks]
+    return dataclasses.replace(plan, programme=programme, tasks=tasks)
+
+
+# --- the programmes themselves ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgrammeInfo:
+    """A programme as reports and lists show it (ReportData.programme, /programmes)."""
+
+    id: int
+    code: str
+    short_code: str
+    title: str
+    decision: str
+    decision_date: date | None
+    issuer: str
+    starts_on: date | None
+    ends_on: date | None
+    period: str | None
+    cutoff: str | None
+    state: str
+    closed_at: datetime | None
+    closing: dict[str, Any] | None
+    tasks: int = 0
+    open_tasks: int = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.state == "closed"
+
+    @classmethod
+    def of(cls, programme: Programme, counts: tuple[int, int] = (0, 0)) -> ProgrammeInfo:
+        return cls(
+            programme.id,
+            programme.code,
+            programme.short_code,
+            programme.title,
+            programme.decision,
+            programme.decision_date,
+            programme.issuer,
+            programme.starts_on,
+            programme.ends_on,
+            programme.period,
+            programme.cutoff,
+            programme.state,
+            programme.closed_at,
+            programme.closing,
+            *counts,
+        )
+
+
+class ProgrammeError(Exception):
+    """A programme command that cannot be done; `key` names the catalog sentence."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def closing_figures(classes: list[StatusClass], day: date) -> dict[str, Any]:
+    """The completion figures a programme is closed with (the final report's headline)."""
+    counts = count_classes(classes)
+    rate = completion_rate(counts)
+    return {
+        "day": day.isoformat(),
+        "total": len(classes),
+        **{status.value: counts[status] for status in STATUS_ORDER},
+        "rate": round(rate, 4) if rate is not None else None,
+    }
+
+
+def programme_rule(programme: ProgrammeInfo, config: Config) -> PeriodRule:
+    """The programme's reporting period rule; config.toml's [reporting] fills what it leaves."""
+    rep = config.reporting
+    period = programme.period or rep.period
+    cutoff = (programme.cutoff or "").split()
+    weekday, day, clock = rep.cutoff_weekday, rep.cutoff_day, rep.cutoff_time
+    if programme.cutoff and period == "weekly" and cutoff[0].lower() in WEEKDAYS:
+        weekday = cutoff[0].lower()
+        clock = cutoff[1] if len(cutoff) > 1 else clock
+    elif programme.cutoff and period != "weekly" and cutoff[0].isdigit():
+        day = min(28, max(1, int(cutoff[0])))
+        clock = cutoff[1] if len(cutoff) > 1 else clock
+    reporting = dataclasses.replace(
+        rep, period=period, cutoff_weekday=weekday, cutoff_day=day, cutoff_time=clock
+    )
+    return period_rule(config.with_overrides(reporting=reporting))
+
+
+class ProgrammeDirectory:
+    """Lists, finds, renames and closes programmes; every change is audited."""
+
+    def __init__(self, db: Database, clock: Clock, tz: tzinfo) -> None:
+        self.db = db
+        self.clock = clock
+        self.tz = tz
+
+    async def all(self, *, active_only: bool = False) -> list[ProgrammeInfo]:
+        async with self.db.reader() as session:
+            repo = ProgrammeRepository(session)
+            counts = await repo.task_counts()
+            return [
+                ProgrammeInfo.of(p, counts.get(p.id, (0, 0))) for p in await repo.all(active_only=active_only)
+            ]
+
+    async def choose(self, code: str | None) -> ProgrammeInfo:
+        """The programme a report asks for: by code or short code; without one, the only
+        active programme. ProgrammeError("programme.unknown" / "programme.ambiguous")."""
+        programmes = await self.all()
+        if code:
+            code = code.strip()
+            found = [p for p in programmes if code in (p.code, p.short_code)]
+            if not found:
+                raise ProgrammeError("programme.unknown", code=code)
+            return found[0]
+        active = [p for p in programmes if not p.closed]
+        if len(active) == 1:
+            return active[0]
+        if not active and len(programmes) == 1:
+            return programmes[0]
+        if not programmes:
+            raise ProgrammeError("programme.none")
+        raise ProgrammeError("programme.ambiguous", codes=", ".join(p.code for p in active or programmes))
+
+    async def rename(
+        self, old: str, new: str, *, actor: str = "cli", actor_telegram_id: int | None = None
+    ) -> None:
+        new = new.strip()
+        if not PROGRAMME_CODE.match(new):
+            raise ProgrammeError("programme.bad_code", code=new)
+        async with self.db.transaction() as session:
+            repo = ProgrammeRepository(session)
+            programme = await repo.by_code(old)
+            if programme is None:
+                raise ProgrammeError("programme.unknown", code=old)
+            if await repo.by_code(new) is not None:
+                raise ProgrammeError("programme.code_taken", code=new)
+            programme.code = new
+            AuditRepository(session).record(
+                "programme.rename",
+                actor=actor,
+                actor_telegram_id=actor_telegram_id,
+                entity="programme",
+                entity_id=new,
+                before={"code": old},
+                after={"code": new},
+            )
+
+    async def close(
+        self, code: str, reason: str, *, actor: str = "cli", actor_telegram_id: int | None = None
+    ) -> ProgrammeInfo:
+        """Close the programme: its open tasks are closed with it (they stop nudging and leave
+        every list; reports and /history keep them), and the completion figures on the
+        closing day are kept with it (the final report)."""
+        now = self.clock.now()
+        day = now.astimezone(self.tz).date()
+        async with self.db.transaction() as session:
+            repo = ProgrammeRepository(session)
+            programme = await repo.by_code(code.strip()) or await repo.by_short_code(code.strip())
+            if programme is None:
+                raise ProgrammeError("programme.unknown", code=code)
+            if programme.state == "closed":
+                raise ProgrammeError("programme.already_closed", code=programme.code)
+            tasks = [t for t in await TaskRepository(session).all() if t.programme_id == programme.id]
+            open_tasks = [t for t in tasks if t.closed_at is None]
+            states = await ReportRepository(session).lead_progress(now, [t.id for t in open_tasks])
+            classes = []
+            for task in open_tasks:
+                state = states.get(task.id)
+                classes.append(
+                    classify_status(task.deadline, state.completed_on(self.tz) if state else None, day)
+                )
+                task.closed_at = now
+                task.close_reason = reason
+            programme.state = "closed"
+            programme.closed_at = now
+            programme.closing = closing_figures(classes, day)
+            AuditRepository(session).record(
+                "programme.close",
+                actor=actor,
+                actor_telegram_id=actor_telegram_id,
+                entity="programme",
+                entity_id=programme.code,
+                before={"state": "active"},
+                after={"state": "closed", **programme.closing},
+            )
+            await session.flush()
+            counts = await repo.task_counts()
+            return ProgrammeInfo.of(programme, counts.get(programme.id, (0, 0)))

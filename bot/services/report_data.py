@@ -7,9 +7,11 @@ reports up to that moment (bot/services/status.py).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.services.periods import Period, PeriodRule, previous
@@ -17,6 +19,27 @@ from bot.services.status import STATUS_ORDER, StatusClass, classify_status, comp
 from storage.db import Database
 from storage.repositories.reportdata import ReportDataRepository, UnitRecord
 from storage.repositories.reports import LeadProgress, ReportRepository
+
+
+@dataclass(frozen=True)
+class ProgrammeRef:
+    """The programme a report covers, and the decision it implements ("Thực hiện Quyết định
+    số 59/QĐ-BKHCN ngày 19/01/2024 …")."""
+
+    code: str
+    short_code: str
+    title: str
+    decision: str
+    decision_date: date | None
+    issuer: str
+    state: str = "active"
+    closed_at: datetime | None = None
+    # The completion figures at closing (bot/services/programme.py closing_figures).
+    closing: dict[str, Any] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.state == "closed"
 
 
 @dataclass(frozen=True)
@@ -165,6 +188,8 @@ class ReportData:
     stuck: list[TaskLine]
     changes: Changes
     unit_totals: list[UnitTotals]
+    # None: every task in the database (a database without programmes).
+    programme: ProgrammeRef | None = None
 
     @property
     def tasks(self) -> list[TaskLine]:
@@ -201,18 +226,29 @@ class ReportBuilder:
         return classify_status(deadline, self._completed_on(state), day)
 
     async def build(
-        self, period: Period, unit_code: str | None = None, *, as_of: datetime | None = None
+        self,
+        period: Period,
+        unit_code: str | None = None,
+        *,
+        as_of: datetime | None = None,
+        programme: ProgrammeRef | None = None,
+        programme_id: int | None = None,
     ) -> ReportData:
         """Compute the report for the period: the whole programme, or one unit's tasks.
 
-        A period still open is reported as of `as_of` (now): statuses are those of today."""
+        A period still open is reported as of `as_of` (now): statuses are those of today. A
+        closed programme is reported as it stood just before it was closed (its open tasks
+        were closed with it)."""
         before = previous(self.periods, period)
         moment = min(period.end, as_of) if as_of is not None else period.end
+        if programme is not None and programme.closed_at is not None:
+            moment = min(moment, programme.closed_at - timedelta(microseconds=1))
         end_day = _local_day(moment, self.tz)
         prev_day = _local_day(before.end, self.tz)
         # Whole-programme queries: in the driver's thread, so chats are served meanwhile.
         with self.db.offloaded():
-            return await self._build(period, before, moment, end_day, prev_day, unit_code)
+            data = await self._build(period, before, moment, end_day, prev_day, unit_code, programme_id)
+        return dataclasses.replace(data, programme=programme)
 
     async def _build(
         self,
@@ -222,9 +258,10 @@ class ReportBuilder:
         end_day: date,
         prev_day: date,
         unit_code: str | None,
+        programme_id: int | None = None,
     ) -> ReportData:
         async with self.db.reader() as session:
-            repo = ReportDataRepository(session)
+            repo = ReportDataRepository(session, programme_id)
             scope: UnitRecord | None = None
             if unit_code is not None:
                 scope = await repo.unit_by_code(unit_code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -17,14 +17,17 @@ class TaskRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def groups_by_codes(self, codes: Iterable[str], programme_id: int | None) -> dict[str, TaskGroup]:
-        """The programme's groups with these codes (none for a programme not yet created)."""
+    async def groups_by_codes(
+        self, codes: Iterable[str], programme_id: int | None = None
+    ) -> dict[str, TaskGroup]:
+        """The programme's groups with these codes (any programme's with programme_id None)."""
         codes = list(set(codes))
-        if not codes or programme_id is None:
+        if not codes:
             return {}
-        rows = await self.session.scalars(
-            select(TaskGroup).where(TaskGroup.code.in_(codes), TaskGroup.programme_id == programme_id)
-        )
+        query = select(TaskGroup).where(TaskGroup.code.in_(codes))
+        if programme_id is not None:
+            query = query.where(TaskGroup.programme_id == programme_id)
+        rows = await self.session.scalars(query)
         return {group.code: group for group in rows}
 
     async def groups(self, programme_id: int | None = None) -> list[TaskGroup]:
@@ -48,17 +51,18 @@ class TaskRepository:
             found.setdefault(programme_id, set()).add(code)
         return found
 
-    async def by_codes(self, codes: Iterable[str], programme_id: int | None) -> dict[str, Task]:
-        """The programme's tasks with these codes (none for a programme not yet created)."""
+    async def by_codes(self, codes: Iterable[str], programme_id: int | None = None) -> dict[str, Task]:
+        """The programme's tasks with these codes (any programme's with programme_id None)."""
         codes = list(set(codes))
-        if not codes or programme_id is None:
+        if not codes:
             return {}
         found: dict[str, Task] = {}
+        in_programme = Task.programme_id == programme_id if programme_id is not None else true()
         # Chunked: SQLite caps the number of bound parameters.
         for start in range(0, len(codes), 500):
             rows = await self.session.scalars(
                 select(Task)
-                .where(Task.code.in_(codes[start : start + 500]), Task.programme_id == programme_id)
+                .where(Task.code.in_(codes[start : start + 500]), in_programme)
                 .options(
                     selectinload(Task.coordinating).selectinload(TaskUnit.unit),
                     selectinload(Task.lead_unit),
@@ -101,21 +105,22 @@ class TaskRepository:
         )
         return list(rows)
 
-    async def for_units(self, unit_ids: Iterable[int]) -> list[Task]:
-        """Open tasks that any of these units leads or coordinates."""
+    async def for_units(self, unit_ids: Iterable[int], *, include_closed: bool = False) -> list[Task]:
+        """Open tasks (or all) that any of these units leads or coordinates."""
         unit_ids = list(unit_ids)
         if not unit_ids:
             return []
         coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id.in_(unit_ids))
+        query = select(Task).where(or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
+        if not include_closed:
+            query = query.where(Task.closed_at.is_(None))
         rows = await self.session.scalars(
-            select(Task)
-            .where(Task.closed_at.is_(None), or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
-            .options(
+            query.options(
                 selectinload(Task.coordinating).selectinload(TaskUnit.unit),
                 selectinload(Task.lead_unit),
                 selectinload(Task.group),
-            )
-            .order_by(Task.position, Task.id)
+                selectinload(Task.programme),
+            ).order_by(Task.position, Task.id)
         )
         return list(rows)
 
