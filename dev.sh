@@ -3,6 +3,7 @@
 #   ./dev.sh run    create .venv, install, initialise the database, load the example programmes
 #                   if the database has none, and run the bot (TELEGRAM_BOT_TOKEN must be set)
 #   ./dev.sh test   create .venv, install, and run the whole test suite (extra args go to pytest)
+#   ./dev.sh lint   ruff check, ruff format --check and mypy over the code (CI runs it first)
 #   ./dev.sh tiendo ARGS...   any tiendo command inside the venv
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -47,6 +48,12 @@ case "$command" in
     test)
         ensure_venv
         exec .venv/bin/python -m pytest "$@"
+        ;;
+    lint)
+        ensure_venv
+        .venv/bin/ruff check .
+        .venv/bin/ruff format --check .
+        exec .venv/bin/mypy bot handlers storage
         ;;
     tiendo)
         ensure_venv

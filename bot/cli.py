@@ -107,11 +107,14 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     services = build_services(config)
     try:
         await upgrade(services.db)
+        if args.if_empty:
+            async with services.db.reader() as session:
+                _, tasks = await TaskRepository(session).counts()
+            if tasks:
+                return 0
         plan = await services.programme.read_plan(path.read_bytes(), path.name, args.programme)
         if args.move_to_year and plan.ok:
             plan = move_to_year(plan, args.move_to_year)
-        if args.if_empty and await services.programme.holds_tasks(plan):
-            return 0
         if not plan.ok:
             print(i18n.t(None, "cli.import_refused", path=path, count=len(plan.errors)), file=sys.stderr)
             for error in plan.errors:
@@ -437,9 +440,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CODE",
         help="the programme the file belongs to (needed for CSV; must match a YAML/XLSX file's own)",
     )
-    p.add_argument(
-        "--if-empty", action="store_true", help="do nothing if the file's programme already holds tasks"
-    )
+    p.add_argument("--if-empty", action="store_true", help="do nothing if the database already holds tasks")
     p.add_argument(
         "--move-to-year",
         type=int,

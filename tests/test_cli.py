@@ -87,3 +87,23 @@ def test_audit_lists_the_import(cfg: Path, capsys: pytest.CaptureFixture[str]) -
     capsys.readouterr()
     assert run(cfg, "audit", "-n", "1") == 0
     assert "plan.import" in capsys.readouterr().out
+
+
+def test_import_if_empty_loads_an_empty_database_only(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What ./dev.sh run does at every start: the example goes in once, never over real data."""
+    assert run(cfg, "import", "--if-empty", str(EXAMPLE_PLAN)) == 0
+    assert "7 nhóm" in capsys.readouterr().out
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        'programme: {code: OTHER, title: "Chương trình khác"}\n'
+        'units:\n  - {code: TST, name: "Phòng Thử nghiệm"}\n'
+        'groups:\n  - {code: "9", title: "Nhóm chín"}\n'
+        'tasks:\n  - {code: "9.1", group: "9", title: "Việc mới", lead: TST, deadline: ongoing}\n',
+        encoding="utf-8",
+    )
+    assert run(cfg, "import", "--if-empty", str(other)) == 0
+    assert capsys.readouterr().out == ""  # the database holds tasks: nothing read, nothing written
+    assert run(cfg, "import", "--dry-run", str(other)) == 0
+    assert "nhiệm vụ mới 1" in capsys.readouterr().out  # 9.1 is still new

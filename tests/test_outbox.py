@@ -116,7 +116,11 @@ def test_the_pacer_spaces_sends_overall_and_per_chat() -> None:
     group = pacer.reserve(-100)
     pacer.done(-100)
     assert pacer.next_chat[-100] - group >= 3.0  # 20 a minute to a group
+    pacer.reserve(2)
+    pacer.reserve(3)
+    pacer.done(3)  # delivered: that chat waits its second
     pacer.done(2, reached=False)  # refused (403): that chat need not wait
+    assert 3 in pacer.busy() and 2 not in pacer.busy()
 
 
 async def test_a_slow_chat_holds_up_no_other(harness: Harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -62,7 +62,16 @@ def test_demo_writes_every_format(cfg: Path, tmp_path: Path, capsys: pytest.Capt
     totals = data["totals"]
     # Some on time, some late, some overdue, some stuck, some silent units.
     assert totals["done_on_time"] and totals["done_late"] and totals["open_overdue"]
-    assert data["stuck"] and data["compliance"]["silent"]
+    assert data["stuck"]
+    # The demo's three units that never report, and no other: each expected, none reported.
+    compliance = data["compliance"]
+    silent = {unit["code"] for unit in compliance["silent"]}
+    reported = {unit["code"] for unit in compliance["reported"]}
+    expected = {unit["code"] for unit in compliance["expected"]}
+    assert len(silent) == 3 and silent <= expected and not silent & reported
+    assert reported | silent == expected
+    for code in silent:  # named in the digest managers read
+        assert code in (out / "tiendo-2024-2025-W01.txt").read_text(encoding="utf-8")
 
 
 def test_report_covers_the_programme_named_and_names_its_decision(

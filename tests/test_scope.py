@@ -179,9 +179,20 @@ async def test_a_typed_answer_after_the_unit_changed_is_refused(bot: Harness, db
 
 
 async def test_every_step_of_a_report_in_scope_is_stored(bot: Harness, db: Database) -> None:
-    """The scope check lets the focal point of a coordinating unit through as well."""
-    (ask,) = await bot.send(A, "/report 5.9")
+    """The scope check lets the focal point of a coordinating unit through, at every step."""
+    # 1.3 is led by KHTC; TTRA, A's unit, only coordinates it.
+    (ask,) = await bot.send(A, "/report 1.3")
+    assert "Tình trạng" in (ask.plain_text or "")
     (percent,) = await press(bot, A, ask, "Đang thực hiện")
+    assert "phần trăm" in (percent.plain_text or "").lower()
     draft = await bot.services.drafts.load(A, "report")
-    assert draft is not None and draft.data["status"] == "in_progress"
-    assert "phần trăm" in (percent.plain_text or "").lower() or percent.buttons
+    assert draft is not None
+    assert (draft.data["task_code"], draft.data["status"]) == ("1.3", "in_progress")
+    (results,) = await press(bot, A, percent, "75%")
+    assert "kết quả" in (results.plain_text or "").lower()
+    draft = await bot.services.drafts.load(A, "report")
+    assert draft is not None and draft.data["percent"] == 75
+    await bot.send(A, "Đã phối hợp rà soát hồ sơ")
+    draft = await bot.services.drafts.load(A, "report")
+    assert draft is not None and draft.data["results"] == "Đã phối hợp rà soát hồ sơ"
+    assert "report.refused" not in await audit_actions(db)

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
@@ -124,7 +125,7 @@ class SendPacer:
 
 
 def _markup(payload: dict[str, object], outbox_id: int) -> InlineKeyboardMarkup | None:
-    rows = payload.get("buttons")
+    rows = cast("list[list[tuple[str, str]]] | None", payload.get("buttons"))
     if not rows:
         return None
     return InlineKeyboardMarkup(
@@ -134,7 +135,7 @@ def _markup(payload: dict[str, object], outbox_id: int) -> InlineKeyboardMarkup 
                 for label, data in row
             ]
             for row in rows
-        ]  # type: ignore[union-attr,attr-defined]
+        ]
     )
 
 

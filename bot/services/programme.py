@@ -211,17 +211,6 @@ class ProgrammeService:
             _check_groups(plan, groups.get(target.id, set()) if target else set())
         return plan
 
-    async def holds_tasks(self, plan: Plan) -> bool:
-        """Whether the plan's programme exists already with tasks (`tiendo import --if-empty`)."""
-        if plan.programme is None:
-            return False
-        async with self.db.reader() as session:
-            programme = await ProgrammeRepository(session).by_code(plan.programme.code)
-            if programme is None:
-                return False
-            counts = await ProgrammeRepository(session).task_counts()
-        return counts.get(programme.id, (0, 0))[0] > 0
-
     async def preview(self, plan: Plan) -> ImportResult:
         """What importing the plan would change; writes nothing."""
         if not plan.ok:

@@ -30,8 +30,8 @@ def server() -> Iterator[BotAPIServer]:
         yield server
 
 
-async def _subscribed_manager(database: Path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{database}")
+async def _subscribed_manager(database_url: str) -> None:
+    db = Database(database_url)
     try:
         async with db.transaction() as session:
             users = UserRepository(session)
@@ -46,7 +46,7 @@ def test_scheduled_digest_is_sent_once_across_a_restart(server: BotAPIServer, tm
     today = WEEKDAYS[datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).weekday()]
     bot = BotProcess(server, tmp_path, extra_config=f'[digest]\nschedule = "{today} 00:00"\n')
     assert bot.cli("import", str(EXAMPLE_PLAN)).returncode == 0
-    asyncio.run(_subscribed_manager(tmp_path / "data" / "tiendo.db"))
+    asyncio.run(_subscribed_manager(bot.database_url))
     api = server.api
     api.user(MANAGER, "Hùng")
     with bot:

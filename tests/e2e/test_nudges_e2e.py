@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,12 +16,15 @@ from tests.support.process import BotProcess
 
 pytestmark = pytest.mark.slow
 
-# The process runs on the system clock: make every moment a working slot.
+# The process runs on the system clock: make every moment a working slot. Public holidays are
+# days off whatever [work] days says, so the days around today are declared working days too
+# (on 1 January or at Tết the nudge would otherwise wait for the next working day).
 ALWAYS_WORKING = """
 [work]
 days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 start = "00:00"
 end = "23:59"
+working_weekend_days = {around_today}
 [nudges]
 send_at = "00:00"
 period_reminders = []
@@ -48,7 +52,9 @@ def test_a_due_nudge_arrives_exactly_once_across_kills(server: BotAPIServer, tmp
         f"deadline: {today.isoformat()}}}\n",
         encoding="utf-8",
     )
-    bot = BotProcess(server, tmp_path, extra_config=ALWAYS_WORKING)
+    around_today = [(today + timedelta(days=delta)).isoformat() for delta in range(-10, 11)]
+    extra = ALWAYS_WORKING.replace("{around_today}", json.dumps(around_today))
+    bot = BotProcess(server, tmp_path, extra_config=extra)
     assert bot.cli("import", str(plan)).returncode == 0
     code = bot.cli("invite", "TST", "--role", "focal").stdout.splitlines()[1]
     api.user(901, "Lan")

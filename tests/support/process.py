@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class BotProcess:
+    # The database a process uses when the test names none: SQLite in its folder, unless the
+    # end-to-end conftest runs the test on PostgreSQL too (then a fresh database of the run's own).
+    default_database_url: str | None = None
+
     def __init__(
         self,
         server: BotAPIServer,
@@ -53,10 +57,13 @@ class BotProcess:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
+        database_url = database_url or BotProcess.default_database_url
         if database_url:
             self.env["TIENDO_DATABASE_URL"] = database_url
         else:
             self.env.pop("TIENDO_DATABASE_URL", None)
+        # The URL a test can open to look at what the process stored.
+        self.database_url = database_url or f"sqlite+aiosqlite:///{folder / 'data' / 'tiendo.db'}"
         self.process: subprocess.Popen[str] | None = None
         self.log: list[str] = []
         self._ready = threading.Event()
