@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.config import Config, ConfigError, load_config, parse_duration
 from bot.i18n import I18n
@@ -411,20 +412,7 @@ async def cmd_demo(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
 # --- argument parsing ---------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tiendo",
-        description="tiendo: follow an action programme through to done, in Telegram.",
-    )
-    parser.add_argument("--config", help="config file (default: $TIENDO_CONFIG or ./config.toml)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    sub.add_parser(
-        "init",
-        help="create or migrate the database to the latest schema (safe to repeat)",
-        description="Create the database, or migrate it to the latest schema. Safe to repeat.",
-    )
-
+def _import_parser(sub: Any) -> None:
     p = sub.add_parser(
         "import",
         help="load units, task groups and tasks from a YAML, CSV or XLSX plan file",
@@ -449,6 +437,42 @@ def _parser() -> argparse.ArgumentParser:
         "(to try an old example without years-old overdue tasks)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="list every changed field")
+
+
+def _programme_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "programme",
+        help="list, close or rename programmes (add one with 'tiendo import')",
+        description="List the programmes; close one (its tasks stop nudging, its reports stay "
+        "readable, and its completion figures at closing are kept); or rename one's code.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every programme, active and closed")
+    listing.add_argument("--codes", action="store_true", help="only their codes, one a line")
+    close = actions.add_parser("close", help="close a programme")
+    close.add_argument("code", metavar="CODE", help="the programme's code or short code")
+    rename = actions.add_parser("rename", help="give a programme another code")
+    rename.add_argument(
+        "code", metavar="CODE", help="the programme's code, e.g. PROGRAMME-1 after the upgrade"
+    )
+    rename.add_argument("new_code", metavar="NEW_CODE")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tiendo",
+        description="tiendo: follow an action programme through to done, in Telegram.",
+    )
+    parser.add_argument("--config", help="config file (default: $TIENDO_CONFIG or ./config.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser(
+        "init",
+        help="create or migrate the database to the latest schema (safe to repeat)",
+        description="Create the database, or migrate it to the latest schema. Safe to repeat.",
+    )
+
+    _import_parser(sub)
 
     p = sub.add_parser(
         "invite",
@@ -502,22 +526,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", help="output file ('-' for standard output)")
 
-    p = sub.add_parser(
-        "programme",
-        help="list, close or rename programmes (add one with 'tiendo import')",
-        description="List the programmes; close one (its tasks stop nudging, its reports stay "
-        "readable, and its completion figures at closing are kept); or rename one's code.",
-    )
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="every programme, active and closed")
-    listing.add_argument("--codes", action="store_true", help="only their codes, one a line")
-    close = actions.add_parser("close", help="close a programme")
-    close.add_argument("code", metavar="CODE", help="the programme's code or short code")
-    rename = actions.add_parser("rename", help="give a programme another code")
-    rename.add_argument(
-        "code", metavar="CODE", help="the programme's code, e.g. PROGRAMME-1 after the upgrade"
-    )
-    rename.add_argument("new_code", metavar="NEW_CODE")
+    _programme_parser(sub)
 
     p = sub.add_parser(
         "demo",
