@@ -48,6 +48,9 @@ def preview_lines(call: Call, filename: str, result: ImportResult) -> list[str]:
         if len(result.errors) > LIST_LIMIT:
             lines.append(call.t("admin.import.more", count=len(result.errors) - LIST_LIMIT))
         return lines
+    programme = next(c for c in result.changes if c.kind == "programme")
+    action = call.t(f"programme.action_{programme.action}")
+    lines.append(call.t("programme.import_line", code=escape(programme.code), action=action))
     for kind in KINDS:
         lines.append(
             call.t(
