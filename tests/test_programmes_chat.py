@@ -46,6 +46,10 @@ async def test_tasks_are_grouped_by_programme_and_codes_carry_its_short_code(bot
     assert "Chương trình 2025" in text and "2025:5." in text
     labels = [b["text"] for b in listing.buttons]
     assert any("2025:" in label for label in labels)
+    # The /report picker offers the tasks of both programmes, each code with its short code.
+    (picker,) = await bot.send(FOCAL, "/report")
+    picked = " ".join(b["text"] for b in picker.buttons)
+    assert "2025:" in picked or "2024:" in picked
 
 
 async def test_report_by_short_code_and_a_shared_bare_code_is_not_guessed(bot: Harness, db: Database) -> None:
