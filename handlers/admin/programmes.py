@@ -65,7 +65,7 @@ async def programme_close(update: Update, context: Context) -> None:
     if call is None:
         return
     if len(call.args) != 1:
-        await call.say("programme.usage_close")
+        await call.usage()
         return
     directory = call.services.digest.programmes
     try:
