@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import dataclasses
 import logging
 import tempfile
 import time
@@ -65,15 +64,12 @@ class MovingClock:
 
 def _config(folder: Path, server: BotAPIServer | None = None) -> Config:
     base = load_config(ROOT / "config.toml", env={})
-    telegram = base.telegram
+    telegram = {}
     if server is not None:
-        telegram = dataclasses.replace(
-            telegram, api_base_url=server.base_url, api_base_file_url=server.base_file_url
-        )
-    return dataclasses.replace(
-        base,
-        bot=dataclasses.replace(base.bot, data_dir=str(folder / "data")),
-        database=dataclasses.replace(base.database, url=f"sqlite+aiosqlite:///{folder / 'b.db'}"),
+        telegram = {"api_base_url": server.base_url, "api_base_file_url": server.base_file_url}
+    return base.with_overrides(
+        bot={"data_dir": str(folder / "data")},
+        database={"url": f"sqlite+aiosqlite:///{folder / 'b.db'}"},
         telegram=telegram,
         token=DEFAULT_TOKEN,
         source=folder / "config.toml",

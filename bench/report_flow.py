@@ -288,12 +288,11 @@ async def prepare(database_url: str, folder: Path, count: int) -> tuple[Any, dic
             await conn.execute(text("CREATE SCHEMA public"))
         await engine.dispose()
     base = load_config(ROOT / "config.toml", env={})
-    config = dataclasses.replace(
-        base,
+    config = base.with_overrides(
         token=DEFAULT_TOKEN,
         source=folder / "config.toml",
-        bot=dataclasses.replace(base.bot, data_dir=str(folder / "data"), log_level="WARNING"),
-        database=dataclasses.replace(base.database, url=database_url),
+        bot={"data_dir": str(folder / "data"), "log_level": "WARNING"},
+        database={"url": database_url},
     )
     db = Database(config.database_url)
     await upgrade(db)

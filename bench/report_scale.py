@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import random
 import resource
@@ -44,9 +43,7 @@ STATUSES = ("not_started", "in_progress", "done", "stuck")
 
 def _config(database: Path) -> Config:
     base = load_config(ROOT / "config.toml", env={})
-    return dataclasses.replace(
-        base, database=dataclasses.replace(base.database, url=f"sqlite+aiosqlite:///{database}"), source=None
-    )
+    return base.with_overrides(database={"url": f"sqlite+aiosqlite:///{database}"}, source=None)
 
 
 def generate(database: Path) -> None:

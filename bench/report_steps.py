@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import dataclasses
 import pstats
 import sys
 import tempfile
@@ -66,12 +65,11 @@ async def main_async(args: argparse.Namespace) -> None:
     count_trips()
     folder = Path(tempfile.mkdtemp())
     base = load_config(ROOT / "config.toml", env={})
-    config = dataclasses.replace(
-        base,
+    config = base.with_overrides(
         token="123456:TEST-TOKEN",
         source=folder / "config.toml",
-        bot=dataclasses.replace(base.bot, data_dir=str(folder / "data"), log_level="WARNING"),
-        database=dataclasses.replace(base.database, url=f"sqlite+aiosqlite:///{folder / 't.db'}"),
+        bot={"data_dir": str(folder / "data"), "log_level": "WARNING"},
+        database={"url": f"sqlite+aiosqlite:///{folder / 't.db'}"},
     )
     db = Database(config.database_url)
     await upgrade(db)

@@ -1,9 +1,13 @@
-"""Configuration: config.toml loaded into typed, validated section models.
+"""Configuration: config.toml loaded into typed, validated section models (pydantic v2).
 
 Every setting has a default here and is documented in config.toml at the repository root.
 Secrets never come from the file: the bot token is read from TELEGRAM_BOT_TOKEN.
 A bad value raises ConfigError whose message names the key; the CLI turns it into one line and
 exit code 2.
+
+The sections are pydantic dataclasses: pydantic checks types and values when one is built, and
+they stay plain frozen dataclasses to the code that reads them. `Config.with_overrides` (or
+`dataclasses.replace`, which runs the same checks) makes a changed copy.
 """
 
 from __future__ import annotations
@@ -12,117 +16,250 @@ import dataclasses
 import os
 import re
 import tomllib
-import types
-import typing
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import field
 from datetime import date, time, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, cast
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import ErrorDetails
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = ROOT / "config.toml"
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 LANGUAGES = ("vi", "en")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
     """A setting is missing, unknown or has a bad value; the message names the key."""
 
 
-@dataclass(frozen=True)
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse '90s', '30m', '24h', '7d' or '2w' into a timedelta."""
+    match = _DURATION.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"not a duration like 30m, 24h or 7d: {text!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_clock(text: str) -> time:
+    """Parse 'HH:MM' (24-hour)."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
+    if not match:
+        raise ValueError(f"not a time like 09:00: {text!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def parse_weekday_clock(text: str) -> tuple[int, time]:
+    """Parse 'friday 16:00' into (weekday Monday=0, time)."""
+    parts = text.lower().split()
+    if len(parts) != 2 or parts[0] not in WEEKDAYS:
+        raise ValueError(f"not a schedule like 'friday 16:00': {text!r}")
+    return WEEKDAYS.index(parts[0]), parse_clock(parts[1])
+
+
+# Setting types: the stored value stays what the file says (a str, an int); the validator only
+# checks it. A ValueError's text becomes the "problem" half of "key: problem".
+
+
+def _parses(parse: Callable[[str], object]) -> AfterValidator:
+    def check(text: str) -> str:
+        parse(text)
+        return text
+
+    return AfterValidator(check)
+
+
+def _between(low: int, high: int, why: str = "") -> AfterValidator:
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"{low} to {high}{why}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _satisfies(ok: Callable[[Any], bool], why: str) -> AfterValidator:
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise ValueError(why)
+        return value
+
+    return AfterValidator(check)
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
+
+
+def _http_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return url
+
+
+def _iso_date(text: str) -> str:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not a date like 2025-05-02") from None
+    return text
+
+
+def _weekday(day: str) -> str:
+    if day not in WEEKDAYS:
+        raise ValueError(f"not a weekday name: {day!r}")
+    return day
+
+
+Clock = Annotated[StrictStr, _parses(parse_clock)]
+Duration = Annotated[StrictStr, _parses(parse_duration)]
+WeekdayClock = Annotated[StrictStr, _parses(parse_weekday_clock)]
+Weekday = Annotated[StrictStr, AfterValidator(_weekday)]
+IsoDate = Annotated[StrictStr, AfterValidator(_iso_date)]
+HttpUrl = Annotated[StrictStr, AfterValidator(_http_url)]
+
+_SECTION = ConfigDict(extra="forbid", validate_default=True)
+
+
+@dataclass(frozen=True, config=_SECTION)
 class BotSection:
-    admins: list[int] = field(default_factory=list)
-    timezone: str = "Asia/Ho_Chi_Minh"
-    language: str = "vi"
-    data_dir: str = "data"
-    log_level: str = "INFO"
-
-
-@dataclass(frozen=True)
-class TelegramSection:
-    api_base_url: str = "https://api.telegram.org/bot"
-    api_base_file_url: str = "https://api.telegram.org/file/bot"
-    username: str = ""
-    mode: str = "polling"
-    webhook_url: str = ""
-    webhook_listen: str = "127.0.0.1"
-    webhook_port: int = 8443
-    poll_timeout: int = 30
-    concurrent_updates: int = 8
-    rate_limiter: bool = True
-
-
-@dataclass(frozen=True)
-class DatabaseSection:
-    url: str = "sqlite+aiosqlite:///data/tiendo.db"
-    echo: bool = False
-    on_outdated_schema: str = "migrate"
-
-
-@dataclass(frozen=True)
-class ReportingSection:
-    period: str = "weekly"
-    cutoff_weekday: str = "thursday"
-    cutoff_time: str = "17:00"
-    cutoff_day: int = 25
-    draft_timeout: str = "24h"
-    draft_check_interval: int = 300
-    max_text_length: int = 2000
-    evidence_max_mb: int = 20
-    evidence_extensions: list[str] = field(
-        default_factory=lambda: [
-            "pdf",
-            "doc",
-            "docx",
-            "xls",
-            "xlsx",
-            "odt",
-            "ods",
-            "jpg",
-            "jpeg",
-            "png",
-            "zip",
-        ]
+    admins: list[StrictInt] = field(default_factory=list)
+    timezone: Annotated[StrictStr, AfterValidator(_zone)] = "Asia/Ho_Chi_Minh"
+    language: Literal["vi", "en"] = "vi"
+    data_dir: StrictStr = "data"
+    log_level: Annotated[StrictStr, _satisfies(lambda v: v.upper() in LOG_LEVELS, "not a logging level")] = (
+        "INFO"
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
+class TelegramSection:
+    api_base_url: HttpUrl = "https://api.telegram.org/bot"
+    api_base_file_url: HttpUrl = "https://api.telegram.org/file/bot"
+    username: StrictStr = ""
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: StrictStr = ""
+    webhook_listen: StrictStr = "127.0.0.1"
+    webhook_port: Annotated[StrictInt, _between(1, 65535, " (a TCP port)")] = 8443
+    poll_timeout: Annotated[StrictInt, _between(0, 60, " seconds")] = 30
+    concurrent_updates: Annotated[StrictInt, _between(1, 256)] = 8
+    rate_limiter: StrictBool = True
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _public_https_in_webhook_mode(cls, url: str, info: ValidationInfo) -> str:
+        parsed = urlparse(url)
+        if info.data.get("mode") == "webhook" and (parsed.scheme != "https" or not parsed.netloc):
+            raise ValueError("webhook mode needs a public https URL")
+        return url
+
+
+@dataclass(frozen=True, config=_SECTION)
+class DatabaseSection:
+    url: Annotated[
+        StrictStr,
+        _satisfies(
+            lambda url: url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")),
+            "use sqlite+aiosqlite:///… or postgresql+asyncpg://…",
+        ),
+    ] = "sqlite+aiosqlite:///data/tiendo.db"
+    echo: StrictBool = False
+    on_outdated_schema: Literal["migrate", "refuse"] = "migrate"
+
+
+_EVIDENCE_EXTENSIONS = ["pdf", "doc", "docx", "xls", "xlsx", "odt", "ods", "jpg", "jpeg", "png", "zip"]
+
+
+@dataclass(frozen=True, config=_SECTION)
+class ReportingSection:
+    period: Literal["weekly", "monthly", "quarterly"] = "weekly"
+    cutoff_weekday: Weekday = "thursday"
+    cutoff_time: Clock = "17:00"
+    cutoff_day: Annotated[StrictInt, _between(1, 28)] = 25
+    draft_timeout: Duration = "24h"
+    draft_check_interval: Annotated[StrictInt, _between(10, 86400, " seconds")] = 300
+    max_text_length: Annotated[StrictInt, _between(50, 3500)] = 2000
+    evidence_max_mb: Annotated[StrictInt, _between(1, 20, " (the Bot API serves files up to 20 MB)")] = 20
+    evidence_extensions: list[StrictStr] = field(default_factory=lambda: list(_EVIDENCE_EXTENSIONS))
+
+
+@dataclass(frozen=True, config=_SECTION)
 class WorkSection:
-    days: list[str] = field(default_factory=lambda: ["monday", "tuesday", "wednesday", "thursday", "friday"])
-    start: str = "08:00"
-    end: str = "17:00"
-    country: str = "VN"
-    extra_days_off: list[str] = field(default_factory=list)
-    working_weekend_days: list[str] = field(default_factory=list)
+    days: list[Weekday] = field(default_factory=lambda: list(WEEKDAYS[:5]))
+    start: Clock = "08:00"
+    end: Clock = "17:00"
+    country: StrictStr = "VN"
+    extra_days_off: list[IsoDate] = field(default_factory=list)
+    working_weekend_days: list[IsoDate] = field(default_factory=list)
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: str, info: ValidationInfo) -> str:
+        start = info.data.get("start")
+        if start is not None and parse_clock(end) <= parse_clock(start):
+            raise ValueError("must be later than work.start")
+        return end
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class NudgesSection:
-    before_days: list[int] = field(default_factory=lambda: [7, 3, 1])
-    on_the_day: bool = True
-    overdue_every_days: int = 2
-    escalate_after_days: int = 3
-    include_coordinating: bool = False
-    send_at: str = "09:00"
-    period_reminders: list[str] = field(default_factory=lambda: ["thursday 09:00", "friday 09:00"])
-    dispatch_interval: int = 5
-    plan_interval: int = 120
-    max_per_second: int = 28
+    before_days: list[
+        Annotated[StrictInt, _satisfies(lambda d: d > 0, "working days before must be positive")]
+    ] = field(default_factory=lambda: [7, 3, 1])
+    on_the_day: StrictBool = True
+    overdue_every_days: Annotated[StrictInt, _satisfies(lambda d: d >= 1, "at least 1")] = 2
+    escalate_after_days: StrictInt = 3
+    include_coordinating: StrictBool = False
+    send_at: Clock = "09:00"
+    period_reminders: list[WeekdayClock] = field(default_factory=lambda: ["thursday 09:00", "friday 09:00"])
+    dispatch_interval: Annotated[StrictInt, _between(1, 300, " seconds")] = 5
+    plan_interval: Annotated[StrictInt, _between(10, 3600, " seconds")] = 120
+    max_per_second: Annotated[
+        StrictInt, _between(1, 30, " (Telegram allows about 30 messages per second)")
+    ] = 28
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class DigestSection:
-    schedule: str = "friday 16:00"
-    templates_dir: str = ""
-    parent_body: str = "BỘ KHOA HỌC VÀ CÔNG NGHỆ"
-    issuing_body: str = "VĂN PHÒNG BỘ"
-    issuing_code: str = "VP"
-    place: str = "Hà Nội"
-    signer_title: str = "CHÁNH VĂN PHÒNG"
-    signer_name: str = ""
-    recipients: list[str] = field(
+    schedule: WeekdayClock = "friday 16:00"
+    templates_dir: StrictStr = ""
+    parent_body: StrictStr = "BỘ KHOA HỌC VÀ CÔNG NGHỆ"
+    issuing_body: StrictStr = "VĂN PHÒNG BỘ"
+    issuing_code: StrictStr = "VP"
+    place: StrictStr = "Hà Nội"
+    signer_title: StrictStr = "CHÁNH VĂN PHÒNG"
+    signer_name: StrictStr = ""
+    recipients: list[StrictStr] = field(
         default_factory=lambda: [
             "Bộ trưởng (để báo cáo)",
             "Các Thứ trưởng (để biết)",
@@ -131,18 +268,21 @@ class DigestSection:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class InvitesSection:
-    default_expiry: str = "7d"
+    default_expiry: Duration = "7d"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class AdminSection:
-    import_max_kb: int = 2048
-    audit_default: int = 20
+    import_max_kb: Annotated[StrictInt, _between(1, 10240)] = 2048
+    audit_default: Annotated[StrictInt, _between(1, 100)] = 20
 
 
-@dataclass(frozen=True)
+SECTIONS = ("bot", "telegram", "database", "reporting", "work", "nudges", "digest", "invites", "admin")
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", arbitrary_types_allowed=True))
 class Config:
     bot: BotSection = field(default_factory=BotSection)
     telegram: TelegramSection = field(default_factory=TelegramSection)
@@ -183,182 +323,64 @@ class Config:
     def draft_timeout(self) -> timedelta:
         return parse_duration(self.reporting.draft_timeout)
 
-    def with_overrides(self, **sections: object) -> Config:
-        """Return a copy with whole sections or top-level fields replaced (used by tests)."""
-        return dataclasses.replace(self, **sections)  # type: ignore[arg-type]
+    def with_overrides(self, **changes: Any) -> Config:
+        """A checked copy with some settings changed, e.g. (tests)
+        `config.with_overrides(bot={"admins": [1000]}, database={"url": url}, token="1:x")`.
+
+        A section given as a dict changes only the keys it names; a section object or a top-level
+        field (token, source) replaces the whole value. Bad values raise ConfigError like the file.
+        """
+        resolved: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name in SECTIONS and isinstance(value, Mapping):
+                value = _checked(partial(dataclasses.replace, getattr(self, name), **value), name)
+            resolved[name] = value
+        # cast: mypy does not see pydantic's dataclasses as dataclasses.replace's kind.
+        return _checked(lambda: dataclasses.replace(cast(Any, self), **resolved))
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+def _key(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
 
 
-def parse_duration(text: str) -> timedelta:
-    """Parse '90s', '30m', '24h', '7d' or '2w' into a timedelta."""
-    match = _DURATION.match(text)
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"not a duration like 30m, 24h or 7d: {text!r}")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+def describe(error: ErrorDetails) -> str:
+    """One pydantic error as 'key: problem', the key spelled as in the file (bot.admins[0])."""
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        return f"[{loc[0]}]: unknown section" if len(loc) == 1 else f"{_key(loc)}: unknown setting"
+    if len(loc) == 1 and loc[0] in SECTIONS and kind.startswith("dataclass"):
+        return f"[{loc[0]}]: expected a table of settings"
+    if kind == "value_error":
+        problem = str(error.get("ctx", {}).get("error", error["msg"]))
+    else:
+        problem = f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {error['input']!r}"
+    return f"{_key(loc)}: {problem}"
 
 
-def parse_clock(text: str) -> time:
-    """Parse 'HH:MM' (24-hour)."""
-    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
-    if not match:
-        raise ValueError(f"not a time like 09:00: {text!r}")
-    return time(int(match.group(1)), int(match.group(2)))
-
-
-def parse_weekday_clock(text: str) -> tuple[int, time]:
-    """Parse 'friday 16:00' into (weekday Monday=0, time)."""
-    parts = text.lower().split()
-    if len(parts) != 2 or parts[0] not in WEEKDAYS:
-        raise ValueError(f"not a schedule like 'friday 16:00': {text!r}")
-    return WEEKDAYS.index(parts[0]), parse_clock(parts[1])
-
-
-def _check_type(key: str, value: object, annotation: object) -> object:
-    origin = typing.get_origin(annotation)
-    if origin is list:
-        (item_type,) = typing.get_args(annotation)
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
-        return [_check_type(f"{key}[{i}]", v, item_type) for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        raise ConfigError(f"{key}: unsupported setting type")
-    assert isinstance(annotation, type)
-    # bool is an int in Python: refuse it where a number is expected and vice versa.
-    if annotation is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
-    if not isinstance(value, annotation):
-        raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}")
-    return value
-
-
-def _build_section(name: str, cls: type, raw: object) -> object:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"[{name}]: expected a table of settings")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in known:
-            raise ConfigError(f"{name}.{key}: unknown setting")
-    values = {key: _check_type(f"{name}.{key}", value, hints[key]) for key, value in raw.items()}
-    return cls(**values)
-
-
-def _validate(config: Config) -> None:
-    def check(key: str, ok: bool, why: str) -> None:
-        if not ok:
-            raise ConfigError(f"{key}: {why}")
-
+def _checked(build: Callable[[], T], section: str = "") -> T:
+    """build(), with pydantic's first complaint turned into ConfigError('key: problem')."""
     try:
-        ZoneInfo(config.bot.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"bot.timezone: unknown time zone {config.bot.timezone!r}") from None
-    check("bot.language", config.bot.language in LANGUAGES, f"must be one of {LANGUAGES}")
-    check(
-        "bot.log_level",
-        config.bot.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-        "not a logging level",
-    )
-    for key in ("api_base_url", "api_base_file_url"):
-        url = getattr(config.telegram, key)
-        parsed = urlparse(url)
-        check(
-            f"telegram.{key}",
-            parsed.scheme in ("http", "https") and bool(parsed.netloc),
-            f"not an http(s) URL: {url!r}",
-        )
-    check("telegram.mode", config.telegram.mode in ("polling", "webhook"), "must be 'polling' or 'webhook'")
-    if config.telegram.mode == "webhook":
-        parsed = urlparse(config.telegram.webhook_url)
-        check(
-            "telegram.webhook_url",
-            parsed.scheme == "https" and bool(parsed.netloc),
-            "webhook mode needs a public https URL",
-        )
-    check("telegram.webhook_port", 0 < config.telegram.webhook_port < 65536, "not a port")
-    check("telegram.poll_timeout", 0 <= config.telegram.poll_timeout <= 60, "0 to 60 seconds")
-    check("telegram.concurrent_updates", 1 <= config.telegram.concurrent_updates <= 256, "1 to 256")
-    url = config.database_url
-    check(
-        "database.url",
-        url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")),
-        "use sqlite+aiosqlite:///… or postgresql+asyncpg://…",
-    )
-    check(
-        "database.on_outdated_schema",
-        config.database.on_outdated_schema in ("migrate", "refuse"),
-        "must be 'migrate' or 'refuse'",
-    )
-    rep = config.reporting
-    check(
-        "reporting.period",
-        rep.period in ("weekly", "monthly", "quarterly"),
-        "must be weekly, monthly or quarterly",
-    )
-    check("reporting.cutoff_weekday", rep.cutoff_weekday in WEEKDAYS, "not a weekday name")
-    check("reporting.cutoff_day", 1 <= rep.cutoff_day <= 28, "1 to 28")
-    check("reporting.draft_check_interval", 10 <= rep.draft_check_interval <= 86400, "10 to 86400 seconds")
-    check("reporting.max_text_length", 50 <= rep.max_text_length <= 3500, "50 to 3500")
-    check(
-        "reporting.evidence_max_mb",
-        1 <= rep.evidence_max_mb <= 20,
-        "1 to 20 (the Bot API serves files up to 20 MB)",
-    )
-    for key, text, parse in (
-        ("reporting.cutoff_time", rep.cutoff_time, parse_clock),
-        ("reporting.draft_timeout", rep.draft_timeout, parse_duration),
-        ("work.start", config.work.start, parse_clock),
-        ("work.end", config.work.end, parse_clock),
-        ("nudges.send_at", config.nudges.send_at, parse_clock),
-        ("digest.schedule", config.digest.schedule, parse_weekday_clock),
-        ("invites.default_expiry", config.invites.default_expiry, parse_duration),
-    ):
-        try:
-            parse(text)  # type: ignore[operator]
-        except ValueError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
-    for i, text in enumerate(config.nudges.period_reminders):
-        try:
-            parse_weekday_clock(text)
-        except ValueError as exc:
-            raise ConfigError(f"nudges.period_reminders[{i}]: {exc}") from None
-    check(
-        "work.end",
-        parse_clock(config.work.end) > parse_clock(config.work.start),
-        "must be later than work.start",
-    )
-    for i, day in enumerate(config.work.days):
-        check(f"work.days[{i}]", day in WEEKDAYS, f"not a weekday name: {day!r}")
-    for key in ("extra_days_off", "working_weekend_days"):
-        for i, text in enumerate(getattr(config.work, key)):
-            try:
-                date.fromisoformat(text)
-            except ValueError:
-                raise ConfigError(f"work.{key}[{i}]: not a date like 2025-05-02") from None
-    check(
-        "nudges.before_days",
-        all(d > 0 for d in config.nudges.before_days),
-        "working days before must be positive",
-    )
-    check("nudges.overdue_every_days", config.nudges.overdue_every_days >= 1, "at least 1")
-    check("nudges.dispatch_interval", 1 <= config.nudges.dispatch_interval <= 300, "1 to 300")
-    check("admin.import_max_kb", 1 <= config.admin.import_max_kb <= 10240, "1 to 10240")
-    check("admin.audit_default", 1 <= config.admin.audit_default <= 100, "1 to 100")
-    check("nudges.plan_interval", 10 <= config.nudges.plan_interval <= 3600, "10 to 3600")
-    check(
-        "nudges.max_per_second",
-        1 <= config.nudges.max_per_second <= 30,
-        "1 to 30 (Telegram allows about 30 messages per second)",
-    )
+        return build()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        if section:
+            error["loc"] = (section, *error["loc"])
+        raise ConfigError(describe(error)) from None
 
 
-_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in ("token", "source")}
+_CONFIG = TypeAdapter(Config)
 
 
-def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
-    """Load the config file (TIENDO_CONFIG or ./config.toml) and apply the environment."""
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the config file (TIENDO_CONFIG or ./config.toml) and apply the environment.
+
+    From the environment only: TELEGRAM_BOT_TOKEN (the token), TIENDO_DATABASE_URL (overrides
+    [database] url) and TIENDO_CONFIG (which file), as README documents.
+    """
     env = os.environ if env is None else env
     if path is None:
         path = env.get("TIENDO_CONFIG") or (
@@ -366,25 +388,17 @@ def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | 
         )
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    hints = typing.get_type_hints(Config)
-    sections: dict[str, object] = {}
-    for name, value in raw.items():
-        if name not in _SECTIONS:
+    for name in raw:
+        if name not in SECTIONS:  # also keeps `token` and `source` out of the file
             raise ConfigError(f"[{name}]: unknown section")
-        sections[name] = _build_section(name, hints[name], value)
-    config = Config(
-        **sections,
-        token=env.get("TELEGRAM_BOT_TOKEN", "").strip(),  # type: ignore[arg-type]
-        source=path.resolve(),
-    )
-    if env.get("TIENDO_DATABASE_URL"):
-        config = dataclasses.replace(
-            config, database=dataclasses.replace(config.database, url=env["TIENDO_DATABASE_URL"])
-        )
-    _validate(config)
-    return config
+    database = raw.get("database", {})
+    if env.get("TIENDO_DATABASE_URL") and isinstance(database, dict):
+        raw["database"] = {**database, "url": env["TIENDO_DATABASE_URL"]}
+    raw["token"] = env.get("TELEGRAM_BOT_TOKEN", "").strip()
+    raw["source"] = path.resolve()
+    return _checked(lambda: _CONFIG.validate_python(raw))

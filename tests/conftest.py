@@ -7,7 +7,6 @@ TIENDO_TEST_DATABASE_URL is set (CI sets it; .ci/run fails if the server cannot 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -94,10 +93,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def config(tmp_path: Path, database_url: str) -> Config:
     """The repository's config.toml with the data folder and database in tmp_path."""
     base = load_config(ROOT / "config.toml", env={})
-    return dataclasses.replace(
-        base,
-        bot=dataclasses.replace(base.bot, data_dir=str(tmp_path / "data"), admins=[1000]),
-        database=dataclasses.replace(base.database, url=database_url),
+    return base.with_overrides(
+        bot={"data_dir": str(tmp_path / "data"), "admins": [1000]},
+        database={"url": database_url},
         token="123456:TEST-TOKEN",
         source=tmp_path / "config.toml",
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -17,8 +16,7 @@ def hanoi(*args: int) -> datetime:
 
 
 def calendar(**work: object) -> WorkCalendar:
-    config = Config()
-    return WorkCalendar(dataclasses.replace(config, work=dataclasses.replace(config.work, **work)))
+    return WorkCalendar(Config().with_overrides(work=work))
 
 
 def test_weekends_and_hours() -> None:

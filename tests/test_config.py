@@ -71,6 +71,12 @@ def test_relative_sqlite_path_is_beside_the_config(tmp_path: Path) -> None:
         ("[nope]\n", "[nope]"),
         ('[bot]\nlanguage = "fr"\n', "bot.language"),
         ("[telegram]\nwebhook_port = true\n", "telegram.webhook_port"),
+        ('[telegram]\nmode = "webhook"\n', "telegram.webhook_url"),
+        ('[work]\nstart = "09:00"\nend = "08:00"\n', "work.end"),
+        ("[reporting]\nevidence_max_mb = 21\n", "reporting.evidence_max_mb"),
+        ('[nudges]\nperiod_reminders = ["friday 09:00", "someday"]\n', "nudges.period_reminders[1]"),
+        ("bot = 3\n", "[bot]"),
+        ('token = "42:abc"\n', "[token]"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:
@@ -85,3 +91,19 @@ def test_cli_stops_with_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "bot.timezone" in err
+
+
+def test_a_bad_database_url_from_the_environment_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^database\.url: "):
+        load_config(write(tmp_path, ""), env={"TIENDO_DATABASE_URL": "mysql://x"})
+
+
+def test_with_overrides_changes_only_the_named_keys_and_checks_them(tmp_path: Path) -> None:
+    base = load_config(write(tmp_path, '[bot]\nlanguage = "en"\n'), env={})
+    changed = base.with_overrides(bot={"admins": [7]}, token="1:x")
+    assert changed.bot.admins == [7] and changed.bot.language == "en" and changed.token == "1:x"
+    assert base.bot.admins == [] and base.token == ""
+    with pytest.raises(ConfigError, match=r"^bot\.timezone: unknown time zone 'Nowhere/City'"):
+        base.with_overrides(bot={"timezone": "Nowhere/City"})
+    with pytest.raises(ConfigError, match=r"^bot\.colour: unknown setting"):
+        base.with_overrides(bot={"colour": 1})

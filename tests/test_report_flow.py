@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -171,7 +170,7 @@ async def test_target_must_be_a_number(bot: Harness) -> None:
 async def test_evidence_type_and_size_limits_and_photos(
     harness: Harness, config: Config, db: Database
 ) -> None:
-    small = dataclasses.replace(config, reporting=dataclasses.replace(config.reporting, evidence_max_mb=1))
+    small = config.with_overrides(reporting={"evidence_max_mb": 1})
     await harness.stop()
     bot = await Harness.start(small, db)
     try:

@@ -199,7 +199,7 @@ def test_a_long_digest_from_an_override_template_is_split(
         "{% endfor %}\n\n{% endfor %}",
         encoding="utf-8",
     )
-    custom = dataclasses.replace(config, digest=dataclasses.replace(config.digest, templates_dir=str(folder)))
+    custom = config.with_overrides(digest={"templates_dir": str(folder)})
     messages = ReportRenderer(custom, I18n("vi")).telegram(data)
     assert len(messages) > 10
     for message in messages:
