@@ -75,9 +75,9 @@ class _Week:
 
 
 async def _load(db: Database, path: Path) -> list[Task]:
-    programme = ProgrammeService(db)
-    plan = await programme.read_plan(path.read_bytes(), path.name)
-    await programme.apply(plan, actor="demo")
+    service = ProgrammeService(db)
+    plan = await service.read_plan(path.read_bytes(), path.name)
+    await service.apply(plan, actor="demo")
     assert plan.programme is not None
     async with db.reader() as session:
         programme = await ProgrammeRepository(session).by_code(plan.programme.code)

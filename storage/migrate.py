@@ -64,9 +64,10 @@ async def _migrate(db: Database, run: Callable[[AlembicConfig], None]) -> None:
     it (a violation rolls everything back), foreign keys on again.
     """
     async with db.engine.connect() as conn:
-        raw = await conn.get_raw_connection()
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
         if db.is_sqlite:
-            await raw.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            await raw.execute("PRAGMA foreign_keys=OFF")
         try:
             async with conn.begin():
                 await conn.run_sync(lambda sync_conn: run(_alembic_config(sync_conn)))
@@ -76,4 +77,4 @@ async def _migrate(db: Database, run: Callable[[AlembicConfig], None]) -> None:
                         raise ForeignKeyViolation(f"foreign keys broken by the migration: {broken[:5]}")
         finally:
             if db.is_sqlite:
-                await raw.driver_connection.execute("PRAGMA foreign_keys=ON")
+                await raw.execute("PRAGMA foreign_keys=ON")

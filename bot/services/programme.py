@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -457,7 +457,7 @@ def move_to_year(plan: Plan, year: int) -> Plan:
     """The plan with every date (decision, start, end, deadlines) moved by whole years so that
     its programme starts in `year`: to try an old example without years-old overdue tasks."""
     row = plan.programme
-    first = row and (row.starts_on or row.decision_date)
+    first = (row.starts_on or row.decision_date) if row is not None else None
     if row is None or first is None:
         return plan
     years = year - first.year
@@ -553,8 +553,9 @@ def programme_rule(programme: ProgrammeInfo, config: Config) -> PeriodRule:
     elif programme.cutoff and period != "weekly" and cutoff[0].isdigit():
         day = min(28, max(1, int(cutoff[0])))
         clock = cutoff[1] if len(cutoff) > 1 else clock
+    # A pydantic dataclass (bot/config.py): replace() copies it like a plain one.
     reporting = dataclasses.replace(
-        rep, period=period, cutoff_weekday=weekday, cutoff_day=day, cutoff_time=clock
+        cast(Any, rep), period=period, cutoff_weekday=weekday, cutoff_day=day, cutoff_time=clock
     )
     return period_rule(config.with_overrides(reporting=reporting))
 

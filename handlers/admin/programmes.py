@@ -76,7 +76,7 @@ async def programme_close(update: Update, context: Context) -> None:
             actor_telegram_id=call.actor.telegram_id,
         )
     except ProgrammeError as exc:
-        await call.say(exc.key, **{k: escape(str(v)) for k, v in exc.params.items()})
+        await call.say_lines([call.t(exc.key, **{k: escape(str(v)) for k, v in exc.params.items()})])
         return
     await call.say_lines([closing_text(call, closed)])
 

@@ -37,7 +37,7 @@ async def _programmes(call: Call) -> list[ProgrammeInfo | None] | None:
         try:
             return [await directory.choose(call.args[0][:48])]
         except ProgrammeError as exc:
-            await call.say(exc.key, **{k: escape(str(v)) for k, v in exc.params.items()})
+            await call.say_lines([call.t(exc.key, **{k: escape(str(v)) for k, v in exc.params.items()})])
             return None
     active: list[ProgrammeInfo | None] = list(await directory.all(active_only=True))
     return active or [None]

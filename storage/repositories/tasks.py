@@ -187,9 +187,14 @@ def _by_typed_code(typed: str) -> Select[Any]:
     query = select(Task.id).join(Programme, Programme.id == Task.programme_id).where(Task.code == code)
     if short is not None:
         return query.where(Programme.short_code == short)
-    active = select(func.count()).select_from(Task).join(Programme, Programme.id == Task.programme_id)
-    active = active.where(Task.code == code, Programme.state == "active").scalar_subquery()
-    return query.where(or_(Programme.state == "active", active == 0))
+    in_active = (
+        select(func.count())
+        .select_from(Task)
+        .join(Programme, Programme.id == Task.programme_id)
+        .where(Task.code == code, Programme.state == "active")
+        .scalar_subquery()
+    )
+    return query.where(or_(Programme.state == "active", in_active == 0))
 
 
 _TASKS = table_of(Task)
