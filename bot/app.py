@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from telegram import Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -31,6 +32,7 @@ from bot.i18n import I18n
 from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
 from bot.jobs.dispatch import SendPacer, dispatch_outbox
 from bot.jobs.drafts import close_expired_drafts
+from bot.jobs.inbox import PRUNE_INTERVAL, prune_inbox
 from bot.jobs.nudges import plan_nudges
 from bot.services.admin import AdminService
 from bot.services.audit import AuditService
@@ -38,6 +40,7 @@ from bot.services.calendar import WorkCalendar
 from bot.services.digest import DigestService
 from bot.services.drafts import DraftService
 from bot.services.evidence import EvidenceStore
+from bot.services.inbox import InboxService
 from bot.services.invites import InviteService
 from bot.services.notices import NoticeService
 from bot.services.nudges import NudgeService
@@ -48,7 +51,7 @@ from bot.services.periods import PeriodRule, period_rule
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
 from bot.services.tasks import HistoryService, TaskService
-from bot.updates import PerChatUpdateProcessor
+from bot.updates import InboxUpdater, PerChatUpdateProcessor, UpdateInbox
 from handlers import admin, modules, report
 from handlers.common import oversize, refuse_callback
 from handlers.context import BotData, Context
@@ -85,6 +88,7 @@ class Services:
     calendar: WorkCalendar
     nudges: NudgeService
     pacer: SendPacer
+    inbox: InboxService
 
 
 def build_services(config: Config, *, clock: Clock | None = None, db: Database | None = None) -> Services:
@@ -126,6 +130,7 @@ def build_services(config: Config, *, clock: Clock | None = None, db: Database |
         calendar=calendar,
         nudges=nudge_service,
         pacer=SendPacer(config.nudges.max_per_second),
+        inbox=InboxService(db, clock),
     )
 
 
@@ -151,9 +156,22 @@ async def _refuse_unknown_button(update: Update, context: Context) -> None:
 
 
 async def _note_error(update: object, context: Context) -> None:
-    """Log errors we cause with their context; the user never sees a traceback."""
-    update_id = update.update_id if isinstance(update, Update) else None
-    log.error("error while handling update %s", update_id, exc_info=context.error)
+    """Log errors we cause once, with the update's id; tell the person that nothing was
+    changed (never a traceback); the update is kept in the inbox as failed."""
+    error = context.error
+    if not isinstance(update, Update):
+        log.error("error outside any update: %s: %s", type(error).__name__, error, exc_info=error)
+        return
+    log.error("update %s failed: %s: %s", update.update_id, type(error).__name__, error, exc_info=error)
+    if isinstance(error, Exception):
+        context.services.inbox.note_failure(update.update_id, error)
+    chat = update.effective_chat
+    if chat is None or chat.type != chat.PRIVATE:
+        return
+    try:
+        await context.bot.send_message(chat.id, context.services.i18n.t(None, "error.nothing_changed"))
+    except TelegramError as exc:
+        log.debug("could not tell chat %s about the failure: %s", chat.id, exc)
 
 
 async def _announce_ready(context: Context) -> None:
@@ -204,6 +222,13 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
     job_queue.run_repeating(
+        prune_inbox,
+        interval=PRUNE_INTERVAL,
+        first=60,
+        name="prune_inbox",
+        job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+    job_queue.run_repeating(
         close_expired_drafts,
         interval=services.config.reporting.draft_check_interval,
         first=services.config.reporting.draft_check_interval,
@@ -234,6 +259,7 @@ def build_application(
     # PTB 22 warns unless told that durations (RetryAfter.retry_after) may be timedeltas.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     services = services or build_services(config)
+    processor = PerChatUpdateProcessor(config.telegram.concurrent_updates)
     builder = (
         ApplicationBuilder()
         .token(config.token)
@@ -241,7 +267,9 @@ def build_application(
         .base_file_url(config.telegram.api_base_file_url)
         .context_types(ContextTypes(context=Context, bot_data=BotData))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.tz))
-        .concurrent_updates(PerChatUpdateProcessor(config.telegram.concurrent_updates))
+        .concurrent_updates(processor)
+        # InboxUpdater (below) instead of PTB's, which confirms updates before handling them.
+        .updater(None)
         .persistence(DatabasePersistence(services.db))
         .post_init(_on_startup)
         .post_shutdown(_on_shutdown)
@@ -254,6 +282,9 @@ def build_application(
         builder = builder.get_updates_request(updates_request)
     application = builder.build()
     application.bot_data.services = services
+    inbox = UpdateInbox(services.inbox, application.bot, application.update_queue)
+    processor.inbox = inbox
+    application.updater = InboxUpdater(application.bot, application.update_queue, inbox)
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
     # Plan files for /import are looked at in their own group, so that another flow waiting for

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.config import Config, ConfigError, load_config, parse_duration
 from bot.i18n import I18n
+from bot.logrepeat import RepeatFilter
 
 log = logging.getLogger("tiendo")
 
@@ -47,6 +48,7 @@ class RedactingFormatter(logging.Formatter):
 def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
+    handler.addFilter(RepeatFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # httpx logs each request URL at INFO, and a Bot API URL holds the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)

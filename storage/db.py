@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.util import await_only
 
+from storage import handled
 from storage.direct import (
     IN_PLACE_BUSY_TIMEOUT_MS,
     CoreRunner,
@@ -76,6 +77,17 @@ def _prepare_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         # execute, close), and every transaction and read begins this way. The cursor is
         # dropped unclosed on purpose (a close would be another trip; BEGIN has no rows).
         await_only(connection.connection.driver_connection.execute(sql))
+
+
+async def _mark_handled(session: AsyncSession, mark: handled.HandledMark | None) -> None:
+    """The update being handled is done in this transaction (storage/handled.py)."""
+    if mark is not None and not mark.committed:
+        await session.execute(handled.MARK_DONE, mark.values())
+
+
+def _committed(mark: handled.HandledMark | None) -> None:
+    if mark is not None:
+        mark.committed = True
 
 
 class Database:
@@ -161,9 +173,12 @@ class Database:
         SQLite has one writer at a time, and its busy handler waits by sleeping (up to 100 ms
         a try), which under concurrent updates costs far more than waiting in turn. A
         transaction opened inside another one (same task) does not wait for itself."""
+        mark = handled.pending()
         if not self.is_sqlite or _IN_WRITE.get():
             async with self._writer() as session, session.begin():
                 yield session
+                await _mark_handled(session, mark)
+            _committed(mark)
             return
         async with self._write_lock:
             token = _IN_WRITE.set(True)
@@ -172,14 +187,18 @@ class Database:
                 if inline is None:
                     async with self._writer() as session, session.begin():
                         yield session
+                        await _mark_handled(session, mark)
+                    _committed(mark)
                     return
                 try:
                     yield inline
+                    await _mark_handled(inline, mark)
                 except BaseException:
                     await inline.rollback()
                     raise
                 else:
                     await inline.commit()
+                    _committed(mark)
                 finally:
                     await inline.close()
             finally:
@@ -198,7 +217,11 @@ class Database:
         writes of every chat step; fn may run twice (on SQLite, when another process held
         the lock), so it must only run statements."""
         if self.direct is not None:
-            return await self._direct_writer().write(fn)
+            mark = handled.pending()
+            result = await self._direct_writer().write(fn if mark is None else handled.with_mark(fn, mark))
+            _committed(mark)
+            return result
+        # transaction() adds the mark of the update being handled, if any.
         async with self.transaction() as session:
             return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
 
@@ -206,7 +229,7 @@ class Database:
         """Run one writing Core statement as a transaction of its own; its row count. On
         SQLite straight on the driver with no BEGIN or COMMIT around it (storage/direct.py),
         on PostgreSQL through SQLAlchemy."""
-        if self.direct is not None:
+        if self.direct is not None and handled.pending() is None:
             return await self._direct_writer().write_one(statement, values)
         return await self.write_statements(lambda runner: runner.execute(statement, values))
 

@@ -47,6 +47,7 @@ INVITE_ROLES = ("focal", "leader", "manager")
 # gặp vướng mắc.
 REPORT_STATUSES = ("not_started", "in_progress", "done", "stuck")
 OUTBOX_STATES = ("pending", "claimed", "sent", "failed", "cancelled")
+INBOX_STATES = ("pending", "done", "failed")
 PROGRAMME_STATES = ("active", "closed")
 PROGRAMME_PERIODS = ("weekly", "monthly", "quarterly")
 
@@ -519,6 +520,39 @@ class Draft(Base):
     # Bumped at every step: a button on an older message carries an older version.
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InboxUpdate(Base):
+    """An update from Telegram, stored as received before Telegram is told it arrived (the
+    getUpdates offset moves past it, or the webhook answers 200), and handled from here in
+    order per chat (bot/updates.py). `done` is written in the handler's first write
+    transaction (storage/handled.py), so after a crash an update is handled again only if
+    nothing it changed was committed. Rows that failed keep their raw JSON for inspection.
+
+    chat_id is the chat the update belongs to (its user's for updates without a chat; none
+    for the rare kinds with neither): the key that keeps one chat's updates in order. The
+    claim columns are for several instances on one database, each claiming chats."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        # What is still to be handled, oldest first (start-up, several instances).
+        Index("ix_inbox_state_update", "state", "update_id"),
+        CheckConstraint("state = 'pending' OR state = 'done' OR state = 'failed'", name="state"),
+    )
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # Start-ups that found the update still pending: one that crashes the process every
+    # time it is handled is given up after a few.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    handled_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class KeyValue(Base):

@@ -100,6 +100,7 @@ __all__ = [
     "BOT_USERNAME",
     "DEFAULT_TOKEN",
     "FAULT_KINDS",
+    "LOST_KINDS",
     "AnsweredCallback",
     "ApiCall",
     "ApiError",
@@ -107,7 +108,9 @@ __all__ = [
     "ChatAction",
     "EntityParseError",
     "FakeBotAPI",
+    "FaultMode",
     "FloodLimits",
+    "LostResponse",
     "RejectedCall",
     "SentMessage",
     "SimUser",
@@ -134,7 +137,18 @@ MAX_CAPTION_LENGTH = 1024
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
-FAULT_KINDS = ("retry_after", "forbidden", "chat_not_found", "bad_gateway")
+FAULT_KINDS = (
+    "retry_after",
+    "forbidden",
+    "chat_not_found",
+    "bad_gateway",
+    "server_error",
+    "timeout_before",
+    "timeout_after",
+)
+# Faults whose answer never reaches the client: the call is not carried out ("before") or is
+# carried out and its answer lost ("after"), as when a connection drops or times out.
+LOST_KINDS = frozenset({"timeout_before", "timeout_after"})
 CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -162,6 +176,15 @@ COMMAND_SCOPES = frozenset(
     }
 )
 SEND_METHODS = frozenset({"sendMessage", "sendDocument", "sendPhoto"})
+# What a bot calls in conversations (FaultMode's default): not its start-up calls.
+CONVERSATION_METHODS = SEND_METHODS | {
+    "editMessageText",
+    "editMessageCaption",
+    "editMessageReplyMarkup",
+    "deleteMessage",
+    "answerCallbackQuery",
+    "sendChatAction",
+}
 
 _CONFLICT_SUPERSEDED = (
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
@@ -727,6 +750,49 @@ class _Fault:
     kind: str
     retry_after: int
     method: str | None
+    delay: float = 0.0
+
+
+class LostResponse(Exception):
+    """The answer to a call never reaches the client (raised by ``FakeBotAPI.call``): the HTTP
+    server holds the connection ``delay`` seconds and drops it without a response;
+    StandinRequest raises PTB's TimedOut. ``delivered``: whether the call was carried out."""
+
+    def __init__(self, method: str, delivered: bool, delay: float = 0.0) -> None:
+        super().__init__(f"{method}: answer lost ({'after' if delivered else 'before'} delivery)")
+        self.method = method
+        self.delivered = delivered
+        self.delay = delay
+
+
+@dataclass
+class FaultMode:
+    """Random faults: each call of ``methods`` (CONVERSATION_METHODS when None) fails with
+    probability ``rate``, with one of ``kinds`` (FAULT_KINDS), drawn from a seeded generator."""
+
+    rate: float
+    kinds: tuple[str, ...] = ("retry_after", "bad_gateway", "server_error", "timeout_before", "timeout_after")
+    methods: frozenset[str] | None = None
+    seed: int = 0
+    retry_after: int = 1
+    delay: float = 0.0
+    injected: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        import random
+
+        unknown = set(self.kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}")
+        self._random = random.Random(self.seed)
+
+    def draw(self, method: str) -> _Fault | None:
+        wanted = method in (CONVERSATION_METHODS if self.methods is None else self.methods)
+        if not wanted or self._random.random() >= self.rate:
+            return None
+        kind = self._random.choice(self.kinds)
+        self.injected[kind] += 1
+        return _Fault(kind, self.retry_after, method, self.delay)
 
 
 @dataclass(frozen=True)
@@ -909,7 +975,9 @@ class FakeBotAPI:
         self._file_seq = itertools.count(1)
         self._query_seq = itertools.count(1)
         self._webhook: JSONDict = {"url": ""}
-        self._faults: dict[int, deque[_Fault]] = {}
+        self._faults: dict[int | None, deque[_Fault]] = {}  # None: whatever the chat
+        self.fault_mode: FaultMode | None = None
+        self._lost: list[tuple[str, int | None, bool]] = []
         self._blocked: set[int] = set()
         self._flood_log: dict[tuple[Any, ...], deque[float]] = {}
 
@@ -1019,6 +1087,29 @@ class FakeBotAPI:
         self._pending.append(update)
         self._changed()
         return copy.deepcopy(update)
+
+    def send_raw(self, kind: str, body: Any) -> JSONDict:
+        """Queue an update exactly as given (``{"update_id": next, kind: body}``), whatever it
+        holds: for updates the bot cannot read. Returns the Update."""
+        with self._lock:
+            return self._enqueue(kind, copy.deepcopy(body))
+
+    def send_unparseable(self) -> JSONDict:
+        """Queue a poll as an older Bot API server sends it, without ``persistent_id``, which
+        python-telegram-bot 22.8 requires (Bot API 9.6): ``Update.de_json`` raises on it."""
+        return self.send_raw(
+            "poll",
+            {
+                "id": "5000000000000000001",
+                "question": "Họp giao ban?",
+                "options": [{"text": "Có", "voter_count": 0}, {"text": "Không", "voter_count": 0}],
+                "total_voter_count": 0,
+                "is_closed": False,
+                "is_anonymous": True,
+                "type": "regular",
+                "allows_multiple_answers": False,
+            },
+        )
 
     def send_text(
         self,
@@ -1316,17 +1407,22 @@ class FakeBotAPI:
 
     def fail_next(
         self,
-        chat_id: int,
+        chat_id: int | None,
         kind: str,
         retry_after: int = 1,
         *,
         method: str | None = None,
         times: int = 1,
+        delay: float = 0.0,
     ) -> None:
-        """Make the next ``times`` calls aimed at ``chat_id`` (of ``method``, if given) fail.
+        """Make the next ``times`` calls aimed at ``chat_id`` (any call, getUpdates included,
+        when None; of ``method``, if given) fail.
 
         ``kind``: "retry_after" (429 with ``parameters.retry_after``), "forbidden" (403 bot
-        blocked), "chat_not_found" (400) or "bad_gateway" (502).
+        blocked), "chat_not_found" (400), "bad_gateway" (502), "server_error" (500),
+        "timeout_before" (the answer never comes and the call is not carried out) or
+        "timeout_after" (carried out, but the answer never comes): the connection is held
+        ``delay`` seconds, then dropped (see LostResponse).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
@@ -1334,7 +1430,7 @@ class FakeBotAPI:
         with self._lock:
             queue = self._faults.setdefault(chat_id, deque())
             for _ in range(times):
-                queue.append(_Fault(kind, int(retry_after), canonical))
+                queue.append(_Fault(kind, int(retry_after), canonical, float(delay)))
 
     def block(self, chat_id: int) -> None:
         """The user blocked the bot: every call aimed at the chat gets 403 until ``unblock``."""
@@ -1345,15 +1441,28 @@ class FakeBotAPI:
         with self._lock:
             self._blocked.discard(chat_id)
 
-    def _take_fault(self, chat_id: int, method: str) -> ApiError | None:
-        queue = self._faults.get(chat_id)
-        if not queue:
-            return None
-        for fault in list(queue):
-            if fault.method is None or fault.method == method:
-                queue.remove(fault)
-                return _fault_error(fault)
-        return None
+    def set_fault_mode(self, mode: FaultMode | None) -> None:
+        """Inject random faults from now on (None: stop)."""
+        with self._lock:
+            self.fault_mode = mode
+
+    def lost_calls(self) -> list[tuple[str, int | None, bool]]:
+        """Calls whose answer was lost: (method, chat_id, carried out)."""
+        with self._lock:
+            return list(self._lost)
+
+    def _take_fault(self, chat_id: int | None, method: str) -> _Fault | None:
+        for key in (chat_id, None) if chat_id is not None else (None,):
+            queue = self._faults.get(key)
+            for fault in list(queue or ()):
+                if fault.method is None or fault.method == method:
+                    queue.remove(fault)  # type: ignore[union-attr]
+                    return fault
+        return self.fault_mode.draw(method) if self.fault_mode is not None else None
+
+    def _lose(self, method: str, chat_id: int | None, fault: _Fault, delivered: bool) -> LostResponse:
+        self._lost.append((method, chat_id, delivered))
+        return LostResponse(method, delivered, fault.delay)
 
     # ---------------------------------------------------------------- entry points
 
@@ -1401,10 +1510,13 @@ class FakeBotAPI:
         wake = self._waker(loop, event)
         with self._lock:
             try:
+                lost = self._poll_fault(p)
                 args = self._poll_args(p)
                 generation, epoch = self._begin_poll(args, p)
             except ApiError as exc:
                 return self._reject("getUpdates", p, exc)
+            if lost is not None:  # what this poll would bring is not confirmed: it comes again
+                raise self._lose("getUpdates", None, lost, delivered=True)
             self._listeners.append(wake)
         try:
             wait = args.timeout
@@ -1436,13 +1548,36 @@ class FakeBotAPI:
     def _invoke(self, name: str, p: _Params) -> tuple[int, JSONDict]:
         with self._lock:
             self._call_counts[name] += 1
+            chat_id = _maybe_int(p.raw.get("chat_id"))
+            fault = self._take_fault(chat_id, name)
+            if fault is not None and fault.kind == "timeout_before":
+                raise self._lose(name, chat_id, fault, delivered=False)
+            if fault is not None and fault.kind not in LOST_KINDS:
+                return self._reject(name, p, _fault_error(fault))
             try:
                 result = getattr(self, self.METHODS[name])(p)
             except ApiError as exc:
                 return self._reject(name, p, exc)
             self._record_call(name, p)
             self._changed()
+            if fault is not None:  # timeout_after: done, but the answer is lost
+                raise self._lose(name, chat_id, fault, delivered=True)
             return 200, _ok(copy.deepcopy(result))
+
+    def _poll_fault(self, p: _Params) -> _Fault | None:
+        """A fault injected into getUpdates (the caller holds the lock): an error is raised
+        here; a lost answer is returned, to be raised before (not confirming the offset) or
+        after the poll."""
+        fault = self._take_fault(None, "getUpdates")
+        if fault is None:
+            return None
+        if fault.kind == "timeout_before":
+            self._call_counts["getUpdates"] += 1
+            raise self._lose("getUpdates", None, fault, delivered=False)
+        if fault.kind not in LOST_KINDS:
+            self._call_counts["getUpdates"] += 1
+            raise _fault_error(fault)
+        return fault
 
     def _reject(self, name: str, p: _Params, exc: ApiError) -> tuple[int, JSONDict]:
         with self._lock:
@@ -1525,10 +1660,13 @@ class FakeBotAPI:
     def _get_updates_blocking(self, p: _Params) -> tuple[int, JSONDict]:
         with self._cond:
             try:
+                lost = self._poll_fault(p)
                 args = self._poll_args(p)
                 generation, epoch = self._begin_poll(args, p)
             except ApiError as exc:
                 return self._reject("getUpdates", p, exc)
+            if lost is not None:
+                raise self._lose("getUpdates", None, lost, delivered=True)
             deadline = time.monotonic() + args.timeout
             while True:
                 try:
@@ -1561,9 +1699,6 @@ class FakeBotAPI:
     def _target_chat(self, p: _Params, method: str, *, blockable: bool = True) -> int:
         """Resolve ``chat_id`` and apply injected faults, blocks and chat existence."""
         chat_id = self._resolve_chat(p)
-        fault = self._take_fault(chat_id, method)
-        if fault is not None:
-            raise fault
         if blockable and chat_id in self._blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user", injected=True)
         if chat_id not in self._chats:
@@ -2136,6 +2271,8 @@ class FakeBotAPI:
 
 
 def _fault_error(fault: _Fault) -> ApiError:
+    if fault.kind == "server_error":
+        return ApiError(500, "Internal Server Error", injected=True)
     if fault.kind == "retry_after":
         return ApiError(
             429,
@@ -2370,7 +2507,14 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError as exc:
                 self._send_json(400, {"ok": False, "error_code": 400, "description": str(exc)})
                 return
-            self._send_json(*api.call(method, params, files))
+            try:
+                answer = api.call(method, params, files)
+            except LostResponse as lost:
+                # Hold the connection, then drop it without an answer.
+                time.sleep(lost.delay)
+                self.close_connection = True
+                return
+            self._send_json(*answer)
             return
         self._send_json(404, _not_found())
 
@@ -2469,13 +2613,21 @@ def _control(api: FakeBotAPI, name: str, query: str, body: bytes) -> tuple[int, 
             result = [m.to_dict() for m in messages]
         elif name == "fail_next":
             api.fail_next(
-                int(args["chat_id"]),
+                chat_id_arg(),
                 str(args["kind"]),
                 int(args.get("retry_after", 1)),
                 method=args.get("method"),
                 times=int(args.get("times", 1)),
+                delay=float(args.get("delay", 0.0)),
             )
             result = True
+        elif name == "fault_mode":
+            rate = float(args.get("rate", 0.0))
+            kinds = tuple(args.get("kinds") or FaultMode.kinds)
+            api.set_fault_mode(FaultMode(rate, kinds, seed=int(args.get("seed", 0))) if rate else None)
+            result = True
+        elif name == "send_raw":
+            result = api.send_raw(str(args["kind"]), args["body"])
         elif name in ("block", "unblock"):
             getattr(api, name)(int(args["chat_id"]))
             result = True
@@ -2680,6 +2832,9 @@ class StandinRequest(BaseRequest):
             status, body = await self._api.call_async(api_method, params, files, max_wait=effective)
         except TimeoutError as exc:
             raise TimedOut from exc
+        except LostResponse as lost:
+            await asyncio.sleep(lost.delay)
+            raise TimedOut(str(lost)) from None
         return status, json.dumps(body).encode()
 
 
