@@ -255,17 +255,24 @@ class DigestSection:
     templates_dir: StrictStr = ""
     parent_body: StrictStr = "BỘ KHOA HỌC VÀ CÔNG NGHỆ"
     issuing_body: StrictStr = "VĂN PHÒNG BỘ"
+    issuing_body_name: StrictStr = "Văn phòng Bộ"  # as a sentence names it (and the Word file's author)
     issuing_code: StrictStr = "VP"
     place: StrictStr = "Hà Nội"
+    # The signature block (Decree 30): authority line (KT./TL./Q. + the leader's title), the
+    # signer's own title and name.
+    signer_authority: StrictStr = "TL. BỘ TRƯỞNG"
     signer_title: StrictStr = "CHÁNH VĂN PHÒNG"
     signer_name: StrictStr = ""
     recipients: list[StrictStr] = field(
         default_factory=lambda: [
             "Bộ trưởng (để báo cáo)",
             "Các Thứ trưởng (để biết)",
-            "Lưu: VT, VP.",
+            "Lưu: VT, VP",
         ]
     )
+    # Used when the report data carries no programme record.
+    programme_title: StrictStr = "Chương trình hành động"
+    decision: StrictStr = ""
 
 
 @dataclass(frozen=True, config=_SECTION)

@@ -45,7 +45,8 @@ async def test_digest_on_demand_for_a_manager(harness: Harness) -> None:
     replies = await harness.send(MANAGER, "/digest 2024-W05")
     assert kinds(replies) == ["sendMessage", "sendPhoto", "sendDocument", "sendDocument"]
     # The current period, so far: as of now (Wednesday 31/1).
-    assert replies[0].plain_text.startswith("Báo cáo tiến độ kỳ 2024-W05 (25/01/2024 – 31/01/2024)")
+    assert replies[0].plain_text.startswith("Báo cáo tiến độ tuần từ 25/01 đến 31/01/2024\n")
+    assert len(replies[0].plain_text) <= 1200  # one phone screen; the detail is in the files
     assert "Tổng số 95 nhiệm vụ" in replies[0].plain_text
     names = [m.document["file_name"] for m in replies[2:]]
     assert names == ["tiendo-2024-2024-W05.docx", "tiendo-2024-2024-W05.xlsx"]
@@ -94,8 +95,8 @@ async def test_scheduled_digest_goes_once_to_managers_subscribers_and_leaders(ha
     for chat in (MANAGER, ADMIN):
         sent = harness.api.sent(chat)[-4:]
         assert kinds(sent) == ["sendMessage", "sendPhoto", "sendDocument", "sendDocument"]
-        assert "2024-W05" in sent[0].plain_text
-        assert sent[2].caption == "Báo cáo kỳ 2024-W05 (Word)"
+        assert "tuần từ 25/01 đến 01/02/2024" in sent[0].plain_text
+        assert sent[2].caption == "Báo cáo tuần từ 25/01 đến 01/02/2024 (Word)"
     leader = harness.api.sent(LEADER)
     assert kinds(leader) == ["sendMessage", "sendPhoto", "sendDocument", "sendDocument"]
     assert "Vụ Pháp chế" in leader[0].plain_text
@@ -107,7 +108,7 @@ async def test_scheduled_digest_goes_once_to_managers_subscribers_and_leaders(ha
     assert await harness.services.digest.run_due() == ["all", "unit:PC"]
     await harness.dispatch()
     assert len(harness.api.sent(ADMIN)) == before
-    assert "2024-W06" in harness.api.sent(MANAGER)[-4].plain_text
+    assert "tuần từ 01/02 đến 08/02/2024" in harness.api.sent(MANAGER)[-4].plain_text
 
 
 def test_the_due_period_is_the_last_one_closed_when_the_schedule_passed(config: Config) -> None:

@@ -173,10 +173,11 @@ class DigestService:
             renderer = self.renderer(language)
             texts = renderer.telegram(data)
             files = self.write_files(data, folder / language, language)
+            name = renderer.period_name(data)
             captions = {
-                "png": renderer.t("digest.chart_caption", period=data.period),
-                "docx": renderer.t("digest.docx_caption", period=data.period),
-                "xlsx": renderer.t("digest.xlsx_caption", period=data.period),
+                "png": renderer.t("digest.chart_caption", period=name),
+                "docx": renderer.t("digest.docx_caption", period=name),
+                "xlsx": renderer.t("digest.xlsx_caption", period=name),
             }
             for recipient in group:
                 base = f"digest:{key}:{recipient.chat_id}"

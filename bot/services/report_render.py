@@ -13,6 +13,7 @@ import enum
 import io
 import json
 import re
+import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import date, datetime
@@ -30,8 +31,33 @@ BUILTIN_TEMPLATES = ROOT / "templates"
 TELEGRAM_LIMIT = 4096
 FORMATS = ("telegram", "html", "docx", "xlsx", "png", "json")
 SUFFIX = {"telegram": "txt", "html": "html", "docx": "docx", "xlsx": "xlsx", "png": "png", "json": "json"}
-# How much the short chat digest lists before it says "and N more".
-DIGEST_LIMITS = {"units": 10, "codes": 6, "stuck": 8, "silent": 30}
+# How much the short chat digest and the report body list before they say "and N more" (the
+# full lists are in the annexes and the spreadsheet).
+DIGEST_LIMITS = {
+    "units": 5,
+    "codes": 2,
+    "stuck": 3,
+    "silent": 8,
+    "targets": 10,
+    "issues": 15,
+    "priorities": 30,
+    "report_units": 30,
+}
+CHART_COLOURS = {
+    StatusClass.DONE_ON_TIME: "#2e7d32",
+    StatusClass.DONE_LATE: "#9ccc65",
+    StatusClass.OPEN_WITHIN: "#b0bec5",
+    StatusClass.OPEN_OVERDUE: "#c62828",
+}
+CHART_TEXT = {
+    StatusClass.DONE_ON_TIME: "white",
+    StatusClass.DONE_LATE: "black",
+    StatusClass.OPEN_WITHIN: "black",
+    StatusClass.OPEN_OVERDUE: "white",
+}
+# Vietnamese lettering of sub-items (Decree 30): no f, j, w, z.
+LETTERS = "a b c d đ e g h i k l m n o p q r s t u v x y".split()  # noqa: SIM905
+ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
 
 
 # Control characters that XML (Word) and Excel refuse; a pasted report may hold them.
@@ -46,18 +72,42 @@ def _day(value: date | None) -> str:
     return value.strftime("%d/%m/%Y") if value else ""
 
 
+def decree_date(day: date) -> tuple[str, str, str]:
+    """(day, month, year) as Decree 30 writes them: days below 10 and months 1 and 2 padded."""
+    return f"{day.day:02d}", f"{day.month:02d}" if day.month <= 2 else str(day.month), str(day.year)
+
+
+def letter(index: int) -> str:
+    """The index-th sub-item letter: a, b, c, d, đ, e, g, h, i, k, …"""
+    return LETTERS[index % len(LETTERS)] * (1 + index // len(LETTERS))
+
+
+def _swap_separators(text: str, language: str) -> str:
+    # Vietnamese writes 10.000,5 where English writes 10,000.5.
+    return text.translate(str.maketrans(",.", ".,")) if language == "vi" else text
+
+
 def _percent(value: float | None, language: str = "vi") -> str:
     if value is None:
         return ""
-    text = f"{value * 100:.1f}%"
-    # Vietnamese writes a decimal comma.
-    return text.replace(".", ",") if language == "vi" else text
+    return _swap_separators(f"{value * 100:,.1f}", language) + " %"
 
 
-def _number(value: float | None) -> str:
+def _number(value: float | None, language: str = "vi") -> str:
+    """A figure with thousands separators and at most two decimals (10.000; 12,5)."""
     if value is None:
         return ""
-    return f"{value:g}"
+    text = f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}".rstrip("0").rstrip(".")
+    return _swap_separators(text, language)
+
+
+def _short(text: str, width: int) -> str:
+    """Cut at a word boundary to at most width characters, with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0].rstrip(" ,;:.-–")
+    return cut + "…"
 
 
 class ReportRenderer:
@@ -80,10 +130,26 @@ class ReportRenderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
-        self.env.filters.update(day=_day, num=_number, pct=lambda value: _percent(value, self.language))
+        language = self.language
+        self.env.filters.update(
+            day=_day,
+            num=lambda value: _number(value, language),
+            n=lambda value: _number(value, language),
+            pct=lambda value: _percent(value, language),
+            short=_short,
+            signed=lambda value: (
+                ("+" if value > 0 else "−" if value < 0 else "") + _number(abs(value), language)
+            ),
+            codes=self.codes,
+        )
         self.env.globals.update(
             t=self.t,
             status_label=self.status_label,
+            letter=letter,
+            period_name=self.period_name,
+            change_sentence=self.change_sentence,
+            target_sentence=self.target_sentence,
+            share=share,
             limits=DIGEST_LIMITS,
             statuses=STATUS_ORDER,
             digest=config.digest,
@@ -99,6 +165,60 @@ class ReportRenderer:
         if isinstance(status, StatusClass):
             return self.t(f"status.{status.value}")
         return self.t(f"report_status.{status}")
+
+    def number(self, value: float | None) -> str:
+        return _number(value, self.language)
+
+    def period_name(self, data: ReportData) -> str:
+        """The period as people name it: "tháng 01/2025", "quý I/2025", "tuần từ 02/01 đến
+        08/01/2025" (never the key "2025-W02")."""
+        key = data.period
+        if match := re.fullmatch(r"(\d{4})-(\d{2})", key):
+            return self.t("period.month", month=match.group(2), year=match.group(1))
+        if match := re.fullmatch(r"(\d{4})-Q([1-4])", key):
+            return self.t("period.quarter", quarter=ROMAN[int(match.group(2))], year=match.group(1))
+        start = data.start.strftime("%d/%m" if data.start.year == data.end.year else "%d/%m/%Y")
+        return self.t("period.week", start=start, end=_day(data.end))
+
+    def codes(self, codes: Any, limit: int = 6) -> str:
+        """Task codes for a sentence: "nhiệm vụ 1.2, 3.4, …" (at most `limit`)."""
+        codes = list(codes)
+        shown = ", ".join(codes[:limit]) + (", …" if len(codes) > limit else "")
+        return self.t("report.codes", codes=shown)
+
+    def change_sentence(self, data: ReportData) -> str:
+        now, before = data.totals, data.previous_totals
+        delta = now.open_overdue - before.open_overdue
+        if delta > 0:
+            overdue = self.t("report.overdue_up", n=_number(delta, self.language))
+        elif delta < 0:
+            overdue = self.t("report.overdue_down", n=_number(-delta, self.language))
+        else:
+            overdue = self.t("report.overdue_same")
+        key = "report.s1_change_down" if (now.rate or 0) < (before.rate or 0) else "report.s1_change"
+        return self.t(
+            key,
+            before=_percent(before.rate, self.language) or "—",
+            after=_percent(now.rate, self.language) or "—",
+            completed=_number(max(0, now.completed - before.completed), self.language),
+            overdue_change=overdue,
+        )
+
+    def target_sentence(self, task: Any) -> str:
+        label = task.target_label or self.t("col.target")
+        params = {
+            "label": label,
+            "target": _number(task.target_value, self.language),
+            "unit": task.target_unit or "",
+        }
+        if task.value is None:
+            return self.t("report.target_none", **params)
+        return self.t(
+            "report.target",
+            value=_number(task.value, self.language),
+            share=_percent(share(task), self.language),
+            **params,
+        )
 
     def _render(self, name: str, data: ReportData, **extra: Any) -> str:
         return self.env.get_template(name).render(data=data, **extra)
@@ -124,132 +244,134 @@ class ReportRenderer:
         outline = self._render("report.docx.xml", data, **self._document_context(data))
         return write_docx(ET.fromstring(_clean(outline)))
 
+    def programme_title(self, data: ReportData) -> str:
+        if data.programme is not None and data.programme.title:
+            return data.programme.title
+        return self.config.digest.programme_title or self.t("report.programme")
+
+    def _decision(self, data: ReportData) -> str:
+        programme = data.programme
+        if programme is not None and programme.decision:
+            issued = _day(programme.decision_date) if programme.decision_date else "…"
+            if not programme.issuer:
+                return self.t("report.decision_cite_plain", number=programme.decision, date=issued)
+            return self.t(
+                "report.decision_cite", number=programme.decision, date=issued, issuer=programme.issuer
+            )
+        return self.config.digest.decision
+
+    def body_name(self) -> str:
+        digest = self.config.digest
+        return digest.issuing_body_name or digest.issuing_body
+
     def _document_context(self, data: ReportData) -> dict[str, Any]:
-        end = data.end
+        day, month, year = decree_date(data.end)
+        period = self.period_name(data)
+        programme = self.programme_title(data)
+        decision = self._decision(data)
+        body = self.body_name()
+        if data.scope is not None:
+            subject = self.t("report.subject_unit", unit=data.scope.name, period=period)
+        else:
+            subject = self.t("report.subject", programme=_lower_first(programme), period=period)
+        if decision:
+            opening = self.t(
+                "report.opening_decision", decision=decision, programme=programme, body=body, period=period
+            )
+        else:
+            opening = self.t("report.opening", programme=_lower_first(programme), body=body, period=period)
+        annex_ref = self.t(
+            "report.annex_ref",
+            number="…",
+            code=self.config.digest.issuing_code,
+            date=_day(data.end),
+            body=body,
+        )
         return {
             "place_date": self.t(
-                "report.place_date",
-                place=self.config.digest.place,
-                day=f"{end.day:02d}",
-                month=f"{end.month:02d}",
-                year=end.year,
-            )
+                "report.place_date", place=self.config.digest.place, day=day, month=month, year=year
+            ),
+            "doc": {
+                "author": body,
+                "date": data.end.isoformat(),
+                "title": subject,
+                "subject": subject,
+                "opening": opening,
+                "annex_ref": annex_ref,
+                "period": period,
+                "programme": programme,
+            },
+            "recipients": recipient_lines(self.config.digest.recipients),
         }
 
     def xlsx(self, data: ReportData) -> bytes:
-        from openpyxl import Workbook
+        from bot.services.report_xlsx import write_xlsx
 
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet(self.t("sheet.tasks")[:31])
-        columns = [
-            "code",
-            "title",
-            "group",
-            "lead",
-            "coordinating",
-            "deadline",
-            "status",
-            "report_status",
-            "completed_on",
-            "percent",
-            "reported",
-            "results",
-            "difficulties",
-            "proposals",
-            "output",
-            "target",
-            "value",
-        ]
-        sheet.freeze_panes = "C2"
-        sheet.append([_bold(sheet, self.t(f"col.{c}")) for c in columns])
-        yes, no = self.t("col.yes"), self.t("col.no")
-        for task in data.tasks:
-            target = ""
-            if task.target_value is not None:
-                target = f"{task.target_label or ''} {_number(task.target_value)}{task.target_unit or ''}"
-            sheet.append(
-                [
-                    _clean(value)
-                    for value in (
-                        task.code,
-                        task.title,
-                        task.group_code,
-                        task.lead.code,
-                        ", ".join(task.coordinating),
-                        task.deadline or self.t("report.ongoing"),
-                        self.status_label(task.status),
-                        self.status_label(task.report_status),
-                        task.completed_on,
-                        task.percent,
-                        yes if task.reported_this_period else no,
-                        task.results,
-                        task.difficulties,
-                        task.proposals,
-                        task.expected_output,
-                        target.strip(),
-                        task.value,
-                    )
-                ]
-            )
-        totals = book.create_sheet(self.t("sheet.totals")[:31])
-        head = [self.status_label(s) for s in STATUS_ORDER] + [self.t("col.total"), self.t("col.rate")]
-        totals.append([_bold(totals, self.t("sheet.by_group"))])
-        totals.append([_bold(totals, self.t("col.group"))] + [_bold(totals, h) for h in head])
-        for group in data.groups:
-            c = group.counts
-            totals.append(
-                [_clean(f"{group.code}. {group.title}"), *(c.get(s) for s in STATUS_ORDER), c.total, c.rate]
-            )
-        c = data.totals
-        totals.append(
-            [_bold(totals, self.t("col.total")), *(c.get(s) for s in STATUS_ORDER), c.total, c.rate]
-        )
-        totals.append([])
-        totals.append([_bold(totals, self.t("sheet.by_unit"))])
-        totals.append([_bold(totals, self.t("col.unit"))] + [_bold(totals, h) for h in head])
-        for unit in data.unit_totals:
-            c = unit.counts
-            totals.append(
-                [
-                    _clean(f"{unit.unit.code} — {unit.unit.name}"),
-                    *(c.get(s) for s in STATUS_ORDER),
-                    c.total,
-                    c.rate,
-                ]
-            )
-        buffer = io.BytesIO()
-        book.save(buffer)
-        return buffer.getvalue()
+        return write_xlsx(data, self)
 
-    def png(self, data: ReportData) -> bytes:
-        """A horizontal stacked bar per task group, one colour per status class."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
+    def chart(self, data: ReportData) -> Any:
+        """The chart as a matplotlib Figure, sized for a phone held upright: a stacked bar per
+        task group, named, with the count of each status on the bar and the group's total at
+        its end; the completion rate under the title; no text below 12 pt."""
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         groups = data.groups
-        labels = [self.t("chart.group", code=g.code) for g in groups]
-        colours = {
-            StatusClass.DONE_ON_TIME: "#2e7d32",
-            StatusClass.DONE_LATE: "#9ccc65",
-            StatusClass.OPEN_WITHIN: "#90a4ae",
-            StatusClass.OPEN_OVERDUE: "#c62828",
-        }
-        figure = Figure(figsize=(9, max(3.0, 0.45 * len(groups) + 1.8)), dpi=110)
-        FigureCanvasAgg(figure)
+        names = [_short(self.t("report.group", code=g.code, title=g.title), 52) for g in groups]
+        figure = Figure(figsize=(6.4, max(7.0, 2.6 + 0.8 * len(groups))), dpi=150)
         axes = figure.add_subplot()
+        widest = max((g.counts.total for g in groups), default=1) or 1
         left = [0] * len(groups)
         for status in STATUS_ORDER:
             values = [g.counts.get(status) for g in groups]
-            axes.barh(labels, values, left=left, color=colours[status], label=self.status_label(status))
+            bars = axes.barh(
+                range(len(groups)),
+                values,
+                left=left,
+                height=0.5,
+                color=CHART_COLOURS[status],
+                label=self.status_label(status),
+            )
+            # A count inside its segment when it fits; the bar's total is written at its end.
+            shown = [self.number(v) if v and v / widest >= 0.07 else "" for v in values]
+            axes.bar_label(bars, labels=shown, label_type="center", fontsize=12, color=CHART_TEXT[status])
             left = [a + b for a, b in zip(left, values, strict=True)]
-        axes.invert_yaxis()
-        axes.set_xlabel(self.t("chart.axis"))
-        axes.set_title(self.t("chart.title", period=data.period))
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8, frameon=False)
-        figure.tight_layout()
+        for y, (group, name) in enumerate(zip(groups, names, strict=True)):
+            axes.text(0, y - 0.33, name, va="bottom", ha="left", fontsize=12)
+            total = f" {self.number(group.counts.total)}"
+            axes.text(left[y], y, total, va="center", fontsize=12, fontweight="bold")
+        axes.set_yticks([])
+        axes.set_ylim(len(groups) - 0.5, -0.9)
+        axes.set_xlim(0, widest * 1.12)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.tick_params(axis="x", labelsize=12)
+        axes.set_xlabel(self.t("chart.axis"), fontsize=12)
+        axes.spines[["top", "right", "left"]].set_visible(False)
+        c = data.totals
+        rate = self.t(
+            "chart.rate",
+            rate=self.pct(c.rate) or "—",
+            completed=self.number(c.completed),
+            due=self.number(c.due),
+        )
+        title = "\n".join(textwrap.wrap(self.t("chart.title", period=self.period_name(data)), 44))
+        figure.suptitle(title, fontsize=14, fontweight="bold")
+        axes.set_title(rate, fontsize=13)
+        figure.legend(loc="lower center", ncol=2, fontsize=12, frameon=False)
+        figure.tight_layout(rect=(0, 0.09, 1, 0.97))
+        return figure
+
+    def png(self, data: ReportData) -> bytes:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        figure = self.chart(data)
+        FigureCanvasAgg(figure)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
         return buffer.getvalue()
+
+    def pct(self, value: float | None) -> str:
+        return _percent(value, self.language)
 
     def render(self, data: ReportData, fmt: str) -> bytes:
         """One format as bytes (the Telegram digest: its messages separated by a rule)."""
@@ -263,6 +385,24 @@ class ReportRenderer:
         }
         out = renderers[fmt](data)
         return out.encode("utf-8") if isinstance(out, str) else out
+
+
+def recipient_lines(lines: list[str]) -> list[str]:
+    """Each recipient line ends with ";", the last with "." (Decree 30, Appendix I)."""
+    cleaned = [line.strip().rstrip(";.,").rstrip() for line in lines if line.strip()]
+    return [line + ("." if i == len(cleaned) - 1 else ";") for i, line in enumerate(cleaned)]
+
+
+def _lower_first(text: str) -> str:
+    """ "Chương trình hành động …" inside a sentence: "chương trình hành động …"."""
+    return text[:1].lower() + text[1:] if text[:1].isupper() and not text[1:2].isupper() else text
+
+
+def share(task: Any) -> float | None:
+    """The achieved value over the numeric target."""
+    if task.value is None or not task.target_value:
+        return None
+    return float(task.value) / float(task.target_value)
 
 
 def _bold(sheet: Any, value: Any) -> Any:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, distinct, or_, select
+from sqlalchemy import Select, and_, distinct, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -24,6 +24,7 @@ from storage.models import (
     TaskUnit,
     Unit,
 )
+from storage.repositories.reports import ReportRepository
 
 
 @dataclass(frozen=True)
@@ -95,38 +96,54 @@ class ReportDataRepository:
 
     async def tasks(self, at: datetime, unit_id: int | None = None) -> list[TaskRecord]:
         """Tasks not closed at the moment (optionally only those the unit leads or coordinates)."""
+        t = Task.__table__.c  # Core columns: no ORM row processing for ten thousand rows
         query = self._scope(
             select(
-                Task.id,
-                Task.code,
-                Task.title,
-                Task.group_id,
-                Task.lead_unit_id,
-                Task.deadline,
-                Task.expected_output,
-                Task.target_value,
-                Task.target_unit,
-                Task.target_label,
-                Task.position,
+                t.id,
+                t.code,
+                t.title,
+                t.group_id,
+                t.lead_unit_id,
+                t.deadline,
+                t.expected_output,
+                t.target_value,
+                t.target_unit,
+                t.target_label,
+                t.position,
             ).where(self._open_at(at)),
             unit_id,
-        ).order_by(Task.position, Task.id)
+        ).order_by(t.position, t.id)
         return [TaskRecord(*row) for row in await self.session.execute(query)]
 
     async def coordinating(self, at: datetime, unit_id: int | None = None) -> list[tuple[int, int]]:
         """(task id, coordinating unit id) for the same tasks, in their listed order."""
+        tu = TaskUnit.__table__.c  # Core columns, as in tasks()
         query = self._scope(
-            select(TaskUnit.task_id, TaskUnit.unit_id)
-            .join(Task, Task.id == TaskUnit.task_id)
-            .where(self._open_at(at)),
+            select(tu.task_id, tu.unit_id).join(Task, Task.id == tu.task_id).where(self._open_at(at)),
             unit_id,
-        ).order_by(TaskUnit.task_id, TaskUnit.position)
+        ).order_by(tu.task_id, tu.position)
         return [(row[0], row[1]) for row in await self.session.execute(query)]
 
     def task_ids(self, at: datetime, unit_id: int | None = None) -> Select[Any]:
         """The query selecting the ids of the same tasks as tasks() (for
         ReportRepository.lead_progress, which gives each one's lead-unit state)."""
         return self._scope(select(Task.id).where(self._open_at(at)), unit_id)
+
+    async def completed_at(self, at: datetime, unit_id: int | None = None) -> dict[int, datetime]:
+        """When each task (of those tasks() gives) was completed, as of the moment: the same
+        definition as ReportRepository.lead_progress (its lead unit's latest report says done;
+        since that report's status_since), reading only that, for the previous cut-off's
+        statuses, where the report texts are not needed."""
+        latest_id = ReportRepository.latest_lead_column("id", at)
+        base = select(Task.id.label("task_id"), latest_id.label("report_id")).where(
+            Task.id.in_(self.task_ids(at, unit_id))
+        )
+        pr = ProgressReport.__table__.c
+        sub = base.subquery()
+        query = select(sub.c.task_id, pr.status_since).join(
+            ProgressReport.__table__, and_(pr.id == sub.c.report_id, pr.status == "done")
+        )
+        return {row[0]: row[1] for row in await self.session.execute(query)}
 
     async def units_reporting(self, period: str, unit_id: int | None = None) -> set[int]:
         """The units that sent at least one report in the period (on tasks in scope)."""

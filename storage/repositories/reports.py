@@ -193,6 +193,11 @@ class ReportRepository:
         )
 
     @classmethod
+    def latest_lead_column(cls, column: str, at: datetime | ColumnElement[datetime]) -> Any:
+        """The public name of _latest_lead (the report data's lighter completion query)."""
+        return cls._latest_lead(column, at)
+
+    @classmethod
     def completed(cls, at: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
         """Whether the task (Task, correlated) is completed at `at` (a moment, or a column that
         holds it), inside another query: the same definition as lead_progress (its lead unit's
@@ -203,7 +208,7 @@ class ReportRepository:
     async def _lead_progress(self, at: datetime, which: Any) -> dict[int, LeadProgress]:
         latest_id = self._latest_lead("id", at)
         base = select(Task.id.label("task_id"), latest_id.label("report_id")).where(which).subquery()
-        r = ProgressReport
+        r = ProgressReport.__table__.c  # Core columns: no ORM row processing per task
         rows = await self.session.execute(
             select(
                 base.c.task_id,
@@ -216,7 +221,7 @@ class ReportRepository:
                 r.difficulties,
                 r.proposals,
                 r.indicator_value,
-            ).join(r, r.id == base.c.report_id)
+            ).join(ProgressReport.__table__, r.id == base.c.report_id)
         )
         return {
             row[0]: LeadProgress(

@@ -52,7 +52,7 @@ def test_scheduled_digest_is_sent_once_across_a_restart(server: BotAPIServer, tm
     with bot:
         sent = api.wait_sent(MANAGER, 4, timeout=60)
         assert [m.method for m in sent] == ["sendMessage", "sendPhoto", "sendDocument", "sendDocument"]
-        assert "Báo cáo tiến độ kỳ" in (sent[0].plain_text or "")
+        assert "Báo cáo tiến độ tuần từ" in (sent[0].plain_text or "")
         assert sent[2].document is not None and sent[2].document["file_name"].endswith(".docx")
         assert sent[3].document is not None and sent[3].document["file_name"].endswith(".xlsx")
         # Let the dispatcher record the last send: a kill -9 between Telegram's answer and that
