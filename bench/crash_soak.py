@@ -14,7 +14,8 @@ Printed, from what the people saw and what the database holds at the end:
 - reports doubled: a report stored in more than one revision;
 - revisions nobody made: stored revisions that are not one report as it was sent, and
   receipts whose revision number ("sửa lần N") is not the person's count of reports;
-- answers silent: inputs that got nothing back within --silent seconds;
+- answers silent: inputs that got nothing back within --silent seconds of the bot being up
+  (time while it is down or starting does not count);
 - answers misplaced: answers stored in a field they were not typed for.
 All five must be 0.
 
@@ -124,6 +125,7 @@ class Tally:
     silent: int = 0
     wrong_receipts: int = 0
     unfinished: int = 0
+    alerts: int = 0
     others: Counter[str] = dataclasses.field(default_factory=Counter)
 
 
@@ -136,6 +138,7 @@ class Person:
         self.report = 0  # the report under way (0, 1, 2, ...)
         self.sent: list[int] = []  # the reports whose Gửi was pressed
         self.seen = 0  # messages of the bot read so far
+        self.query: str | None = None  # the last button pressed (its callback query id)
 
     def text(self, field: str) -> str:
         return f"{field} của người {self.user_id} báo cáo {self.report}"
@@ -147,6 +150,13 @@ class Person:
             message = await self._next(last_input)
             if message is None:
                 return
+            if isinstance(message, str):
+                # A button answered with a notice (out of date) and no new question: the
+                # person asks for the report again to see where it stands.
+                self.soak.tally.alerts += 1
+                last_input = ("text", f"/report {self.code}")
+                await self._input(last_input)
+                continue
             kind = self.soak.questions.of(message)
             answer = self._answer(kind, message)
             if answer is None:
@@ -193,19 +203,35 @@ class Person:
         kind, value = what
         self.soak.tally.answers += 1
         if kind == "text":
+            self.query = None
             self.api.send_text(self.user_id, value)
             return
         message, data = value
-        self.api.press_button(self.user_id, message.message_id, data, check=False)
+        update = self.api.press_button(self.user_id, message.message_id, data, check=False)
+        self.query = update["callback_query"]["id"]
         if data.endswith(":send"):
             self.soak.pressed_send.set()
 
-    async def _next(self, last_input: tuple[str, Any]) -> SentMessage | None:
-        """The bot's next message; after --silent seconds of nothing, the same input again."""
+    def _answered(self) -> list[SentMessage] | str | None:
+        """New messages of the bot, or "alert" if the last press got only a notice."""
+        messages = self.api.sent(self.user_id)
+        if len(messages) > self.seen:
+            return messages
+        if self.query is not None:
+            for answer in self.api.answered_callbacks:
+                if answer.callback_query_id == self.query and answer.text:
+                    return "alert"
+        return None
+
+    async def _next(self, last_input: tuple[str, Any]) -> SentMessage | str | None:
+        """The bot's next message (or "alert"); after --silent seconds of nothing, the same
+        input again."""
         while True:
             try:
-                messages = await self.api.wait_sent_async(self.user_id, self.seen + 1, self.soak.silent)
+                found = await self.api.wait_for_async(self._answered, self.soak.silent)
             except TimeoutError:
+                if self.soak.recently_down():
+                    continue  # the bot was down meanwhile: waiting for it is not silence
                 if time.monotonic() > self.soak.give_up_at:
                     self.soak.tally.unfinished += 1
                     return None
@@ -213,9 +239,12 @@ class Person:
                 self.soak.note(f"silent: person {self.user_id} after {last_input[0]} (report {self.report})")
                 await self._input(last_input)
                 continue
+            self.query = None
+            if isinstance(found, str):
+                return found
             # Read everything that came; answer the last one (a person answers what they see).
-            self.seen = len(messages)
-            return messages[-1]
+            self.seen = len(found)
+            return found[-1]
 
 
 class Soak:
@@ -231,6 +260,12 @@ class Soak:
         self.notes: list[str] = []
         # A person still without an answer this long after the last kill gives up.
         self.give_up_at = float("inf")
+        self.down = False
+        self.up_since = time.monotonic()
+
+    def recently_down(self) -> bool:
+        """Whether the bot is down, or came up less than --silent seconds ago."""
+        return self.down or time.monotonic() - self.up_since < self.silent
 
     def note(self, line: str) -> None:
         self.notes.append(line)
@@ -247,8 +282,10 @@ class Soak:
                 await asyncio.sleep(rng.uniform(0, 0.03))
                 when = "after Gửi"
             started = time.monotonic()
+            self.down = True
             await asyncio.to_thread(self.bot.restart)
-            self.restart_seconds.append(time.monotonic() - started)
+            self.down, self.up_since = False, time.monotonic()
+            self.restart_seconds.append(self.up_since - started)
             self.kills.append(when)
             self.note(f"kill {number + 1} ({when}), back in {self.restart_seconds[-1]:.1f} s")
         await asyncio.sleep(self.args.settle)
@@ -325,6 +362,8 @@ async def check(url: str, people: list[Person]) -> dict[str, int]:
             fields = {"results": row.results, "difficulties": row.difficulties, "proposals": row.proposals}
             numbers = set()
             for field, value in fields.items():
+                if not value and field != "results":  # optional answers may be left out
+                    continue
                 found = re.fullmatch(rf"(\w+) của người {person.user_id} báo cáo (\d+)", value or "")
                 if found is None or found.group(1) != field:
                     figures["misplaced"] += 1
@@ -386,6 +425,9 @@ async def soak(args: argparse.Namespace) -> dict[str, int]:
         f" {figures.get('inbox_pending', 0)} pending;"
         f" error lines in the bot's log: {sum('ERROR' in line or 'CRITICAL' in line for line in log_lines)}"
     )
+    print(f"buttons answered with a notice only (out of date): {tally.alerts}")
+    for line in [line for line in log_lines if " ERROR " in line or " CRITICAL " in line][:3]:
+        print(f"  the bot's log: {line.rstrip()[:300]}")
     if tally.others:
         print(f"other messages the people got: {dict(tally.others.most_common(5))}")
     if args.verbose:

@@ -6,6 +6,7 @@ and the PTB Application (whose JobQueue is the only scheduler).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from bot.services.outbox import OutboxService
 from bot.services.overview import OverviewService
 from bot.services.people import PeopleService
 from bot.services.periods import PeriodRule, period_rule
+from bot.services.plans import PlanLimits
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService
 from bot.services.tasks import HistoryService, TaskService
@@ -97,7 +99,7 @@ def build_services(config: Config, *, clock: Clock | None = None, db: Database |
     periods = period_rule(config)
     i18n = I18n(config.bot.language)
     outbox = OutboxService(db, clock)
-    programme = ProgrammeService(db)
+    programme = ProgrammeService(db, PlanLimits(**dataclasses.asdict(config.imports)))
     people = PeopleService(db, frozenset(config.bot.admins))
     calendar = WorkCalendar(config)
     nudge_service = NudgeService(config, db, clock, i18n, calendar, periods, outbox)

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Config, ConfigError, load_config, parse_duration
 from bot.i18n import I18n
-from bot.logrepeat import RepeatFilter
+from bot.logs import setup_logging
+
+if TYPE_CHECKING:
+    from bot.services.plans import PlanError
 
 log = logging.getLogger("tiendo")
 
@@ -30,36 +34,21 @@ class CliExit(Exception):
         self.code = code
 
 
-class RedactingFormatter(logging.Formatter):
-    """Formats log lines with every secret (the bot token) replaced, tracebacks included:
-    libraries put the token in URLs and exception texts."""
-
-    def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
-        super().__init__(fmt)
-        self.secrets = [s for s in secrets if s]
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self.secrets:
-            text = text.replace(secret, "[token]")
-        return text
-
-
-def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
-    handler.addFilter(RepeatFilter())
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    # httpx logs each request URL at INFO, and a Bot API URL holds the token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
 def _where(i18n: I18n, where: tuple[str, int]) -> str:
     kind, number = where
     return i18n.t(None, f"where.{kind}", n=number)
+
+
+def _print_refusal(i18n: I18n, path: Path, errors: Sequence[PlanError]) -> None:
+    """One line for a file refused whole (too big, a zip bomb…); else a line per error."""
+    if len(errors) == 1 and errors[0].where[0] == "file":
+        reason = i18n.t(None, errors[0].key, **errors[0].params)
+        print(i18n.t(None, "cli.import_refused_file", path=path, reason=reason), file=sys.stderr)
+        return
+    print(i18n.t(None, "cli.import_refused", path=path, count=len(errors)), file=sys.stderr)
+    for error in errors:
+        message = i18n.t(None, error.key, **error.params)
+        print(f"  {_where(i18n, error.where)}: {message}", file=sys.stderr)
 
 
 class _ProgressBar:
@@ -76,6 +65,34 @@ class _ProgressBar:
         sys.stderr.flush()
 
 
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """What reaching or using the database raises: sockets, SQLAlchemy, the drivers."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    errors: tuple[type[BaseException], ...] = (OSError, SQLAlchemyError)  # TimeoutError is an OSError
+    try:
+        import asyncpg
+    except ImportError:
+        return errors
+    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+@contextlib.contextmanager
+def _reaching(config: Config, i18n: I18n) -> Iterator[None]:
+    """A database that cannot be reached or refuses us is one sentence and exit code 2, not a
+    driver's traceback (kept at DEBUG)."""
+    try:
+        yield
+    except _database_errors() as exc:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(config.database_url).render_as_string(hide_password=True)
+        log.debug("database %s: cannot start", url, exc_info=True)
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise CliExit(i18n.t(None, "cli.database", url=url, error=reason), 2) from None
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -83,9 +100,11 @@ async def cmd_init(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     from storage.db import Database
     from storage.migrate import upgrade
 
-    db = Database(config.database_url)
+    with _reaching(config, i18n):
+        db = Database(config.database_url)
     try:
-        before, head = await upgrade(db)
+        with _reaching(config, i18n):
+            before, head = await upgrade(db)
     finally:
         await db.dispose()
     url = db.safe_url()
@@ -107,9 +126,11 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     path = Path(args.file)
     if not path.is_file():
         raise CliExit(i18n.t(None, "cli.file_missing", path=path))
-    services = build_services(config)
+    with _reaching(config, i18n):
+        services = build_services(config)
     try:
-        await upgrade(services.db)
+        with _reaching(config, i18n):
+            await upgrade(services.db)
         if args.if_empty:
             async with services.db.reader() as session:
                 _, tasks = await TaskRepository(session).counts()
@@ -119,10 +140,7 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
         if args.move_to_year and plan.ok:
             plan = move_to_year(plan, args.move_to_year)
         if not plan.ok:
-            print(i18n.t(None, "cli.import_refused", path=path, count=len(plan.errors)), file=sys.stderr)
-            for error in plan.errors:
-                message = i18n.t(None, error.key, **error.params)
-                print(f"  {_where(i18n, error.where)}: {message}", file=sys.stderr)
+            _print_refusal(i18n, path, plan.errors)
             return 1
         if args.dry_run:
             result = await services.programme.preview(plan)
@@ -182,9 +200,11 @@ async def cmd_invite(config: Config, i18n: I18n, args: argparse.Namespace) -> in
         expires = parse_duration(args.expires or config.invites.default_expiry)
     except ValueError:
         raise CliExit(i18n.t(None, "cli.bad_expiry", value=args.expires)) from None
-    services = build_services(config)
+    with _reaching(config, i18n):
+        services = build_services(config)
     try:
-        await upgrade(services.db)
+        with _reaching(config, i18n):
+            await upgrade(services.db)
         try:
             invite = await services.invites.create(args.unit, args.role, expires)
         except UnknownUnit:
@@ -209,14 +229,16 @@ async def _check_schema(config: Config, i18n: I18n) -> None:
     from storage.db import Database
     from storage.migrate import current_revision, head_revision, upgrade
 
-    db = Database(config.database_url)
+    with _reaching(config, i18n):
+        db = Database(config.database_url)
     try:
-        current, head = await current_revision(db), head_revision()
-        if current != head:
-            if config.database.on_outdated_schema == "refuse":
-                raise CliExit(i18n.t(None, "cli.schema_refused", current=current or "-", head=head), 2)
-            before, after = await upgrade(db)
-            log.info("database migrated from %s to %s", before or "empty", after)
+        with _reaching(config, i18n):
+            current, head = await current_revision(db), head_revision()
+            if current != head:
+                if config.database.on_outdated_schema == "refuse":
+                    raise CliExit(i18n.t(None, "cli.schema_refused", current=current or "-", head=head), 2)
+                before, after = await upgrade(db)
+                log.info("database migrated from %s to %s", before or "empty", after)
     finally:
         await db.dispose()
 
@@ -262,6 +284,11 @@ def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     return 0
 
 
+def _secrets(config: Config) -> list[str]:
+    """What no log line may show: the token and the webhook secret derived from it."""
+    return [config.token, _webhook_path(config)] if config.token else []
+
+
 def _webhook_path(config: Config) -> str:
     """A secret path and header value derived from the token, so no second secret is needed."""
     import hashlib
@@ -274,9 +301,11 @@ async def cmd_audit(config: Config, i18n: I18n, args: argparse.Namespace) -> int
     from storage.migrate import upgrade
     from storage.repositories.audit import AuditRepository
 
-    db = Database(config.database_url)
+    with _reaching(config, i18n):
+        db = Database(config.database_url)
     try:
-        await upgrade(db)
+        with _reaching(config, i18n):
+            await upgrade(db)
         async with db.reader() as session:
             entries = await AuditRepository(session).latest(args.n)
     finally:
@@ -303,9 +332,11 @@ async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     from bot.services.report_render import SUFFIX
     from storage.migrate import upgrade
 
-    services = build_services(config)
+    with _reaching(config, i18n):
+        services = build_services(config)
     try:
-        await upgrade(services.db)
+        with _reaching(config, i18n):
+            await upgrade(services.db)
         try:
             programme = await services.digest.programme(args.programme)
         except ProgrammeError as exc:
@@ -559,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(I18n().t(None, "cli.config_error", error=exc), file=sys.stderr)
         return 2
-    _setup_logging(config.bot.log_level, [config.token])
+    setup_logging(config.bot.log_level, _secrets(config))
     i18n = I18n(config.bot.language)
     try:
         if args.command == "run":

@@ -286,7 +286,31 @@ class AdminSection:
     audit_default: Annotated[StrictInt, _between(1, 100)] = 20
 
 
-SECTIONS = ("bot", "telegram", "database", "reporting", "work", "nudges", "digest", "invites", "admin")
+@dataclass(frozen=True, config=_SECTION)
+class ImportSection:
+    """[import]: the bounds on every plan file (`tiendo import` and /import in chat)."""
+
+    max_rows: Annotated[StrictInt, _between(1, 1_000_000)] = 10_000
+    max_unpacked_mb: Annotated[StrictInt, _between(1, 1024)] = 40
+    max_ratio: Annotated[StrictInt, _between(10, 10_000)] = 200
+    memory_mb: Annotated[StrictInt, _between(128, 16_384)] = 384
+    seconds: Annotated[StrictInt, _between(1, 3600)] = 30
+
+
+SECTIONS = (
+    "bot",
+    "telegram",
+    "database",
+    "reporting",
+    "work",
+    "nudges",
+    "digest",
+    "invites",
+    "admin",
+    "imports",
+)
+# Sections whose name in the file is not their field's name ("import" is a Python keyword).
+FILE_NAMES = {"imports": "import"}
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid", arbitrary_types_allowed=True))
@@ -300,6 +324,7 @@ class Config:
     digest: DigestSection = field(default_factory=DigestSection)
     invites: InvitesSection = field(default_factory=InvitesSection)
     admin: AdminSection = field(default_factory=AdminSection)
+    imports: ImportSection = field(default_factory=ImportSection)  # [import] in the file
     # Not from the file: the secret token (environment) and where the file was.
     token: str = field(default="", repr=False)
     source: Path | None = None
@@ -348,6 +373,8 @@ class Config:
 
 def _key(loc: tuple[int | str, ...]) -> str:
     key = ""
+    if loc and isinstance(loc[0], str):
+        loc = (FILE_NAMES.get(loc[0], loc[0]), *loc[1:])
     for part in loc:
         key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
     return key
@@ -360,7 +387,7 @@ def describe(error: ErrorDetails) -> str:
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return f"[{loc[0]}]: unknown section" if len(loc) == 1 else f"{_key(loc)}: unknown setting"
     if len(loc) == 1 and loc[0] in SECTIONS and kind.startswith("dataclass"):
-        return f"[{loc[0]}]: expected a table of settings"
+        return f"[{FILE_NAMES.get(str(loc[0]), loc[0])}]: expected a table of settings"
     if kind == "value_error":
         problem = str(error.get("ctx", {}).get("error", error["msg"]))
     else:
@@ -400,9 +427,13 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    for name in raw:
-        if name not in SECTIONS:  # also keeps `token` and `source` out of the file
+    in_file = {name: FILE_NAMES.get(name, name) for name in SECTIONS}
+    for name in list(raw):
+        if name not in in_file.values():  # also keeps `token` and `source` out of the file
             raise ConfigError(f"[{name}]: unknown section")
+    for field_name, name in in_file.items():
+        if name != field_name and name in raw:
+            raw[field_name] = raw.pop(name)
     database = raw.get("database", {})
     if env.get("TIENDO_DATABASE_URL") and isinstance(database, dict):
         raw["database"] = {**database, "url": env["TIENDO_DATABASE_URL"]}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Document, InlineKeyboardButton, InlineKeyboardMarkup, PhotoSize, Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 
 from bot.services.people import Person
 from handlers.context import Context
@@ -15,6 +16,16 @@ log = logging.getLogger(__name__)
 
 # Telegram allows 1-64 bytes of callback data; anything longer was not made by this bot.
 MAX_CALLBACK_BYTES = 64
+
+
+async def download(file: Document | PhotoSize) -> bytes | None:
+    """A file the person sent, or None when Telegram will not hand it over (too big for the Bot
+    API, gone, the network): the caller answers the person instead of leaving them waiting."""
+    try:
+        return bytes(await (await file.get_file()).download_as_bytearray())
+    except TelegramError as exc:
+        log.warning("download of file %s failed: %s", file.file_unique_id, exc)
+        return None
 
 
 async def caller(update: Update, context: Context) -> tuple[Person, str]:

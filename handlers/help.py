@@ -100,6 +100,10 @@ async def lang_button(update: Update, context: Context) -> None:
     if choice not in context.services.i18n.languages:
         await refuse_callback(update, context, "unknown language button", current)
         return
+    if update.effective_message is None:
+        # Telegram sends buttons of inline-mode messages without one: not a button we made.
+        await refuse_callback(update, context, "language button without a message", current)
+        return
     await query.answer()
     await _switch(update, context, person, choice, current)
 

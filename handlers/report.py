@@ -38,6 +38,7 @@ from bot.services.tasks import ReportableTask, TaskView
 from handlers.common import (
     caller,
     clip,
+    download,
     keyboard,
     page_row,
     refuse_callback,
@@ -662,7 +663,10 @@ async def on_file(update: Update, context: Context) -> str | int | None:
             types=", ".join(context.services.config.reporting.evidence_extensions),
         )
         return None
-    content = bytes(await (await tg_file.get_file()).download_as_bytearray())
+    content = await download(tg_file)
+    if content is None:
+        await _again(update, context, draft, "report.error.file_download")
+        return None
     copy = store.keep(content, name)
     files = list(draft.data.get("files") or [])
     files.append(
@@ -864,5 +868,5 @@ def handlers() -> list[BaseHandler[Update, Context, Any]]:
 
 
 def fallback_handlers() -> list[BaseHandler[Update, Context, Any]]:
-    """Registered after every flow: /cancel when no guided flow is waiting for an answer."""
-    return [CommandHandler("cancel", outside, filters=filters.ChatType.PRIVATE)]
+    """Registered after every flow: /cancel or /skip when no guided flow is waiting for an answer."""
+    return [CommandHandler(("cancel", "skip"), outside, filters=filters.ChatType.PRIVATE)]

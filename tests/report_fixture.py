@@ -24,6 +24,7 @@ from sqlalchemy import update
 from bot.clock import FixedClock
 from bot.config import Config
 from bot.services.periods import period_rule
+from bot.services.plans import parse_plan
 from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService, ReportInput
 from storage.db import Database
@@ -65,7 +66,7 @@ def local(day: int, hour: int = 10, month: int = 1) -> datetime:
 async def load_fixture(db: Database, config: Config) -> dict[str, int]:
     """Load the programme and its reports; returns task ids by code."""
     programme = ProgrammeService(db)
-    plan = await programme.read_plan(PLAN.encode(), "plan.yaml")
+    plan = parse_plan(PLAN.encode(), "plan.yaml")  # in this process: a seed for many tests
     assert plan.ok, plan.errors
     await programme.apply(plan)
     async with db.reader() as session:

@@ -28,7 +28,17 @@ def test_shipped_config_matches_the_defaults() -> None:
 def test_an_empty_file_gives_the_same_settings_as_the_shipped_one(tmp_path: Path) -> None:
     shipped = load_config(ROOT / "config.toml", env={})
     empty = load_config(write(tmp_path, ""), env={})
-    for section in ("bot", "telegram", "database", "reporting", "work", "nudges", "digest", "invites"):
+    for section in (
+        "bot",
+        "telegram",
+        "database",
+        "reporting",
+        "work",
+        "nudges",
+        "digest",
+        "invites",
+        "imports",
+    ):
         assert getattr(shipped, section) == getattr(empty, section), section
 
 

@@ -175,7 +175,8 @@ async def test_a_typed_answer_after_the_unit_changed_is_refused(bot: Harness, db
     (refused,) = await bot.send(A, "Đã xong dự thảo")
     assert "không còn là đầu mối" in (refused.plain_text or "")
     assert await drafts(db) == 0
-    assert await bot.send(A, "/skip") == []  # no report under way any more
+    (answer,) = await bot.send(A, "/skip")  # no report under way any more, and told so
+    assert "Không có báo cáo nào đang làm dở" in (answer.plain_text or "")
 
 
 async def test_every_step_of_a_report_in_scope_is_stored(bot: Harness, db: Database) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.clock import FixedClock
 from bot.services.invites import InviteService, RedeemOutcome
+from bot.services.plans import parse_plan
 from bot.services.programme import ProgrammeService
 from storage.db import Database
 from storage.models import AuditEntry, OutboxMessage, Task, TaskGroup, Unit, User
@@ -25,7 +26,9 @@ async def count(db: Database, model: type) -> int:
 
 async def import_example(db: Database) -> None:
     service = ProgrammeService(db)
-    plan = await service.read_plan(EXAMPLE_PLAN.read_bytes(), EXAMPLE_PLAN.name)
+    # Parsed in this process: a seed for many tests (read_plan's worker process is tested below
+    # and in test_plan_limits.py).
+    plan = parse_plan(EXAMPLE_PLAN.read_bytes(), EXAMPLE_PLAN.name)
     result = await service.apply(plan)
     assert result.applied, plan.errors
 

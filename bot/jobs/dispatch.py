@@ -177,6 +177,7 @@ async def _deliver(context: Context, message: ClaimedMessage, at: float) -> None
     except RetryAfter as exc:
         retry = exc.retry_after
         seconds = retry.total_seconds() if isinstance(retry, timedelta) else float(retry)
+        log.warning("outbox %s: Telegram asks to wait %s s (429); sent again then", message.id, seconds)
         await outbox.mark_retry(message.id, timedelta(seconds=seconds), "retry after")
     except Forbidden as exc:
         reached = False

@@ -21,11 +21,12 @@ import io
 import re
 import unicodedata
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
 import yaml
 
@@ -238,12 +239,63 @@ def _parse_number(value: Any) -> float | None:
     return float(text)
 
 
-# --- readers: each yields (where, record dict) per kind ----------------------------------------
+# --- limits: every plan file is bounded before it is parsed -----------------------------------
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    """How much work one plan file may cause ([import] in config.toml).
+
+    The sizes are checked before parsing (an XLSX's zip directory and sheet dimensions); the
+    row cap also while reading; memory_mb and seconds bound the worker process that parses.
+    """
+
+    max_rows: int = 10_000
+    max_unpacked_mb: int = 40
+    max_ratio: int = 200
+    memory_mb: int = 384
+    seconds: int = 30
+
+
+DEFAULT_LIMITS = PlanLimits()
+MAX_COLUMNS = 64  # a plan sheet has 21 columns; more is not a plan
+MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 200_000  # nodes after expanding every alias (a billion laughs expands to 10^9)
+
+
+class PlanFileError(Exception):
+    """A file-level problem that stops reading: carried as one PlanError."""
+
+    def __init__(self, key: str, where: tuple[str, int] = ("file", 0), **params: Any) -> None:
+        super().__init__(key)
+        self.error = PlanError(where, key, params)
+
+
+Records = dict[str, list[tuple[tuple[str, int], dict[str, Any]]]]
+Reader = Callable[[bytes, PlanLimits], tuple[Records, list[PlanError]]]
+KINDS = ("units", "groups", "tasks")
+
+
+def _empty_records() -> Records:
+    return {kind: [] for kind in KINDS}
+
+
+# --- YAML --------------------------------------------------------------------------------------
 
 
 class _PlanLoader(yaml.SafeLoader):
-    """Safe YAML that keeps each mapping's line, leaves 1.10 as the string '1.10', and leaves
-    dates as text so that 2024-02-30 is reported against its line instead of crashing."""
+    """Safe YAML that keeps each mapping's line, leaves 1.10 as the string '1.10', leaves dates
+    as text so that 2024-02-30 is reported against its line instead of crashing, and counts
+    aliases: a few nested anchors would otherwise expand to gigabytes."""
+
+    aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise PlanFileError("plan.yaml_aliases", ("line", self.peek_event().start_mark.line + 1))
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
 
 
 _AS_TEXT = {"tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
@@ -261,51 +313,80 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
 
 _PlanLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
-Records = dict[str, list[tuple[tuple[str, int], dict[str, Any]]]]
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes the document holds once every alias is expanded (memoised per node, so
+    this costs the size of the file, not of its expansion)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a node reached again while being counted: a cycle, counted once
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = min(total, MAX_YAML_NODES + 1)
+    return sizes[id(node)]
 
 
-def _read_yaml(data: bytes) -> tuple[Records, list[PlanError]]:
+def _load_yaml(text: str) -> Any:
+    loader = _PlanLoader(text)
     try:
-        doc = yaml.load(data.decode("utf-8-sig"), Loader=_PlanLoader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise PlanFileError("plan.yaml_aliases")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _yaml_document(data: bytes) -> Any:
+    try:
+        return _load_yaml(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        return {}, [PlanError(("file", 0), "plan.not_utf8")]
+        raise PlanFileError("plan.not_utf8") from None
+    except RecursionError:
+        raise PlanFileError("plan.too_deep") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
-        return {}, [PlanError(("line", line), "plan.bad_yaml", {"reason": str(exc).splitlines()[0]})]
-    if not isinstance(doc, dict):
-        return {}, [PlanError(("file", 0), "plan.no_lists")]
-    records: Records = {"units": [], "groups": [], "tasks": []}
-    errors: list[PlanError] = _yaml_programme(doc.get("programme"), records)
-    for kind in ("units", "groups", "tasks"):
-        items = doc.get(kind) or []
-        if not isinstance(items, list):
-            errors.append(PlanError(("line", doc.get("__line__", 0)), "plan.not_a_list", {"kind": kind}))
+        raise PlanFileError("plan.bad_yaml", ("line", line), reason=str(exc).splitlines()[0]) from None
+
+
+# YAML spells some columns shorter.
+_YAML_SHORT = (("lead", "lead_unit"), ("coordinating", "coordinating_units"), ("output", "expected_output"))
+
+
+def _yaml_task(item: dict[str, Any]) -> None:
+    """Flatten a task's `target:` mapping and its short column names into the common columns."""
+    target = item.pop("target", None)
+    if isinstance(target, dict):
+        item.setdefault("target_value", target.get("value"))
+        item.setdefault("target_unit", target.get("unit"))
+        item.setdefault("target_label", target.get("label"))
+    for short, long in _YAML_SHORT:
+        if short in item:
+            item.setdefault(long, item.pop(short))
+
+
+def _yaml_records(doc: dict[str, Any], kind: str, limits: PlanLimits) -> tuple[list[Any], list[PlanError]]:
+    items = doc.get(kind) or []
+    if not isinstance(items, list):
+        return [], [PlanError(("line", doc.get("__line__", 0)), "plan.not_a_list", {"kind": kind})]
+    if len(items) > limits.max_rows:
+        raise PlanFileError("plan.too_many_rows", rows=len(items), limit=limits.max_rows)
+    records, errors = [], []
+    for item in items:
+        if not isinstance(item, dict):
+            errors.append(PlanError(("file", 0), "plan.not_a_record", {"kind": kind}))
             continue
-        for item in items:
-            if not isinstance(item, dict):
-                errors.append(PlanError(("file", 0), "plan.not_a_record", {"kind": kind}))
-                continue
-            line = item.pop("__line__", 0)
-            if kind == "tasks" and isinstance(item.get("target"), dict):
-                target = item.pop("target")
-                target.pop("__line__", None)
-                item.setdefault("target_value", target.get("value"))
-                item.setdefault("target_unit", target.get("unit"))
-                item.setdefault("target_label", target.get("label"))
-            elif kind == "tasks":
-                item.pop("target", None)
-            # YAML spells some columns shorter.
-            for short, long in (
-                ("lead", "lead_unit"),
-                ("coordinating", "coordinating_units"),
-                ("output", "expected_output"),
-            ):
-                if short in item:
-                    item.setdefault(long, item.pop(short))
-            records[kind].append((("line", line), item))
-    if not any(records.values()):
-        errors.append(PlanError(("file", 0), "plan.no_lists"))
+        line = item.pop("__line__", 0)
+        if kind == "tasks":
+            _yaml_task(item)
+        records.append((("line", line), item))
     return records, errors
 
 
@@ -322,7 +403,24 @@ def _yaml_programme(block: Any, records: Records) -> list[PlanError]:
     return []
 
 
-def _header(cells: list[Any]) -> list[str]:
+def _read_yaml(data: bytes, limits: PlanLimits) -> tuple[Records, list[PlanError]]:
+    doc = _yaml_document(data)
+    if not isinstance(doc, dict):
+        return {}, [PlanError(("file", 0), "plan.no_lists")]
+    records = _empty_records()
+    errors: list[PlanError] = _yaml_programme(doc.get("programme"), records)
+    for kind in KINDS:
+        records[kind], found = _yaml_records(doc, kind, limits)
+        errors.extend(found)
+    if not any(records.values()):
+        errors.append(PlanError(("file", 0), "plan.no_lists"))
+    return records, errors
+
+
+# --- CSV and spreadsheets ----------------------------------------------------------------------
+
+
+def _header(cells: Sequence[Any]) -> list[str]:
     names = []
     for cell in cells:
         name = nfc(cell).lower()
@@ -347,84 +445,215 @@ def _rows_to_records(
     return records, errors
 
 
-def _read_csv(data: bytes) -> tuple[Records, list[PlanError]]:
+def _read_csv(data: bytes, limits: PlanLimits) -> tuple[Records, list[PlanError]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return {}, [PlanError(("file", 0), "plan.not_utf8")]
     first = text.splitlines()[0] if text.strip() else ""
     delimiter = ";" if first.count(";") > first.count(",") else ","
-    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            if len(rows) > limits.max_rows:
+                raise PlanFileError("plan.too_many_rows", rows=f"> {limits.max_rows}", limit=limits.max_rows)
+            rows.append(row[:MAX_COLUMNS])
+    except csv.Error as exc:
+        raise PlanFileError("plan.bad_csv", ("row", reader.line_num), reason=str(exc)) from None
     if not rows:
         return {}, [PlanError(("file", 0), "plan.no_lists")]
-    header = _header(rows[0])
     tasks, errors = _rows_to_records(
         "tasks",
-        header,
+        _header(rows[0]),
         [(i + 2, row) for i, row in enumerate(rows[1:])],
         TASK_COLUMNS + PROGRESS_COLUMNS,
     )
     return {"units": [], "groups": [], "tasks": tasks}, errors
 
 
-def _read_xlsx(data: bytes) -> tuple[Records, list[PlanError]]:
+_XML_REFUSED = (b"<!DOCTYPE", b"<!ENTITY")
+_DIMENSION = re.compile(rb'<dimension\s+ref="[A-Z]{1,3}\d{1,7}(?::([A-Z]{1,3})(\d{1,7}))?"')
+_MERGE = re.compile(rb'<mergeCell\s+ref="([A-Z]{1,3}\d{1,7}:[A-Z]{1,3}\d{1,7})"')
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class _SheetScan:
+    """What a worksheet's XML says before openpyxl reads it: its size and its merged cells."""
+
+    rows: int = 0
+    columns: int = 0
+    merged: list[str] = field(default_factory=list)
+
+
+def _check_archive(archive: zipfile.ZipFile, limits: PlanLimits) -> None:
+    """Refuse a zip bomb from the zip directory alone: nothing is inflated yet.
+
+    Python's zipfile never inflates a member past its declared size, so these sizes bound the
+    work that follows.
+    """
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 1024 * 1024 and ratio > limits.max_ratio:
+            raise PlanFileError("plan.xlsx_bomb", ratio=int(ratio), limit=limits.max_ratio)
+    if total > limits.max_unpacked_mb * 1024 * 1024:
+        raise PlanFileError("plan.xlsx_unpacked", mb=total // (1024 * 1024), limit=limits.max_unpacked_mb)
+
+
+def _scan_member(archive: zipfile.ZipFile, name: str) -> _SheetScan:
+    """Stream one XML part: refuse a DTD or entity (never in a real XLSX; the door to external
+    entities and entity expansion); note a worksheet's dimension and merged cells."""
+    scan = _SheetScan()
+    tail = b""
+    with archive.open(name) as member:
+        while chunk := member.read(_CHUNK):
+            window = tail + chunk
+            if not tail and window.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise PlanFileError("plan.xlsx_dtd")  # UTF-16 XML would hide a DTD from this scan
+            if any(marker in window for marker in _XML_REFUSED):
+                raise PlanFileError("plan.xlsx_dtd")
+            if not tail and (dimension := _DIMENSION.search(window)) and dimension.group(2):
+                scan.rows = int(dimension.group(2))
+                scan.columns = _column_number(dimension.group(1).decode())
+            scan.merged.extend(m.decode() for m in _MERGE.findall(window))  # repeats dropped below
+            tail = window[-80:]
+    scan.merged = list(dict.fromkeys(scan.merged))
+    return scan
+
+
+def _scan_archive(data: bytes, limits: PlanLimits) -> dict[str, _SheetScan]:
+    """Check an XLSX before opening it; returns each worksheet part's scan by its path."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            _check_archive(archive, limits)
+            scans = {
+                info.filename: _scan_member(archive, info.filename)
+                for info in archive.infolist()
+                if info.filename.endswith((".xml", ".rels", ".vml"))
+            }
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError):
+        raise PlanFileError("plan.bad_xlsx") from None
+    for scan in scans.values():
+        if scan.rows > limits.max_rows + 1:
+            raise PlanFileError("plan.too_many_rows", rows=scan.rows - 1, limit=limits.max_rows)
+        if scan.columns > MAX_COLUMNS:
+            raise PlanFileError("plan.too_many_columns", columns=scan.columns, limit=MAX_COLUMNS)
+    return scans
+
+
+def _sheet_records(
+    ws: Any, kind: str, scan: _SheetScan, limits: PlanLimits
+) -> tuple[list[tuple[tuple[str, int], dict[str, Any]]], list[PlanError]]:
+    """One worksheet, streamed row by row (read-only mode), at most max_rows rows."""
+    errors = [
+        PlanError(("row", _first_row(cells)), "plan.merged_cells", {"sheet": kind, "cells": cells})
+        for cells in scan.merged
+    ]
+    rows: list[tuple[int, list[Any]]] = []
+    header: list[str] = []
+    for number, row in enumerate(ws.iter_rows(max_col=MAX_COLUMNS, max_row=limits.max_rows + 2), start=1):
+        if number > limits.max_rows + 1:
+            raise PlanFileError("plan.too_many_rows", rows=f"> {limits.max_rows}", limit=limits.max_rows)
+        for cell in row:
+            if cell.data_type == "f":
+                errors.append(
+                    PlanError(("row", number), "plan.formula", {"sheet": kind, "cell": cell.coordinate})
+                )
+        values = [cell.value for cell in row]
+        if number == 1:
+            header = _header(values)
+        else:
+            rows.append((number, values))
+    found, header_errors = _rows_to_records(kind, header, rows, SHEET_COLUMNS[kind])
+    return found, errors + header_errors
+
+
+def _column_number(letters: str) -> int:
+    """Spreadsheet column letters as a number: A is 1, Z 26, AA 27."""
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
+def _first_row(cells: str) -> int:
+    return int(re.sub(r"[^0-9]", " ", cells).split()[0])
+
+
+SHEET_COLUMNS = {
+    "programme": PROGRAMME_COLUMNS,
+    "units": UNIT_COLUMNS,
+    "groups": GROUP_COLUMNS,
+    "tasks": TASK_COLUMNS + PROGRESS_COLUMNS,
+}
+
+
+def _read_xlsx(data: bytes, limits: PlanLimits) -> tuple[Records, list[PlanError]]:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    scans = _scan_archive(data, limits)
     try:
-        # Not data_only: a formula must be seen as one, not as a stale cached value.
-        workbook = load_workbook(io.BytesIO(data), read_only=False, data_only=False)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError):
-        return {}, [PlanError(("file", 0), "plan.bad_xlsx")]
+        # Read-only streams each sheet; not data_only: a formula must be seen as one, not as a
+        # stale cached value.
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, ParseError):
+        raise PlanFileError("plan.bad_xlsx") from None
+    try:
+        return _workbook_records(workbook, scans, limits)
+    except (KeyError, ValueError, TypeError, ParseError):
+        raise PlanFileError("plan.bad_xlsx") from None
+    finally:
+        workbook.close()
+
+
+def _workbook_records(
+    workbook: Any, scans: dict[str, _SheetScan], limits: PlanLimits
+) -> tuple[Records, list[PlanError]]:
     sheets = {nfc(ws.title).lower(): ws for ws in workbook.worksheets}
-    kinds = {
-        "programme": PROGRAMME_COLUMNS,
-        "units": UNIT_COLUMNS,
-        "groups": GROUP_COLUMNS,
-        "tasks": TASK_COLUMNS + PROGRESS_COLUMNS,
-    }
     errors: list[PlanError] = []
     if len(sheets) == 1:
         sheets = {"tasks": next(iter(sheets.values()))}
     for name in sheets:
-        if name not in kinds:
+        if name not in SHEET_COLUMNS:
             errors.append(PlanError(("file", 0), "plan.unknown_sheet", {"sheet": name}))
-    records: Records = {"units": [], "groups": [], "tasks": []}
-    for kind, allowed in kinds.items():
+    records = _empty_records()
+    for kind in SHEET_COLUMNS:
         ws = sheets.get(kind)
         if ws is None:
             continue
-        for merged in ws.merged_cells.ranges:
-            errors.append(
-                PlanError(("row", merged.min_row), "plan.merged_cells", {"sheet": kind, "cells": str(merged)})
-            )
-        rows: list[tuple[int, list[Any]]] = []
-        header: list[str] = []
-        for number, row in enumerate(ws.iter_rows(), start=1):
-            for cell in row:
-                if cell.data_type == "f":
-                    errors.append(
-                        PlanError(("row", number), "plan.formula", {"sheet": kind, "cell": cell.coordinate})
-                    )
-            values = [cell.value for cell in row]
-            if number == 1:
-                header = _header(values)
-            else:
-                rows.append((number, values))
-        found, header_errors = _rows_to_records(kind, header, rows, allowed)
-        records[kind] = found[:1] if kind == "programme" else found
-        errors.extend(header_errors)
+        scan = scans.get(getattr(ws, "_worksheet_path", ""), _SheetScan())
+        records[kind], found = _sheet_records(ws, kind, scan, limits)
+        errors.extend(found)
     if "tasks" not in sheets:
         errors.append(PlanError(("file", 0), "plan.no_tasks_sheet"))
+    records["programme"] = records.get("programme", [])[:1]  # one programme: its first row
     return records, errors
 
 
-READERS: dict[str, Callable[[bytes], tuple[Records, list[PlanError]]]] = {
+READERS: dict[str, Reader] = {
     ".yaml": _read_yaml,
     ".yml": _read_yaml,
     ".csv": _read_csv,
     ".xlsx": _read_xlsx,
 }
+
+
+def read_records(data: bytes, filename: str, limits: PlanLimits) -> tuple[Records, list[PlanError]]:
+    """The file's records by kind, or the errors that stop reading it (format, size, shape)."""
+    suffix = Path(filename).suffix.lower()
+    reader = READERS.get(suffix)
+    if reader is None:
+        return {}, [PlanError(("file", 0), "plan.bad_format", {"suffix": suffix or "?"})]
+    if len(data) > MAX_FILE_BYTES:
+        return {}, [PlanError(("file", 0), "plan.too_big", {"mb": MAX_FILE_BYTES // (1024 * 1024)})]
+    try:
+        return reader(data, limits)
+    except PlanFileError as exc:
+        return {}, [exc.error]
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -489,133 +718,175 @@ def default_short_code(code: str) -> str:
     return re.split(r"[-_.]", code)[-1][:16] or code[:16]
 
 
+class _PlanBuilder:
+    """Checks records kind by kind into a Plan, collecting every error with its row or line.
+
+    One method per kind of record; a new kind (a `programme:` block) is one more method and
+    one more entry in parse_plan's list.
+    """
+
+    def __init__(self, known_units: Set[str], known_groups: Set[str]) -> None:
+        self.plan = Plan()
+        self.known_units = known_units
+        self.known_groups = known_groups
+        self.all_units: set[str] = set(known_units)
+        self.group_titles: dict[str, str] = {}
+        self.seen_tasks: set[str] = set()
+
+    def err(self, where: tuple[str, int], key: str, **params: Any) -> None:
+        self.plan.errors.append(PlanError(where, key, params))
+
+    def units(self, records: list[tuple[tuple[str, int], dict[str, Any]]]) -> None:
+        seen: set[str] = set()
+        for where, rec in records:
+            code, name = nfc(rec.get("code")), nfc(rec.get("name"))
+            if not UNIT_CODE.match(code):
+                self.err(where, "plan.bad_unit_code", code=code)
+                continue
+            if code in seen:
+                self.err(where, "plan.duplicate", kind="unit", code=code)
+                continue
+            if not name:
+                self.err(where, "plan.missing", column="name")
+            seen.add(code)
+            self.plan.units.append(UnitRow(code, name[:300], nfc(rec.get("parent")) or None, where))
+        self.all_units |= seen
+        for row in self.plan.units:
+            if row.parent and row.parent not in self.all_units:
+                self.err(row.where, "plan.unknown_unit", code=row.parent)
+
+    def groups(self, records: list[tuple[tuple[str, int], dict[str, Any]]]) -> None:
+        for where, rec in records:
+            code, title = nfc(rec.get("code")), nfc(rec.get("title"))
+            if not TASK_CODE.match(code):
+                self.err(where, "plan.bad_code", code=code)
+                continue
+            if code in self.group_titles:
+                self.err(where, "plan.duplicate", kind="group", code=code)
+                continue
+            if not title:
+                self.err(where, "plan.missing", column="title")
+            self._add_group(code, title, where)
+
+    def _add_group(self, code: str, title: str, where: tuple[str, int]) -> None:
+        self.group_titles[code] = title
+        self.plan.groups.append(GroupRow(code, title, len(self.plan.groups) + 1, where))
+
+    def tasks(self, records: list[tuple[tuple[str, int], dict[str, Any]]]) -> None:
+        for position, (where, rec) in enumerate(records, start=1):
+            before = len(self.plan.errors)
+            row = self._task(where, rec, position)
+            if len(self.plan.errors) == before:
+                self.plan.tasks.append(row)
+
+    def _task(self, where: tuple[str, int], rec: dict[str, Any], position: int) -> TaskRow:
+        code, title, group, lead = (nfc(rec.get(k)) for k in ("code", "title", "group", "lead_unit"))
+        self._check_task_code(where, code)
+        self._check_title(where, title)
+        self._check_group(where, group, nfc(rec.get("group_title")))
+        coordinating = self._check_units(where, lead, _split_codes(rec.get("coordinating_units")))
+        texts = self._texts(where, rec)
+        return TaskRow(
+            code=code,
+            group=group,
+            title=title,
+            description=texts["description"],
+            legal_source=texts["legal_source"],
+            lead=lead,
+            coordinating=coordinating,
+            deadline=self._deadline(where, rec.get("deadline")),
+            expected_output=texts["expected_output"],
+            target_value=self._target(where, rec.get("target_value")),
+            target_unit=nfc(rec.get("target_unit")) or None,
+            target_label=nfc(rec.get("target_label")) or None,
+            position=position,
+            where=where,
+        )
+
+    def _check_task_code(self, where: tuple[str, int], code: str) -> None:
+        if not TASK_CODE.match(code):
+            self.err(where, "plan.bad_code", code=code)
+        elif code in self.seen_tasks:
+            self.err(where, "plan.duplicate", kind="task", code=code)
+        self.seen_tasks.add(code)
+
+    def _check_title(self, where: tuple[str, int], title: str) -> None:
+        if not title:
+            self.err(where, "plan.missing", column="title")
+        elif len(title) > MAX_TITLE:
+            self.err(where, "plan.too_long", column="title", limit=MAX_TITLE)
+
+    def _check_group(self, where: tuple[str, int], group: str, group_title: str) -> None:
+        """A task's group must exist: in the file, in the database, or named by group_title."""
+        if not group:
+            self.err(where, "plan.missing", column="group")
+        elif group in self.group_titles:
+            return
+        elif group_title:
+            self._add_group(group, group_title, where)
+        elif group not in self.known_groups:
+            self.err(where, "plan.unknown_group", code=group)
+
+    def _check_units(self, where: tuple[str, int], lead: str, coordinating: list[str]) -> tuple[str, ...]:
+        """The lead and coordinating units must exist; returns the coordinating ones, once each."""
+        if not lead:
+            self.err(where, "plan.missing", column="lead_unit")
+        elif lead not in self.all_units:
+            self.err(where, "plan.unknown_unit", code=lead)
+        for unit in coordinating:
+            if unit not in self.all_units:
+                self.err(where, "plan.unknown_unit", code=unit)
+        return tuple(u for u in dict.fromkeys(coordinating) if u != lead)
+
+    def _deadline(self, where: tuple[str, int], value: Any) -> date | None:
+        try:
+            return parse_deadline(value)
+        except ValueError:
+            self.err(where, "plan.bad_date", value=nfc(value))
+            return None
+
+    def _target(self, where: tuple[str, int], value: Any) -> float | None:
+        try:
+            return _parse_number(value)
+        except ValueError:
+            self.err(where, "plan.bad_number", column="target_value", value=nfc(value))
+            return None
+
+    def _texts(self, where: tuple[str, int], rec: dict[str, Any]) -> dict[str, str]:
+        texts = {k: nfc(rec.get(k)) for k in ("description", "legal_source", "expected_output")}
+        for column, text in texts.items():
+            if len(text) > MAX_TEXT:
+                self.err(where, "plan.too_long", column=column, limit=MAX_TEXT)
+        return texts
+
+    def finish(self) -> Plan:
+        plan = self.plan
+        if not plan.tasks and not plan.units and not plan.groups and not plan.errors:
+            plan.errors.append(PlanError(("file", 0), "plan.no_lists"))
+        plan.errors.sort(key=lambda e: (e.where[1], e.key))
+        return plan
+
+
 def parse_plan(
     data: bytes,
     filename: str,
     *,
-    known_units: set[str] | frozenset[str] = frozenset(),
-    known_groups: set[str] | frozenset[str] = frozenset(),
+    known_units: Set[str] = frozenset(),
+    known_groups: Set[str] = frozenset(),
+    limits: PlanLimits = DEFAULT_LIMITS,
 ) -> Plan:
-    """Read and validate a plan file; every error is collected, nothing is written."""
-    plan = Plan()
-    suffix = Path(filename).suffix.lower()
-    reader = READERS.get(suffix)
-    if reader is None:
-        plan.errors.append(PlanError(("file", 0), "plan.bad_format", {"suffix": suffix or "?"}))
-        return plan
-    if len(data) > MAX_FILE_BYTES:
-        plan.errors.append(PlanError(("file", 0), "plan.too_big", {"mb": MAX_FILE_BYTES // (1024 * 1024)}))
-        return plan
-    records, plan.errors = reader(data)
-    if plan.errors and not any(records.values()):
-        return plan
-    plan.programme = parse_programme(records, plan.errors)
+    """Read and validate a plan file; every error is collected, nothing is written.
 
-    def err(where: tuple[str, int], key: str, **params: Any) -> None:
-        plan.errors.append(PlanError(where, key, params))
-
-    seen_units: set[str] = set()
-    for where, rec in records.get("units", []):
-        code, name = nfc(rec.get("code")), nfc(rec.get("name"))
-        parent = nfc(rec.get("parent")) or None
-        if not UNIT_CODE.match(code):
-            err(where, "plan.bad_unit_code", code=code)
-            continue
-        if code in seen_units:
-            err(where, "plan.duplicate", kind="unit", code=code)
-            continue
-        if not name:
-            err(where, "plan.missing", column="name")
-        seen_units.add(code)
-        plan.units.append(UnitRow(code, name[:300], parent, where))
-    all_units = seen_units | set(known_units)
-    for row in plan.units:
-        if row.parent and row.parent not in all_units:
-            err(row.where, "plan.unknown_unit", code=row.parent)
-
-    group_titles: dict[str, str] = {}
-    for where, rec in records.get("groups", []):
-        code, title = nfc(rec.get("code")), nfc(rec.get("title"))
-        if not TASK_CODE.match(code):
-            err(where, "plan.bad_code", code=code)
-            continue
-        if code in group_titles:
-            err(where, "plan.duplicate", kind="group", code=code)
-            continue
-        if not title:
-            err(where, "plan.missing", column="title")
-        group_titles[code] = title
-        plan.groups.append(GroupRow(code, title, len(plan.groups) + 1, where))
-
-    seen_tasks: set[str] = set()
-    for position, (where, rec) in enumerate(records.get("tasks", []), start=1):
-        code = nfc(rec.get("code"))
-        group = nfc(rec.get("group"))
-        title = nfc(rec.get("title"))
-        lead = nfc(rec.get("lead_unit"))
-        before = len(plan.errors)
-        if not TASK_CODE.match(code):
-            err(where, "plan.bad_code", code=code)
-        elif code in seen_tasks:
-            err(where, "plan.duplicate", kind="task", code=code)
-        seen_tasks.add(code)
-        if not title:
-            err(where, "plan.missing", column="title")
-        elif len(title) > MAX_TITLE:
-            err(where, "plan.too_long", column="title", limit=MAX_TITLE)
-        if not group:
-            err(where, "plan.missing", column="group")
-        elif group not in group_titles:
-            group_title = nfc(rec.get("group_title"))
-            if group_title:
-                group_titles[group] = group_title
-                plan.groups.append(GroupRow(group, group_title, len(plan.groups) + 1, where))
-            elif group not in known_groups:
-                err(where, "plan.unknown_group", code=group)
-        if not lead:
-            err(where, "plan.missing", column="lead_unit")
-        elif lead not in all_units:
-            err(where, "plan.unknown_unit", code=lead)
-        coordinating = _split_codes(rec.get("coordinating_units"))
-        for unit in coordinating:
-            if unit not in all_units:
-                err(where, "plan.unknown_unit", code=unit)
-        coordinating = [u for u in dict.fromkeys(coordinating) if u != lead]
-        try:
-            deadline = parse_deadline(rec.get("deadline"))
-        except ValueError:
-            err(where, "plan.bad_date", value=nfc(rec.get("deadline")))
-            deadline = None
-        try:
-            target_value = _parse_number(rec.get("target_value"))
-        except ValueError:
-            err(where, "plan.bad_number", column="target_value", value=nfc(rec.get("target_value")))
-            target_value = None
-        texts = {k: nfc(rec.get(k)) for k in ("description", "legal_source", "expected_output")}
-        for column, text in texts.items():
-            if len(text) > MAX_TEXT:
-                err(where, "plan.too_long", column=column, limit=MAX_TEXT)
-        if len(plan.errors) > before:
-            continue
-        plan.tasks.append(
-            TaskRow(
-                code=code,
-                group=group,
-                title=title,
-                description=texts["description"],
-                legal_source=texts["legal_source"],
-                lead=lead,
-                coordinating=tuple(coordinating),
-                deadline=deadline,
-                expected_output=texts["expected_output"],
-                target_value=target_value,
-                target_unit=nfc(rec.get("target_unit")) or None,
-                target_label=nfc(rec.get("target_label")) or None,
-                position=position,
-                where=where,
-            )
-        )
-    if not plan.tasks and not plan.units and not plan.groups and not plan.errors:
-        plan.errors.append(PlanError(("file", 0), "plan.no_lists"))
-    plan.errors.sort(key=lambda e: (e.where[1], e.key))
-    return plan
+    This runs in the caller's process: the bot and `tiendo import` call it through
+    bot.services.plan_worker, which bounds its memory and time.
+    """
+    records, errors = read_records(data, filename, limits)
+    if errors and not any(records.values()):
+        return Plan(errors=errors)
+    builder = _PlanBuilder(known_units, known_groups)
+    builder.plan.errors.extend(errors)
+    builder.plan.programme = parse_programme(records, builder.plan.errors)
+    # Units first (tasks name them), then groups, then tasks.
+    for kind, check in (("units", builder.units), ("groups", builder.groups), ("tasks", builder.tasks)):
+        check(records.get(kind, []))
+    return builder.finish()

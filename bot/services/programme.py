@@ -20,15 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.config import WEEKDAYS, Config
 from bot.services.periods import PeriodRule, period_rule
+from bot.services.plan_worker import parse_plan_isolated
 from bot.services.plans import (
+    DEFAULT_LIMITS,
     PROGRAMME_CODE,
     GroupRow,
     Plan,
     PlanError,
+    PlanLimits,
     ProgrammeRow,
     TaskRow,
     UnitRow,
-    parse_plan,
 )
 from bot.services.status import STATUS_ORDER, StatusClass, classify_status, completion_rate, count_classes
 from storage.db import Database
@@ -188,8 +190,9 @@ def _check_groups(plan: Plan, known: set[str]) -> None:
 
 
 class ProgrammeService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, limits: PlanLimits = DEFAULT_LIMITS) -> None:
         self.db = db
+        self.limits = limits
 
     async def read_plan(self, data: bytes, filename: str, programme: str | None = None) -> Plan:
         """Parse a plan file and settle its programme: the file's own (`programme:` block or
@@ -200,7 +203,10 @@ class ProgrammeService:
             existing = {p.code: p for p in await ProgrammeRepository(session).all()}
             groups = await TaskRepository(session).group_codes_by_programme()
         every_group = set().union(*groups.values()) if groups else set()
-        plan = parse_plan(data, filename, known_units=units, known_groups=every_group)
+        # In a bounded worker process: a hostile file costs neither memory nor the event loop.
+        plan = await parse_plan_isolated(
+            data, filename, known_units=units, known_groups=every_group, limits=self.limits
+        )
         if plan.errors and not (plan.tasks or plan.units or plan.groups):
             return plan
         shorts = {p.short_code: p.code for p in existing.values()}

@@ -14,7 +14,7 @@ from bot.services.admin import AdminError
 from bot.services.plans import PlanError
 from bot.services.programme import ImportResult
 from handlers.admin.common import Call, actor_of, begin, chunks, drop_buttons, keyboard
-from handlers.common import clip
+from handlers.common import clip, download
 from handlers.context import Context
 
 LIST_LIMIT = 30
@@ -37,8 +37,17 @@ def _short(value: Any) -> str:
     return escape(clip(text, 60))
 
 
+def refused_whole(result: ImportResult) -> bool:
+    """One file-level error (too big, a zip bomb, a YAML of aliases…): said in one line."""
+    return len(result.errors) == 1 and result.errors[0].where[0] == "file"
+
+
 def preview_lines(call: Call, filename: str, result: ImportResult) -> list[str]:
     """The preview of an import: counts, what is new, what changes (field by field), errors."""
+    if refused_whole(result):
+        error = result.errors[0]
+        reason = call.t(error.key, **{k: escape(str(v)) for k, v in error.params.items()})
+        return [call.t("admin.import.refused_file", file=escape(filename), reason=reason)]
     lines = [call.t("admin.import.preview_title", file=escape(filename))]
     if result.errors:
         lines.append(call.t("admin.import.errors", count=len(result.errors)))
@@ -125,7 +134,9 @@ async def import_file(update: Update, context: Context) -> None:
     try:
         if (document.file_size or 0) > limit * 1024:
             raise AdminError("file_too_big", kb=limit)
-        data = bytes(await (await document.get_file()).download_as_bytearray())
+        data = await download(document)
+        if data is None:
+            raise AdminError("download_failed")
         programme = (pending[0].get("programme") if pending else None) or _caption_programme(caption)
         result, version = await admin.stage_import(call.actor, filename, data, programme)
     except AdminError as exc:
@@ -134,9 +145,8 @@ async def import_file(update: Update, context: Context) -> None:
     for part in parts[:-1]:
         await message.reply_text(part, parse_mode=ParseMode.HTML)
     if result.errors:
-        await message.reply_text(
-            parts[-1] + "\n\n" + call.t("admin.import.refused"), parse_mode=ParseMode.HTML
-        )
+        last = parts[-1] if refused_whole(result) else parts[-1] + "\n\n" + call.t("admin.import.refused")
+        await message.reply_text(last, parse_mode=ParseMode.HTML)
         return
     await message.reply_text(
         parts[-1],

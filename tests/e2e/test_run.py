@@ -62,6 +62,8 @@ def test_run_with_a_wrong_token_says_so(server: BotAPIServer, tmp_path: Path) ->
     result = bot.cli("run")
     assert result.returncode == 2
     assert "Unauthorized" in result.stderr
+    # A sentence, no traceback (the only other line: the new database was migrated, at INFO).
+    assert "Traceback" not in result.stderr and " ERROR " not in result.stderr, result.stderr
     assert "1:WRONG" not in result.stderr + result.stdout
 
 

@@ -1,0 +1,100 @@
+"""Failure paths that used to leave a person without an answer (or raise): now each answers."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+from telegram import Document
+from telegram.error import BadRequest
+
+from bot.logs import setup_logging
+from bot.services.outbox import OutgoingMessage
+from tests.report_helpers import join, to_results
+from tests.support.harness import Harness
+
+FOCAL = 501
+STRANGER = 777
+
+
+async def test_a_language_button_without_a_message_is_refused_cleanly(harness: Harness) -> None:
+    harness.api.user(STRANGER, "Lạ")
+    (menu,) = await harness.send(STRANGER, "/lang")
+    update = harness.api.press_button(STRANGER, menu.message_id, "lg:en")
+    # What Telegram sends for a button under an inline-mode message: no message at all.
+    query = update["callback_query"]
+    del query["message"]
+    query["inline_message_id"] = "forged-inline-id"
+    await harness._process(update)
+    (answer,) = harness.api.answered_callbacks
+    assert answer.show_alert and "không hợp lệ" in (answer.text or "")
+    assert harness.api.sent(STRANGER)[-1].message_id == menu.message_id  # nothing else was said
+
+
+@pytest.mark.parametrize("command", ["/skip", "/skip@tiendo_test_bot"])
+async def test_skip_outside_a_report_is_answered(harness: Harness, command: str) -> None:
+    await join(harness, FOCAL, "TTRA")
+    (answer,) = await harness.send(FOCAL, command)
+    assert "Không có báo cáo nào đang làm dở" in (answer.plain_text or "")
+
+
+async def test_an_evidence_file_telegram_will_not_hand_over_is_answered(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await join(harness, FOCAL, "TTRA")
+    await to_results(harness, FOCAL)
+    await harness.send(FOCAL, "Kết quả")
+    await harness.send(FOCAL, "/skip")
+    await harness.send(FOCAL, "/skip")
+
+    async def too_big(self: Document, *args: object, **kwargs: object) -> None:
+        raise BadRequest("File is too big")
+
+    monkeypatch.setattr(Document, "get_file", too_big)
+    with caplog.at_level(logging.WARNING):
+        (again,) = await harness.send_document(FOCAL, "bien-ban.pdf", b"%PDF-1.4 evidence")
+    assert "Không tải được tệp" in (again.plain_text or "")
+    assert "minh chứng" in (again.plain_text or "")  # and the question is asked again
+    assert [r.levelname for r in caplog.records if "download" in r.getMessage()] == ["WARNING"]
+    monkeypatch.undo()
+    (summary,) = await harness.send_document(FOCAL, "bien-ban.pdf", b"%PDF-1.4 evidence")
+    assert "Đã nhận 1 tệp" in (summary.plain_text or "")
+
+
+@pytest.fixture
+def stderr_log() -> Iterator[io.StringIO]:
+    """The log as `tiendo run` writes it (bot.logs set-up), into a string."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    stream = io.StringIO()
+    setup_logging("INFO")
+    root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    yield stream
+    root.handlers[:], level = saved
+    root.setLevel(level)
+
+
+@pytest.mark.parametrize(("kind", "words"), [("retry_after", "429"), ("bad_gateway", "network error")])
+async def test_a_handled_429_or_5xx_is_one_warning_line(
+    harness: Harness, stderr_log: io.StringIO, kind: str, words: str
+) -> None:
+    harness.api.user(603, "U")
+    harness.api.fail_next(603, kind, retry_after=7)
+    await harness.services.outbox.enqueue([OutgoingMessage("a", "notice", 603, "một")])
+    await harness.dispatch()
+    lines = [line for line in stderr_log.getvalue().splitlines() if line.strip()]
+    assert len(lines) == 1 and " WARNING " in lines[0] and words in lines[0], lines
+    assert "Traceback" not in stderr_log.getvalue()
+
+
+async def test_a_failed_reply_in_a_handler_is_a_warning_without_traceback(
+    harness: Harness, stderr_log: io.StringIO
+) -> None:
+    harness.api.user(STRANGER, "Lạ")
+    harness.api.fail_next(STRANGER, "retry_after", retry_after=3)
+    await harness.send(STRANGER, "/help")
+    text = stderr_log.getvalue()
+    assert "Traceback" not in text and " ERROR " not in text
+    assert [line for line in text.splitlines() if "RetryAfter" in line and " WARNING " in line]
