@@ -5,6 +5,7 @@
 #   ./dev.sh test   create .venv, install, and run the whole test suite (extra args go to pytest)
 #   ./dev.sh lint   ruff check, ruff format --check and mypy over the code (CI runs it first)
 #   ./dev.sh tiendo ARGS...   any tiendo command inside the venv
+#   ./dev.sh i18n extract|update|compile|check|import-toml   message catalogs (README, Translating)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -59,8 +60,12 @@ case "$command" in
         ensure_venv
         exec .venv/bin/tiendo "$@"
         ;;
+    i18n)
+        ensure_venv
+        exec .venv/bin/python tools/i18n.py "$@"
+        ;;
     *)
-        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

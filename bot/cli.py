@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -213,7 +214,7 @@ async def cmd_invite(config: Config, i18n: I18n, args: argparse.Namespace) -> in
             raise CliExit(i18n.t(None, "cli.unknown_unit", code=args.unit, codes=codes)) from None
     finally:
         await services.db.dispose()
-    expires_local = invite.expires_at.astimezone(config.tz).strftime("%d/%m/%Y %H:%M")
+    expires_local = i18n.datetime(None, invite.expires_at, config.tz)
     role = i18n.t(None, f"role.{invite.role}")
     print(i18n.t(None, "cli.invite_created", role=role, unit=invite.unit_code, expires=expires_local))
     print(invite.code)
@@ -243,16 +244,55 @@ async def _check_schema(config: Config, i18n: I18n) -> None:
         await db.dispose()
 
 
+def _check_schema_apart(config: Config, i18n: I18n) -> int | None:
+    """Start the schema check (and migration) in a forked child; returns its pid (None: done here).
+
+    Alembic brings Mako and Pygments (~13 MiB, 0.3 s) that the running bot never needs again:
+    in a child they are gone when it exits, and the bot builds its application meanwhile.
+    """
+    if not hasattr(os, "fork"):
+        asyncio.run(_check_schema(config, i18n))
+        return None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        asyncio.run(_check_schema(config, i18n))
+        code = 0
+    except CliExit as exc:
+        print(exc, file=sys.stderr)
+        code = exc.code
+    except BaseException:
+        log.exception("database schema check failed")
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _wait_schema(pid: int | None) -> None:
+    if pid is not None:
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code:
+            raise CliExit("", code)  # the child said why
+
+
 def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
+    if not config.token:
+        raise CliExit(i18n.t(None, "cli.no_token"), 2)
+    checking = _check_schema_apart(config, i18n)
     from telegram import Update
     from telegram.error import InvalidToken, NetworkError
 
     from bot.app import build_application
 
-    if not config.token:
-        raise CliExit(i18n.t(None, "cli.no_token"), 2)
-    asyncio.run(_check_schema(config, i18n))
     application = build_application(config)
+    _wait_schema(checking)
     # What is built by now (modules, SQLAlchemy's metadata, PTB, the catalogs: ~150,000
     # objects) lives as long as the process: leave it out of the garbage collector's full
     # passes, which would otherwise scan it all and stall every conversation (measured under
@@ -598,7 +638,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(COMMANDS[args.command](config, i18n, args))
     except CliExit as exc:
         message = str(exc).replace(config.token, "[token]") if config.token else str(exc)
-        print(message, file=sys.stderr)
+        if message:
+            print(message, file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         return 130

@@ -30,7 +30,7 @@ async def snooze(update: Update, context: Context) -> None:
     if when is None:
         await query.answer(services.i18n.t(lang, "nudges.snooze_refused"), show_alert=True)
         return
-    shown = services.calendar.local(when).strftime("%H:%M %d/%m/%Y")
+    shown = services.i18n.datetime(lang, services.calendar.local(when))
     await query.answer(services.i18n.t(lang, "nudges.snoozed", when=shown))
 
 

@@ -769,7 +769,7 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
             revision=receipt.revision,
             code=escape(data["task_code"]),
             period=receipt.period,
-            time=local.strftime("%H:%M %d/%m/%Y"),
+            time=services.i18n.datetime(lang, local),
         ),
     )
     if noticed:

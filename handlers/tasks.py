@@ -16,15 +16,11 @@ PAGE_SIZE = 6
 COMMANDS = [("tasks", "focal"), ("tasks", "leader"), ("history", "focal"), ("history", "leader")]
 
 
-def _date(day: Any) -> str:
-    return day.strftime("%d/%m/%Y")
-
-
 def render_task(context: Context, lang: str, view: TaskView) -> str:
-    t = context.services.i18n.t
-    deadline = _date(view.deadline) if view.deadline else t(lang, "tasks.ongoing")
+    t, date = context.services.i18n.t, context.services.i18n.date
+    deadline = date(lang, view.deadline) if view.deadline else t(lang, "tasks.ongoing")
     last = (
-        t(lang, "tasks.last_report", day=_date(view.last_report_on), percent=view.last_percent)
+        t(lang, "tasks.last_report", day=date(lang, view.last_report_on), percent=view.last_percent)
         if view.last_report_on
         else t(lang, "tasks.no_report")
     )
@@ -137,7 +133,7 @@ async def history(update: Update, context: Context) -> None:
                 period=r.period,
                 status=t(lang, f"report.status.{r.status}"),
                 percent=r.percent,
-                time=r.submitted_at.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
+                time=context.services.i18n.datetime(lang, r.submitted_at, tz),
                 revision=r.revision,
                 files=r.files,
                 results=escape(r.results[:300]),
@@ -149,7 +145,7 @@ async def history(update: Update, context: Context) -> None:
                     lang,
                     "history.revision",
                     revision=v.revision,
-                    time=v.submitted_at.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
+                    time=context.services.i18n.datetime(lang, v.submitted_at, tz),
                     status=t(lang, f"report.status.{v.status}"),
                     percent=v.percent,
                     results=escape(v.results[:120]),

@@ -506,7 +506,7 @@ async def test_overdue_and_stats_follow_the_lead_units_reports(harness: Harness,
     stats = await say(harness, ADMIN, "/stats")
     assert "Đã hoàn thành đúng hạn: 1" in stats
     assert "Chưa hoàn thành, quá hạn: 1" in stats
-    assert "Tỷ lệ hoàn thành: 50.0% (1/2" in stats
+    assert "Tỷ lệ hoàn thành: 50,0% (1/2" in stats
 
 
 async def test_stats_and_overdue_count_a_corrected_report_from_its_first_done(harness: Harness) -> None:
@@ -519,7 +519,7 @@ async def test_stats_and_overdue_count_a_corrected_report_from_its_first_done(ha
     assert "Đã hoàn thành quá hạn: 1" in stats
     # "reopened": done corrected to in progress; no other task was due by 7/2.
     assert "Chưa hoàn thành, quá hạn: 1" in stats
-    assert "Tỷ lệ hoàn thành: 66.7% (2/3" in stats
+    assert "Tỷ lệ hoàn thành: 66,7% (2/3" in stats
     overdue = await say(harness, ADMIN, "/overdue")
     assert "1 nhiệm vụ quá hạn" in overdue and codes["reopened"] in overdue
     assert codes["kept"] not in overdue and codes["late"] not in overdue

@@ -144,6 +144,7 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
         offset = nudges.current_offset(deadlines[name], now)
         assert offset is not None and offset.name == name
         escalated = telegram_id == 905 or (telegram_id == 906 and name == "o6")
+        day = deadlines[name]
         fields = {
             "code": f"{name}&amp;&lt;{name}&gt;",
             "title": f"{name} "
@@ -158,7 +159,8 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
             .replace(">", "&gt;")
             .replace('"', "&quot;")
             .replace("'", "&#x27;"),
-            "deadline": deadlines[name].strftime("%d/%m/%Y"),
+            # Vietnamese 15/03/2024, English Mar 15, 2024 (the catalogs' format.date).
+            "deadline": f"{day:%b} {day.day}, {day.year}" if language == "en" else f"{day:%d/%m/%Y}",
         }
         assert row.state == "sent" and row.telegram_message_id is not None, (name, telegram_id)
         message = sent[(telegram_id, row.telegram_message_id)]

@@ -201,7 +201,7 @@ class AdminService:
         return self.clock.now().astimezone(self.config.tz).date()
 
     def fmt_date(self, day: date | None, lang: str | None = None) -> str:
-        return day.strftime("%d/%m/%Y") if day else self.i18n.t(lang, "admin.ongoing")
+        return self.i18n.date(lang, day) if day else self.i18n.t(lang, "admin.ongoing")
 
     def parse_date(self, text: str, *, force: bool = False, allow_ongoing: bool = True) -> date | None:
         """A deadline typed by a person: 31/12/2024 or 2024-12-31 (or 'ongoing'); not in the
@@ -215,7 +215,7 @@ class AdminService:
                 raise AdminError("bad_date", value=escape(text))
             return None
         if day < self.today() and not force:
-            raise AdminError("past_date", value=day.strftime("%d/%m/%Y"))
+            raise AdminError("past_date", value=self.fmt_date(day))
         return day
 
     async def _actor_user(self, session: AsyncSession, actor: Actor) -> User:

@@ -256,7 +256,7 @@ class NudgeService:
             "code": html.escape(nudge.code),
             "title": html.escape(nudge.title),
             "unit": html.escape(nudge.unit),
-            "deadline": nudge.deadline.strftime("%d/%m/%Y"),
+            "deadline": self.i18n.date(nudge.language, nudge.deadline),
         }
         language = nudge.language
         text = self._nudge_text(
@@ -374,7 +374,7 @@ class NudgeService:
             tasks = await repo.owed_tasks(message.user_id, period.key, now, coordinating, PERIOD_BUTTONS)
         lang = await repo.language(message.user_id)
         t = self.i18n.t
-        cutoff = self.calendar.local(period.end).strftime("%H:%M %d/%m/%Y")
+        cutoff = self.i18n.datetime(lang, self.calendar.local(period.end))
         lines = [t(lang, "nudges.period_intro", period=period.key, cutoff=cutoff)]
         lines += [
             t(

@@ -26,11 +26,11 @@ def _where(call: Call, error: PlanError) -> str:
     return call.t("where.file") if kind == "file" else call.t(f"where.{kind}", n=number)
 
 
-def _short(value: Any) -> str:
+def _short(call: Call, value: Any) -> str:
     if value is None or value == "" or value == ():
         return "—"
     if isinstance(value, date):
-        return value.strftime("%d/%m/%Y")
+        return call.services.i18n.date(call.lang, value)
     if isinstance(value, tuple | list):
         value = ", ".join(str(v) for v in value)
     text = str(value)
@@ -50,7 +50,7 @@ def preview_lines(call: Call, filename: str, result: ImportResult) -> list[str]:
         return [call.t("admin.import.refused_file", file=escape(filename), reason=reason)]
     lines = [call.t("admin.import.preview_title", file=escape(filename))]
     if result.errors:
-        lines.append(call.t("admin.import.errors", count=len(result.errors)))
+        lines.append(call.services.i18n.tn(call.lang, "admin.import.errors", len(result.errors)))
         for error in result.errors[:LIST_LIMIT]:
             params = {k: escape(str(v)) for k, v in error.params.items()}
             lines.append(f"• {_where(call, error)}: {call.t(error.key, **params)}")
@@ -87,7 +87,8 @@ def preview_lines(call: Call, filename: str, result: ImportResult) -> list[str]:
         lines.append(call.t("admin.import.changed"))
         for change in changed[:LIST_LIMIT]:
             fields = "; ".join(
-                f"{escape(name)}: {_short(old)} → {_short(new)}" for name, old, new in change.fields
+                f"{escape(name)}: {_short(call, old)} → {_short(call, new)}"
+                for name, old, new in change.fields
             )
             lines.append(f"• {call.t(f'admin.import.kind.{change.kind}')} {escape(change.code)} — {fields}")
         if len(changed) > LIST_LIMIT:

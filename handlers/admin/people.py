@@ -34,7 +34,7 @@ async def invite(update: Update, context: Context) -> None:
     except UnknownUnit:
         return await call.error(AdminError("unknown_unit", code=escape(args[0])))
     username = context.bot.username or call.services.config.telegram.username
-    expires = new.expires_at.astimezone(call.services.config.tz).strftime("%d/%m/%Y %H:%M")
+    expires = call.services.i18n.datetime(call.lang, new.expires_at, call.services.config.tz)
     await call.say(
         "admin.invite.done",
         role=call.t(f"role.{role}"),
@@ -172,7 +172,7 @@ async def audit(update: Update, context: Context) -> None:
         lines.append(
             call.t(
                 "admin.audit.line",
-                at=entry.at.astimezone(tz).strftime("%d/%m %H:%M"),
+                at=call.services.i18n.datetime(call.lang, entry.at, tz),
                 who=escape(entry.actor or "-"),
                 action=escape(entry.action),
                 target=escape(target),

@@ -355,7 +355,7 @@ async def history(update: Update, context: Context) -> None:
         lines.append(
             call.t(
                 "admin.history.line",
-                at=entry.at.astimezone(tz).strftime("%d/%m/%Y %H:%M"),
+                at=call.services.i18n.datetime(call.lang, entry.at, tz),
                 who=escape(entry.actor or "-"),
                 action=escape(entry.action),
                 change=f"\n{change}" if change else "",

@@ -16,7 +16,7 @@ from handlers.context import Context
 
 def _rate(call: Call, row: StatsRow) -> str:
     rate = row.rate
-    return call.t("admin.stats.no_rate") if rate is None else f"{rate * 100:.1f}%"
+    return call.t("admin.stats.no_rate") if rate is None else call.services.i18n.percent(call.lang, rate)
 
 
 def _row(call: Call, label: str, row: StatsRow) -> str:
@@ -63,7 +63,9 @@ async def stats(update: Update, context: Context) -> None:
 async def _stats(call: Call, lines: list[str], programme_id: int | None) -> None:
     result = await call.services.overview.stats(programme_id=programme_id)
     total = result.total
-    lines.append(call.t("admin.stats.title", date=result.today.strftime("%d/%m/%Y"), total=total.total))
+    lines.append(
+        call.t("admin.stats.title", date=call.services.i18n.date(call.lang, result.today), total=total.total)
+    )
     lines += [
         call.t("admin.stats.class_line", label=call.t(f"admin.status.{s.value}"), count=total.counts[s])
         for s in STATUS_ORDER
@@ -96,11 +98,11 @@ async def _overdue(call: Call, lines: list[str], programme_id: int | None) -> No
     units = await overview.overdue(programme_id=programme_id)
     today = overview.today()
     if not units:
-        lines.append(call.t("admin.overdue.none", date=today.strftime("%d/%m/%Y")))
+        lines.append(call.t("admin.overdue.none", date=call.services.i18n.date(call.lang, today)))
         await call.say_lines(lines)
         return
     count = sum(len(u.tasks) for u in units)
-    lines.append(call.t("admin.overdue.title", date=today.strftime("%d/%m/%Y"), count=count))
+    lines.append(call.t("admin.overdue.title", date=call.services.i18n.date(call.lang, today), count=count))
     for unit in units:
         lines.append(
             call.t(
@@ -114,7 +116,7 @@ async def _overdue(call: Call, lines: list[str], programme_id: int | None) -> No
                     "admin.overdue.task",
                     code=escape(task.code),
                     title=escape(task.title[:120]),
-                    deadline=task.deadline.strftime("%d/%m/%Y"),
+                    deadline=call.services.i18n.date(call.lang, task.deadline),
                     days=(today - task.deadline).days,
                 )
             )
