@@ -85,9 +85,6 @@ SCRIPT = [
     ("status", "press", "Đang thực hiện"),
     ("percent", "press", "50%"),
     ("results", "text", "Đã hoàn thành dự thảo, gửi lấy ý kiến các đơn vị"),
-    ("difficulties", "text", "/skip"),
-    ("proposals", "text", "/skip"),
-    ("evidence", "text", "/skip"),
     ("send", "press", "Gửi"),
 ]
 

@@ -196,6 +196,8 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     # What came due while the bot was down is planned now, before the dispatcher first runs:
     # the latest missed nudge per task and person goes out once, superseded ones are cancelled.
     await plan_nudges(Context.from_application(application))
+    # Whoever was in the middle of a report gets their current question again, once.
+    await report.reask_after_restart(application)
     job_queue = application.job_queue
     assert job_queue is not None
     # Jobs run only after the updater has started, so this fires when updates are flowing.

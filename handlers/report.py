@@ -1,12 +1,14 @@
-"""/report: the guided progress report, one ConversationHandler.
+"""/report: the guided progress report, on the state machine of bot.services.report_flow.
 
-task → status → percent (skipped for "done") → results → difficulties → proposals → target
-value (only tasks with a numeric target) → evidence → confirm (Gửi / Sửa / Hủy) → receipt.
+This module only parses updates and renders: which question follows which, what may be
+skipped and what is valid is ReportFlow.apply's. The step lives in one place, the draft's row
+(ReportDraft.step); PTB's ConversationHandler only knows that a report is open (state OPEN).
 
 Every answer and the step reached are written to the database (DraftService.save) before the
 next question is shown, so a restart (even kill -9) resumes at the same step. Buttons carry the
 draft's version: a button on an older message is answered "out of date" and changes nothing.
 Callback data: rp:start:<task_id> (any message may open the report on a task; no version),
+rp:same:<task_id> (file this period's report as unchanged since the last one),
 rp:<kind>:<version>:<value> for everything inside the flow.
 """
 
@@ -14,14 +16,15 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 import warnings
+from datetime import date, datetime
 from html import escape
 from typing import Any
 
 from telegram import Document, PhotoSize, Update
 from telegram.error import TelegramError
 from telegram.ext import (
+    Application,
     ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
@@ -33,7 +36,24 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.services.drafts import DraftView, OutOfScope
-from bot.services.reporting import EvidenceFile, ReportInput
+from bot.services.people import Person
+from bot.services.report_flow import (
+    PERCENTS,
+    STATUSES,
+    Answer,
+    EvidenceDraft,
+    File,
+    Invalid,
+    Limits,
+    Press,
+    ReportDraft,
+    ReportFlow,
+    Skip,
+    Step,
+    TaskChoice,
+    Text,
+    clean,
+)
 from bot.services.tasks import ReportableTask, TaskView
 from handlers.common import (
     caller,
@@ -50,30 +70,15 @@ from handlers.context import Context
 log = logging.getLogger(__name__)
 
 FLOW = "report"
+OPEN = "report"  # the conversation's one state: a report is open (the step is the draft's)
 PAGE_SIZE = 8
-STATUSES = ("not_started", "in_progress", "done", "stuck")
-PERCENTS = (0, 25, 50, 75, 100)
-STEPS = (
-    "task",
-    "status",
-    "percent",
-    "results",
-    "difficulties",
-    "proposals",
-    "target",
-    "evidence",
-    "confirm",
-    "edit",
-)
-# The order of the questions; confirm and edit come after.
-ORDER = ("status", "percent", "results", "difficulties", "proposals", "target", "evidence", "confirm")
-EDITABLE = ("status", "percent", "results", "difficulties", "proposals", "target", "evidence")
-TEXT_FIELDS = ("results", "difficulties", "proposals")
 
 COMMANDS = [("report", "focal"), ("cancel", "focal")]
 
 _DATA = re.compile(r"^rp:(pg|t|s|p|ev|c|e):(\d{1,9}):([a-z_0-9]{1,20})$")
 _START = re.compile(r"^rp:start:(\d{1,12})$")
+_SAME = re.compile(r"^rp:same:(\d{1,12})$")
+_FLOWS: dict[int, ReportFlow] = {}
 
 
 def _t(context: Context, lang: str | None, key: str, **params: Any) -> str:
@@ -92,33 +97,25 @@ def _user_id(update: Update) -> int:
     return user.id
 
 
-def _clean(text: str) -> str:
-    return unicodedata.normalize("NFC", text).strip()
-
-
-def _today(context: Context) -> Any:
+def _today(context: Context) -> date:
     return context.services.clock.now().astimezone(context.services.config.tz).date()
 
 
-def next_step(after: str, data: dict[str, Any]) -> str:
-    """The question after `after`; while editing one field, back to the summary unless the
-    change makes another answer necessary."""
-    if data.get("editing"):
-        if after == "status":
-            if data.get("status") != "done" and data.get("percent") is None:
-                return "percent"
-            if data.get("status") == "stuck" and not data.get("difficulties"):
-                return "difficulties"
-        return "confirm"
-    index = ORDER.index(after) + 1
-    while True:
-        step = ORDER[index]
-        skipped = (step == "percent" and data.get("status") == "done") or (
-            step == "target" and not data.get("has_target")
+def flow_of(context: Context) -> ReportFlow:
+    """The report flow with the configured limits (one per configuration)."""
+    config = context.services.config
+    flow = _FLOWS.get(id(config))
+    if flow is None:
+        reporting = config.reporting
+        flow = ReportFlow(
+            Limits(
+                reporting.max_text_length,
+                reporting.evidence_max_mb,
+                tuple(reporting.evidence_extensions),
+            )
         )
-        if not skipped:
-            return step
-        index += 1
+        _FLOWS[id(config)] = flow
+    return flow
 
 
 # --------------------------------------------------------------------------- rendering
@@ -128,36 +125,35 @@ def _status_label(context: Context, lang: str | None, status: str | None) -> str
     return _t(context, lang, f"report.status.{status}") if status else "—"
 
 
-def summary(context: Context, lang: str | None, data: dict[str, Any]) -> str:
+def summary(context: Context, draft: ReportDraft) -> str:
+    lang = draft.lang
     empty = _t(context, lang, "report.summary.empty")
     lines = [
         _t(
             context,
             lang,
             "report.summary.title",
-            code=escape(data["task_code"]),
-            title=escape(data["task_title"]),
+            code=escape(draft.task_code),
+            title=escape(draft.task_title),
         ),
-        _t(context, lang, "report.summary.status", value=_status_label(context, lang, data.get("status"))),
-        _t(context, lang, "report.summary.percent", value=data.get("percent")),
-        _t(context, lang, "report.summary.results", value=escape(data.get("results") or empty)),
-        _t(context, lang, "report.summary.difficulties", value=escape(data.get("difficulties") or empty)),
-        _t(context, lang, "report.summary.proposals", value=escape(data.get("proposals") or empty)),
+        _t(context, lang, "report.summary.status", value=_status_label(context, lang, draft.status)),
+        _t(context, lang, "report.summary.percent", value=draft.percent),
+        _t(context, lang, "report.summary.results", value=escape(draft.results or empty)),
+        _t(context, lang, "report.summary.difficulties", value=escape(draft.difficulties or empty)),
+        _t(context, lang, "report.summary.proposals", value=escape(draft.proposals or empty)),
     ]
-    if data.get("has_target"):
-        target = data.get("target")
+    if draft.has_target:
         lines.append(
             _t(
                 context,
                 lang,
                 "report.summary.target",
-                label=escape(data.get("target_label") or ""),
-                value=empty if target is None else _number(target),
-                unit=escape(data.get("target_unit") or ""),
+                label=escape(draft.target_label or ""),
+                value=empty if draft.target is None else _number(draft.target),
+                unit=escape(draft.target_unit or ""),
             )
         )
-    files = data.get("files") or []
-    names = ", ".join(escape(f["file_name"]) for f in files) or empty
+    names = ", ".join(escape(f.file_name) for f in draft.files) or empty
     lines.append(_t(context, lang, "report.summary.evidence", value=names))
     text = "\n".join(lines)
     # Telegram's limit is 4096; answers are capped by max_text_length, so this is a backstop.
@@ -168,79 +164,83 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def question(
-    context: Context, lang: str | None, step: str, data: dict[str, Any], version: int
-) -> tuple[str, list[list[tuple[str, str]]]]:
-    """The text and buttons that ask for `step`."""
-    v = version
-    code = escape(data.get("task_code", ""))
-    if step == "status":
-        return (
-            _t(context, lang, "report.ask.status", code=code, title=escape(data.get("task_title", ""))),
-            [[(_status_label(context, lang, s), f"rp:s:{v}:{s}")] for s in STATUSES],
+Rows = list[list[tuple[str, str]]]
+
+
+def question(context: Context, draft: ReportDraft, version: int) -> tuple[str, Rows]:
+    """The text and buttons that ask the draft's current step."""
+    step, lang, v = Step(draft.step), draft.lang, version
+    if step == Step.STATUS:
+        text = _t(
+            context, lang, "report.ask.status", code=escape(draft.task_code), title=escape(draft.task_title)
         )
-    if step == "percent":
-        return (_t(context, lang, "report.ask.percent"), [[(f"{p}%", f"rp:p:{v}:{p}") for p in PERCENTS]])
-    if step == "results":
-        return _t(
-            context, lang, "report.ask.results", limit=context.services.config.reporting.max_text_length
-        ), []
-    if step == "difficulties":
-        key = (
-            "report.ask.difficulties_required" if data.get("status") == "stuck" else "report.ask.difficulties"
-        )
+        return text, [[(_status_label(context, lang, s), f"rp:s:{v}:{s}")] for s in STATUSES]
+    if step == Step.PERCENT:
+        return _t(context, lang, "report.ask.percent"), [[(f"{p}%", f"rp:p:{v}:{p}") for p in PERCENTS]]
+    if step == Step.RESULTS:
+        limit = context.services.config.reporting.max_text_length
+        return _t(context, lang, "report.ask.results", limit=limit), []
+    if step == Step.DIFFICULTIES:
+        key = "report.ask.difficulties_required" if draft.status == "stuck" else "report.ask.difficulties"
         return _t(context, lang, key), []
-    if step == "proposals":
+    if step == Step.PROPOSALS:
         return _t(context, lang, "report.ask.proposals"), []
-    if step == "target":
-        return (
-            _t(
-                context,
-                lang,
-                "report.ask.target",
-                label=escape(data.get("target_label") or ""),
-                value=_number(data.get("target_value") or 0),
-                unit=escape(data.get("target_unit") or ""),
-            ),
-            [],
+    if step == Step.TARGET:
+        text = _t(
+            context,
+            lang,
+            "report.ask.target",
+            label=escape(draft.target_label or ""),
+            value=_number(draft.target_value or 0),
+            unit=escape(draft.target_unit or ""),
         )
-    if step == "evidence":
-        reporting = context.services.config.reporting
-        files = data.get("files") or []
-        key = "report.ask.evidence_more" if files else "report.ask.evidence"
-        return (
-            _t(
-                context,
-                lang,
-                key,
-                mb=reporting.evidence_max_mb,
-                types=", ".join(reporting.evidence_extensions),
-                count=len(files),
-            ),
-            [[(_t(context, lang, "report.button.evidence_done"), f"rp:ev:{v}:done")]],
-        )
-    if step == "confirm":
-        return (
-            summary(context, lang, data) + "\n\n" + _t(context, lang, "report.ask.confirm"),
-            [
-                [
-                    (_t(context, lang, "report.button.send"), f"rp:c:{v}:send"),
-                    (_t(context, lang, "report.button.edit"), f"rp:c:{v}:edit"),
-                    (_t(context, lang, "report.button.cancel"), f"rp:c:{v}:cancel"),
-                ]
-            ],
-        )
-    if step == "edit":
-        fields = [
-            f
-            for f in EDITABLE
-            if not (f == "percent" and data.get("status") == "done")
-            and not (f == "target" and not data.get("has_target"))
+        return text, []
+    if step == Step.EVIDENCE:
+        return _evidence_question(context, draft, v)
+    if step == Step.CONFIRM:
+        return _confirm_question(context, draft, v)
+    if step == Step.EDIT:
+        rows = [
+            [(_t(context, lang, f"report.field.{f.value}"), f"rp:e:{v}:{f.value}")]
+            for f in flow_of(context).editable(draft)
         ]
-        rows = [[(_t(context, lang, f"report.field.{f}"), f"rp:e:{v}:{f}")] for f in fields]
         rows.append([(_t(context, lang, "report.button.back"), f"rp:e:{v}:back")])
         return _t(context, lang, "report.ask.edit"), rows
     raise ValueError(step)
+
+
+def _evidence_question(context: Context, draft: ReportDraft, v: int) -> tuple[str, Rows]:
+    reporting = context.services.config.reporting
+    key = "report.ask.evidence_more" if draft.files else "report.ask.evidence"
+    text = _t(
+        context,
+        draft.lang,
+        key,
+        mb=reporting.evidence_max_mb,
+        types=", ".join(reporting.evidence_extensions),
+        count=len(draft.files),
+    )
+    return text, [[(_t(context, draft.lang, "report.button.evidence_done"), f"rp:ev:{v}:done")]]
+
+
+def _confirm_question(context: Context, draft: ReportDraft, v: int) -> tuple[str, Rows]:
+    """The summary with Gửi first, each optional answer not given yet one tap away, then
+    Sửa and Hủy."""
+    lang = draft.lang
+    rows: Rows = [[(_t(context, lang, "report.button.send"), f"rp:c:{v}:send")]]
+    adds = [
+        (_t(context, lang, f"report.button.add_{s.value}"), f"rp:c:{v}:add_{s.value}")
+        for s in flow_of(context).additions(draft)
+    ]
+    if adds:
+        rows.append(adds)
+    rows.append(
+        [
+            (_t(context, lang, "report.button.edit"), f"rp:c:{v}:edit"),
+            (_t(context, lang, "report.button.cancel"), f"rp:c:{v}:cancel"),
+        ]
+    )
+    return summary(context, draft) + "\n\n" + _t(context, lang, "report.ask.confirm"), rows
 
 
 async def _done_with_buttons(update: Update) -> None:
@@ -261,26 +261,21 @@ async def _done_with_buttons(update: Update) -> None:
         log.warning("press in chat %s not acknowledged: %s", _chat_id(update), exc)
 
 
-async def advance(update: Update, context: Context, data: dict[str, Any], step: str) -> str | int:
+async def advance(update: Update, context: Context, draft: ReportDraft, step: Step) -> str | int:
     """Store the answers and the step, then ask the step's question. The scope is checked in
     the same transaction: someone no longer a focal point of the task's unit is refused and
     the report ends, with nothing stored."""
-    data["step"] = step
-    data["update_id"] = update.update_id  # see _drop_if_handled
-    if step == "confirm":
-        data["editing"] = False
-    scope = (
-        (int(data["task_id"]), int(data["unit_id"])) if data.get("task_id") and data.get("unit_id") else None
-    )
+    draft.step = step.value
+    draft.update_id = update.update_id  # see _drop_if_handled
     try:
         saved = await context.services.drafts.save(
-            _user_id(update), FLOW, data, step, _chat_id(update), scope=scope
+            _user_id(update), FLOW, draft.to_data(), OPEN, _chat_id(update), scope=draft.scope
         )
     except OutOfScope:
-        return await _out_of_scope(update, context, data.get("lang"))
-    text, rows = question(context, data.get("lang"), step, data, saved.version)
+        return await _out_of_scope(update, context, draft.lang)
+    text, rows = question(context, draft, saved.version)
     await send_html(update, text, rows)
-    return step
+    return OPEN
 
 
 async def _out_of_scope(update: Update, context: Context, lang: str | None) -> int:
@@ -324,27 +319,21 @@ async def _task_page(
         await send_html(update, text, rows)
 
 
+def _choice(task: ReportableTask) -> TaskChoice:
+    return TaskChoice(
+        task.task_id,
+        task.code,
+        task.title,
+        task.unit_id,
+        task.target_value,
+        task.target_unit,
+        task.target_label,
+    )
+
+
 async def _begin(update: Update, context: Context, lang: str, task: ReportableTask) -> str | int:
-    data: dict[str, Any] = {
-        "lang": lang,
-        "task_id": task.task_id,
-        "task_code": task.code,
-        "task_title": task.title,
-        "unit_id": task.unit_id,
-        "has_target": task.has_target,
-        "target_value": task.target_value,
-        "target_unit": task.target_unit,
-        "target_label": task.target_label,
-        "status": None,
-        "percent": None,
-        "results": "",
-        "difficulties": "",
-        "proposals": "",
-        "target": None,
-        "files": [],
-        "editing": False,
-    }
-    return await advance(update, context, data, "status")
+    draft = flow_of(context).begin(_choice(task), lang)
+    return await advance(update, context, draft, Step.STATUS)
 
 
 async def report(update: Update, context: Context) -> str | int | None:
@@ -377,10 +366,10 @@ async def report(update: Update, context: Context) -> str | int | None:
     if not tasks:
         await send_html(update, _t(context, lang, "report.no_tasks"))
         return None
-    data = {"lang": lang, "step": "task", "page": 0, "update_id": update.update_id}
-    saved = await services.drafts.save(person.telegram_id, FLOW, data, "task", _chat_id(update))
+    draft = ReportDraft(lang=lang, step=Step.TASK.value, update_id=update.update_id)
+    saved = await services.drafts.save(person.telegram_id, FLOW, draft.to_data(), OPEN, _chat_id(update))
     await _task_page(update, context, lang, tasks, 0, saved.version)
-    return "task"
+    return OPEN
 
 
 async def start_from_button(update: Update, context: Context) -> str | int | None:
@@ -402,24 +391,21 @@ async def start_from_button(update: Update, context: Context) -> str | int | Non
 # --------------------------------------------------------------------------- buttons
 
 
-async def _pressed(update: Update, context: Context, kind: str) -> tuple[DraftView, str] | None:
-    """The draft and the button's value, or None when the press was answered already (stale,
-    malformed or the draft expired)."""
+async def _pressed(update: Update, context: Context, *kinds: str) -> tuple[DraftView, str, str] | None:
+    """The draft, the button's kind and value, or None when the press was answered already
+    (stale, malformed or the draft expired)."""
     query = update.callback_query
     assert query is not None
     match = _DATA.match(query.data if isinstance(query.data, str) else "")
     draft = await context.services.drafts.load(_user_id(update), FLOW)
     lang = draft.data.get("lang") if draft else None
-    if match is None or match.group(1) != kind:
+    if match is None or match.group(1) not in kinds:
         await refuse_callback(update, context, "malformed report button", lang)
         return None
-    if draft is None:
+    if draft is None or int(match.group(2)) != draft.version:
         await stale_callback(update, context, lang)
         return None
-    if int(match.group(2)) != draft.version:
-        await stale_callback(update, context, lang)
-        return None
-    return draft, match.group(3)
+    return draft, match.group(1), match.group(3)
 
 
 async def _expired(update: Update, context: Context) -> int:
@@ -427,9 +413,21 @@ async def _expired(update: Update, context: Context) -> int:
     return ConversationHandler.END
 
 
+async def _task_step(update: Update, context: Context, kind: str) -> tuple[DraftView, str] | None:
+    """A press on the task list: the draft and the value, or None (answered already)."""
+    pressed = await _pressed(update, context, kind)
+    if pressed is None:
+        return None
+    draft, _, value = pressed
+    if draft.data.get("step") != Step.TASK:
+        await stale_callback(update, context, draft.data.get("lang"))
+        return None
+    return draft, value
+
+
 async def on_page(update: Update, context: Context) -> str | None:
     """Show another page of the task list."""
-    pressed = await _pressed(update, context, "pg")
+    pressed = await _task_step(update, context, "pg")
     if pressed is None:
         return None
     draft, value = pressed
@@ -444,7 +442,7 @@ async def on_page(update: Update, context: Context) -> str | None:
 
 async def on_task(update: Update, context: Context) -> str | int | None:
     """Take the picked task (refusing one outside the caller's units)."""
-    pressed = await _pressed(update, context, "t")
+    pressed = await _task_step(update, context, "t")
     if pressed is None:
         return None
     _, value = pressed
@@ -457,87 +455,45 @@ async def on_task(update: Update, context: Context) -> str | int | None:
     return await _begin(update, context, lang, task)
 
 
-async def on_status(update: Update, context: Context) -> str | int | None:
-    """Take the status."""
-    pressed = await _pressed(update, context, "s")
+async def on_press(update: Update, context: Context) -> str | int | None:
+    """A button inside the flow (status, percent, evidence done, summary, edit)."""
+    pressed = await _pressed(update, context, "s", "p", "ev", "c", "e")
     if pressed is None:
         return None
-    draft, value = pressed
-    if value not in STATUSES:
-        await refuse_callback(update, context, "unknown status", draft.data.get("lang"))
+    draft, kind, value = pressed
+    return await _take(update, context, draft, Press(kind, value))
+
+
+async def _take(update: Update, context: Context, view: DraftView, answer: Answer) -> str | int | None:
+    """Apply the answer to the draft's step; store and ask the next question, or say what
+    was wrong and ask again (nothing stored)."""
+    draft = ReportDraft.from_data(view.data)
+    if draft.step == Step.TASK:  # the task list (its buttons are on_page's and on_task's)
+        if isinstance(answer, Press):
+            await stale_callback(update, context, draft.lang)
+        else:
+            await send_html(update, _t(context, draft.lang, "report.error.use_buttons"))
         return None
-    data = draft.data
-    previous = data.get("status")
-    data["status"] = value
-    if value == "done":
-        data["percent"] = 100
-    elif previous == "done":
-        data["percent"] = None
+    outcome = flow_of(context).apply(draft, Step(draft.step), answer)
+    if isinstance(outcome, Invalid):
+        await _refused(update, context, view, outcome)
+        return None
     await _done_with_buttons(update)
-    return await advance(update, context, data, next_step("status", data))
+    if outcome.step == Step.SEND:
+        return await submit(update, context, draft)
+    if outcome.step == Step.CANCEL:
+        return await _cancel(update, context, draft.lang)
+    return await advance(update, context, draft, outcome.step)
 
 
-async def on_percent_button(update: Update, context: Context) -> str | int | None:
-    """Take the percent from a button."""
-    pressed = await _pressed(update, context, "p")
-    if pressed is None:
-        return None
-    draft, value = pressed
-    if not value.isdigit() or int(value) > 100:
-        await refuse_callback(update, context, "percent out of range", draft.data.get("lang"))
-        return None
-    draft.data["percent"] = int(value)
-    await _done_with_buttons(update)
-    return await advance(update, context, draft.data, next_step("percent", draft.data))
-
-
-async def on_evidence_done(update: Update, context: Context) -> str | int | None:
-    """No (more) evidence: go to the summary."""
-    pressed = await _pressed(update, context, "ev")
-    if pressed is None:
-        return None
-    draft, _ = pressed
-    await _done_with_buttons(update)
-    return await advance(update, context, draft.data, "confirm")
-
-
-async def on_confirm(update: Update, context: Context) -> str | int | None:
-    """Send, edit or cancel the report from the summary."""
-    pressed = await _pressed(update, context, "c")
-    if pressed is None:
-        return None
-    draft, value = pressed
-    if value == "send":
-        await _done_with_buttons(update)
-        return await submit(update, context, draft.data)
-    if value == "edit":
-        await _done_with_buttons(update)
-        return await advance(update, context, draft.data, "edit")
-    if value == "cancel":
-        await _done_with_buttons(update)
-        return await _cancel(update, context, draft.data.get("lang"))
-    await refuse_callback(update, context, "unknown confirm action", draft.data.get("lang"))
-    return None
-
-
-async def on_edit(update: Update, context: Context) -> str | int | None:
-    """Ask again for the one field picked from the summary."""
-    pressed = await _pressed(update, context, "e")
-    if pressed is None:
-        return None
-    draft, value = pressed
-    data = draft.data
-    if value == "back":
-        await _done_with_buttons(update)
-        return await advance(update, context, data, "confirm")
-    if value not in EDITABLE:
-        await refuse_callback(update, context, "unknown field", data.get("lang"))
-        return None
-    data["editing"] = True
-    if value == "evidence":
-        data["files"] = []
-    await _done_with_buttons(update)
-    return await advance(update, context, data, value)
+async def _refused(update: Update, context: Context, view: DraftView, outcome: Invalid) -> None:
+    lang = view.data.get("lang")
+    if outcome.how == "refuse":
+        await refuse_callback(update, context, f"report button not valid here ({outcome.key})", lang)
+    elif outcome.how == "stale":
+        await stale_callback(update, context, lang)
+    else:
+        await _again(update, context, view, outcome.key, **outcome.params)
 
 
 # --------------------------------------------------------------------------- typed answers
@@ -559,60 +515,19 @@ def _drop_if_handled(update: Update, draft: DraftView | None) -> None:
         raise ApplicationHandlerStop()
 
 
-async def _again(update: Update, context: Context, draft: DraftView, error_key: str, **params: Any) -> None:
+async def _again(update: Update, context: Context, view: DraftView, error_key: str, **params: Any) -> None:
     """Say what was wrong and ask the same question again (nothing is stored)."""
-    lang = draft.data.get("lang")
-    step = draft.data.get("step", "status")
-    text, rows = question(context, lang, step, draft.data, draft.version)
-    await send_html(update, _t(context, lang, error_key, **params) + "\n\n" + text, rows)
-
-
-async def on_percent_text(update: Update, context: Context) -> str | int | None:
-    """Take a typed percent: a whole number 0-100."""
-    draft = await _typed_draft(update, context)
-    if draft is None:
-        return await _expired(update, context)
-    text = (update.effective_message.text or "").strip().rstrip("%").strip()  # type: ignore[union-attr]
-    if not text.isascii() or not text.isdigit() or int(text) > 100:
-        await _again(update, context, draft, "report.error.percent")
-        return None
-    draft.data["percent"] = int(text)
-    return await advance(update, context, draft.data, next_step("percent", draft.data))
+    draft = ReportDraft.from_data(view.data)
+    text, rows = question(context, draft, view.version)
+    await send_html(update, _t(context, draft.lang, error_key, **params) + "\n\n" + text, rows)
 
 
 async def on_text(update: Update, context: Context) -> str | int | None:
-    """Take a typed answer for results, difficulties or proposals."""
+    """A typed answer (percent, results, difficulties, proposals, target value)."""
     draft = await _typed_draft(update, context)
     if draft is None:
         return await _expired(update, context)
-    step = draft.data.get("step", "")
-    text = _clean(update.effective_message.text or "")  # type: ignore[union-attr]
-    limit = context.services.config.reporting.max_text_length
-    if not text:
-        await _again(update, context, draft, "report.error.empty")
-        return None
-    if len(text) > limit:
-        await _again(update, context, draft, "report.error.too_long", limit=limit, length=len(text))
-        return None
-    draft.data[step] = text
-    return await advance(update, context, draft.data, next_step(step, draft.data))
-
-
-async def on_target(update: Update, context: Context) -> str | int | None:
-    """Take the value of the task's numeric target."""
-    draft = await _typed_draft(update, context)
-    if draft is None:
-        return await _expired(update, context)
-    text = (update.effective_message.text or "").strip().rstrip("%").strip()  # type: ignore[union-attr]
-    try:
-        value = float(text.replace(",", "."))
-    except ValueError:
-        value = float("nan")
-    if not re.fullmatch(r"-?\d{1,12}([.,]\d{1,6})?", text) or value != value:
-        await _again(update, context, draft, "report.error.number")
-        return None
-    draft.data["target"] = value
-    return await advance(update, context, draft.data, next_step("target", draft.data))
+    return await _take(update, context, draft, Text(update.effective_message.text or ""))  # type: ignore[union-attr]
 
 
 async def on_skip(update: Update, context: Context) -> str | int | None:
@@ -620,18 +535,7 @@ async def on_skip(update: Update, context: Context) -> str | int | None:
     draft = await _typed_draft(update, context)
     if draft is None:
         return await _expired(update, context)
-    step = draft.data.get("step", "")
-    if step == "difficulties" and draft.data.get("status") == "stuck":
-        await _again(update, context, draft, "report.error.difficulties_required")
-        return None
-    if step in ("difficulties", "proposals"):
-        draft.data[step] = ""
-    if step not in ("difficulties", "proposals", "evidence"):
-        await _again(update, context, draft, "report.error.no_skip")
-        return None
-    return await advance(
-        update, context, draft.data, "confirm" if step == "evidence" else next_step(step, draft.data)
-    )
+    return await _take(update, context, draft, Skip())
 
 
 async def on_file(update: Update, context: Context) -> str | int | None:
@@ -639,9 +543,10 @@ async def on_file(update: Update, context: Context) -> str | int | None:
     draft = await _typed_draft(update, context)
     if draft is None:
         return await _expired(update, context)
+    if draft.data.get("step") != Step.EVIDENCE:
+        return await _use_buttons(update, context, draft)
     message = update.effective_message
     assert message is not None
-    store = context.services.evidence
     tg_file: Document | PhotoSize
     if message.document is not None:
         tg_file = message.document
@@ -651,37 +556,25 @@ async def on_file(update: Update, context: Context) -> str | int | None:
         tg_file = message.photo[-1]
         name = f"photo-{tg_file.file_unique_id}.jpg"
         mime = "image/jpeg"
-    size = tg_file.file_size or 0
-    refusal = store.refusal(name, size)
+    refusal = flow_of(context).file_refusal(name, tg_file.file_size or 0)
     if refusal is not None:
-        await _again(
-            update,
-            context,
-            draft,
-            f"report.error.file_{refusal}",
-            mb=context.services.config.reporting.evidence_max_mb,
-            types=", ".join(context.services.config.reporting.evidence_extensions),
-        )
+        await _again(update, context, draft, refusal.key, **refusal.params)
         return None
     content = await download(tg_file)
     if content is None:
         await _again(update, context, draft, "report.error.file_download")
         return None
-    copy = store.keep(content, name)
-    files = list(draft.data.get("files") or [])
-    files.append(
-        {
-            "file_id": tg_file.file_id,
-            "unique_id": tg_file.file_unique_id,
-            "file_name": _clean(name)[:255],
-            "mime_type": mime[:127],
-            "size": len(content),
-            "sha256": copy.sha256,
-            "local_path": copy.local_path,
-        }
+    copy = context.services.evidence.keep(content, name)
+    evidence = EvidenceDraft(
+        tg_file.file_id,
+        tg_file.file_unique_id,
+        clean(name)[:255],
+        mime[:127],
+        len(content),
+        copy.sha256,
+        copy.local_path,
     )
-    draft.data["files"] = files
-    return await advance(update, context, draft.data, "evidence")
+    return await _take(update, context, draft, File(evidence))
 
 
 async def reask(update: Update, context: Context) -> str | int | None:
@@ -689,11 +582,14 @@ async def reask(update: Update, context: Context) -> str | int | None:
     draft = await _typed_draft(update, context)
     if draft is None:
         return await _expired(update, context)
-    if draft.data.get("step") == "task":
+    return await _use_buttons(update, context, draft)
+
+
+async def _use_buttons(update: Update, context: Context, draft: DraftView) -> None:
+    if draft.data.get("step") == Step.TASK:
         await send_html(update, _t(context, draft.data.get("lang"), "report.error.use_buttons"))
-        return None
-    await _again(update, context, draft, "report.error.use_buttons")
-    return None
+    else:
+        await _again(update, context, draft, "report.error.use_buttons")
 
 
 async def on_stale(update: Update, context: Context) -> None:
@@ -712,13 +608,13 @@ async def on_stale(update: Update, context: Context) -> None:
 # --------------------------------------------------------------------------- end
 
 
-async def submit(update: Update, context: Context, data: dict[str, Any]) -> str | int | None:
+async def submit(update: Update, context: Context, draft: ReportDraft) -> str | int | None:
     """Store the report, answer with the receipt and tell the unit's leaders."""
     services = context.services
-    lang = data.get("lang")
+    lang = draft.lang
     # Membership may have changed since the task was picked: check the scope again (the
     # person and the scope in one read).
-    task_id, unit_id = int(data["task_id"]), int(data.get("unit_id") or 0)
+    task_id, unit_id = int(draft.task_id or 0), int(draft.unit_id or 0)
     user = update.effective_user
     assert user is not None
     person, allowed = await services.people.reporter(user.id, task_id, unit_id, user.first_name)
@@ -726,57 +622,95 @@ async def submit(update: Update, context: Context, data: dict[str, Any]) -> str 
         await refuse_callback(update, context, "report on a task no longer the caller's", lang)
         await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
         return ConversationHandler.END
-    files = tuple(
-        EvidenceFile(
-            f["file_id"],
-            f["unique_id"],
-            f["file_name"],
-            f["mime_type"],
-            f["size"],
-            f["sha256"],
-            f["local_path"],
-        )
-        for f in data.get("files") or []
-    )
-    receipt = await services.reporting.submit(
-        ReportInput(
-            task_id=task_id,
-            unit_id=unit_id,
-            reporter_user_id=person.user_id,
-            status=data["status"],
-            percent=int(data.get("percent") or 0),
-            results=data.get("results") or "",
-            difficulties=data.get("difficulties") or "",
-            proposals=data.get("proposals") or "",
-            indicator_value=data.get("target"),
-            evidence_ref=", ".join(f.file_name for f in files),
-            files=files,
-        ),
-        actor_telegram_id=person.telegram_id,
-    )
+    report = flow_of(context).to_input(draft, person.user_id)
+    receipt = await services.reporting.submit(report, actor_telegram_id=person.telegram_id)
     # The draft goes and the leaders' notices are queued (both durable) before the receipt.
     await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
-    noticed = await services.notices.report_submitted(person, unit_id, receipt, data)
-    local = receipt.submitted_at.astimezone(services.config.tz)
+    answers = draft.to_data() | {"percent": report.percent}
+    noticed = await services.notices.report_submitted(person, unit_id, receipt, answers)
     key = "report.receipt_correction" if receipt.is_correction else "report.receipt"
-    await send_html(
-        update,
-        _t(
-            context,
-            lang,
-            key,
-            id=receipt.report_id,
-            revision=receipt.revision,
-            code=escape(data["task_code"]),
-            period=receipt.period,
-            time=services.i18n.datetime(lang, local),
-        ),
+    text = _t(
+        context,
+        lang,
+        key,
+        id=receipt.report_id,
+        revision=receipt.revision,
+        code=escape(draft.task_code),
+        period=receipt.period,
+        time=_local_time(context, lang, receipt.submitted_at),
     )
+    await _receipt(update, context, person, lang, text, (task_id, unit_id, receipt.period), noticed)
+    return ConversationHandler.END
+
+
+def _local_time(context: Context, lang: str | None, moment: datetime) -> str:
+    return context.services.i18n.datetime(lang, moment.astimezone(context.services.config.tz))
+
+
+async def _receipt(
+    update: Update,
+    context: Context,
+    person: Person,
+    lang: str | None,
+    text: str,
+    reported: tuple[int, int, str],
+    noticed: int,
+) -> None:
+    """Send a receipt, under it a button for the unit's next task still unreported in the
+    period (task, unit, period: `reported`); wake the dispatcher for the leaders' notices."""
+    task_id, unit_id, period = reported
+    following = await context.services.tasks.next_unreported(unit_id, period, task_id)
+    rows = None
+    if following is not None:
+        next_id, next_code = following
+        label = _t(context, lang, "report.button.next_task", code=next_code)  # plain text
+        rows = [[(label, f"rp:start:{next_id}")]]
+    await send_html(update, text, rows)
     if noticed:
         from bot.app import kick_dispatcher  # bot.app imports this module
 
         kick_dispatcher(context.application)
-    return ConversationHandler.END
+
+
+async def unchanged(update: Update, context: Context) -> None:
+    """ "Không thay đổi" (rp:same:<task_id>): file this period's report as a copy of the unit's
+    last one, with a receipt; the same scope check as a "Báo cáo" button. A report under way
+    is left where it was."""
+    query = update.callback_query
+    assert query is not None and isinstance(query.data, str)
+    services = context.services
+    person, lang = await caller(update, context)
+    match = _SAME.match(query.data)
+    task = await services.tasks.for_report(person, int(match.group(1))) if match else None
+    if task is None:
+        await refuse_callback(update, context, "rp:same for a task outside the caller's units", lang)
+        return
+    await _done_with_buttons(update)
+    result = await services.reporting.submit_unchanged(
+        task.task_id, task.unit_id, person.user_id, actor_telegram_id=person.telegram_id
+    )
+    code = escape(task.code)
+    if result.receipt is None:
+        await send_html(
+            update, _t(context, lang, f"report.unchanged_{result.refused}", code=code, period=result.period)
+        )
+        return
+    receipt = result.receipt
+    answers = {"task_id": task.task_id, "task_code": task.code, "task_title": task.title}
+    answers |= {"status": result.status, "percent": result.percent}
+    noticed = await services.notices.report_submitted(person, task.unit_id, receipt, answers)
+    text = _t(
+        context,
+        lang,
+        "report.unchanged_receipt",
+        id=receipt.report_id,
+        code=code,
+        period=receipt.period,
+        time=_local_time(context, lang, receipt.submitted_at),
+        status=_status_label(context, lang, result.status),
+        percent=result.percent,
+    )
+    await _receipt(update, context, person, lang, text, (task.task_id, task.unit_id, receipt.period), noticed)
 
 
 async def _cancel(update: Update, context: Context, lang: str | None) -> int:
@@ -792,55 +726,37 @@ async def cancel(update: Update, context: Context) -> int:
     return await _cancel(update, context, lang)
 
 
-def _buttons(kind: str) -> CallbackQueryHandler[Context, Any]:
-    return CallbackQueryHandler(globals()[_BUTTONS[kind]], pattern=f"^rp:{kind}:")
-
-
-_BUTTONS = {
-    "pg": "on_page",
-    "t": "on_task",
-    "s": "on_status",
-    "p": "on_percent_button",
-    "ev": "on_evidence_done",
-    "c": "on_confirm",
-    "e": "on_edit",
-}
-
-
 def conversation() -> ConversationHandler[Context]:
-    text = filters.TEXT & ~filters.COMMAND
-    files = filters.Document.ALL | filters.PHOTO
-    skip = CommandHandler("skip", on_skip)
     # PTB warns that with per_message=False buttons are tracked per chat, not per message:
     # intended here (old buttons are caught by the draft's version instead).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PTBUserWarning)
-        return _conversation(text, files, skip)
+        return _conversation()
 
 
-def _conversation(
-    text: filters.BaseFilter, files: filters.BaseFilter, skip: CommandHandler[Context, Any]
-) -> ConversationHandler[Context]:
+def _conversation() -> ConversationHandler[Context]:
+    text = filters.TEXT & ~filters.COMMAND
+    files = filters.Document.ALL | filters.PHOTO
+    routes: list[BaseHandler[Update, Context, Any]] = [
+        CallbackQueryHandler(on_page, pattern=r"^rp:pg:"),
+        CallbackQueryHandler(on_task, pattern=r"^rp:t:"),
+        CallbackQueryHandler(on_press, pattern=r"^rp:(s|p|ev|c|e):"),
+        MessageHandler(text, on_text),
+        MessageHandler(files, on_file),
+        CommandHandler("skip", on_skip),
+    ]
+    # A report opened by an older version is in a state named after its step: the same routes
+    # (the step is read from the draft).
+    states = {name: routes for name in (OPEN, *(s.value for s in Step))}
     return ConversationHandler(
         entry_points=[
             CommandHandler("report", report, filters=filters.ChatType.PRIVATE),
             CallbackQueryHandler(start_from_button, pattern=r"^rp:start:"),
+            CallbackQueryHandler(unchanged, pattern=r"^rp:same:"),
         ],
-        states={
-            "task": [_buttons("pg"), _buttons("t")],
-            "status": [_buttons("s")],
-            "percent": [_buttons("p"), MessageHandler(text, on_percent_text)],
-            "results": [MessageHandler(text, on_text)],
-            "difficulties": [MessageHandler(text, on_text), skip],
-            "proposals": [MessageHandler(text, on_text), skip],
-            "target": [MessageHandler(text, on_target)],
-            "evidence": [MessageHandler(files, on_file), _buttons("ev"), skip],
-            "confirm": [_buttons("c")],
-            "edit": [_buttons("e")],
-        },
+        states=states,  # type: ignore[arg-type]
         fallbacks=[
             CommandHandler("cancel", cancel),
-            CommandHandler("skip", on_skip),
             CallbackQueryHandler(on_stale, pattern=r"^rp:"),
             MessageHandler((text | files) & filters.ChatType.PRIVATE, reask),
         ],
@@ -858,6 +774,41 @@ async def outside(update: Update, context: Context) -> None:
         await send_html(update, _t(context, lang, "report.nothing_to_cancel"))
         return
     await on_stale(update, context)
+
+
+async def reask_after_restart(application: Application) -> int:  # type: ignore[type-arg]
+    """At start-up: ask each person with a report under way their current question again,
+    once per step (issue 13: a step saved just before a crash may never have been shown, and
+    its re-delivered update is dropped as handled). The draft is written first (its version
+    goes up, so the buttons of the message before are out of date), then the question goes
+    out. Returns how many were asked."""
+    context = Context.from_application(application)
+    services = context.services
+    asked = 0
+    for telegram_id, data in await services.drafts.under_way(FLOW):
+        draft = ReportDraft.from_data(data)
+        if draft.step == Step.TASK or draft.reasked == draft.update_id:
+            continue
+        draft.reasked = draft.update_id
+        try:
+            saved = await services.drafts.save(
+                telegram_id, FLOW, draft.to_data(), OPEN, telegram_id, scope=draft.scope
+            )
+        except OutOfScope:
+            continue  # refused at the person's next answer, with the reason
+        text, rows = question(context, draft, saved.version)
+        note = _t(context, draft.lang, "report.reasked")
+        try:
+            await application.bot.send_message(
+                telegram_id, note + "\n\n" + text, reply_markup=keyboard(rows) if rows else None
+            )
+        except TelegramError as exc:
+            log.warning("report question not asked again in chat %s: %s", telegram_id, exc)
+            continue
+        asked += 1
+    if asked:
+        log.info("asked %s people with a report under way their question again", asked)
+    return asked
 
 
 def handlers() -> list[BaseHandler[Update, Context, Any]]:

@@ -56,6 +56,12 @@ def tasks_page(
         lines.append(render_task(context, lang, view))
     rows = [
         [(t(lang, "tasks.report_button", code=v.code), f"rp:start:{v.task_id}")]
+        # One tap for "nothing changed since the last report" (handlers/report.py).
+        + (
+            [(t(lang, "tasks.unchanged_button", code=v.code), f"rp:same:{v.task_id}")]
+            if v.last_report_on
+            else []
+        )
         for v in shown
         if v.can_report
     ]

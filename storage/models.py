@@ -28,6 +28,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 # Deterministic constraint names, so that Alembic batch migrations on SQLite can find them.
@@ -311,6 +312,8 @@ class ProgressReport(Base):
     proposals: Mapped[str] = mapped_column(Text, default="")
     indicator_value: Mapped[float | None] = mapped_column(Float)
     evidence_ref: Mapped[str] = mapped_column(Text, default="")
+    # Filed with one tap as a copy of the unit's previous report ("Không thay đổi").
+    unchanged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     revision: Mapped[int] = mapped_column(Integer, default=1)
     # When the latest revision was sent (what /tasks and /history show as the report's time).
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -346,6 +349,7 @@ class ReportRevision(Base):
     proposals: Mapped[str] = mapped_column(Text, default="")
     indicator_value: Mapped[float | None] = mapped_column(Float)
     evidence_ref: Mapped[str] = mapped_column(Text, default="")
+    unchanged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     report: Mapped[ProgressReport] = relationship(back_populates="revisions")

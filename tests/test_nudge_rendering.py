@@ -165,10 +165,14 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
         assert row.state == "sent" and row.telegram_message_id is not None, (name, telegram_id)
         message = sent[(telegram_id, row.telegram_message_id)]
         assert message.text == _expected(language, name, escalated, fields), (name, telegram_id)
-        [[report, snooze]] = nudges._buttons(language, row.task_id)
+        [report, snooze], *more = nudges._buttons(language, row.task_id, unchanged=name == "o2")
+        # "Không thay đổi" only where there is a report to copy (o2's 40 %).
+        same = [(harness.services.i18n.t(language, "report.button.unchanged"), f"rp:same:{row.task_id}")]
+        assert more == ([same] if name == "o2" else [])
         assert [(b["text"], b["callback_data"]) for b in message.buttons] == [
             (report[0], f"rp:start:{row.task_id}"),
             (snooze[0], f"ng:snooze:{row.id}"),
+            *(same if name == "o2" else []),
         ]
         assert row.chat_id == telegram_id and row.due_at == offset.slot
         assert row.dedup_key == f"nudge:{row.task_id}:v1:{name}:{row.user_id}"

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from bot.config import Config
 from bot.jobs.drafts import close_expired_drafts
+from handlers import report as report_handlers
 from handlers.common import clip
 from handlers.context import Context
 from storage.db import Database
@@ -51,13 +52,24 @@ async def test_whole_report_with_target_and_document(bot: Harness, db: Database)
     assert [b["text"] for b in ask.buttons] == ["0%", "25%", "50%", "75%", "100%"]
     (ask,) = await bot.send(FOCAL, "60")
     assert "Kết quả đạt được" in ask.plain_text
+    # The task's numeric target is required: asked right after the results.
     (ask,) = await bot.send(FOCAL, "Đã giải quyết 30/35 đơn <script>")
-    assert "Khó khăn" in ask.plain_text
-    (ask,) = await bot.send(FOCAL, "/skip")
-    assert "Kiến nghị" in ask.plain_text
-    (ask,) = await bot.send(FOCAL, "Bổ sung 2 biên chế")
     assert "Tỷ lệ giải quyết khiếu nại" in ask.plain_text and "85%" in ask.plain_text
-    (ask,) = await bot.send(FOCAL, "87,5")
+    # Then the summary, with the optional answers one tap away.
+    (summary,) = await bot.send(FOCAL, "87,5")
+    assert [b["text"] for b in summary.buttons] == [
+        "Gửi",
+        "➕ Khó khăn",
+        "➕ Kiến nghị",
+        "➕ Minh chứng",
+        "Sửa",
+        "Hủy",
+    ]
+    (ask,) = await press(bot, FOCAL, summary, "➕ Kiến nghị")
+    assert "Kiến nghị" in ask.plain_text
+    (summary,) = await bot.send(FOCAL, "Bổ sung 2 biên chế")
+    assert "➕ Kiến nghị" not in [b["text"] for b in summary.buttons]
+    (ask,) = await press(bot, FOCAL, summary, "➕ Minh chứng")
     assert "minh chứng" in ask.plain_text
     (ask,) = await bot.send_document(FOCAL, "bien-ban.pdf", b"%PDF-1.4 evidence")
     assert "Đã nhận 1 tệp" in ask.plain_text
@@ -110,12 +122,9 @@ async def test_picking_from_pages_and_done_skips_percent(bot: Harness, db: Datab
     assert first["text"].split(" ")[0] in (ask.plain_text or "")
     (ask,) = await press(bot, FOCAL, ask, "Đã hoàn thành")
     assert "Kết quả đạt được" in (ask.plain_text or "")  # no percent question
-    await bot.send(FOCAL, "Xong toàn bộ")
-    await bot.send(FOCAL, "/skip")
-    (ask,) = await bot.send(FOCAL, "/skip")
-    assert "minh chứng" in (ask.plain_text or "")  # task without a target: no target step
-    (summary,) = await bot.send(FOCAL, "/skip")
-    assert "100%" in (summary.plain_text or "")
+    # A task without a target: straight to the summary.
+    (summary,) = await bot.send(FOCAL, "Xong toàn bộ")
+    assert "100%" in (summary.plain_text or "") and "Kiểm tra lại" in (summary.plain_text or "")
     await press(bot, FOCAL, summary, "Gửi")
     async with db.reader() as session:
         report = (await session.scalars(select(ProgressReport))).one()
@@ -141,7 +150,7 @@ async def test_results_are_required_and_limited(bot: Harness) -> None:
     (again,) = await bot.send(FOCAL, "x" * (limit + 1))
     assert f"giới hạn {limit}" in (again.plain_text or "")
     (ask,) = await bot.send(FOCAL, "x" * limit)
-    assert "Khó khăn" in (ask.plain_text or "")
+    assert "Kiểm tra lại" in (ask.plain_text or "")
 
 
 async def test_stuck_requires_difficulties(bot: Harness) -> None:
@@ -150,21 +159,22 @@ async def test_stuck_requires_difficulties(bot: Harness) -> None:
     assert "bắt buộc" in (ask.plain_text or "")
     (again,) = await bot.send(FOCAL, "/skip")
     assert "cần nêu khó khăn" in (again.plain_text or "")
-    (ask,) = await bot.send(FOCAL, "Thiếu kinh phí")
-    assert "Kiến nghị" in (ask.plain_text or "")
+    (summary,) = await bot.send(FOCAL, "Thiếu kinh phí")
+    assert "Thiếu kinh phí" in (summary.plain_text or "") and "Kiểm tra lại" in (summary.plain_text or "")
+    assert "➕ Khó khăn" not in [b["text"] for b in summary.buttons]
 
 
 async def test_target_must_be_a_number(bot: Harness) -> None:
     await to_results(bot, FOCAL, code="5.15")
-    await bot.send(FOCAL, "Kết quả")
-    await bot.send(FOCAL, "/skip")
-    (ask,) = await bot.send(FOCAL, "/skip")
+    (ask,) = await bot.send(FOCAL, "Kết quả")
     assert "mục tiêu 90%" in (ask.plain_text or "")
+    (again,) = await bot.send(FOCAL, "/skip")
+    assert "không bỏ qua được" in (again.plain_text or "")
     for bad in ("nhiều", "1e5", "12,3,4"):
         (again,) = await bot.send(FOCAL, bad)
         assert "Hãy gõ một số" in (again.plain_text or "")
     (ask,) = await bot.send(FOCAL, "91%")
-    assert "minh chứng" in (ask.plain_text or "")
+    assert "Kiểm tra lại" in (ask.plain_text or "") and "91%" in (ask.plain_text or "")
 
 
 async def test_evidence_type_and_size_limits_and_photos(
@@ -176,9 +186,8 @@ async def test_evidence_type_and_size_limits_and_photos(
     try:
         await join(bot, FOCAL, "TTRA")
         await to_results(bot, FOCAL)
-        for _ in range(2):
-            await bot.send(FOCAL, "/skip") if _ else await bot.send(FOCAL, "Kết quả")
-        await bot.send(FOCAL, "/skip")
+        (summary,) = await bot.send(FOCAL, "Kết quả")
+        await press(bot, FOCAL, summary, "➕ Minh chứng")
         (again,) = await bot.send_document(FOCAL, "virus.exe", b"MZ", "application/x-msdownload")
         assert "không được chấp nhận" in (again.plain_text or "")
         (again,) = await bot.send_document(FOCAL, "big.pdf", b"x" * (1024 * 1024 + 1))
@@ -200,10 +209,7 @@ async def test_evidence_type_and_size_limits_and_photos(
 
 async def test_edit_one_field_then_back_to_the_summary(bot: Harness, db: Database) -> None:
     await to_results(bot, FOCAL)
-    await bot.send(FOCAL, "Kết quả cũ")
-    await bot.send(FOCAL, "/skip")
-    await bot.send(FOCAL, "/skip")
-    (summary,) = await bot.send(FOCAL, "/skip")
+    (summary,) = await bot.send(FOCAL, "Kết quả cũ")
     (fields,) = await press(bot, FOCAL, summary, "Sửa")
     assert "Tiến độ (%)" in [b["text"] for b in fields.buttons]
     assert "Giá trị chỉ tiêu" not in [b["text"] for b in fields.buttons]
@@ -227,10 +233,7 @@ async def test_edit_one_field_then_back_to_the_summary(bot: Harness, db: Databas
 
 async def test_cancel_from_the_summary_sends_nothing(bot: Harness, db: Database) -> None:
     await to_results(bot, FOCAL)
-    await bot.send(FOCAL, "Kết quả")
-    await bot.send(FOCAL, "/skip")
-    await bot.send(FOCAL, "/skip")
-    (summary,) = await bot.send(FOCAL, "/skip")
+    (summary,) = await bot.send(FOCAL, "Kết quả")
     (done,) = await press(bot, FOCAL, summary, "Hủy")
     assert "Đã hủy" in (done.plain_text or "")
     assert await reports(db) == 0 and await drafts(db) == 0
@@ -243,10 +246,10 @@ async def test_cancel_from_the_summary_sends_nothing(bot: Harness, db: Database)
         ["Đang thực hiện"],
         ["Đang thực hiện", "50%"],
         ["Đang thực hiện", "50%", "KQ"],
-        ["Đang thực hiện", "50%", "KQ", "/skip"],
-        ["Đang thực hiện", "50%", "KQ", "/skip", "/skip"],
-        ["Đang thực hiện", "50%", "KQ", "/skip", "/skip", "80"],
-        ["Đang thực hiện", "50%", "KQ", "/skip", "/skip", "80", "/skip"],
+        ["Đang thực hiện", "50%", "KQ", "80"],
+        ["Đang thực hiện", "50%", "KQ", "80", "➕ Khó khăn"],
+        ["Đang thực hiện", "50%", "KQ", "80", "➕ Kiến nghị", "Đề xuất"],
+        ["Đang thực hiện", "50%", "KQ", "80", "➕ Minh chứng"],
     ],
 )
 async def test_cancel_works_at_every_step(bot: Harness, db: Database, answers: list[str]) -> None:
@@ -312,10 +315,7 @@ async def test_a_second_report_in_the_period_is_a_correction(bot: Harness, db: D
         (ask,) = await bot.send(FOCAL, "/report 5.9")
         (ask,) = await press(bot, FOCAL, ask, "Đang thực hiện")
         await press(bot, FOCAL, ask, percent)
-        await bot.send(FOCAL, f"Đạt {percent}")
-        await bot.send(FOCAL, "/skip")
-        await bot.send(FOCAL, "/skip")
-        (summary,) = await bot.send(FOCAL, "/skip")
+        (summary,) = await bot.send(FOCAL, f"Đạt {percent}")
         (receipt,) = await press(bot, FOCAL, summary, "Gửi")
     assert "sửa lần 2" in (receipt.plain_text or "")
     assert await reports(db) == 1 and await count(db, ReportRevision) == 2
@@ -326,7 +326,7 @@ async def test_a_second_report_in_the_period_is_a_correction(bot: Harness, db: D
 
 async def test_a_restart_resumes_at_the_same_step(bot: Harness, config: Config, db: Database) -> None:
     await to_results(bot, FOCAL)
-    await bot.send(FOCAL, "Kết quả trước khi tắt")
+    (summary,) = await bot.send(FOCAL, "Kết quả trước khi tắt")
     await bot.stop()
     # A new process: a new Application reads the conversation back from the database.
     again = await Harness.start(config, db)
@@ -334,11 +334,43 @@ async def test_a_restart_resumes_at_the_same_step(bot: Harness, config: Config, 
     again.api._next_update_id = bot.api._next_update_id
     try:
         again.api.user(FOCAL, "Lan")
-        (ask,) = await again.send(FOCAL, "Không có khó khăn")
-        assert "Kiến nghị" in (ask.plain_text or "")
-        await again.send(FOCAL, "/skip")
-        (summary,) = await again.send(FOCAL, "/skip")
+        # Still at the summary: a typed word is answered with it again.
+        (summary,) = await again.send(FOCAL, "còn đó không?")
         assert "Kết quả trước khi tắt" in (summary.plain_text or "")
+        (ask,) = await press(again, FOCAL, summary, "➕ Kiến nghị")
+        assert "Kiến nghị" in (ask.plain_text or "")
+        (summary,) = await again.send(FOCAL, "Đề xuất sau khi bật lại")
+        assert "Kết quả trước khi tắt" in (summary.plain_text or "")
+        assert "Đề xuất sau khi bật lại" in (summary.plain_text or "")
+    finally:
+        await again.stop()
+        await bot.app.initialize()
+
+
+async def test_after_a_restart_the_current_question_is_asked_again_once(
+    bot: Harness, config: Config, db: Database
+) -> None:
+    """A step saved just before a crash may never have been shown: at start-up each report
+    under way gets its current question again, once per step."""
+    await to_results(bot, FOCAL, status="Gặp vướng mắc")
+    await bot.send(FOCAL, "Kết quả trước khi tắt")  # saved; "difficulties" maybe never shown
+    await bot.stop()
+    again = await Harness.start(config, db)
+    again.api._next_update_id = bot.api._next_update_id
+    try:
+        again.api.user(FOCAL, "Lan")
+        assert await report_handlers.reask_after_restart(again.app) == 1
+        (asked,) = again.api.sent(FOCAL)
+        assert "khởi động lại" in (asked.plain_text or "") and "bắt buộc" in (asked.plain_text or "")
+        # Once: another start-up does not ask it again.
+        assert await report_handlers.reask_after_restart(again.app) == 0
+        # The person, unsure, sends the results again: recognised, not taken as the difficulties.
+        (repeated,) = await again.send(FOCAL, "Kết quả trước khi tắt")
+        assert "vừa được ghi cho câu hỏi trước" in (repeated.plain_text or "")
+        assert "bắt buộc" in (repeated.plain_text or "")
+        (summary,) = await again.send(FOCAL, "Thiếu người")
+        text = summary.plain_text or ""
+        assert "Khó khăn, vướng mắc: Thiếu người" in text and "Kết quả: Kết quả trước khi tắt" in text
     finally:
         await again.stop()
         await bot.app.initialize()

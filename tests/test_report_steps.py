@@ -111,12 +111,14 @@ async def test_the_step_rides_in_the_draft_row_and_comes_back_after_a_restart(
     await join(harness, FOCAL, "TTRA")
     await to_results(harness, FOCAL, "5.9")
     persistence = DatabasePersistence(db)
-    assert await persistence.get_conversations("report") == {(FOCAL, FOCAL): "results"}
+    # PTB's conversation only knows that a report is open; the step is the draft's.
+    assert await persistence.get_conversations("report") == {(FOCAL, FOCAL): "report"}
     async with db.reader() as session:
         assert list(await session.scalars(select(ConversationState))) == []
-    # The answers handed to handlers do not carry it.
+    # The answers handed to handlers do not carry the conversation's state.
     draft = await harness.services.drafts.load(FOCAL, "report")
     assert draft is not None and CONVERSATION not in draft.data
+    assert draft.data["step"] == "results"
     # Closed: the state goes with the draft.
     await harness.send(FOCAL, "/cancel")
     assert await persistence.get_conversations("report") == {}

@@ -141,10 +141,7 @@ async def test_unknown_user_cannot_report(bot: Harness) -> None:
 async def test_a_report_button_after_a_submitted_report_is_out_of_date(bot: Harness) -> None:
     (ask,) = await bot.send(A, "/report 5.9")
     await press(bot, A, ask, "Đã hoàn thành")
-    await bot.send(A, "Xong")
-    await bot.send(A, "/skip")
-    await bot.send(A, "/skip")
-    (summary,) = await bot.send(A, "/skip")
+    (summary,) = await bot.send(A, "Xong")
     await press(bot, A, summary, "Gửi")
     assert await press(bot, A, summary, "Gửi") == []
     assert "đã cũ" in (last_answer(bot) or "")

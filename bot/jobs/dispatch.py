@@ -29,8 +29,9 @@ from typing import cast
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.services.nudges import OUTBOX_ID, RENDERED_AT_SEND, WORKING_HOURS_KINDS
+from bot.services.nudges import OUTBOX_ID, PERIOD_REMINDER, RENDERED_AT_SEND, WORKING_HOURS_KINDS
 from bot.services.outbox import ClaimedMessage
+from bot.services.report_flow import interrupts, report_under_way
 from handlers.context import Context
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ MAX_ATTEMPTS = 8
 PRIVATE_CHAT_INTERVAL = 1.05  # seconds between two messages to one private chat (~1/s)
 GROUP_CHAT_INTERVAL = 3.05  # 20 a minute to a group
 LOOKAHEAD = 1.0  # claim what can start within this many seconds
+HOLD = timedelta(minutes=2)  # a reminder held while its report is under way: tried again after
 # The overall limit is kept over a slightly longer window than Telegram's second, so that
 # a little jitter in transit does not put one message too many into a second on arrival.
 WINDOW = 1.02
@@ -157,12 +159,25 @@ async def send_claimed(context: Context, message: ClaimedMessage) -> Message:
     return await context.bot.send_message(message.chat_id, text, reply_markup=markup)
 
 
+async def _interrupts_a_report(context: Context, message: ClaimedMessage) -> bool:
+    """A nudge or period reminder about a task whose report the person has under way waits
+    (issue 16: "Quá hạn … 1.5" arrived between two questions of a report on 1.5)."""
+    if message.user_id is None:
+        return False
+    draft = await report_under_way(context.services.drafts, message.chat_id)
+    return interrupts(draft, message.task_id if message.kind != PERIOD_REMINDER else None)
+
+
 async def _deliver(context: Context, message: ClaimedMessage, at: float) -> None:
     """Send one claimed message at its reserved time and record the outcome."""
     services = context.services
     outbox, pacer = services.outbox, services.pacer
     reached = True  # for pacing: whether Telegram may count it against the chat
     try:
+        if message.kind in RENDERED_AT_SEND and await _interrupts_a_report(context, message):
+            reached = False
+            await outbox.mark_retry(message.id, HOLD, "held: a report under way")
+            return
         # Rows planned before text was rendered at send time carry their text already.
         if message.kind in RENDERED_AT_SEND and "text" not in message.payload:
             payload = await services.nudges.render(message)

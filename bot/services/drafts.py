@@ -284,6 +284,12 @@ class DraftService:
         )
         self._cache[(telegram_id, flow)] = None
 
+    async def under_way(self, flow: str) -> list[tuple[int, dict[str, Any]]]:
+        """(Telegram id, answers) of every draft of the flow (read at start-up)."""
+        async with self.db.reader() as session:
+            rows = await DraftRepository(session).data_of(flow)
+        return [(telegram_id, _answers(data)) for telegram_id, data in rows]
+
     async def close_expired(self, flow: str, older_than: timedelta) -> list[ExpiredDraft]:
         """Close drafts untouched for longer than older_than; returns whom to tell."""
         before = self.clock.now() - older_than

@@ -267,7 +267,7 @@ class NudgeService:
             fields,
             lead.percent if lead is not None else None,
         )
-        return _payload(text, self._buttons(language, nudge.task_id))
+        return _payload(text, self._buttons(language, nudge.task_id, unchanged=lead is not None))
 
     def _nudge_text(
         self,
@@ -292,13 +292,20 @@ class NudgeService:
             return t(language, "nudges.before", days=days_left, percent=shown, **fields)
         return t(language, "nudges.on_the_day", percent=shown, **fields)
 
-    def _buttons(self, language: str | None, task_id: int | str) -> list[list[tuple[str, str]]]:
-        return [
+    def _buttons(
+        self, language: str | None, task_id: int | str, *, unchanged: bool = False
+    ) -> list[list[tuple[str, str]]]:
+        """Báo cáo ngay and Nhắc lại sau; and, once the task has a report to copy, Không thay
+        đổi (files this period's report as a copy of the last one: handlers/report.py)."""
+        rows = [
             [
                 (self.i18n.t(language, "nudges.report_now"), f"rp:start:{task_id}"),
                 (self.i18n.t(language, "nudges.snooze"), SNOOZE_DATA),
             ]
         ]
+        if unchanged:
+            rows.append([(self.i18n.t(language, "report.button.unchanged"), f"rp:same:{task_id}")])
+        return rows
 
     @staticmethod
     def _people(rows: Sequence[Any]) -> tuple[dict[int, list[Recipient]], dict[int, list[Recipient]]]:

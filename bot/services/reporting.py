@@ -21,6 +21,7 @@ from storage.repositories.reports import (
     REVISIONS,
     correct_report,
     period_report,
+    unit_last_report,
     unit_latest_status,
 )
 
@@ -49,6 +50,8 @@ class ReportInput:
     indicator_value: float | None = None
     evidence_ref: str = ""
     files: tuple[EvidenceFile, ...] = field(default_factory=tuple)
+    # A copy of the unit's previous report, filed with one tap ("Không thay đổi").
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,25 @@ class Receipt:
     @property
     def is_correction(self) -> bool:
         return self.revision > 1
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """What a "Không thay đổi" tap did: `receipt` and the copied status and percent when a
+    report was filed; else why not ("already": the unit reported this period; "no_previous":
+    nothing to copy) and the period."""
+
+    period: str
+    receipt: Receipt | None = None
+    status: str = ""
+    percent: int = 0
+    refused: str = ""
+
+
+def complete_percent(status: str, percent: int | None) -> int:
+    """Done ⇒ 100 %: the one place this rule is written (the report flow shows it in the
+    summary; every report stored goes through it)."""
+    return 100 if status == "done" else int(percent or 0)
 
 
 def _clean(text: str) -> str:
@@ -92,21 +114,82 @@ class ReportingService:
             raise ValueError("percent must be 0-100")
         now = at or self.clock.now()
         period = self.periods.period_at(now).key
-        fields = {
-            "status": data.status,
-            "percent": 100 if data.status == "done" else data.percent,
-            "results": _clean(data.results),
-            "difficulties": _clean(data.difficulties),
-            "proposals": _clean(data.proposals),
-            "indicator_value": data.indicator_value,
-            "evidence_ref": _clean(data.evidence_ref),
-        }
+        fields = _fields(data)
         receipt = await self.db.write_statements(
             lambda runner: _store(runner, data, fields, period, now, actor_telegram_id)
         )
         if data.status == "done" and self.on_task_changed is not None:
             await self.on_task_changed(data.task_id)
         return receipt
+
+    async def submit_unchanged(
+        self,
+        task_id: int,
+        unit_id: int,
+        reporter_user_id: int | None,
+        *,
+        actor_telegram_id: int | None = None,
+    ) -> Unchanged:
+        """File this period's report as a copy of the unit's last one (status, percent, texts,
+        target value; no evidence), marked unchanged. Refused, with nothing written, when the
+        unit has reported this period already (a second tap is not a correction) or has no
+        report to copy."""
+        now = self.clock.now()
+        period = self.periods.period_at(now).key
+        result = await self.db.write_statements(
+            lambda runner: _store_unchanged(
+                runner, task_id, unit_id, reporter_user_id, period, now, actor_telegram_id
+            )
+        )
+        if result.status == "done" and self.on_task_changed is not None:
+            await self.on_task_changed(task_id)
+        return result
+
+
+def _fields(data: ReportInput) -> dict[str, Any]:
+    """The answers as stored (texts normalised; done => 100 %)."""
+    return {
+        "status": data.status,
+        "percent": complete_percent(data.status, data.percent),
+        "results": _clean(data.results),
+        "difficulties": _clean(data.difficulties),
+        "proposals": _clean(data.proposals),
+        "indicator_value": data.indicator_value,
+        "evidence_ref": _clean(data.evidence_ref),
+        "unchanged": data.unchanged,
+    }
+
+
+def _store_unchanged(
+    runner: StatementRunner,
+    task_id: int,
+    unit_id: int,
+    reporter_user_id: int | None,
+    period: str,
+    now: datetime,
+    actor_telegram_id: int | None,
+) -> Unchanged:
+    """Check and copy in the transaction that writes the copy (see submit_unchanged)."""
+    if period_report(runner, task_id, unit_id, period) is not None:
+        return Unchanged(period, refused="already")
+    last = unit_last_report(runner, task_id, unit_id)
+    if last is None:
+        return Unchanged(period, refused="no_previous")
+    copy = ReportInput(
+        task_id,
+        unit_id,
+        reporter_user_id,
+        last["status"],
+        last["percent"],
+        last["results"],
+        last["difficulties"],
+        last["proposals"],
+        last["indicator_value"],
+        unchanged=True,
+    )
+    fields = _fields(copy)
+    receipt = _store(runner, copy, fields, period, now, actor_telegram_id)
+    return Unchanged(period, receipt, copy.status, fields["percent"])
 
 
 def _store(

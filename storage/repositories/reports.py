@@ -30,6 +30,7 @@ ANSWER_FIELDS = (
     "proposals",
     "indicator_value",
     "evidence_ref",
+    "unchanged",
 )
 
 
@@ -53,6 +54,14 @@ _UNIT_LATEST = (
         REPORTS.c.unit_id == bindparam("unit_id"),
         REPORTS.c.submitted_at <= bindparam("at", type_=REPORTS.c.submitted_at.type),
     )
+    .order_by(REPORTS.c.submitted_at.desc(), REPORTS.c.id.desc())
+    .limit(1)
+)
+
+
+_UNIT_LAST_REPORT = (
+    select(*(REPORTS.c[f] for f in ANSWER_FIELDS))
+    .where(REPORTS.c.task_id == bindparam("task_id"), REPORTS.c.unit_id == bindparam("unit_id"))
     .order_by(REPORTS.c.submitted_at.desc(), REPORTS.c.id.desc())
     .limit(1)
 )
@@ -90,6 +99,12 @@ def unit_latest_status(
     return rows[0][0], rows[0][1]
 
 
+def unit_last_report(runner: StatementRunner, task_id: int, unit_id: int) -> dict[str, Any] | None:
+    """The answers of the unit's latest report on the task (its latest revision), or None."""
+    rows = runner.rows(_UNIT_LAST_REPORT, {"task_id": task_id, "unit_id": unit_id})
+    return dict(zip(ANSWER_FIELDS, rows[0], strict=True)) if rows else None
+
+
 def correct_report(runner: StatementRunner, report_id: int, values: dict[str, Any]) -> None:
     """Overwrite the report's answers with a correction's (values: the answers, revision,
     reporter_id, submitted_at, and status_since when the status changed)."""
@@ -113,6 +128,7 @@ class LeadProgress:
     difficulties: str
     proposals: str
     indicator_value: float | None
+    unchanged: bool = False  # filed as "Không thay đổi" (a copy of the previous report)
 
     @property
     def completed(self) -> bool:
@@ -221,6 +237,7 @@ class ReportRepository:
                 r.difficulties,
                 r.proposals,
                 r.indicator_value,
+                r.unchanged,
             ).join(ProgressReport.__table__, r.id == base.c.report_id)
         )
         return {
@@ -235,6 +252,7 @@ class ReportRepository:
                 difficulties=row[7] or "",
                 proposals=row[8] or "",
                 indicator_value=row[9],
+                unchanged=bool(row[10]),
             )
             for row in rows
         }

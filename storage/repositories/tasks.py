@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select, true
+from sqlalchemy import Select, bindparam, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from storage.direct import StatementRunner
-from storage.models import Programme, Task, TaskGroup, TaskUnit, table_of
+from storage.models import Programme, ProgressReport, Task, TaskGroup, TaskUnit, table_of
 
 
 class TaskRepository:
@@ -250,3 +250,47 @@ def report_task(
         return None
     units = runner.rows(_COORDINATING, {"task_id": rows[0].id})
     return rows[0], [int(u) for (u,) in units]
+
+
+def _next_unreported() -> Select[Any]:
+    """The unit's open task (lead or coordinating) not completed (its lead unit's latest report
+    does not say done) and not reported by the unit in the period, earliest deadline first."""
+    tasks, units = _TASKS, _TASK_UNITS
+    reported, latest = table_of(ProgressReport).alias("reported"), table_of(ProgressReport).alias("latest")
+    unit = bindparam("unit")
+    lead_status = (
+        select(latest.c.status)
+        .where(latest.c.task_id == tasks.c.id, latest.c.unit_id == tasks.c.lead_unit_id)
+        .order_by(latest.c.submitted_at.desc(), latest.c.id.desc())
+        .limit(1)
+        .correlate(tasks)
+        .scalar_subquery()
+    )
+    return (
+        select(tasks.c.id, tasks.c.code)
+        .where(
+            tasks.c.closed_at.is_(None),
+            tasks.c.id != bindparam("after"),
+            or_(
+                tasks.c.lead_unit_id == unit,
+                exists().where(units.c.task_id == tasks.c.id, units.c.unit_id == unit),
+            ),
+            ~exists().where(
+                reported.c.task_id == tasks.c.id,
+                reported.c.unit_id == unit,
+                reported.c.period == bindparam("period"),
+            ),
+            func.coalesce(lead_status, "") != "done",
+        )
+        .order_by(tasks.c.deadline.is_(None), tasks.c.deadline, tasks.c.position, tasks.c.id)
+        .limit(1)
+    )
+
+
+_NEXT_UNREPORTED = _next_unreported()
+
+
+def next_unreported(runner: StatementRunner, unit_id: int, period: str, after: int) -> tuple[int, str] | None:
+    """(id, code) of the unit's next task to report in the period (see _next_unreported)."""
+    rows = runner.rows(_NEXT_UNREPORTED, {"unit": unit_id, "period": period, "after": after})
+    return (int(rows[0][0]), str(rows[0][1])) if rows else None
