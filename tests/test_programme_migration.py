@@ -1,6 +1,6 @@
-"""Migration 0010: a database made before programmes moves into one programme, every row kept.
+"""Migration 0011: a database made before programmes moves into one programme, every row kept.
 
-The database is built at revision 0009 (the head before programmes), filled with a row or
+The database is built at revision 0010 (the head before programmes), filled with a row or
 more in every table (reports, revisions, attachments, audit, outbox, extensions, drafts ...),
 migrated to the head, and compared table by table. On SQLite the migration copies `tasks` and
 `task_groups`; with foreign keys on, dropping the old `tasks` would have deleted every report
@@ -42,7 +42,7 @@ from storage.models import (
 
 AT = datetime(2024, 1, 31, 2, 0, tzinfo=UTC)
 
-# tasks and task_groups as they were at 0009 (no programme_id).
+# tasks and task_groups as they were at 0010 (no programme_id).
 _GROUPS = sa.table(
     "task_groups", sa.column("id"), sa.column("code"), sa.column("title"), sa.column("position")
 )
@@ -305,7 +305,7 @@ async def old_db(database_url: str) -> AsyncIterator[Database]:
 
         await _reset_postgres(database_url)
     database = Database(database_url)
-    await upgrade(database, "0009")
+    await upgrade(database, "0010")
     yield database
     await database.dispose()
 

@@ -1,7 +1,7 @@
 """programmes: groups and tasks belong to one programme, codes unique within it
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07 03:00:00
 
 A ministry follows several programmes and issues a new one every January, numbered 1.1, 2.1 …
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0010'
-down_revision: str | None = '0009'
+revision: str = '0011'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -115,7 +115,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     if (bind.execute(sa.text('SELECT count(*) FROM programmes')).scalar() or 0) > 1:
-        raise RuntimeError('several programmes: their codes overlap, cannot go back to 0009')
+        raise RuntimeError('several programmes: their codes overlap, cannot go back to 0010')
     op.drop_index('ix_tasks_open_deadline', table_name='tasks')
     op.drop_index('ix_tasks_open_plan', table_name='tasks')
     with op.batch_alter_table('tasks', schema=None, recreate='auto') as batch_op:
