@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up and entry points for a fresh machine. Needs Python 3.11+ (and PostgreSQL only if used).
-#   ./dev.sh run    create .venv, install, initialise the database, load the example programme
-#                   if the database is empty, and run the bot (TELEGRAM_BOT_TOKEN must be set)
+#   ./dev.sh run    create .venv, install, initialise the database, load the example programmes
+#                   if the database has none, and run the bot (TELEGRAM_BOT_TOKEN must be set)
 #   ./dev.sh test   create .venv, install, and run the whole test suite (extra args go to pytest)
 #   ./dev.sh lint   ruff check, ruff format --check and mypy over the code (CI runs it first)
 #   ./dev.sh tiendo ARGS...   any tiendo command inside the venv
@@ -36,7 +36,14 @@ case "$command" in
     run)
         ensure_venv
         .venv/bin/tiendo init
-        .venv/bin/tiendo import --if-empty examples/programme-59-QD-BKHCN-2024.yaml
+        # A new database gets the two example programmes: 2024's, closed (its reports stay
+        # readable), and the next year's moved to the current year, so that a newcomer is
+        # not nudged about tasks years overdue.
+        if [ -z "$(.venv/bin/tiendo programme list --codes)" ]; then
+            .venv/bin/tiendo import examples/programme-59-QD-BKHCN-2024.yaml
+            .venv/bin/tiendo programme close QD-59-BKHCN-2024
+            .venv/bin/tiendo import --move-to-year "$(date +%Y)" examples/programme-12-QD-BKHCN-2025.yaml
+        fi
         exec .venv/bin/tiendo run "$@"
         ;;
     test)

@@ -120,6 +120,7 @@ async def cmd_init(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
 
 async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     from bot.services.container import build_services
+    from bot.services.programme import move_to_year
     from storage.migrate import upgrade
     from storage.repositories.tasks import TaskRepository
 
@@ -136,7 +137,9 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
                 _, tasks = await TaskRepository(session).counts()
             if tasks:
                 return 0
-        plan = await services.programme.read_plan(path.read_bytes(), path.name)
+        plan = await services.programme.read_plan(path.read_bytes(), path.name, args.programme)
+        if args.move_to_year and plan.ok:
+            plan = move_to_year(plan, args.move_to_year)
         if not plan.ok:
             _print_refusal(i18n, path, plan.errors)
             return 1
@@ -159,6 +162,9 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
                 tasks_unchanged=result.count("task", "unchanged"),
             )
         )
+        programme = result.changes[0]
+        action = i18n.t(None, f"programme.action_{programme.action}")
+        print(i18n.t(None, "programme.import_line", code=programme.code, action=action))
         if args.verbose or args.dry_run:
             for change in result.changes:
                 if change.action == "changed":
@@ -361,6 +367,7 @@ async def cmd_audit(config: Config, i18n: I18n, args: argparse.Namespace) -> int
 
 async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     from bot.services.container import build_services
+    from bot.services.programme import ProgrammeError
     from bot.services.report_data import UnknownScope
     from bot.services.report_render import SUFFIX
     from storage.migrate import upgrade
@@ -371,12 +378,16 @@ async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> in
         with _reaching(config, i18n):
             await upgrade(services.db)
         try:
-            period = services.digest.period(args.period)
+            programme = await services.digest.programme(args.programme)
+        except ProgrammeError as exc:
+            raise CliExit(i18n.t(None, exc.key, **exc.params)) from None
+        try:
+            period = services.digest.period(args.period, programme)
         except ValueError:
-            example = services.digest.period().key
+            example = services.digest.period(None, programme).key
             raise CliExit(i18n.t(None, "cli.report_bad_period", value=args.period, example=example)) from None
         try:
-            data = await services.digest.build(period, args.unit)
+            data = await services.digest.build(period, args.unit, programme)
         except UnknownScope:
             raise CliExit(i18n.t(None, "cli.report_unknown_unit", code=args.unit)) from None
     finally:
@@ -386,10 +397,78 @@ async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> in
         sys.stdout.write(content.decode("utf-8") + "\n")
         return 0
     scope = f"-{data.scope.code}" if data.scope else ""
-    path = Path(args.output or f"tiendo-{data.period}{scope}.{SUFFIX[args.format]}")
+    short = f"{data.programme.short_code}-" if data.programme else ""
+    path = Path(args.output or f"tiendo-{short}{data.period}{scope}.{SUFFIX[args.format]}")
     path.write_bytes(content)
     print(i18n.t(None, "cli.report_written", path=path))
     return 0
+
+
+async def cmd_programme(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
+    """tiendo programme list | close CODE | rename OLD NEW."""
+    import re
+
+    from bot.services.container import build_services
+    from bot.services.programme import ProgrammeError
+    from storage.migrate import upgrade
+
+    def plain(text: str) -> str:
+        return re.sub(r"</?b>", "", text)
+
+    services = build_services(config)
+    directory = services.digest.programmes
+    try:
+        await upgrade(services.db)
+        if args.action == "list":
+            found = await directory.all()
+            if args.codes:
+                print("\n".join(p.code for p in found))
+                return 0
+            for p in found:
+                state = i18n.t(None, f"programme.state_{p.state}")
+                issued = p.decision_date.strftime("%d/%m/%Y") if p.decision_date else "—"
+                decision = p.decision or i18n.t(None, "programme.decision_none")
+                values = {"code": p.code, "short": p.short_code, "state": state, "title": p.title or "—"}
+                values.update(decision=decision, issued=issued, tasks=str(p.tasks), open=str(p.open_tasks))
+                text = i18n.t(None, "programme.line", **values)
+                print(plain(text) + "\n")
+            if not found:
+                print(i18n.t(None, "cli.programme.listed_none"))
+        elif args.action == "close":
+            reason = i18n.t(None, "programme.close_reason", code=args.code)
+            closed = await directory.close(args.code, reason)
+            figures = closed.closing or {}
+            print(plain(_closing_line(i18n, closed.code, figures)))
+        else:
+            await directory.rename(args.code, args.new_code)
+            print(i18n.t(None, "programme.renamed", old=args.code, new=args.new_code))
+    except ProgrammeError as exc:
+        raise CliExit(plain(i18n.t(None, exc.key, **exc.params))) from None
+    finally:
+        await services.db.dispose()
+    return 0
+
+
+def _closing_line(i18n: I18n, code: str, figures: dict[str, object]) -> str:
+    def n(key: str) -> int:
+        value = figures.get(key, 0)
+        return value if isinstance(value, int) else 0
+
+    rate = figures.get("rate")
+    return i18n.t(
+        None,
+        "programme.closed",
+        code=code,
+        total=n("total"),
+        completed=n("done_on_time") + n("done_late"),
+        on_time=n("done_on_time"),
+        late=n("done_late"),
+        open=n("open_within") + n("open_overdue"),
+        overdue=n("open_overdue"),
+        rate=i18n.t(None, "programme.closing_rate_none")
+        if not isinstance(rate, float)
+        else f"{rate * 100:.1f}%",
+    )
 
 
 async def cmd_demo(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
@@ -406,6 +485,52 @@ async def cmd_demo(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
 # --- argument parsing ---------------------------------------------------------------------------
 
 
+def _import_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "import",
+        help="load units, task groups and tasks from a YAML, CSV or XLSX plan file",
+        description="Load units, task groups and tasks from a plan file (YAML, CSV or "
+        "XLSX; see README 'Plan file format') into the programme it names. Re-importing "
+        "updates by code inside that programme. A file "
+        "with any error is refused whole, naming each row.",
+    )
+    p.add_argument("file", help="the plan file")
+    p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    p.add_argument(
+        "--programme",
+        metavar="CODE",
+        help="the programme the file belongs to (needed for CSV; must match a YAML/XLSX file's own)",
+    )
+    p.add_argument("--if-empty", action="store_true", help="do nothing if the database already holds tasks")
+    p.add_argument(
+        "--move-to-year",
+        type=int,
+        metavar="YEAR",
+        help="move every date of the file by whole years so that its programme starts in YEAR "
+        "(to try an old example without years-old overdue tasks)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="list every changed field")
+
+
+def _programme_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "programme",
+        help="list, close or rename programmes (add one with 'tiendo import')",
+        description="List the programmes; close one (its tasks stop nudging, its reports stay "
+        "readable, and its completion figures at closing are kept); or rename one's code.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every programme, active and closed")
+    listing.add_argument("--codes", action="store_true", help="only their codes, one a line")
+    close = actions.add_parser("close", help="close a programme")
+    close.add_argument("code", metavar="CODE", help="the programme's code or short code")
+    rename = actions.add_parser("rename", help="give a programme another code")
+    rename.add_argument(
+        "code", metavar="CODE", help="the programme's code, e.g. PROGRAMME-1 after the upgrade"
+    )
+    rename.add_argument("new_code", metavar="NEW_CODE")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tiendo",
@@ -420,17 +545,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Create the database, or migrate it to the latest schema. Safe to repeat.",
     )
 
-    p = sub.add_parser(
-        "import",
-        help="load units, task groups and tasks from a YAML, CSV or XLSX plan file",
-        description="Load units, task groups and tasks from a plan file (YAML, CSV or "
-        "XLSX; see README 'Plan file format'). Re-importing updates by code. A file "
-        "with any error is refused whole, naming each row.",
-    )
-    p.add_argument("file", help="the plan file")
-    p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
-    p.add_argument("--if-empty", action="store_true", help="do nothing if the database already holds tasks")
-    p.add_argument("-v", "--verbose", action="store_true", help="list every changed field")
+    _import_parser(sub)
 
     p = sub.add_parser(
         "invite",
@@ -483,7 +598,14 @@ def _report_parsers(sub: Any) -> None:
         "(Decree 30 report), xlsx, png (chart), json (the computed data)",
     )
     p.add_argument("--unit", help="only this unit's tasks (the version its leaders receive)")
+    p.add_argument(
+        "--programme",
+        metavar="CODE",
+        help="the programme (its code or short code); may be left out while one programme is active",
+    )
     p.add_argument("-o", "--output", help="output file ('-' for standard output)")
+
+    _programme_parser(sub)
 
     p = sub.add_parser(
         "demo",
@@ -502,6 +624,7 @@ COMMANDS = {
     "audit": cmd_audit,
     "report": cmd_report,
     "demo": cmd_demo,
+    "programme": cmd_programme,
 }
 
 

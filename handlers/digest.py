@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from html import escape
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.context import Context
+from bot.services.digest import split_request
+from bot.services.periods import Period
+from bot.services.programme import ProgrammeError, ProgrammeInfo
 from bot.services.report_data import UnknownScope
 from handlers.common import caller
 
@@ -18,6 +22,34 @@ COMMANDS: list[tuple[str, str]] = [
     ("subscribe", "manager"),
     ("unsubscribe", "manager"),
 ]
+
+
+async def _request(
+    context: Context, message: Message, lang: str, args: list[str]
+) -> tuple[ProgrammeInfo | None, Period] | None:
+    """The programme and period `/digest [CODE] [PERIOD]` asks for; None after answering why not."""
+    services = context.services
+    code, key = split_request(args)
+    try:
+        try:
+            programme = await services.digest.programme(code[:48] if code else None)
+        except ProgrammeError as exc:
+            if not (exc.key == "programme.unknown" and key is None):
+                raise
+            # One word that is no programme's code: read it as a (malformed) period.
+            programme, key = await services.digest.programme(None), code
+    except ProgrammeError as exc:
+        params = {k: escape(str(v)) for k, v in exc.params.items()}
+        await message.reply_text(services.i18n.t(lang, exc.key, **params), parse_mode=ParseMode.HTML)
+        return None
+    try:
+        return programme, services.digest.period(key, programme)
+    except ValueError:
+        example = services.digest.period(None, programme).key
+        await message.reply_text(
+            services.i18n.t(lang, "digest.bad_period", value=(key or "")[:20], example=example)
+        )
+        return None
 
 
 async def digest(update: Update, context: Context) -> None:
@@ -30,20 +62,14 @@ async def digest(update: Update, context: Context) -> None:
     if not ({"manager", "admin"} & person.roles or leader_units):
         await message.reply_text(services.i18n.t(lang, "digest.no_access"))
         return
-    key = context.args[0] if context.args else None
-    try:
-        period = services.digest.period(key)
-    except ValueError:
-        await message.reply_text(
-            services.i18n.t(
-                lang, "digest.bad_period", value=(key or "")[:20], example=services.digest.period().key
-            )
-        )
+    request = await _request(context, message, lang, list(context.args or []))
+    if request is None:
         return
+    programme, period = request
     scopes: list[str | None] = [None] if {"manager", "admin"} & person.roles else list(leader_units)
     for unit_code in scopes:
         try:
-            data = await services.digest.build(period, unit_code)
+            data = await services.digest.build(period, unit_code, programme)
         except UnknownScope:
             continue
         renderer = services.digest.renderer(lang)

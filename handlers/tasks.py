@@ -46,7 +46,15 @@ def tasks_page(
     shown = views[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
     overdue = sum(1 for v in views if v.status.value == "open_overdue")
     lines = [t(lang, "tasks.header", count=len(views), overdue=overdue, page=page + 1, pages=pages)]
-    lines += [render_task(context, lang, v) for v in shown]
+    heading = ""
+    for view in shown:
+        # Several active programmes: a heading where the page moves on to another one.
+        if view.programme and view.programme != heading:
+            heading = view.programme
+            lines.append(
+                t(lang, "tasks.programme", short=escape(view.programme), title=escape(view.programme_title))
+            )
+        lines.append(render_task(context, lang, view))
     rows = [
         [(t(lang, "tasks.report_button", code=v.code), callbacks.report_start(v.task_id))]
         # One tap for "nothing changed since the last report" (handlers/report.py).

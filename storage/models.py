@@ -49,6 +49,8 @@ INVITE_ROLES = ("focal", "leader", "manager")
 REPORT_STATUSES = ("not_started", "in_progress", "done", "stuck")
 OUTBOX_STATES = ("pending", "claimed", "sent", "failed", "cancelled")
 INBOX_STATES = ("pending", "done", "failed")
+PROGRAMME_STATES = ("active", "closed")
+PROGRAMME_PERIODS = ("weekly", "monthly", "quarterly")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -154,11 +156,53 @@ class UserRole(Base):
     user: Mapped[User] = relationship(back_populates="roles", foreign_keys=[user_id])
 
 
-class TaskGroup(Base):
-    __tablename__ = "task_groups"
+class Programme(Base):
+    """An action programme (chương trình hành động), known by the decision that issued it.
+
+    Groups and tasks belong to one programme and their codes are unique within it: next
+    year's programme numbers its tasks 1.1, 2.1 … again. A closed programme's tasks leave
+    every open list (their closed_at is the programme's) and its reports stay readable.
+    """
+
+    __tablename__ = "programmes"
+    __table_args__ = (
+        CheckConstraint("state = 'active' OR state = 'closed'", name="state"),
+        CheckConstraint(
+            "period IS NULL OR period = 'weekly' OR period = 'monthly' OR period = 'quarterly'",
+            name="period",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    code: Mapped[str] = mapped_column(String(48), unique=True)
+    # What task codes are prefixed with when several programmes are active ("2025:1.1").
+    short_code: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    # "59/QĐ-BKHCN", its date, and who issued it ("Bộ Khoa học và Công nghệ").
+    decision: Mapped[str] = mapped_column(String(64), default="")
+    decision_date: Mapped[date | None] = mapped_column(Date)
+    issuer: Mapped[str] = mapped_column(String(300), default="")
+    starts_on: Mapped[date | None] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    # The reporting period; None: config.toml's [reporting]. The cut-off as in config.toml:
+    # "thursday 17:00" for weeks, "25 17:00" (day and time) for months and quarters.
+    period: Mapped[str | None] = mapped_column(String(16))
+    cutoff: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    closed_at: Mapped[datetime | None]
+    # The completion figures at closing (the final report's headline numbers).
+    closing: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TaskGroup(Base):
+    __tablename__ = "task_groups"
+    __table_args__ = (UniqueConstraint("programme_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    programme_id: Mapped[int] = mapped_column(ForeignKey("programmes.id"))
+    code: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(Text)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -184,10 +228,14 @@ class Task(Base):
             sqlite_where=text("closed_at IS NULL"),
         ),
         Index("ix_tasks_open_deadline", "deadline", sqlite_where=text("closed_at IS NULL")),
+        # Codes are unique within a programme (next year's programme starts at 1.1 again).
+        UniqueConstraint("programme_id", "code"),
+        Index("ix_tasks_code", "code"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    programme_id: Mapped[int] = mapped_column(ForeignKey("programmes.id"))
+    code: Mapped[str] = mapped_column(String(32))
     group_id: Mapped[int] = mapped_column(ForeignKey("task_groups.id"), index=True)
     title: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
@@ -209,6 +257,7 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    programme: Mapped[Programme] = relationship()
     group: Mapped[TaskGroup] = relationship()
     lead_unit: Mapped[Unit] = relationship()
     coordinating: Mapped[list[TaskUnit]] = relationship(

@@ -35,6 +35,7 @@ HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 SPECIAL = "Kiểm tra <b>thẻ</b> & ký tự đặc biệt: Đường hầm ngầm"
 
 PLAN = f"""
+programme: {{code: TEST-1, title: "Chương trình thử", decision: "1/QĐ-TEST", issued: 2024-01-02}}
 units:
   - {{code: A, name: "Vụ Kế hoạch & Tài chính"}}
   - {{code: B, name: "Vụ Pháp chế <PC>"}}

@@ -310,7 +310,7 @@ BAD_CSV = (
 
 async def test_import_with_bad_rows_lists_them_and_writes_nothing(harness: Harness, db: Database) -> None:
     before = (await count(db, Task), await count(db, AuditEntry))
-    await say(harness, ADMIN, "/import")
+    await say(harness, ADMIN, "/import QD-59-BKHCN-2024")  # a CSV file names no programme
     replies = await harness.send_document(ADMIN, "plan.csv", BAD_CSV, "text/csv")
     text = "\n".join(r.plain_text or "" for r in replies)
     assert "2 lỗi" in text

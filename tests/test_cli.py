@@ -97,6 +97,7 @@ def test_import_if_empty_loads_an_empty_database_only(
     assert "7 nhóm" in capsys.readouterr().out
     other = tmp_path / "other.yaml"
     other.write_text(
+        'programme: {code: OTHER, title: "Chương trình khác"}\n'
         'units:\n  - {code: TST, name: "Phòng Thử nghiệm"}\n'
         'groups:\n  - {code: "9", title: "Nhóm chín"}\n'
         'tasks:\n  - {code: "9.1", group: "9", title: "Việc mới", lead: TST, deadline: ongoing}\n',

@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from alembic import command
 from sqlalchemy import func, select, update
 
 from bot.clock import FixedClock
@@ -17,7 +16,7 @@ from bot.services.programme import ProgrammeService
 from bot.services.reporting import ReportingService, ReportInput
 from bot.services.status import completed_on
 from storage.db import Database
-from storage.migrate import _alembic_config, current_revision, head_revision
+from storage.migrate import current_revision, downgrade, head_revision, upgrade
 from storage.models import REPORT_STATUSES, ProgressReport, ReportRevision
 from storage.repositories.reports import ReportRepository
 from storage.repositories.tasks import TaskRepository
@@ -33,6 +32,7 @@ async def random_histories(
     the ends of the weeks."""
     codes = [f"R{i}" for i in range(TASKS)]
     plan_text = (
+        "programme: {code: TEST-1, title: Thử}\n"
         "units:\n  - {code: A, name: A}\n  - {code: B, name: B}\n"
         "groups:\n  - {code: '1', title: Nhóm}\ntasks:\n"
         + "".join(
@@ -97,11 +97,9 @@ async def test_migration_0007_fills_status_since_from_the_revisions(db: Database
         )
         revisions = await session.scalar(select(func.count()).select_from(ReportRevision))
     # Back to 0006 (the column goes), then up again: the backfill recomputes every value.
-    async with db.engine.begin() as conn:
-        await conn.run_sync(lambda sync: command.downgrade(_alembic_config(sync), "0006"))
+    await downgrade(db, "0006")
     assert await current_revision(db) == "0006"
-    async with db.engine.begin() as conn:
-        await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
+    await upgrade(db)
     assert await current_revision(db) == head_revision()
     async with db.reader() as session:
         again = dict(
@@ -119,8 +117,8 @@ async def test_reports_without_revisions_count_as_one_submission(db: Database, c
         await session.execute(update(ProgressReport).values(status_since=datetime(2000, 1, 1, tzinfo=UTC)))
     async with db.engine.begin() as conn:
         await conn.exec_driver_sql("DELETE FROM report_revisions")
-        await conn.run_sync(lambda sync: command.downgrade(_alembic_config(sync), "0006"))
-        await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
+    await downgrade(db, "0006")
+    await upgrade(db)
     async with db.reader() as session:
         rows = (
             await session.execute(

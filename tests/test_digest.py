@@ -49,14 +49,14 @@ async def test_digest_on_demand_for_a_manager(harness: Harness) -> None:
     assert len(replies[0].plain_text) <= 1200  # one phone screen; the detail is in the files
     assert "Tổng số 95 nhiệm vụ" in replies[0].plain_text
     names = [m.document["file_name"] for m in replies[2:]]
-    assert names == ["tiendo-2024-W05.docx", "tiendo-2024-W05.xlsx"]
+    assert names == ["tiendo-2024-2024-W05.docx", "tiendo-2024-2024-W05.xlsx"]
 
 
 async def test_digest_for_a_leader_is_their_unit_and_refused_to_others(harness: Harness) -> None:
     await add_person(harness, LEADER, "Mai", unit="PC", unit_role="leader")
     replies = await harness.send(LEADER, "/digest")
     assert "Vụ Pháp chế" in replies[0].plain_text
-    assert replies[2].document["file_name"] == "tiendo-2024-W05-PC.docx"
+    assert replies[2].document["file_name"] == "tiendo-2024-2024-W05-PC.docx"
     harness.api.user(STRANGER, "Lạ")
     (refusal,) = await harness.send(STRANGER, "/digest")
     assert "dành cho lãnh đạo" in refusal.plain_text
@@ -100,7 +100,7 @@ async def test_scheduled_digest_goes_once_to_managers_subscribers_and_leaders(ha
     leader = harness.api.sent(LEADER)
     assert kinds(leader) == ["sendMessage", "sendPhoto", "sendDocument", "sendDocument"]
     assert "Vụ Pháp chế" in leader[0].plain_text
-    assert leader[2].document["file_name"] == "tiendo-2024-W05-PC.docx"
+    assert leader[2].document["file_name"] == "tiendo-2024-2024-W05-PC.docx"
     # Unsubscribed people get nothing next week; managers still do.
     await harness.send(ADMIN, "/unsubscribe")
     before = len(harness.api.sent(ADMIN))
@@ -133,7 +133,7 @@ async def test_digest_files_are_written_in_the_data_folder(harness: Harness, db:
     await harness.services.digest.run_due()
     folder = harness.services.config.data_path / "reports" / "2024-W05" / "all" / "vi"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "tiendo-2024-W05.docx",
-        "tiendo-2024-W05.png",
-        "tiendo-2024-W05.xlsx",
+        "tiendo-2024-2024-W05.docx",
+        "tiendo-2024-2024-W05.png",
+        "tiendo-2024-2024-W05.xlsx",
     ]

@@ -90,7 +90,9 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
             session.add(Membership(user_id=user.id, unit_id=where.id, role=role))
         # 906 is the unit's leader and one of its focal points: one (escalated) nudge only.
         session.add(Membership(user_id=users[906].id, unit_id=unit.id, role="focal"))
-        group_id = await session.scalar(select(TaskGroup.id).limit(1))
+        group_id, programme_id = (
+            await session.execute(select(TaskGroup.id, TaskGroup.programme_id).limit(1))
+        ).one()
         deadlines = {
             "b7": date(2024, 3, 15),
             "b1": date(2024, 3, 7),
@@ -101,6 +103,7 @@ async def test_each_nudge_is_rendered_from_the_catalog_when_sent(harness: Harnes
         tasks = {}
         for name, deadline in deadlines.items():
             task = Task(
+                programme_id=programme_id,
                 code=f"{name}&<{name}>",
                 group_id=group_id,
                 title=f"{name} {AWKWARD}",

@@ -45,8 +45,11 @@ async def bot(harness: Harness) -> Harness:
 async def add_task(bot: Harness, deadline: date | None, code: str = "T.1") -> int:
     async with bot.services.db.transaction() as session:
         unit_id = await session.scalar(select(Unit.id).where(Unit.code == "TST"))
-        group_id = await session.scalar(select(TaskGroup.id).limit(1))
+        group_id, programme_id = (
+            await session.execute(select(TaskGroup.id, TaskGroup.programme_id).limit(1))
+        ).one()
         task = Task(
+            programme_id=programme_id,
             code=code,
             group_id=group_id,
             title=f"Nhiệm vụ <thử> {code}",
@@ -558,14 +561,12 @@ async def test_a_nudge_planned_before_the_upgrade_is_sent_as_planned(bot: Harnes
 async def test_migration_0008_keeps_nudges_sent_before_it_sent_once(bot: Harness) -> None:
     """Nudges and snoozed repeats planned before 0008 get their version and offset from their
     keys: planning after the upgrade does not send them again."""
-    from alembic import command
-
-    from storage.migrate import _alembic_config
+    from storage.migrate import downgrade, upgrade
 
     task_id = await add_task(bot, date(2024, 3, 15))
     db = bot.services.db
+    await downgrade(db, "0007")
     async with db.engine.begin() as conn:
-        await conn.run_sync(lambda sync: command.downgrade(_alembic_config(sync), "0007"))
         focal = await conn.scalar(select(User.id).where(User.telegram_id == FOCAL))
         for key, kind in (
             (f"nudge:{task_id}:v1:b7:{focal}", "nudge"),
@@ -578,7 +579,7 @@ async def test_migration_0008_keeps_nudges_sent_before_it_sent_once(bot: Harness
                 f"('{key}', '{kind}', {FOCAL}, {focal}, {task_id}, '{{\"text\": \"cũ\"}}', "
                 "'2024-03-06 02:00:00.000000', 'sent', 1, '2024-03-06 02:00:00.000000')"
             )
-        await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
+    await upgrade(db)
     rows = {r.kind: (r.deadline_version, r.nudge_offset) for r in await outbox_rows(bot)}
     assert rows == {"nudge": (1, "b7"), "nudge_snooze": (1, "b7"), "notice": (None, None)}
     await tick(bot, hanoi(2024, 3, 8, 10, 0))  # b7 is still the current offset: sent already

@@ -49,9 +49,17 @@ def test_demo_writes_every_format(cfg: Path, tmp_path: Path, capsys: pytest.Capt
     assert run(cfg, "demo", "--output", str(out)) == 0
     printed = capsys.readouterr().out
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"tiendo-2025-W02.{ext}" for ext in ("docx", "html", "json", "png", "txt", "xlsx")]
-    assert str(out / "tiendo-2025-W02.docx") in printed
-    data = json.loads((out / "tiendo-2025-W02.json").read_text(encoding="utf-8"))
+    exts = ("docx", "html", "json", "png", "txt", "xlsx")
+    # Two programmes and the rollover: 2024's final report (closed at the first cut-off of
+    # 2025) and the 2025 programme's first weeks, with the same task codes.
+    assert names == [f"tiendo-{stem}.{ext}" for stem in ("2024-2025-W01", "2025-2025-W02") for ext in exts]
+    assert str(out / "tiendo-2025-2025-W02.docx") in printed
+    new = json.loads((out / "tiendo-2025-2025-W02.json").read_text(encoding="utf-8"))
+    assert new["programme"]["decision"] == "12/QĐ-BKHCN" and new["programme"]["state"] == "active"
+    assert new["totals"]["total"] == 95
+    data = json.loads((out / "tiendo-2024-2025-W01.json").read_text(encoding="utf-8"))
+    assert data["programme"]["decision"] == "59/QĐ-BKHCN" and data["programme"]["state"] == "closed"
+    assert data["programme"]["closing"]["total"] == 95
     totals = data["totals"]
     # Some on time, some late, some overdue, some stuck, some silent units.
     assert totals["done_on_time"] and totals["done_late"] and totals["open_overdue"]
@@ -63,8 +71,63 @@ def test_demo_writes_every_format(cfg: Path, tmp_path: Path, capsys: pytest.Capt
     expected = {unit["code"] for unit in compliance["expected"]}
     assert len(silent) == 3 and silent <= expected and not silent & reported
     assert reported | silent == expected
-    digest = (out / "tiendo-2025-W02.txt").read_text(encoding="utf-8")
+    digest = (out / "tiendo-2024-2025-W01.txt").read_text(encoding="utf-8")
     for code in silent:  # named in the digest managers read
         assert code in digest
     # The digest fits one phone screen (visible characters, after Telegram's entity parsing).
     assert len(parse_html(digest)[0]) <= 1200
+
+
+def test_report_covers_the_programme_named_and_names_its_decision(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    next_plan = EXAMPLE_PLAN.parent / "programme-12-QD-BKHCN-2025.yaml"
+    assert run(cfg, "import", str(EXAMPLE_PLAN)) == 0
+    assert run(cfg, "import", str(next_plan)) == 0
+    capsys.readouterr()
+    # Two active programmes: the report must be told which.
+    assert run(cfg, "report", "--format", "json") == 1
+    assert "QD-59-BKHCN-2024" in capsys.readouterr().err
+    assert (
+        run(cfg, "report", "--programme", "QD-59-BKHCN-2024", "--period", "2024-W05", "--format", "json") == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["programme"]["code"] == "QD-59-BKHCN-2024"
+    assert (
+        data["programme"]["decision"] == "59/QĐ-BKHCN" and data["programme"]["decision_date"] == "2024-01-19"
+    )
+    assert data["totals"]["total"] == 95
+    assert {t["code"] for g in data["groups"] for t in g["tasks"]} >= {"1.1", "7.1"}
+    out = tmp_path / "r.docx"
+    assert (
+        run(cfg, "report", "--programme", "2025", "--period", "2025-W05", "--format", "docx", "-o", str(out))
+        == 0
+    )
+    text = "\n".join(p.text for p in Document(str(out)).paragraphs)
+    assert "Thực hiện Quyết định số 12/QĐ-BKHCN ngày 15/01/2025" in text
+    assert "59/QĐ-BKHCN" not in text
+    assert run(cfg, "report", "--programme", "NOPE", "--format", "json") == 1
+    assert "NOPE" in capsys.readouterr().err
+
+
+def test_closing_a_programme_keeps_its_report_and_states_its_figures(
+    cfg: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(cfg, "import", str(EXAMPLE_PLAN)) == 0
+    assert run(cfg, "programme", "close", "2024") == 0
+    closed = capsys.readouterr().out
+    assert "QD-59-BKHCN-2024" in closed and "95" in closed
+    assert run(cfg, "programme", "close", "2024") == 1
+    # Nothing more is imported into it; its report is as it stood at closing.
+    assert run(cfg, "import", str(EXAMPLE_PLAN)) == 1
+    capsys.readouterr()
+    assert run(cfg, "report", "--format", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["programme"]["state"] == "closed" and data["totals"]["total"] == 95
+    assert data["programme"]["closing"]["total"] == 95
+    assert run(cfg, "programme", "list", "--codes") == 0
+    assert capsys.readouterr().out.split() == ["QD-59-BKHCN-2024"]
+    assert run(cfg, "programme", "rename", "QD-59-BKHCN-2024", "CT-2024") == 0
+    assert run(cfg, "audit", "-n", "3") == 0
+    log = capsys.readouterr().out
+    assert "programme.rename" in log and "programme.close" in log

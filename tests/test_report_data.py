@@ -139,6 +139,7 @@ async def test_a_task_still_stuck_keeps_its_proposals_in_a_quiet_week(db: Databa
 
 
 CORRECTIONS_PLAN = """
+programme: {code: TEST-1, title: "Chương trình thử", decision: "1/QĐ-TEST", issued: 2024-01-02}
 units:
   - {code: A, name: "Vụ A"}
 groups:

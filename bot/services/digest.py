@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,8 @@ from bot.config import Config, parse_weekday_clock
 from bot.i18n import I18n
 from bot.services.outbox import OutgoingMessage
 from bot.services.periods import Period, PeriodRule, previous
-from bot.services.report_data import ReportBuilder, ReportData
+from bot.services.programme import ProgrammeDirectory, ProgrammeError, ProgrammeInfo, programme_rule
+from bot.services.report_data import ProgrammeRef, ReportBuilder, ReportData
 from bot.services.report_render import SUFFIX, ReportRenderer
 from storage.db import Database
 from storage.repositories.digest import DigestRepository, Recipient
@@ -30,6 +32,34 @@ from storage.repositories.outbox import OutboxRepository
 log = logging.getLogger(__name__)
 
 ATTACHED = ("png", "docx", "xlsx")
+PERIOD_KEY = re.compile(r"^\d{4}-(W\d{2}|\d{2}|Q[1-4])$")
+
+
+def programme_ref(programme: ProgrammeInfo | None) -> ProgrammeRef | None:
+    if programme is None:
+        return None
+    return ProgrammeRef(
+        programme.code,
+        programme.short_code,
+        programme.title,
+        programme.decision,
+        programme.decision_date,
+        programme.issuer,
+        programme.state,
+        programme.closed_at,
+        programme.closing,
+    )
+
+
+def split_request(args: list[str]) -> tuple[str | None, str | None]:
+    """`/digest [CODE] [PERIOD]` in either order: (programme code, period key)."""
+    code = key = None
+    for arg in args[:2]:
+        if PERIOD_KEY.match(arg):
+            key = arg
+        else:
+            code = arg
+    return code, key
 
 
 @dataclass(frozen=True)
@@ -65,17 +95,52 @@ class DigestService:
         self.i18n = i18n
         self.periods = periods
         self.builder = ReportBuilder(db, periods, config.tz)
+        self.programmes = ProgrammeDirectory(db, clock, config.tz)
 
     def renderer(self, language: str | None = None) -> ReportRenderer:
         return ReportRenderer(self.config, self.i18n, language)
 
-    def period(self, key: str | None = None) -> Period:
-        """The named period, or the current one; ValueError for a malformed key."""
-        return self.periods.by_key(key) if key else self.periods.period_at(self.clock.now())
+    def rule(self, programme: ProgrammeInfo | None = None) -> PeriodRule:
+        return programme_rule(programme, self.config) if programme else self.periods
 
-    async def build(self, period: Period, unit_code: str | None = None) -> ReportData:
-        """The report for the period, as of now when the period is still open."""
-        return await self.builder.build(period, unit_code, as_of=self.clock.now())
+    def period(self, key: str | None = None, programme: ProgrammeInfo | None = None) -> Period:
+        """The named period, or the current one (a closed programme's: the one it closed in);
+        ValueError for a malformed key."""
+        rule = self.rule(programme)
+        if key:
+            return rule.by_key(key)
+        now = self.clock.now()
+        if programme is not None and programme.closed_at is not None:
+            now = min(now, programme.closed_at)
+        return rule.period_at(now)
+
+    async def programme(self, code: str | None = None) -> ProgrammeInfo | None:
+        """The programme a report is asked for (by code, or the only active one); None in a
+        database without programmes. ProgrammeError when the code is unknown or several
+        programmes are active and none was named."""
+        try:
+            return await self.programmes.choose(code)
+        except ProgrammeError as exc:
+            if exc.key == "programme.none" and code is None:
+                return None
+            raise
+
+    async def build(
+        self, period: Period, unit_code: str | None = None, programme: ProgrammeInfo | None = None
+    ) -> ReportData:
+        """The report for the period (of one programme), as of now when the period is open."""
+        builder = (
+            self.builder
+            if programme is None
+            else ReportBuilder(self.db, self.rule(programme), self.config.tz)
+        )
+        return await builder.build(
+            period,
+            unit_code,
+            as_of=self.clock.now(),
+            programme=programme_ref(programme),
+            programme_id=programme.id if programme else None,
+        )
 
     def write_files(
         self, data: ReportData, folder: Path, language: str | None = None, formats: tuple[str, ...] = ATTACHED
@@ -83,6 +148,10 @@ class DigestService:
         folder.mkdir(parents=True, exist_ok=True)
         renderer = self.renderer(language)
         stem = f"tiendo-{data.period}" + (f"-{data.scope.code}" if data.scope else "")
+        if data.programme is not None:
+            stem = f"tiendo-{data.programme.short_code}-{data.period}" + (
+                f"-{data.scope.code}" if data.scope else ""
+            )
         paths = {}
         for fmt in formats:
             path = folder / f"{stem}.{SUFFIX[fmt]}"
@@ -180,24 +249,49 @@ class DigestService:
     async def run_due(self) -> list[str]:
         """Queue the scheduled digest for the period the last schedule closed, unless done.
 
-        Returns the scopes queued now ("all", "unit:<code>")."""
-        period = await self.due_period()
+        One digest per active programme, not one message with a part per programme: each
+        programme is reported against its own decision, and a manager forwards its Word report
+        to whoever that decision's report is owed, so its files must not mix programmes; a
+        ministry has a handful of programmes active at once, so a handful of messages. With
+        one active programme the scopes are "all" and "unit:<code>" as before; with several,
+        "<short code>:all" and "<short code>:unit:<code>". Returns the scopes queued now."""
+        active = await self.programmes.all(active_only=True)
+        if len(active) <= 1:
+            return await self._run_programme(active[0] if active else None, "")
+        queued = []
+        for programme in active:
+            queued += await self._run_programme(programme, f"{programme.short_code}:")
+        return queued
+
+    async def _run_programme(self, programme: ProgrammeInfo | None, prefix: str) -> list[str]:
+        rule = self.rule(programme)
+        period = closed_period(
+            rule, last_occurrence(self.config.digest.schedule, self.clock.now(), self.config)
+        )
         async with self.db.reader() as session:
             repo = DigestRepository(session)
             done = await repo.scopes_done(period.key)
-            done_all = "all" in done
+            done_all = f"{prefix}all" in done
             recipients = [] if done_all else await repo.programme_recipients()
             leaders = await repo.leaders_by_unit()
-            pending_units = {code: people for code, people in leaders.items() if f"unit:{code}" not in done}
+        pending_units = {
+            code: people for code, people in leaders.items() if f"{prefix}unit:{code}"[:48] not in done
+        }
+        builder = ReportBuilder(self.db, rule, self.config.tz)
+        ref, programme_id = programme_ref(programme), programme.id if programme else None
         queued = []
         if not done_all:
-            data = await self.builder.build(period)
-            if await self._queue_run(period, "all", data, recipients):
-                queued.append("all")
+            data = await builder.build(period, programme=ref, programme_id=programme_id)
+            if await self._queue_run(period, f"{prefix}all", data, recipients):
+                queued.append(f"{prefix}all")
         for code, people in pending_units.items():
-            data = await self.builder.build(period, code)
-            if await self._queue_run(period, f"unit:{code}", data, people):
-                queued.append(f"unit:{code}")
+            data = await builder.build(period, code, programme=ref, programme_id=programme_id)
+            # Several programmes: a unit without tasks in this one gets no empty report.
+            if prefix and not data.tasks:
+                continue
+            scope = f"{prefix}unit:{code}"[:48]
+            if await self._queue_run(period, scope, data, people):
+                queued.append(scope)
         return queued
 
     async def subscribe(self, telegram_id: int) -> bool | None:

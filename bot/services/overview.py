@@ -13,7 +13,8 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.services.plans import PROGRESS_COLUMNS, TASK_COLUMNS
+from bot.services.plans import PROGRAMME_COLUMNS, PROGRESS_COLUMNS, TASK_COLUMNS
+from bot.services.programme import programme_cells
 from bot.services.status import (
     STATUS_ORDER,
     StatusClass,
@@ -24,6 +25,7 @@ from bot.services.status import (
 )
 from storage.db import Database
 from storage.models import ProgressReport, Task
+from storage.repositories.programmes import ProgrammeRepository
 from storage.repositories.reports import ReportRepository
 from storage.repositories.tasks import TaskRepository
 from storage.repositories.units import UnitRepository
@@ -39,6 +41,8 @@ class TaskStatus:
     deadline: date | None
     status: StatusClass
     completed_on: date | None
+    task_id: int = 0
+    programme_id: int = 0
 
 
 @dataclass
@@ -90,11 +94,14 @@ class OverviewService:
     def _local_day(self, at: datetime) -> date:
         return at.astimezone(self.config.tz).date()
 
-    async def statuses(self, today: date | None = None) -> list[TaskStatus]:
-        """Every open task's status class on `today`, from its lead unit's reports."""
+    async def statuses(self, today: date | None = None, programme_id: int | None = None) -> list[TaskStatus]:
+        """Every open task's status class on `today` (of one programme, or all), from its lead
+        unit's reports."""
         today = today or self.today()
         async with self.db.reader() as session:
             tasks = await TaskRepository(session).all_open()
+            if programme_id is not None:
+                tasks = [t for t in tasks if t.programme_id == programme_id]
             lead = await ReportRepository(session).lead_progress(
                 end_of_day(today, self.config.tz), [t.id for t in tasks]
             )
@@ -112,15 +119,17 @@ class OverviewService:
                     task.deadline,
                     classify_status(task.deadline, done, today),
                     done,
+                    task.id,
+                    task.programme_id,
                 )
             )
         return result
 
-    async def stats(self, today: date | None = None) -> Stats:
+    async def stats(self, today: date | None = None, programme_id: int | None = None) -> Stats:
         today = today or self.today()
-        statuses = await self.statuses(today)
+        statuses = await self.statuses(today, programme_id)
         async with self.db.reader() as session:
-            group_titles = {g.code: g.title for g in await TaskRepository(session).groups()}
+            group_titles = {g.code: g.title for g in await TaskRepository(session).groups(programme_id)}
         groups: dict[str, StatsRow] = {code: StatsRow(code, title) for code, title in group_titles.items()}
         units: dict[str, StatsRow] = {}
         for status in statuses:
@@ -133,9 +142,10 @@ class OverviewService:
             today, total, [g for g in groups.values() if g.total], sorted(units.values(), key=lambda u: u.key)
         )
 
-    async def overdue(self, today: date | None = None) -> list[OverdueUnit]:
+    async def overdue(self, today: date | None = None, programme_id: int | None = None) -> list[OverdueUnit]:
         """Overdue tasks by lead unit, oldest deadline first (units too)."""
-        late = [s for s in await self.statuses(today) if s.status is StatusClass.OPEN_OVERDUE]
+        statuses = await self.statuses(today, programme_id)
+        late = [s for s in statuses if s.status is StatusClass.OPEN_OVERDUE]
         by_unit: dict[str, list[TaskStatus]] = defaultdict(list)
         for status in late:
             by_unit[status.lead].append(status)
@@ -149,21 +159,29 @@ class OverviewService:
 
     # --- export ----------------------------------------------------------------------------
 
-    async def export_xlsx(self) -> bytes:
-        """Units, groups and every task with its latest progress, as a plan workbook."""
+    async def export_xlsx(self, programme_id: int | None = None) -> bytes:
+        """One programme (by default the active one issued last) as a plan workbook: the
+        programme, units, its groups and every task with its latest progress."""
         from openpyxl import Workbook
 
-        statuses = {s.code: s for s in await self.statuses()}
         async with self.db.reader() as session:
+            repo = TaskRepository(session)
+            programme_id = programme_id or await repo.current_programme_id()
+            programme = await ProgrammeRepository(session).by_id(programme_id) if programme_id else None
             units = await UnitRepository(session).all(active_only=False)
             unit_codes = {u.id: u.code for u in units}
-            groups = await TaskRepository(session).groups()
-            tasks = await TaskRepository(session).all()
+            groups = await repo.groups(programme_id)
+            tasks = [t for t in await repo.all() if t.programme_id == programme_id]
             latest = await ReportRepository(session).latest_for_tasks(t.id for t in tasks)
+        statuses = {s.task_id: s for s in await self.statuses()}
         workbook = Workbook()
         sheet = workbook.active
         assert sheet is not None
-        sheet.title = "units"
+        sheet.title = "programme"
+        sheet.append(list(PROGRAMME_COLUMNS))
+        if programme is not None:
+            sheet.append([_safe_cell(v) for v in programme_cells(programme)])
+        sheet = workbook.create_sheet("units")
         sheet.append(["code", "name", "parent"])
         for unit in units:
             sheet.append([unit.code, unit.name, unit_codes.get(unit.parent_id or 0, "")])
@@ -177,7 +195,7 @@ class OverviewService:
             sheet.append(
                 [
                     _safe_cell(v)
-                    for v in self._task_row(task, latest.get(task.id), statuses.get(task.code), unit_codes)
+                    for v in self._task_row(task, latest.get(task.id), statuses.get(task.id), unit_codes)
                 ]
             )
         out = io.BytesIO()

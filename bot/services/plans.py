@@ -64,6 +64,22 @@ PROGRESS_COLUMNS = (
     "closed_reason",
 )
 UNIT_COLUMNS = ("code", "name", "parent")
+# The programme the file belongs to (YAML block `programme:`, XLSX sheet `programme`).
+PROGRAMME_COLUMNS = (
+    "code",
+    "short_code",
+    "title",
+    "decision",
+    "issued",
+    "issuer",
+    "starts",
+    "ends",
+    "period",
+    "cutoff",
+)
+PROGRAMME_CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,47}$")
+SHORT_CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,15}$")
+PERIODS = ("weekly", "monthly", "quarterly")
 GROUP_COLUMNS = ("code", "title")
 # Vietnamese headings accepted for the same columns (what an office's own sheet tends to say).
 HEADER_ALIASES = {
@@ -136,8 +152,31 @@ class TaskRow:
     where: tuple[str, int]
 
 
+@dataclass(frozen=True)
+class ProgrammeRow:
+    """The file's programme. Only `code` is set when the file names an existing programme
+    without describing it (CSV with --programme, or a file without the block)."""
+
+    code: str
+    where: tuple[str, int] = ("file", 0)
+    short_code: str | None = None
+    title: str | None = None
+    decision: str | None = None
+    decision_date: date | None = None
+    issuer: str | None = None
+    starts_on: date | None = None
+    ends_on: date | None = None
+    period: str | None = None
+    cutoff: str | None = None
+
+    @property
+    def described(self) -> bool:
+        return self.title is not None
+
+
 @dataclass
 class Plan:
+    programme: ProgrammeRow | None = None
     units: list[UnitRow] = field(default_factory=list)
     groups: list[GroupRow] = field(default_factory=list)
     tasks: list[TaskRow] = field(default_factory=list)
@@ -351,12 +390,25 @@ def _yaml_records(doc: dict[str, Any], kind: str, limits: PlanLimits) -> tuple[l
     return records, errors
 
 
+def _yaml_programme(block: Any, records: Records) -> list[PlanError]:
+    """The `programme:` block as the file's programme record (kept apart from the lists)."""
+    if block is None:
+        return []
+    if not isinstance(block, dict):
+        return [PlanError(("file", 0), "plan.not_a_record", {"kind": "programme"})]
+    line = block.pop("__line__", 0)
+    if "short" in block:
+        block.setdefault("short_code", block.pop("short"))
+    records["programme"] = [(("line", line), block)]
+    return []
+
+
 def _read_yaml(data: bytes, limits: PlanLimits) -> tuple[Records, list[PlanError]]:
     doc = _yaml_document(data)
     if not isinstance(doc, dict):
         return {}, [PlanError(("file", 0), "plan.no_lists")]
     records = _empty_records()
-    errors: list[PlanError] = []
+    errors: list[PlanError] = _yaml_programme(doc.get("programme"), records)
     for kind in KINDS:
         records[kind], found = _yaml_records(doc, kind, limits)
         errors.extend(found)
@@ -531,7 +583,12 @@ def _first_row(cells: str) -> int:
     return int(re.sub(r"[^0-9]", " ", cells).split()[0])
 
 
-SHEET_COLUMNS = {"units": UNIT_COLUMNS, "groups": GROUP_COLUMNS, "tasks": TASK_COLUMNS + PROGRESS_COLUMNS}
+SHEET_COLUMNS = {
+    "programme": PROGRAMME_COLUMNS,
+    "units": UNIT_COLUMNS,
+    "groups": GROUP_COLUMNS,
+    "tasks": TASK_COLUMNS + PROGRESS_COLUMNS,
+}
 
 
 def _read_xlsx(data: bytes, limits: PlanLimits) -> tuple[Records, list[PlanError]]:
@@ -573,6 +630,7 @@ def _workbook_records(
         errors.extend(found)
     if "tasks" not in sheets:
         errors.append(PlanError(("file", 0), "plan.no_tasks_sheet"))
+    records["programme"] = records.get("programme", [])[:1]  # one programme: its first row
     return records, errors
 
 
@@ -599,6 +657,65 @@ def read_records(data: bytes, filename: str, limits: PlanLimits) -> tuple[Record
 
 
 # --- validation ------------------------------------------------------------------------------
+
+
+def _optional_date(
+    rec: dict[str, Any], column: str, where: tuple[str, int], errors: list[PlanError]
+) -> date | None:
+    try:
+        return parse_deadline(rec.get(column))
+    except ValueError:
+        errors.append(PlanError(where, "plan.bad_date", {"value": nfc(rec.get(column))}))
+        return None
+
+
+def _programme_text(rec: dict[str, Any], column: str, limit: int) -> str:
+    return nfc(rec.get(column))[:limit]
+
+
+def _programme_period(rec: dict[str, Any], where: tuple[str, int], errors: list[PlanError]) -> str | None:
+    period = nfc(rec.get("period")).lower() or None
+    if period is not None and period not in PERIODS:
+        errors.append(PlanError(where, "plan.bad_period", {"value": period}))
+        return None
+    return period
+
+
+def parse_programme(records: Records, errors: list[PlanError]) -> ProgrammeRow | None:
+    """The file's programme record (YAML block or XLSX sheet), or None without one."""
+    found = records.get("programme") or []
+    if not found:
+        return None
+    where, rec = found[0]
+    code = nfc(rec.get("code"))
+    if not PROGRAMME_CODE.match(code):
+        errors.append(PlanError(where, "plan.bad_programme_code", {"code": code}))
+        return None
+    short = nfc(rec.get("short_code")) or default_short_code(code)
+    if not SHORT_CODE.match(short):
+        errors.append(PlanError(where, "plan.bad_short_code", {"code": short}))
+    title = _programme_text(rec, "title", MAX_TITLE)
+    if not title:
+        errors.append(PlanError(where, "plan.missing", {"column": "title"}))
+    return ProgrammeRow(
+        code=code,
+        where=where,
+        short_code=short,
+        title=title,
+        decision=_programme_text(rec, "decision", 64),
+        decision_date=_optional_date(rec, "issued", where, errors),
+        issuer=_programme_text(rec, "issuer", 300),
+        starts_on=_optional_date(rec, "starts", where, errors),
+        ends_on=_optional_date(rec, "ends", where, errors),
+        period=_programme_period(rec, where, errors),
+        cutoff=_programme_text(rec, "cutoff", 32) or None,
+    )
+
+
+def default_short_code(code: str) -> str:
+    """A programme's short code when the file gives none: its last part ("QD-59-BKHCN-2024"
+    gives "2024"), at most 16 characters."""
+    return re.split(r"[-_.]", code)[-1][:16] or code[:16]
 
 
 class _PlanBuilder:
@@ -768,6 +885,7 @@ def parse_plan(
         return Plan(errors=errors)
     builder = _PlanBuilder(known_units, known_groups)
     builder.plan.errors.extend(errors)
+    builder.plan.programme = parse_programme(records, builder.plan.errors)
     # Units first (tasks name them), then groups, then tasks.
     for kind, check in (("units", builder.units), ("groups", builder.groups), ("tasks", builder.tasks)):
         check(records.get(kind, []))

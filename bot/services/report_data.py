@@ -7,6 +7,7 @@ reports up to that moment (bot/services/status.py).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections import defaultdict
@@ -393,8 +394,10 @@ class _Lines:
     status_changes: list[StatusChange] = field(default_factory=list)
 
 
-async def _load(session: AsyncSession, window: _Window, unit_code: str | None) -> _Loaded:
-    repo = ReportDataRepository(session)
+async def _load(
+    session: AsyncSession, window: _Window, unit_code: str | None, programme_id: int | None = None
+) -> _Loaded:
+    repo = ReportDataRepository(session, programme_id)
     scope: UnitRecord | None = None
     if unit_code is not None:
         scope = await repo.unit_by_code(unit_code)
@@ -593,14 +596,26 @@ class ReportBuilder:
         )
 
     async def build(
-        self, period: Period, unit_code: str | None = None, *, as_of: datetime | None = None
+        self,
+        period: Period,
+        unit_code: str | None = None,
+        *,
+        as_of: datetime | None = None,
+        programme: ProgrammeRef | None = None,
+        programme_id: int | None = None,
     ) -> ReportData:
-        """Compute the report for the period: the whole programme, or one unit's tasks.
+        """Compute the report for the period: the whole programme (one programme's tasks with
+        programme_id), or one unit's tasks.
 
-        A period still open is reported as of `as_of` (now): statuses are those of today."""
+        A period still open is reported as of `as_of` (now): statuses are those of today. A
+        closed programme is reported as it stood just before it was closed (its open tasks
+        were closed with it)."""
+        if programme is not None and programme.closed_at is not None:
+            closing = programme.closed_at - timedelta(microseconds=1)
+            as_of = min(as_of, closing) if as_of is not None else closing
         window = self.window(period, as_of)
         # Whole-programme queries: in the driver's thread, so chats are served meanwhile.
         with self.db.offloaded():
             async with self.db.reader() as session:
-                loaded = await _load(session, window, unit_code)
-        return assemble(loaded, window, self.tz)
+                loaded = await _load(session, window, unit_code, programme_id)
+        return dataclasses.replace(assemble(loaded, window, self.tz), programme=programme)

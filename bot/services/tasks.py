@@ -4,16 +4,18 @@ reminders and the digest."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.services.people import Person
 from bot.services.status import StatusClass, classify_status, end_of_day
 from storage.db import Database
-from storage.models import ProgressReport, Task
+from storage.models import Programme, ProgressReport, Task
+from storage.repositories.programmes import ProgrammeRepository
 from storage.repositories.reports import LeadProgress, ReportRepository
-from storage.repositories.tasks import TaskRepository, next_unreported, report_task
+from storage.repositories.tasks import TaskRepository, next_unreported, report_task, split_code
 
 # Overdue first, then open within the deadline, then completed.
 _ORDER = {
@@ -45,6 +47,10 @@ class TaskView:
     last_percent: int | None = None
     last_status: str | None = None
     last_period: str | None = None  # the period of the caller's units' last report
+    # With several active programmes: the task's programme (short code, title), and `code`
+    # is shown as "<short code>:<code>" (what /report takes); both empty with one.
+    programme: str = ""
+    programme_title: str = ""
 
     @property
     def can_report(self) -> bool:
@@ -86,6 +92,35 @@ class ReportableTask:
         return self.target_value is not None
 
 
+def _by_programme(
+    views: list[TaskView], programme_of: dict[int, int], active: list[Programme]
+) -> list[TaskView]:
+    """Several active programmes: the latest issued first, each task's code shown with its
+    programme's short code ("2025:1.1"), overdue first within each."""
+    order = {p.id: i for i, p in enumerate(reversed(active))}
+    by_id = {p.id: p for p in active}
+    labelled = []
+    for view in views:
+        programme = by_id.get(programme_of.get(view.task_id, 0))
+        if programme is not None:
+            view = replace(
+                view,
+                code=f"{programme.short_code}:{view.code}",
+                programme=programme.short_code,
+                programme_title=programme.title,
+            )
+        labelled.append(view)
+    labelled.sort(
+        key=lambda v: (
+            order.get(programme_of.get(v.task_id, 0), len(order)),
+            _ORDER[v.status],
+            v.deadline or date.max,
+            v.code,
+        )
+    )
+    return labelled
+
+
 class TaskService:
     def __init__(self, db: Database, tz: ZoneInfo) -> None:
         self.db = db
@@ -109,12 +144,15 @@ class TaskService:
             ids = [t.id for t in tasks]
             lead = await reports.lead_progress(end_of_day(today, self.tz), ids)
             own = await reports.latest_for_tasks(ids, all_units)
+            active = await ProgrammeRepository(session).all(active_only=True)
         views = [
             self._view(task, lead.get(task.id), own.get(task.id), all_units, focal, codes, today)
             for task in tasks
         ]
-        views.sort(key=lambda v: (_ORDER[v.status], v.deadline or date.max, v.code))
-        return views
+        if len(active) < 2:
+            views.sort(key=lambda v: (_ORDER[v.status], v.deadline or date.max, v.code))
+            return views
+        return _by_programme(views, {t.id: t.programme_id for t in tasks}, active)
 
     def _view(
         self,
@@ -243,6 +281,14 @@ class ReportView:
     revisions: tuple[RevisionView, ...]
 
 
+def _match_code(tasks: Any, typed: str) -> int | None:
+    """The task a typed code names among these: "2025:1.1", or "1.1" (an open task first)."""
+    short, code = split_code(typed)
+    found = [t for t in tasks if t.code == code and (short is None or t.programme.short_code == short)]
+    found.sort(key=lambda t: (t.closed_at is not None, -t.id))
+    return found[0].id if found else None
+
+
 class HistoryService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -254,10 +300,11 @@ class HistoryService:
         units = person.unit_ids()
         codes = {u.unit_id: u.unit_code for u in person.units}
         async with self.db.reader() as session:
-            tasks = {t.id: t for t in await TaskRepository(session).for_units(units)}
+            # Closed tasks too (a closed programme's): their reports stay readable.
+            tasks = {t.id: t for t in await TaskRepository(session).for_units(units, include_closed=True)}
             task_id = None
             if task_code is not None:
-                task_id = next((t.id for t in tasks.values() if t.code == task_code), None)
+                task_id = _match_code(tasks.values(), task_code)
                 if task_id is None:
                     return None
             reports = await ReportRepository(session).recent(units, task_id, limit)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from telegram.ext import BaseHandler
 
-from handlers.admin import extensions, files, people, programme, views
+from handlers.admin import extensions, files, people, programme, programmes, views
 
 COMMANDS: list[tuple[str, str]] = [
     ("unit_add", "admin"),
@@ -30,6 +30,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("overdue", "manager"),
     ("stats", "manager"),
     ("extend", "focal"),
+    ("programmes", "manager"),
+    ("programme_close", "admin"),
 ]
 
 # The handler group of the /import document handler (see bot/app.py).
@@ -39,6 +41,7 @@ DOCUMENT_GROUP = 5
 def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     return [
         *programme.handlers(),
+        *programmes.handlers(),
         *people.handlers(),
         *files.handlers(),
         *views.handlers(),

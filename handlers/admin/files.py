@@ -58,6 +58,9 @@ def preview_lines(call: Call, filename: str, result: ImportResult) -> list[str]:
         if len(result.errors) > LIST_LIMIT:
             lines.append(call.t("admin.import.more", count=len(result.errors) - LIST_LIMIT))
         return lines
+    programme = next(c for c in result.changes if c.kind == "programme")
+    action = call.t(f"programme.action_{programme.action}")
+    lines.append(call.t("programme.import_line", code=escape(programme.code), action=action))
     for kind in KINDS:
         lines.append(
             call.t(
@@ -96,12 +99,20 @@ def preview_lines(call: Call, filename: str, result: ImportResult) -> list[str]:
     return lines
 
 
+def _caption_programme(caption: str) -> str | None:
+    """`/import CODE` as a file's caption names its programme."""
+    words = caption.split()
+    return words[1][:48] if len(words) > 1 and words[0].startswith("/import") else None
+
+
 async def import_start(update: Update, context: Context) -> None:
-    """Wait for the admin's plan file (YAML, CSV or XLSX)."""
+    """Wait for the admin's plan file (YAML, CSV or XLSX); `/import CODE` names its programme
+    (a CSV file names none)."""
     call = await begin(update, context, "import")
     if call is None:
         return
-    await call.services.admin.save_draft(call.actor, "import", {"state": "awaiting"})
+    state = {"state": "awaiting", **({"programme": call.args[0][:48]} if call.args else {})}
+    await call.services.admin.save_draft(call.actor, "import", state)
     await call.say("admin.import.send_file", kb=call.services.config.admin.import_max_kb)
 
 
@@ -128,7 +139,8 @@ async def import_file(update: Update, context: Context) -> None:
         data = await download(document)
         if data is None:
             raise AdminError("download_failed")
-        result, version = await admin.stage_import(call.actor, filename, data)
+        programme = (pending[0].get("programme") if pending else None) or _caption_programme(caption)
+        result, version = await admin.stage_import(call.actor, filename, data, programme)
     except AdminError as exc:
         return await call.error(exc)
     parts = chunks(preview_lines(call, filename, result))

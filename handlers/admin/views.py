@@ -9,6 +9,7 @@ from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.context import Context
 from bot.services.overview import StatsRow
+from bot.services.programme import ProgrammeError, ProgrammeInfo
 from bot.services.status import STATUS_ORDER
 from handlers.admin.common import Call, begin
 
@@ -28,16 +29,43 @@ def _row(call: Call, label: str, row: StatsRow) -> str:
     )
 
 
+async def _programmes(call: Call) -> list[ProgrammeInfo | None] | None:
+    """The programmes a view covers: the one named (/stats CODE), else every active one (None:
+    a database without programmes); None after telling the caller the code is unknown."""
+    directory = call.services.digest.programmes
+    if call.args:
+        try:
+            return [await directory.choose(call.args[0][:48])]
+        except ProgrammeError as exc:
+            await call.say_lines([call.t(exc.key, **{k: escape(str(v)) for k, v in exc.params.items()})])
+            return None
+    active: list[ProgrammeInfo | None] = list(await directory.all(active_only=True))
+    return active or [None]
+
+
+def _heading(call: Call, programme: ProgrammeInfo | None, several: bool) -> list[str]:
+    if programme is None or not several:
+        return []
+    return [call.t("programme.heading", short=escape(programme.short_code), title=escape(programme.title))]
+
+
 async def stats(update: Update, context: Context) -> None:
-    """Counts per group and per lead unit in the Government's status classes."""
+    """Counts per group and per lead unit in the Government's status classes, per programme."""
     call = await begin(update, context, "stats", "manager")
     if call is None:
         return
-    result = await call.services.overview.stats()
+    programmes = await _programmes(call)
+    for programme in programmes or []:
+        lines = _heading(call, programme, len(programmes or []) > 1 or bool(call.args))
+        await _stats(call, lines, programme.id if programme else None)
+
+
+async def _stats(call: Call, lines: list[str], programme_id: int | None) -> None:
+    result = await call.services.overview.stats(programme_id=programme_id)
     total = result.total
-    lines = [
+    lines.append(
         call.t("admin.stats.title", date=call.services.i18n.date(call.lang, result.today), total=total.total)
-    ]
+    )
     lines += [
         call.t("admin.stats.class_line", label=call.t(f"admin.status.{s.value}"), count=total.counts[s])
         for s in STATUS_ORDER
@@ -55,18 +83,26 @@ async def stats(update: Update, context: Context) -> None:
 
 
 async def overdue(update: Update, context: Context) -> None:
-    """Overdue tasks grouped by lead unit, the oldest first."""
+    """Overdue tasks grouped by lead unit, the oldest first, per programme."""
     call = await begin(update, context, "overdue", "manager")
     if call is None:
         return
+    programmes = await _programmes(call)
+    for programme in programmes or []:
+        lines = _heading(call, programme, len(programmes or []) > 1 or bool(call.args))
+        await _overdue(call, lines, programme.id if programme else None)
+
+
+async def _overdue(call: Call, lines: list[str], programme_id: int | None) -> None:
     overview = call.services.overview
-    units = await overview.overdue()
+    units = await overview.overdue(programme_id=programme_id)
     today = overview.today()
     if not units:
-        await call.say("admin.overdue.none", date=call.services.i18n.date(call.lang, today))
+        lines.append(call.t("admin.overdue.none", date=call.services.i18n.date(call.lang, today)))
+        await call.say_lines(lines)
         return
     count = sum(len(u.tasks) for u in units)
-    lines = [call.t("admin.overdue.title", date=call.services.i18n.date(call.lang, today), count=count)]
+    lines.append(call.t("admin.overdue.title", date=call.services.i18n.date(call.lang, today), count=count))
     for unit in units:
         lines.append(
             call.t(

@@ -76,11 +76,15 @@ class TaskAudit:
 
 
 class ReportDataRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    """The report's queries over one programme's tasks (or, with programme_id None, all)."""
 
-    @staticmethod
-    def _scope(query: Select[Any], unit_id: int | None) -> Select[Any]:
+    def __init__(self, session: AsyncSession, programme_id: int | None = None) -> None:
+        self.session = session
+        self.programme_id = programme_id
+
+    def _scope(self, query: Select[Any], unit_id: int | None) -> Select[Any]:
+        if self.programme_id is not None:
+            query = query.where(Task.programme_id == self.programme_id)
         if unit_id is None:
             return query
         coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id == unit_id)
@@ -144,6 +148,10 @@ class ReportDataRepository:
     async def units_reporting(self, period: str, unit_id: int | None = None) -> set[int]:
         """The units that sent at least one report in the period (on tasks in scope)."""
         query = select(distinct(ProgressReport.unit_id)).where(ProgressReport.period == period)
+        if self.programme_id is not None:
+            query = query.where(
+                ProgressReport.task_id.in_(select(Task.id).where(Task.programme_id == self.programme_id))
+            )
         if unit_id is not None:
             query = query.where(ProgressReport.unit_id == unit_id)
         return set(await self.session.scalars(query))
@@ -165,11 +173,10 @@ class ReportDataRepository:
         return UnitRecord(*row) if row else None
 
     async def groups(self) -> list[GroupRecord]:
-        rows = await self.session.execute(
-            select(TaskGroup.id, TaskGroup.code, TaskGroup.title, TaskGroup.position).order_by(
-                TaskGroup.position, TaskGroup.id
-            )
-        )
+        query = select(TaskGroup.id, TaskGroup.code, TaskGroup.title, TaskGroup.position)
+        if self.programme_id is not None:
+            query = query.where(TaskGroup.programme_id == self.programme_id)
+        rows = await self.session.execute(query.order_by(TaskGroup.position, TaskGroup.id))
         return [GroupRecord(*row) for row in rows]
 
     async def created_between(

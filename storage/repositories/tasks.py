@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, func, or_, select
+from sqlalchemy import Select, bindparam, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from storage.models import ProgressReport, Task, TaskGroup, TaskUnit, table_of
+from storage.models import Programme, ProgressReport, Task, TaskGroup, TaskUnit, table_of
 from storage.statements import StatementRunner
 
 
@@ -17,26 +17,52 @@ class TaskRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def groups_by_codes(self, codes: Iterable[str]) -> dict[str, TaskGroup]:
+    async def groups_by_codes(
+        self, codes: Iterable[str], programme_id: int | None = None
+    ) -> dict[str, TaskGroup]:
+        """The programme's groups with these codes (any programme's with programme_id None)."""
         codes = list(set(codes))
         if not codes:
             return {}
-        rows = await self.session.scalars(select(TaskGroup).where(TaskGroup.code.in_(codes)))
+        query = select(TaskGroup).where(TaskGroup.code.in_(codes))
+        if programme_id is not None:
+            query = query.where(TaskGroup.programme_id == programme_id)
+        rows = await self.session.scalars(query)
         return {group.code: group for group in rows}
 
-    async def groups(self) -> list[TaskGroup]:
-        return list(await self.session.scalars(select(TaskGroup).order_by(TaskGroup.position)))
+    async def groups(self, programme_id: int | None = None) -> list[TaskGroup]:
+        query = select(TaskGroup).order_by(TaskGroup.programme_id, TaskGroup.position)
+        if programme_id is not None:
+            query = query.where(TaskGroup.programme_id == programme_id)
+        return list(await self.session.scalars(query))
 
-    async def by_codes(self, codes: Iterable[str]) -> dict[str, Task]:
+    async def current_programme_id(self) -> int | None:
+        """The programme new tasks go into: the active one issued last."""
+        return await self.session.scalar(
+            select(Programme.id)
+            .where(Programme.state == "active")
+            .order_by(Programme.decision_date.desc().nulls_last(), Programme.id.desc())
+            .limit(1)
+        )
+
+    async def group_codes_by_programme(self) -> dict[int, set[str]]:
+        found: dict[int, set[str]] = {}
+        for programme_id, code in await self.session.execute(select(TaskGroup.programme_id, TaskGroup.code)):
+            found.setdefault(programme_id, set()).add(code)
+        return found
+
+    async def by_codes(self, codes: Iterable[str], programme_id: int | None = None) -> dict[str, Task]:
+        """The programme's tasks with these codes (any programme's with programme_id None)."""
         codes = list(set(codes))
         if not codes:
             return {}
         found: dict[str, Task] = {}
+        in_programme = Task.programme_id == programme_id if programme_id is not None else true()
         # Chunked: SQLite caps the number of bound parameters.
         for start in range(0, len(codes), 500):
             rows = await self.session.scalars(
                 select(Task)
-                .where(Task.code.in_(codes[start : start + 500]))
+                .where(Task.code.in_(codes[start : start + 500]), in_programme)
                 .options(
                     selectinload(Task.coordinating).selectinload(TaskUnit.unit),
                     selectinload(Task.lead_unit),
@@ -46,8 +72,25 @@ class TaskRepository:
             found.update((task.code, task) for task in rows)
         return found
 
+    async def by_id(self, task_id: int) -> Task | None:
+        rows = await self.session.scalars(
+            select(Task)
+            .where(Task.id == task_id)
+            .options(
+                selectinload(Task.coordinating).selectinload(TaskUnit.unit),
+                selectinload(Task.lead_unit),
+                selectinload(Task.group),
+                selectinload(Task.programme),
+            )
+        )
+        return rows.first()
+
     async def by_code(self, code: str) -> Task | None:
-        return (await self.by_codes([code])).get(code)
+        """A task by the code a person typed: "1.1" when one programme has it (an active
+        programme's first), or "2025:1.1" with the programme's short code; None otherwise."""
+        ids = await self.session.scalars(_by_typed_code(code).limit(2))
+        found = list(ids)
+        return await self.by_id(found[0]) if len(found) == 1 else None
 
     async def all_open(self) -> list[Task]:
         rows = await self.session.scalars(
@@ -62,26 +105,30 @@ class TaskRepository:
         )
         return list(rows)
 
-    async def for_units(self, unit_ids: Iterable[int]) -> list[Task]:
-        """Open tasks that any of these units leads or coordinates."""
+    async def for_units(self, unit_ids: Iterable[int], *, include_closed: bool = False) -> list[Task]:
+        """Open tasks (or all) that any of these units leads or coordinates."""
         unit_ids = list(unit_ids)
         if not unit_ids:
             return []
         coordinated = select(TaskUnit.task_id).where(TaskUnit.unit_id.in_(unit_ids))
+        query = select(Task).where(or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
+        if not include_closed:
+            query = query.where(Task.closed_at.is_(None))
         rows = await self.session.scalars(
-            select(Task)
-            .where(Task.closed_at.is_(None), or_(Task.lead_unit_id.in_(unit_ids), Task.id.in_(coordinated)))
-            .options(
+            query.options(
                 selectinload(Task.coordinating).selectinload(TaskUnit.unit),
                 selectinload(Task.lead_unit),
                 selectinload(Task.group),
-            )
-            .order_by(Task.position, Task.id)
+                selectinload(Task.programme),
+            ).order_by(Task.position, Task.id)
         )
         return list(rows)
 
     async def open_id_by_code(self, code: str) -> int | None:
-        return await self.session.scalar(select(Task.id).where(Task.code == code, Task.closed_at.is_(None)))
+        found = list(
+            await self.session.scalars(_by_typed_code(code).where(Task.closed_at.is_(None)).limit(2))
+        )
+        return found[0] if len(found) == 1 else None
 
     async def views_for_units(
         self, unit_ids: Iterable[int], task_ids: Iterable[int] | None = None
@@ -127,6 +174,29 @@ class TaskRepository:
         return int(await self.session.scalar(select(func.max(Task.position))) or 0)
 
 
+def split_code(typed: str) -> tuple[str | None, str]:
+    """ "2025:1.1" -> ("2025", "1.1"); "1.1" -> (None, "1.1")."""
+    short, sep, code = typed.strip().rpartition(":")
+    return (short.strip() or None, code.strip()) if sep else (None, typed.strip())
+
+
+def _by_typed_code(typed: str) -> Select[Any]:
+    """Task ids for a typed code. A bare code matching tasks of several programmes counts
+    those of active programmes only (a closed programme's codes come back next year)."""
+    short, code = split_code(typed)
+    query = select(Task.id).join(Programme, Programme.id == Task.programme_id).where(Task.code == code)
+    if short is not None:
+        return query.where(Programme.short_code == short)
+    in_active = (
+        select(func.count())
+        .select_from(Task)
+        .join(Programme, Programme.id == Task.programme_id)
+        .where(Task.code == code, Programme.state == "active")
+        .scalar_subquery()
+    )
+    return query.where(or_(Programme.state == "active", in_active == 0))
+
+
 _TASKS = table_of(Task)
 _TASK_UNITS = table_of(TaskUnit)
 
@@ -144,7 +214,16 @@ def _report_task(by: str) -> Select[Any]:
     ).where(tasks.c.closed_at.is_(None), tasks.c[by] == bindparam("value"))
 
 
-_REPORT_TASK = {"id": _report_task("id"), "code": _report_task("code")}
+_PROGRAMMES = table_of(Programme)
+_REPORT_TASK = {
+    "id": _report_task("id"),
+    "code": _report_task("code"),
+    # "2025:1.1": the code inside the programme of that short code.
+    "short": _report_task("code").where(
+        _TASKS.c.programme_id
+        == select(_PROGRAMMES.c.id).where(_PROGRAMMES.c.short_code == bindparam("short")).scalar_subquery()
+    ),
+}
 _COORDINATING = (
     select(_TASK_UNITS.c.unit_id)
     .where(_TASK_UNITS.c.task_id == bindparam("task_id"))
@@ -158,9 +237,16 @@ def report_task(
     """The open task's row (id, code, title, lead_unit_id, target_value, target_unit,
     target_label) by id or code, and its coordinating unit ids in order: plain rows, for the
     step that starts every report."""
-    by, value = ("id", task_id) if task_id is not None else ("code", code)
-    rows = runner.rows(_REPORT_TASK[by], {"value": value})
-    if not rows:
+    if task_id is not None:
+        rows = runner.rows(_REPORT_TASK["id"], {"value": task_id})
+    else:
+        short, bare = split_code(code or "")
+        if short is None:
+            rows = runner.rows(_REPORT_TASK["code"], {"value": bare})
+        else:
+            rows = runner.rows(_REPORT_TASK["short"], {"value": bare, "short": short})
+    # A bare code that two active programmes share names no task: the short code must say which.
+    if len(rows) != 1:
         return None
     units = runner.rows(_COORDINATING, {"task_id": rows[0].id})
     return rows[0], [int(u) for (u,) in units]

@@ -44,6 +44,7 @@ def test_a_due_nudge_arrives_exactly_once_across_kills(server: BotAPIServer, tmp
     today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
     plan = tmp_path / "plan.yaml"
     plan.write_text(
+        'programme: {code: TEST-1, title: "Chương trình thử"}\n'
         'units:\n  - {code: TST, name: "Phòng Thử nghiệm"}\n'
         'groups:\n  - {code: "1", title: "Nhóm một"}\n'
         "tasks:\n"

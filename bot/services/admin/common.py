@@ -252,6 +252,11 @@ class AdminBase:
             raise AdminError("task_closed", code=task.code)
         return task
 
+    async def _task_by_id(self, session: AsyncSession, task_id: int) -> Task:
+        task = await TaskRepository(session).by_id(task_id)
+        assert task is not None
+        return task
+
     async def _units(self, session: AsyncSession, codes: list[str]) -> list[Unit]:
         codes = [clean(c) for c in codes]
         found = await UnitRepository(session).by_codes(codes)

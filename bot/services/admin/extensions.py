@@ -14,7 +14,7 @@ from bot.services.admin.common import (
 )
 from bot.services.admin.tasks import TaskAdmin
 from bot.services.outbox import Button, OutgoingMessage
-from storage.models import DeadlineExtension, Task, User
+from storage.models import DeadlineExtension, User
 from storage.repositories.audit import AuditRepository
 from storage.repositories.extensions import ExtensionRepository
 from storage.repositories.users import UserRepository
@@ -103,9 +103,7 @@ class ExtensionAdmin(TaskAdmin):
             extension = await ExtensionRepository(session).get(extension_id)
             if extension is None:
                 raise AdminError("unknown_extension")
-            task = await session.get(Task, extension.task_id)
-            assert task is not None
-            task = await self._task(session, task.code, open_only=False)
+            task = await self._task_by_id(session, extension.task_id)
             if extension.state != "pending":
                 raise AdminError(
                     "already_decided",

@@ -34,7 +34,8 @@ from storage.repositories.tasks import TaskRepository
 class TaskAdmin(TaskNotices):
     async def group_codes(self) -> list[str]:
         async with self.db.reader() as session:
-            return [g.code for g in await TaskRepository(session).groups()]
+            repo = TaskRepository(session)
+            return [g.code for g in await repo.groups(await repo.current_programme_id())]
 
     async def check_group(self, code: str) -> str:
         code = clean(code)
@@ -47,7 +48,8 @@ class TaskAdmin(TaskNotices):
         if not TASK_CODE.match(code):
             raise AdminError("bad_task_code", code=code)
         async with self.db.reader() as session:
-            if await TaskRepository(session).by_code(code) is not None:
+            repo = TaskRepository(session)
+            if await repo.by_codes([code], await repo.current_programme_id()):
                 raise AdminError("task_exists", code=code)
         return code
 
@@ -63,13 +65,16 @@ class TaskAdmin(TaskNotices):
         """Create the task the /task_add conversation collected, and tell its units."""
         async with self.db.transaction() as session:
             tasks = TaskRepository(session)
-            if await tasks.by_code(draft["code"]) is not None:
+            # New tasks go into the active programme issued last.
+            programme_id = await tasks.current_programme_id()
+            if await tasks.by_codes([draft["code"]], programme_id):
                 raise AdminError("task_exists", code=draft["code"])
-            groups = await tasks.groups_by_codes([draft["group"]])
+            groups = await tasks.groups_by_codes([draft["group"]], programme_id)
             if draft["group"] not in groups:
                 raise AdminError("unknown_group", code=draft["group"])
             units = await self._units(session, [draft["lead"], *draft.get("coordinating", [])])
             task = Task(
+                programme_id=programme_id,
                 code=draft["code"],
                 group=groups[draft["group"]],
                 title=draft["title"],
@@ -84,7 +89,7 @@ class TaskAdmin(TaskNotices):
             )
             session.add(task)
             await session.flush()
-            task = await self._task(session, task.code)
+            task = await self._task_by_id(session, task.id)
             after = task_values(task)
             entry = AuditRepository(session).record(
                 "task.create",
@@ -109,7 +114,7 @@ class TaskAdmin(TaskNotices):
             task = await self._task(session, code)
             before = task_values(task)
             if field_name == "group":
-                groups = await TaskRepository(session).groups_by_codes([value])
+                groups = await TaskRepository(session).groups_by_codes([value], task.programme_id)
                 if value not in groups:
                     raise AdminError("unknown_group", code=value)
                 task.group = groups[value]
