@@ -64,10 +64,13 @@ async def bot(harness: Harness) -> Harness:
             await session.flush()
             if telegram_id == FOCAL:
                 session.add(Membership(user_id=user.id, unit_id=unit.id, role="focal"))
-        group_id = await session.scalar(select(TaskGroup.id).limit(1))
+        group_id, programme_id = (
+            await session.execute(select(TaskGroup.id, TaskGroup.programme_id).limit(1))
+        ).one()
         for code, deadline in (("T.1", date(2024, 3, 15)), ("T.2", date(2024, 12, 31))):
             session.add(
                 Task(
+                    programme_id=programme_id,
                     code=code,
                     group_id=group_id,
                     title=f"Nhiệm vụ {code}",
