@@ -137,7 +137,7 @@ class I18n:
         translation = self._language(language)
         text = key
         if "count" in params:
-            text = translation.ngettext(key, key, int(params["count"]))
+            text = translation.ngettext(key, key, _plural_count(params["count"]))
         if text == key:
             text = translation.gettext(key)
         return text.format(**params) if params else text
@@ -178,3 +178,12 @@ class I18n:
         from babel.numbers import format_decimal
 
         return format_decimal(value, locale=self._locale(language))
+
+
+def _plural_count(count: Any) -> int:
+    """The number a plural form is chosen by: templates may pass it already formatted for
+    reading, with the language's thousands separator ("1.234" in Vietnamese, "1,234" in English)."""
+    if isinstance(count, int):
+        return count
+    digits = "".join(ch for ch in str(count) if ch.isdigit())
+    return int(digits) if digits else 0

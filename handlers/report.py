@@ -544,7 +544,8 @@ async def on_file(update: Update, context: Context) -> str | int | None:
     if draft is None:
         return await _expired(update, context)
     if draft.data.get("step") != Step.EVIDENCE:
-        return await _use_buttons(update, context, draft)
+        await _use_buttons(update, context, draft)
+        return None
     message = update.effective_message
     assert message is not None
     tg_file: Document | PhotoSize
@@ -582,7 +583,8 @@ async def reask(update: Update, context: Context) -> str | int | None:
     draft = await _typed_draft(update, context)
     if draft is None:
         return await _expired(update, context)
-    return await _use_buttons(update, context, draft)
+    await _use_buttons(update, context, draft)
+    return None
 
 
 async def _use_buttons(update: Update, context: Context, draft: DraftView) -> None:

@@ -12,7 +12,7 @@ from telegram.error import BadRequest
 
 from bot.logs import setup_logging
 from bot.services.outbox import OutgoingMessage
-from tests.report_helpers import join, to_results
+from tests.report_helpers import join, press, to_results
 from tests.support.harness import Harness
 
 FOCAL = 501
@@ -45,9 +45,10 @@ async def test_an_evidence_file_telegram_will_not_hand_over_is_answered(
 ) -> None:
     await join(harness, FOCAL, "TTRA")
     await to_results(harness, FOCAL)
-    await harness.send(FOCAL, "Kết quả")
-    await harness.send(FOCAL, "/skip")
-    await harness.send(FOCAL, "/skip")
+    (summary,) = await harness.send(FOCAL, "Kết quả")
+    # Evidence is one tap away on the summary.
+    (ask,) = await press(harness, FOCAL, summary, "➕ Minh chứng")
+    assert "minh chứng" in (ask.plain_text or "").lower()
 
     async def too_big(self: Document, *args: object, **kwargs: object) -> None:
         raise BadRequest("File is too big")

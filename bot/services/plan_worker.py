@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import pickle
 import resource
 import sys
@@ -73,7 +74,8 @@ def _cap(limits: PlanLimits) -> None:
     seconds (a backstop to the parent's wall-clock limit)."""
     memory = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.seconds + 1, limits.seconds + 2))
+    cpu = math.ceil(limits.seconds) + 1  # whole seconds: setrlimit takes integers
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
 def main() -> int:
