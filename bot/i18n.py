@@ -180,9 +180,9 @@ class I18n:
         return format_decimal(value, locale=self._locale(language))
 
 
-def _plural_count(count: object) -> int:
-    """The number a plural form is chosen by; templates may pass it already formatted for the
-    reader ("1.234" in vi, "1,234" in en: the `n` filter), so digits only."""
+def _plural_count(count: Any) -> int:
+    """The number a plural form is chosen by: templates may pass it already formatted for
+    reading, with the language's thousands separator ("1.234" in Vietnamese, "1,234" in English)."""
     if isinstance(count, int):
         return count
     digits = "".join(ch for ch in str(count) if ch.isdigit())

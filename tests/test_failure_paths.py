@@ -45,9 +45,10 @@ async def test_an_evidence_file_telegram_will_not_hand_over_is_answered(
 ) -> None:
     await join(harness, FOCAL, "TTRA")
     await to_results(harness, FOCAL)
-    # The six-tap path: the summary comes after the results, evidence one tap away.
     (summary,) = await harness.send(FOCAL, "Kết quả")
-    await press(harness, FOCAL, summary, "➕ Minh chứng")
+    # Evidence is one tap away on the summary.
+    (ask,) = await press(harness, FOCAL, summary, "➕ Minh chứng")
+    assert "minh chứng" in (ask.plain_text or "").lower()
 
     async def too_big(self: Document, *args: object, **kwargs: object) -> None:
         raise BadRequest("File is too big")

@@ -74,8 +74,8 @@ def _cap(limits: PlanLimits) -> None:
     seconds (a backstop to the parent's wall-clock limit)."""
     memory = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu = math.ceil(limits.seconds)  # whole seconds only; the parent's limit may be a fraction
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu + 1, cpu + 2))
+    cpu = math.ceil(limits.seconds) + 1  # whole seconds: setrlimit takes integers
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
 def main() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, func, or_, select, true
+from sqlalchemy import BindParameter, Integer, Select, bindparam, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -257,7 +257,7 @@ def _next_unreported() -> Select[Any]:
     does not say done) and not reported by the unit in the period, earliest deadline first."""
     tasks, units = _TASKS, _TASK_UNITS
     reported, latest = table_of(ProgressReport).alias("reported"), table_of(ProgressReport).alias("latest")
-    unit: Any = bindparam("unit")
+    unit: BindParameter[int] = bindparam("unit", type_=Integer)
     lead_status = (
         select(latest.c.status)
         .where(latest.c.task_id == tasks.c.id, latest.c.unit_id == tasks.c.lead_unit_id)
