@@ -7,7 +7,6 @@ Each file is refused with one line naming it, nothing is written, no process gro
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -59,9 +58,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def tasks_in(bot: BotProcess) -> int:
-    with sqlite3.connect(bot.folder / "data" / "tiendo.db") as connection:
-        (count,) = connection.execute("SELECT count(*) FROM tasks").fetchone()
-    return int(count)
+    return int(str(bot.scalar("SELECT count(*) FROM tasks")))
 
 
 @pytest.mark.parametrize("name", ["bomb.xlsx", "rows.xlsx", "entity.xlsx", "laughs.yaml"])

@@ -68,6 +68,24 @@ class BotProcess:
         self.log: list[str] = []
         self._ready = threading.Event()
 
+    def scalar(self, query: str) -> object:
+        """The first value a query finds in the database the process uses (SQLite or PostgreSQL)."""
+        import asyncio
+
+        from sqlalchemy import text
+
+        from storage.db import Database
+
+        async def read() -> object:
+            database = Database(self.database_url)
+            try:
+                async with database.engine.connect() as conn:
+                    return (await conn.execute(text(query))).scalar()
+            finally:
+                await database.dispose()
+
+        return asyncio.run(read())
+
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run another tiendo command with the same config (e.g. import, invite)."""
         return subprocess.run(
