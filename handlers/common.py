@@ -100,11 +100,29 @@ async def refuse_callback(update: Update, context: Context, why: str, language: 
         detail=f"{why}: {data[:200]!r}",
     )
     if query is not None:
-        await query.answer(context.services.i18n.t(language, "callback.refused"), show_alert=True)
+        await alert(update, context.services.i18n.t(language, "callback.refused"))
 
 
 async def stale_callback(update: Update, context: Context, language: str | None) -> None:
     """A button on an older message: say so and change nothing."""
+    await alert(update, context.services.i18n.t(language, "callback.out_of_date"))
+
+
+async def alert(update: Update, text: str) -> None:
+    """Answer a press with an alert. Telegram refuses to answer a press that waited too long
+    (one made while the bot was restarting is "too old"): then say it in the chat instead, so
+    that the person is not left without an answer."""
     query = update.callback_query
-    if query is not None:
-        await query.answer(context.services.i18n.t(language, "callback.out_of_date"), show_alert=True)
+    if query is None:
+        return
+    try:
+        await query.answer(text, show_alert=True)
+    except TelegramError as exc:
+        log.warning("press in chat %s not answered (%s): saying it in the chat", _chat_of(update), exc)
+        chat = update.effective_chat
+        if chat is not None:
+            await chat.send_message(text, parse_mode=None)
+
+
+def _chat_of(update: Update) -> int | None:
+    return update.effective_chat.id if update.effective_chat else None

@@ -625,8 +625,13 @@ async def submit(update: Update, context: Context, draft: ReportDraft) -> str | 
         await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
         return ConversationHandler.END
     report = flow_of(context).to_input(draft, person.user_id)
-    receipt = await services.reporting.submit(report, actor_telegram_id=person.telegram_id)
-    # The draft goes and the leaders' notices are queued (both durable) before the receipt.
+    # The report and the end of its draft are one transaction: after a crash at any moment,
+    # either the report is stored and the summary's Gửi is out of date, or neither happened.
+    receipt = await services.reporting.submit(
+        report, actor_telegram_id=person.telegram_id, closing_draft=FLOW
+    )
+    # The draft's copy in memory and its conversation step go too; the leaders' notices are
+    # queued (durable) before the receipt.
     await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
     answers = draft.to_data() | {"percent": report.percent}
     noticed = await services.notices.report_submitted(person, unit_id, receipt, answers)

@@ -12,7 +12,9 @@ from telegram.error import BadRequest
 
 from bot.logs import setup_logging
 from bot.services.outbox import OutgoingMessage
-from tests.report_helpers import join, press, to_results
+from storage.db import Database
+from storage.models import ReportRevision
+from tests.report_helpers import count, drafts, join, press, reports, to_results
 from tests.support.harness import Harness
 
 FOCAL = 501
@@ -99,3 +101,27 @@ async def test_a_failed_reply_in_a_handler_is_a_warning_without_traceback(
     text = stderr_log.getvalue()
     assert "Traceback" not in text and " ERROR " not in text
     assert [line for line in text.splitlines() if "RetryAfter" in line and " WARNING " in line]
+
+
+async def test_a_crash_right_after_a_report_is_stored_files_no_second_revision(
+    harness: Harness, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies between storing the report and answering: after the restart, Gửi on the
+    same summary files nothing more (the draft went with the report, in one transaction)."""
+    await join(harness, FOCAL, "TTRA")
+    await to_results(harness, FOCAL)
+    (summary,) = await harness.send(FOCAL, "Đã họp triển khai")
+    drafts_service = harness.services.drafts
+
+    async def killed(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("kill -9")
+
+    monkeypatch.setattr(drafts_service, "close", killed)
+    await harness.press(FOCAL, summary.message_id, summary.button_data("Gửi"), check=False)
+    assert await reports(db) == 1
+    monkeypatch.undo()
+    drafts_service._cache.clear()  # a new process starts with nothing in memory
+    await harness.press(FOCAL, summary.message_id, summary.button_data("Gửi"), check=False)
+    assert await reports(db) == 1
+    assert await count(db, ReportRevision) == 1  # no revision nobody made
+    assert await drafts(db) == 0

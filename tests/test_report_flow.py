@@ -451,3 +451,14 @@ async def test_tasks_show_when_a_corrected_report_completed_the_task(bot: Harnes
 def test_clip_cuts_at_a_word_and_marks_the_cut(text: str, width: int, clipped: str) -> None:
     assert clip(text, width) == clipped
     assert len(clip(text, width)) <= width
+
+
+async def test_an_out_of_date_press_too_old_to_answer_is_told_in_the_chat(bot: Harness) -> None:
+    """A press on an old button that Telegram no longer lets the bot answer (made while the bot
+    was restarting): the "out of date" notice comes as a message instead, and nothing changes."""
+    (status,) = await bot.send(FOCAL, "/report 5.9")
+    await press(bot, FOCAL, status, "Đang thực hiện")
+    (notice,) = await bot.press(FOCAL, status.message_id, status.button_data("Đã hoàn thành"), too_old=True)
+    assert "đã cũ" in (notice.plain_text or "")
+    draft = await bot.services.drafts.load(FOCAL, "report")
+    assert draft is not None and draft.data["status"] == "in_progress"

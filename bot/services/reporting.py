@@ -13,6 +13,7 @@ from bot.clock import Clock
 from bot.services.periods import PeriodRule
 from storage.db import Database
 from storage.models import REPORT_STATUSES
+from storage.repositories.drafts import drop_drafts
 from storage.repositories.reports import (
     ATTACHMENTS,
     AUDIT,
@@ -105,9 +106,18 @@ class ReportingService:
         self.on_task_changed = on_task_changed
 
     async def submit(
-        self, data: ReportInput, *, actor_telegram_id: int | None = None, at: datetime | None = None
+        self,
+        data: ReportInput,
+        *,
+        actor_telegram_id: int | None = None,
+        at: datetime | None = None,
+        closing_draft: str | None = None,
     ) -> Receipt:
-        """Store a report (or a correction of this period's report) in one transaction."""
+        """Store a report (or a correction of this period's report) in one transaction.
+
+        `closing_draft`: the flow whose draft (the reporter's) goes in the same transaction, so
+        that a crash can never leave a stored report with its draft still at the summary, whose
+        Gửi pressed again would file a second revision nobody meant."""
         if data.status not in REPORT_STATUSES:
             raise ValueError(f"unknown status {data.status!r}")
         if not 0 <= data.percent <= 100:
@@ -115,9 +125,14 @@ class ReportingService:
         now = at or self.clock.now()
         period = self.periods.period_at(now).key
         fields = _fields(data)
-        receipt = await self.db.write_statements(
-            lambda runner: _store(runner, data, fields, period, now, actor_telegram_id)
-        )
+
+        def store(runner: StatementRunner) -> Receipt:
+            receipt = _store(runner, data, fields, period, now, actor_telegram_id)
+            if closing_draft is not None and data.reporter_user_id is not None:
+                drop_drafts(runner, [(data.reporter_user_id, closing_draft)])
+            return receipt
+
+        receipt = await self.db.write_statements(store)
         if data.status == "done" and self.on_task_changed is not None:
             await self.on_task_changed(data.task_id)
         return receipt
