@@ -87,8 +87,13 @@ def test_an_update_stored_when_the_bot_is_killed_is_answered_once_after(
         # The answer to /help hangs (as on a lost connection): the update is stored, its
         # handler is under way, and the process is killed.
         api.fail_next(803, "timeout_before", method="sendMessage", delay=30)
+        before = api.call_counts().get("sendMessage", 0)
         update = api.send_text(803, "/help")
         api.wait_for(lambda: _inbox(bot).get(update["update_id"]), timeout=10)
+        # Killed only once the answer is on its way (and hangs): on a slower start the handler
+        # may not have got that far when the row appears, and the restarted process would meet
+        # the hanging answer instead.
+        api.wait_for(lambda: api.call_counts().get("sendMessage", 0) > before, timeout=10)
         bot.restart()
         (reply,) = api.wait_sent(803, 1, timeout=15)
         assert "/start" in (reply.plain_text or "")
