@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 
 from telegram import Update
 from telegram.constants import ParseMode
@@ -28,6 +29,7 @@ from telegram.request import BaseRequest
 
 from bot.config import Config
 from bot.context import BotData, Context
+from bot.health import HealthServer, routes
 from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
 from bot.jobs.dispatch import dispatch_outbox
 from bot.jobs.drafts import close_expired_drafts
@@ -94,8 +96,10 @@ async def _announce_ready(context: Context) -> None:
     )
 
 
-async def _on_startup(application: Application) -> None:  # type: ignore[type-arg]
+async def _on_startup(application: Application, health: HealthServer | None = None) -> None:  # type: ignore[type-arg]
     services: Services = application.bot_data.services
+    if health is not None:  # first: alive (and saying it is not ready yet) during the rest
+        health.start()
     # Claims left by a process that died mid-send go back to pending: sent now, not lost.
     released = await services.outbox.release_claims()
     if released:
@@ -171,6 +175,7 @@ def build_application(
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     services = services or build_services(config)
     processor = PerChatUpdateProcessor(config.telegram.concurrent_updates)
+    health = HealthServer(services)
     builder = (
         ApplicationBuilder()
         .token(config.token)
@@ -182,7 +187,8 @@ def build_application(
         # InboxUpdater (below) instead of PTB's, which confirms updates before handling them.
         .updater(None)
         .persistence(DatabasePersistence(services.drafts))
-        .post_init(_on_startup)
+        .post_init(partial(_on_startup, health=health))
+        .post_stop(health.stop)
         .post_shutdown(_on_shutdown)
     )
     if config.telegram.rate_limiter:
@@ -198,6 +204,7 @@ def build_application(
     inbox = UpdateInbox(services.inbox, application.bot, application.update_queue)
     processor.inbox = inbox
     application.updater = InboxUpdater(application.bot, application.update_queue, inbox)
+    application.updater.extra_routes = routes(services)  # webhook mode: beside the webhook
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
     # Plan files for /import are looked at in their own group, so that another flow waiting for

@@ -27,6 +27,7 @@ import datetime as dtm
 import json
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Mapping, Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -38,7 +39,8 @@ from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseUpdateProcessor, ExtBot, Updater
 from telegram.ext._utils.webhookhandler import WebhookServer
 
-from bot.services.inbox import InboxService, StoredUpdate, update_id_of
+from bot import metrics
+from bot.services.inbox import InboxService, StoredUpdate, update_id_of, update_kind
 from storage.handled import handling
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ class UpdateInbox:
         # Updates fed from the inbox and not yet handled (others, e.g. tests calling
         # Application.process_update, are not marked).
         self._fed: set[int] = set()
+        # Their kind and when they were fed, for the step latency (bot/metrics.py).
+        self._arrived: dict[int, tuple[str, float]] = {}
 
     async def accept(self, payloads: Sequence[Mapping[str, Any]]) -> int:
         """Store the updates, then hand the new ones to the handlers; how many were new.
@@ -98,10 +102,12 @@ class UpdateInbox:
                 exc,
             )
             await self.service.fail(stored.update_id, f"unreadable: {type(exc).__name__}: {exc}"[:2000])
+            metrics.UPDATES.labels(result="unreadable").inc()
             return
         if isinstance(self.bot, ExtBot):
             self.bot.insert_callback_data(update)
         self._fed.add(update.update_id)
+        self._arrived[update.update_id] = (update_kind(stored.payload), time.monotonic())
         await self.queue.put(update)
 
     async def run(self, update: object, coroutine: Awaitable[Any]) -> None:
@@ -115,6 +121,8 @@ class UpdateInbox:
                 await coroutine
         finally:
             self._fed.discard(update.update_id)
+            kind, arrived = self._arrived.pop(update.update_id)
+            metrics.STEP_SECONDS.labels(kind=kind).observe(time.monotonic() - arrived)
             try:
                 await self.service.finish(mark)
             except Exception as exc:  # the database went away: handled again after a restart
@@ -196,6 +204,8 @@ class InboxUpdater(Updater):
         self._stopping = asyncio.Event()
         self._offset: int | None = None
         self._poll_params: dict[str, Any] = {}
+        # More paths for the webhook's listener (bot/health.py: /healthz, /readyz, /metrics).
+        self.extra_routes: list[Any] = []
 
     async def _start_polling(  # type: ignore[override]
         self,
@@ -219,6 +229,7 @@ class InboxUpdater(Updater):
         if allowed_updates is not None:
             self._poll_params["allowed_updates"] = list(allowed_updates)
         self._poller = asyncio.create_task(self._poll(poll_interval), name="InboxUpdater:poll")
+        metrics.INTAKE.started("polling", self._poll_params["timeout"])
         ready.set()
 
     async def _get_updates(self, timeout: float) -> list[Any]:
@@ -251,6 +262,7 @@ class InboxUpdater(Updater):
                 await self._pause(outage.failed(exc))
                 continue
             outage.succeeded()
+            metrics.INTAKE.polled()
             if poll_interval:
                 await self._pause(poll_interval)
 
@@ -302,7 +314,10 @@ class InboxUpdater(Updater):
         if not url_path.startswith("/"):
             url_path = f"/{url_path}"
         app = tornado.web.Application(
-            [(rf"{url_path}/?", InboxWebhookHandler, {"inbox": self.inbox, "secret_token": secret_token})],
+            [
+                (rf"{url_path}/?", InboxWebhookHandler, {"inbox": self.inbox, "secret_token": secret_token}),
+                *self.extra_routes,
+            ],
             log_function=lambda handler: None,
         )
         ssl_ctx = None
@@ -324,6 +339,7 @@ class InboxUpdater(Updater):
             secret_token=secret_token,
         )
         await self.inbox.replay()
+        metrics.INTAKE.started("webhook")
         await self._httpd.serve_forever(ready=ready)
 
 
@@ -360,6 +376,7 @@ class InboxWebhookHandler(tornado.web.RequestHandler):
         except (OSError, RuntimeError) as exc:  # not stored: Telegram will send it again
             log.warning("webhook: update %s not stored (%s); answered 503", update_id, exc)
             raise tornado.web.HTTPError(HTTPStatus.SERVICE_UNAVAILABLE) from None
+        metrics.INTAKE.received()
         self.set_status(HTTPStatus.OK)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:

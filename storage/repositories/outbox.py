@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,20 @@ def add_new_messages(runner: StatementRunner, rows: Iterable[Mapping[str, Any]])
     """Insert the messages (rows of NEW_MESSAGE_COLUMNS) whose dedup_key is new, in the
     open transaction; existing keys are left alone. Returns how many were inserted."""
     return sum(len(runner.rows(_ADD_NEW, row)) for row in rows)
+
+
+# What is due and not yet sent (pending, or claimed by a dispatcher sending it): how many, and
+# since when the oldest has been due. The (state, due_at) index answers it.
+_BACKLOG = select(func.count(), func.min(_OUTBOX.c.due_at)).where(
+    or_(_OUTBOX.c.state == "pending", _OUTBOX.c.state == "claimed"),
+    _OUTBOX.c.due_at <= bindparam("now", type_=_OUTBOX.c.due_at.type),
+)
+
+
+def backlog(runner: StatementRunner, now: datetime) -> tuple[int, datetime | None]:
+    """How many messages are due by `now` and not sent yet, and the oldest one's due time."""
+    count, oldest = runner.rows(_BACKLOG, {"now": now})[0]
+    return int(count or 0), oldest
 
 
 class OutboxRepository:
