@@ -332,13 +332,24 @@ async def report(update: Update, context: Context) -> str | int | None:
     # Who is asking and which task, one after the other: each is a read in place on SQLite,
     # where running them as two tasks cost more trips through the busy event loop than it saved.
     person, lang = await caller(update, context)
-    found = await services.tasks.lookup(code=code) if code else None
+    found = await services.tasks.matching(code=code) if code else []
     if not person.unit_ids("focal"):
         key = "report.not_focal" if person.known else "report.unknown_user"
         await send_html(update, _t(context, lang, key))
         return None
     if code is not None:
-        match = services.tasks.reportable_for(person, found)
+        # A bare code several active programmes use: the person's own task if only one is.
+        mine = [(task, services.tasks.reportable_for(person, task)) for task in found]
+        mine = [(task, match) for task, match in mine if match is not None]
+        if len(mine) > 1:
+            typed = [escape(f"{task.short_code}:{task.code}") for task, _ in mine]
+            codes = ", ".join(f"<b>{c}</b>" for c in typed)
+            text = _t(
+                context, lang, "report.ambiguous_task", code=escape(code), codes=codes, example=typed[-1]
+            )
+            await send_html(update, text)
+            return None
+        match = mine[0][1] if mine else None
         if match is None:
             await services.audit.record(
                 "command.refused",
