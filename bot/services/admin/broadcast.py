@@ -11,7 +11,6 @@ from bot.services.admin.common import (
 from bot.services.admin.drafts import DraftAdmin
 from bot.services.outbox import OutgoingMessage
 from storage.models import User
-from storage.repositories.audit import AuditRepository
 from storage.repositories.drafts import DraftRepository
 from storage.repositories.users import UserRepository
 
@@ -49,10 +48,10 @@ class BroadcastAdmin(DraftAdmin):
         async with self.db.transaction() as session:
             user = await self._actor_user(session, actor)
             await DraftRepository(session).drop(user.id, "broadcast")
-            AuditRepository(session).record(
+            self._audit(
+                session,
                 "broadcast.send",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="broadcast",
                 after={"text": body, "recipients": len(messages)},
             )

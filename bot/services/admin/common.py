@@ -265,13 +265,20 @@ class AdminBase:
             raise AdminError("unknown_unit", code=", ".join(missing))
         return [found[c] for c in dict.fromkeys(codes)]
 
+    def _audit(self, session: AsyncSession, action: str, actor: Actor, **change: Any) -> AuditEntry:
+        """Record in the audit log, in the session's transaction, what the actor did (change:
+        entity, entity_id, before, after, detail as AuditRepository.record takes them)."""
+        return AuditRepository(session).record(
+            action, actor=actor.label, actor_telegram_id=actor.telegram_id, **change
+        )
+
     async def refuse(self, actor: Actor, command: str) -> None:
         """Record that someone without the right tried an admin command."""
         async with self.db.transaction() as session:
-            AuditRepository(session).record(
+            self._audit(
+                session,
                 "admin.refused",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="command",
                 entity_id=command[:64],
             )

@@ -15,7 +15,6 @@ from bot.services.admin.common import (
 from bot.services.admin.tasks import TaskAdmin
 from bot.services.outbox import Button, OutgoingMessage
 from storage.models import DeadlineExtension, User
-from storage.repositories.audit import AuditRepository
 from storage.repositories.extensions import ExtensionRepository
 from storage.repositories.users import UserRepository
 
@@ -48,10 +47,10 @@ class ExtensionAdmin(TaskAdmin):
                 )
             )
             await session.flush()
-            AuditRepository(session).record(
+            self._audit(
+                session,
                 "extension.request",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="task",
                 entity_id=task.code,
                 before={"deadline": task.deadline.isoformat() if task.deadline else None},
@@ -126,10 +125,10 @@ class ExtensionAdmin(TaskAdmin):
                     f"extension {extension.id}",
                 )
             else:
-                AuditRepository(session).record(
+                self._audit(
+                    session,
                     "extension.reject",
-                    actor=actor.label,
-                    actor_telegram_id=actor.telegram_id,
+                    actor,
                     entity="task",
                     entity_id=task.code,
                     after={"extension": extension.id, "deadline": extension.new_deadline.isoformat()},
