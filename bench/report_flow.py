@@ -70,6 +70,7 @@ from telegram.ext import (  # noqa: E402
 from bot.config import Config, load_config  # noqa: E402
 from bot.services.container import Services, build_services  # noqa: E402
 from bot.updates import PerChatUpdateProcessor  # noqa: E402
+from handlers.wording import TelegramWording  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Task  # noqa: E402
@@ -303,7 +304,7 @@ async def example_database(database_url: str, folder: Path) -> tuple[Config, Dat
     )
     db = Database(config.database_url)
     await upgrade(db)
-    services = build_services(config, db=db)
+    services = build_services(config, wording=TelegramWording, db=db)
     plan = await services.programme.read_plan(EXAMPLE.read_bytes(), EXAMPLE.name)
     assert (await services.programme.apply(plan)).applied
     async with db.engine.begin() as conn:

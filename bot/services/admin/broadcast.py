@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from bot.services.admin.common import (
     Actor,
     AdminError,
@@ -41,7 +39,7 @@ class BroadcastAdmin(DraftAdmin):
                 kind="broadcast",
                 chat_id=user.telegram_id,
                 user_id=user.id,
-                text=self.i18n.t(user.language, "admin.broadcast.message", text=escape(body)),
+                text=self.word(user.language, "admin.broadcast.message", text=body),
             )
             for user in recipients
         ]

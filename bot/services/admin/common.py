@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import I18n
-from bot.services.outbox import OutboxService
+from bot.services.outbox import OutboxService, Wording
 from bot.services.plans import parse_deadline
 from bot.services.programme import ProgrammeService
 from storage.db import Database
@@ -203,9 +203,11 @@ class AdminBase:
         i18n: I18n,
         outbox: OutboxService,
         programme: ProgrammeService,
+        word: Wording,
         on_task_changed: Callable[[int], Awaitable[object]] | None = None,
     ) -> None:
         self.db = db
+        self.word = word  # the text of every message queued for someone (see Wording)
         # Called after a task's deadline, units or state changed, so that reminders planned
         # for the old state are re-planned at once (NudgeService.on_task_changed).
         self.on_task_changed = on_task_changed

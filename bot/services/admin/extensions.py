@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from html import escape
 
 from bot.services.admin.common import (
     MAX_TEXT,
@@ -68,16 +67,16 @@ class ExtensionAdmin(TaskAdmin):
                         chat_id=chat_id,
                         user_id=admins[chat_id].id if chat_id in admins else None,
                         task_id=task.id,
-                        text=self.i18n.t(
+                        text=self.word(
                             lang,
                             "admin.extension.ask",
-                            code=escape(task.code),
-                            title=escape(task.title),
-                            unit=escape(task.lead_unit.code),
-                            who=escape(user.first_name or str(user.telegram_id)),
+                            code=task.code,
+                            title=task.title,
+                            unit=task.lead_unit.code,
+                            who=user.first_name or str(user.telegram_id),
                             old=self.fmt_date(task.deadline, lang),
                             new=self.fmt_date(new, lang),
-                            reason=escape(reason),
+                            reason=reason,
                         ),
                         buttons=(
                             (
@@ -145,13 +144,13 @@ class ExtensionAdmin(TaskAdmin):
                         chat_id=requester.telegram_id,
                         user_id=requester.id,
                         task_id=task.id,
-                        text=self.i18n.t(
+                        text=self.word(
                             lang,
                             f"admin.extension.told_{extension.state}",
-                            code=escape(task.code),
+                            code=task.code,
                             new=self.fmt_date(extension.new_deadline, lang),
                             old=self.fmt_date(extension.old_deadline, lang),
-                            who=escape(actor.first_name or actor.label),
+                            who=actor.first_name or actor.label,
                         ),
                     )
                 )
