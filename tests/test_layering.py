@@ -247,9 +247,6 @@ def test_html_escaping_belongs_to_the_telegram_surface() -> None:
 
 
 CALLBACK_DATA = re.compile(r"^\^?(rp|ng|ad|ex|lg|tk):")
-# TEMPORARY: the /report flow (being rewritten as a state machine by the report-flow helper)
-# still spells its own buttons; it moves onto handlers/callbacks.py with that rewrite.
-CALLBACKS_STILL = {"handlers.report"}
 
 
 def _callback_strings(tree: ast.Module) -> list[int]:
@@ -277,12 +274,10 @@ def test_one_module_spells_every_callback_data_string() -> None:
     found = {
         f"{module}:{line}"
         for module, tree in _trees().items()
-        if module != "handlers.callbacks" and module not in CALLBACKS_STILL
+        if module != "handlers.callbacks"
         for line in _callback_strings(tree)
     }
     assert found == set(), "build and parse callback data in handlers/callbacks.py"
-    still = {m for m in CALLBACKS_STILL if _callback_strings(_trees()[m])}
-    assert still == CALLBACKS_STILL, "no longer spells callback data: take it off CALLBACKS_STILL"
 
 
 @pytest.mark.parametrize(
