@@ -32,9 +32,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 # Below the typed context nothing knows of Telegram.
 NO_TELEGRAM = ("services", "repositories", "storage", "foundation")
-# TEMPORARY: services that still render outbox messages (Telegram HTML) themselves, escaping
-# what people typed; their rendering belongs to the surface. The list may only shrink.
-ESCAPES_STILL = {"bot.services.notices"}
 
 
 @dataclass(frozen=True)
@@ -239,11 +236,11 @@ def _escapes(tree: ast.Module) -> bool:
 
 
 def test_html_escaping_belongs_to_the_telegram_surface() -> None:
+    """Services word queued messages through the surface's Wording (handlers/wording.py)."""
     escaping = {
         m for m, tree in _trees().items() if _escapes(tree) and layer_of(m) not in ("surface", "wiring")
     }
-    assert escaping - ESCAPES_STILL == set(), "escape what people typed where the message is rendered"
-    assert ESCAPES_STILL - escaping == set(), "no longer escapes: take it off ESCAPES_STILL"
+    assert escaping == set(), "escape what people typed where the message is worded (handlers/wording.py)"
 
 
 CALLBACK_DATA = re.compile(r"^\^?(rp|ng|ad|ex|lg|tk):")

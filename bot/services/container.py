@@ -104,7 +104,7 @@ def build_services(
             config.reporting.evidence_max_mb,
             config.reporting.evidence_extensions,
         ),
-        notices=NoticeService(i18n, people),
+        notices=NoticeService(i18n, people, word),
         audit=AuditService(db),
         calendar=calendar,
         nudges=nudge_service,
