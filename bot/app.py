@@ -41,6 +41,7 @@ from bot.updates import InboxUpdater, PerChatUpdateProcessor, UpdateInbox
 from handlers import admin, callbacks, modules, report
 from handlers.common import refuse_callback
 from handlers.help import set_default_menu
+from handlers.wording import TelegramWording
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def build_application(
     """Create the bot: services, handlers and the job queue, configured but not started."""
     # PTB 22 warns unless told that durations (RetryAfter.retry_after) may be timedeltas.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
-    services = services or build_services(config)
+    services = services or build_services(config, wording=TelegramWording)
     processor = PerChatUpdateProcessor(config.telegram.concurrent_updates)
     health = HealthServer(services)
     builder = (
