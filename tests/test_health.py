@@ -18,6 +18,7 @@ from bot.config import Config
 from bot.health import HealthServer
 from bot.services.container import Services, build_services
 from bot.services.outbox import OutgoingMessage
+from handlers.wording import TelegramWording
 from storage.db import Database
 from tests.support.process import free_port
 
@@ -32,7 +33,9 @@ def fresh_metrics() -> Iterator[None]:
 @pytest.fixture
 async def served(config: Config, db: Database, clock: FixedClock) -> AsyncIterator[tuple[Services, str]]:
     port = free_port()
-    services = build_services(config.with_overrides(health={"port": port}), db=db, clock=clock)
+    services = build_services(
+        config.with_overrides(health={"port": port}), wording=TelegramWording, db=db, clock=clock
+    )
     server = HealthServer(services)
     server.start()
     yield services, f"http://127.0.0.1:{port}"
@@ -118,7 +121,8 @@ async def test_not_ready_when_the_schema_is_behind(served: tuple[Services, str])
 async def _client_on(config: Config, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The endpoints of a process whose database is `database_url`, webhook registered."""
     port = free_port()
-    services = build_services(config.with_overrides(health={"port": port}, database={"url": database_url}))
+    changed = config.with_overrides(health={"port": port}, database={"url": database_url})
+    services = build_services(changed, wording=TelegramWording)
     server = HealthServer(services)
     server.start()
     metrics.INTAKE.started("webhook")
