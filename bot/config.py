@@ -160,6 +160,9 @@ class BotSection:
     log_level: Annotated[StrictStr, _satisfies(lambda v: v.upper() in LOG_LEVELS, "not a logging level")] = (
         "INFO"
     )
+    # "text": one line per record for people; "json": one JSON object per line for a log
+    # collector (bot/logs.py). Both pass the redacting filter.
+    log_format: Literal["text", "json"] = "text"
 
 
 @dataclass(frozen=True, config=_SECTION)

@@ -1,5 +1,5 @@
 """The real `tiendo run` answers /healthz, /readyz and /metrics, polling (on `[health] port`)
-and as a webhook (beside the webhook)."""
+and as a webhook (beside the webhook), and writes JSON log lines without a secret."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.botapi import BotAPIServer
+from tests.support.botapi import DEFAULT_TOKEN, BotAPIServer
 from tests.support.process import BotProcess, free_port, webhook_config
 
 pytestmark = pytest.mark.slow
@@ -50,9 +50,15 @@ def _sample(metrics: str, name: str) -> float:
     return values[0]
 
 
-def test_polling_serves_health_and_metrics(server: BotAPIServer, tmp_path: Path) -> None:
+def test_polling_serves_health_and_metrics_and_logs_json(server: BotAPIServer, tmp_path: Path) -> None:
     port = free_port()
     bot = BotProcess(server, tmp_path, extra_config=f"[health]\nport = {port}\n")
+    bot.config_path.write_text(
+        bot.config_path.read_text(encoding="utf-8").replace(
+            "[bot]\n", '[bot]\nlog_level = "DEBUG"\nlog_format = "json"\n'
+        ),
+        encoding="utf-8",
+    )
     server.api.user(PERSON, "Lan")
     with bot:
         assert _get(port, "/healthz") == (200, "ok\n")
@@ -71,6 +77,13 @@ def test_polling_serves_health_and_metrics(server: BotAPIServer, tmp_path: Path)
         assert _sample(text, "tiendo_outbox_due") == 0
         assert _sample(text, "tiendo_leader") == 1
         assert 0 <= _sample(text, "tiendo_last_intake_age_seconds") < 30
+    lines = [line for line in bot.log if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    assert any(r["level"] == "DEBUG" and r["logger"].startswith("telegram") for r in records)
+    assert any(r["message"].startswith("tiendo ready") for r in records)
+    token_secret = DEFAULT_TOKEN.split(":", 1)[1]
+    assert [line for line in lines if token_secret in line] == []
 
 
 def test_webhook_serves_health_beside_the_webhook(server: BotAPIServer, tmp_path: Path) -> None:
