@@ -216,6 +216,18 @@ class Database:
                     return int(result.rowcount)
         return await self.write_statements(lambda runner: runner.execute(statement, values))
 
+    async def write_rows(self, statement: Executable, values: Mapping[str, Any]) -> list[Any]:
+        """Run one writing Core statement that returns rows (INSERT … RETURNING) as a
+        transaction of its own; its rows. On PostgreSQL in autocommit: one round trip."""
+        self._not_in_write()
+        if handled.pending() is None:
+            if self._direct is not None:
+                return await self._direct.write(lambda runner: runner.rows(statement, values))
+            if not self.is_sqlite:
+                async with self._autocommit.connect() as connection:
+                    return list((await connection.execute(statement, dict(values))).all())
+        return await self.write_statements(lambda runner: runner.rows(statement, values))
+
     @staticmethod
     def _not_in_write() -> None:
         if _IN_WRITE.get():

@@ -57,22 +57,32 @@ def insert_on_conflict(
     columns: tuple[str, ...],
     update: tuple[str, ...] = (),
     returning: Column[Any] | None = None,
+    count: int = 0,
 ) -> TextClause | TextualSelect:
     """INSERT of one row of `columns` that, when a row with the same `keys` exists, updates
     `update` from the new row, or (no `update`) does nothing; optionally RETURNING a column
     (one row when inserted, none when not). Text with typed parameters: the same SQL on
     SQLite and PostgreSQL, and, unlike the dialects' insert().on_conflict_do_*() (which
-    SQLAlchemy cannot cache), compiled once per engine."""
+    SQLAlchemy cannot cache), compiled once per engine. With `count`, `count` rows in one
+    statement (one round trip, atomic on its own): their parameters are named by
+    `many_values`."""
     action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)) if update else "DO NOTHING"
+    names = [list(columns)] if not count else [[f"{c}_{i}" for c in columns] for i in range(count)]
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join(':' + c for c in columns)}) "
+        f"VALUES {', '.join('(' + ', '.join(':' + n for n in row) + ')' for row in names)} "
         f"ON CONFLICT ({', '.join(keys)}) {action}"
     )
     if returning is not None:
         sql += f" RETURNING {returning.name}"
-    statement = text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
+    typed = (bindparam(n, type_=table.c[c].type) for row in names for n, c in zip(row, columns, strict=True))
+    statement = text(sql).bindparams(*typed)
     return statement if returning is None else statement.columns(returning)
+
+
+def many_values(rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...]) -> dict[str, Any]:
+    """The parameters of insert_on_conflict(..., count=len(rows)) for these rows."""
+    return {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in columns}
 
 
 class CoreRunner(StatementRunner):

@@ -209,3 +209,18 @@ async def test_steps_committed_together_mark_each_of_their_updates_handled(
     await asyncio.gather(answer(9801, 801), answer(9802, 802))
     rows = await _rows(db)
     assert [rows[u].state for u in (9801, 9802)] == ["done", "done"]
+
+
+async def test_a_batch_is_stored_in_one_statement_and_only_its_new_updates_come_back(
+    harness: Harness, db: Database
+) -> None:
+    service = harness.services.inbox
+
+    def batch(*ids: int) -> list[dict[str, Any]]:
+        return [{"update_id": u, "message": {"chat": {"id": 7000 + u % 2}}} for u in ids]
+
+    assert [s.update_id for s in await service.store(batch(9901, 9902))] == [9901, 9902]
+    # Telegram sends 9902 again with two new ones: only those come back, in the order given.
+    assert [s.update_id for s in await service.store(batch(9904, 9902, 9903))] == [9904, 9903]
+    assert [s.update_id for s in await service.store(batch(9903))] == []
+    assert sorted(u for u in await _rows(db) if u > 9900) == [9901, 9902, 9903, 9904]

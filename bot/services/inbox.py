@@ -93,8 +93,8 @@ class InboxService:
         ]
         if len(rows) == 1:  # one statement, no transaction around it: a third of the round trips
             new = {rows[0]["update_id"]} if await self.db.write_statement(repo.ADD_ONE, rows[0]) else set()
-        else:
-            new = set(await self.db.write_statements(lambda runner: repo.add_new(runner, rows)))
+        else:  # a batch: one statement too
+            new = {row[0] for row in await self.db.write_rows(*repo.add_many(rows))}
         return [StoredUpdate(row["update_id"], row["payload"]) for row in rows if row["update_id"] in new]
 
     async def restart(self) -> list[StoredUpdate]:

@@ -3,20 +3,34 @@ InboxUpdate). Core statements for Database.write_statements / read_statements.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy.sql.expression import Executable
 
 from storage.handled import INBOX
-from storage.statements import StatementRunner, insert_on_conflict
+from storage.statements import StatementRunner, insert_on_conflict, many_values
 
 _COLUMNS = ("update_id", "chat_id", "kind", "payload", "state", "attempts", "received_at")
-_ADD = insert_on_conflict(INBOX, ("update_id",), _COLUMNS, returning=INBOX.c.update_id)
 # One update (what getUpdates or a webhook post mostly brings): a statement that is a
 # transaction of its own (Database.write_statement); its row count says whether it was new.
 ADD_ONE = insert_on_conflict(INBOX, ("update_id",), _COLUMNS)
+
+
+@functools.lru_cache(maxsize=128)
+def _add_many(count: int) -> Executable:
+    return insert_on_conflict(INBOX, ("update_id",), _COLUMNS, returning=INBOX.c.update_id, count=count)
+
+
+def add_many(rows: Sequence[Mapping[str, Any]]) -> tuple[Executable, dict[str, Any]]:
+    """Several updates (a getUpdates batch; Telegram sends at most 100) in one statement that
+    returns the ids of those not stored before (Database.write_rows)."""
+    return _add_many(len(rows)), many_values(rows, _COLUMNS)
+
+
 _AT = INBOX.c.handled_at.type
 
 FAIL = (
@@ -36,12 +50,6 @@ PRUNE = delete(INBOX).where(
         (INBOX.c.state == "failed") & (INBOX.c.handled_at < bindparam("failed_before", type_=_AT)),
     )
 )
-
-
-def add_new(runner: StatementRunner, rows: Iterable[Mapping[str, Any]]) -> list[int]:
-    """Store the updates (rows of every column in _COLUMNS) not stored yet; the update ids
-    that were new, in the order given."""
-    return [found[0][0] for row in rows if (found := runner.rows(_ADD, row))]
 
 
 def restart(
