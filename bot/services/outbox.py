@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from bot import metrics
 from bot.clock import Clock
 from storage.db import Database
+from storage.repositories import outbox as outbox_repo
 from storage.repositories.outbox import OutboxRepository, add_new_messages, backlog
 
 
@@ -179,34 +180,20 @@ class OutboxService:
 
     async def mark_sent(self, message_id: int, telegram_message_id: int | None) -> None:
         metrics.SENDS.labels(result="sent").inc()
-        async with self.db.transaction() as session:
-            row = await OutboxRepository(session).get(message_id)
-            if row is not None:
-                row.state = "sent"
-                row.sent_at = self.clock.now()
-                row.telegram_message_id = telegram_message_id
+        values = {"at": self.clock.now(), "telegram_message_id": telegram_message_id}
+        await self.db.write_statement(outbox_repo.MARK_SENT, {"message_id": message_id, **values})
 
     async def mark_retry(self, message_id: int, after: timedelta, error: str) -> None:
         metrics.SENDS.labels(result="retry").inc()
-        async with self.db.transaction() as session:
-            row = await OutboxRepository(session).get(message_id)
-            if row is not None:
-                row.state = "pending"
-                row.due_at = self.clock.now() + after
-                row.last_error = error[:500]
+        values = {"message_id": message_id, "due_at": self.clock.now() + after, "error": error[:500]}
+        await self.db.write_statement(outbox_repo.MARK_RETRY, values)
 
     async def mark_cancelled(self, message_id: int) -> None:
         """A claimed message that is no longer wanted when its turn came (not sent)."""
         metrics.SENDS.labels(result="cancelled").inc()
-        async with self.db.transaction() as session:
-            row = await OutboxRepository(session).get(message_id)
-            if row is not None:
-                row.state = "cancelled"
+        await self.db.write_statement(outbox_repo.MARK_CANCELLED, {"message_id": message_id})
 
     async def mark_failed(self, message_id: int, error: str) -> None:
         metrics.SENDS.labels(result="failed").inc()
-        async with self.db.transaction() as session:
-            row = await OutboxRepository(session).get(message_id)
-            if row is not None:
-                row.state = "failed"
-                row.last_error = error[:500]
+        values = {"message_id": message_id, "error": error[:500]}
+        await self.db.write_statement(outbox_repo.MARK_FAILED, values)

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy import Select, Update, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import upsert_insert
@@ -56,6 +56,21 @@ def backlog(runner: StatementRunner, now: datetime) -> tuple[int, datetime | Non
     """How many messages are due by `now` and not sent yet, and the oldest one's due time."""
     count, oldest = runner.rows(_BACKLOG, {"now": now})[0]
     return int(count or 0), oldest
+
+
+# The outcome of one message's send, each one statement (Database.write_statement: on
+# PostgreSQL one round trip, not BEGIN, a SELECT of the row, its UPDATE and COMMIT).
+def _marking(state: str, **parameters: str) -> Update:
+    """UPDATE of the message :message_id to `state`, and each column named to the parameter
+    named beside it."""
+    values = {column: bindparam(name, type_=_OUTBOX.c[column].type) for column, name in parameters.items()}
+    return update(_OUTBOX).where(_OUTBOX.c.id == bindparam("message_id")).values(state=state, **values)
+
+
+MARK_SENT = _marking("sent", sent_at="at", telegram_message_id="telegram_message_id")
+MARK_RETRY = _marking("pending", due_at="due_at", last_error="error")
+MARK_FAILED = _marking("failed", last_error="error")
+MARK_CANCELLED = _marking("cancelled")
 
 
 class OutboxRepository:
