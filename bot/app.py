@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from telegram import Update
 from telegram.constants import ParseMode
@@ -20,12 +22,14 @@ from telegram.ext import (
     ApplicationHandlerStop,
     CallbackQueryHandler,
     ContextTypes,
+    ConversationHandler,
     Defaults,
     MessageHandler,
     filters,
 )
 from telegram.request import BaseRequest
 
+from bot.cluster import Claim, Cluster
 from bot.config import Config
 from bot.context import BotData, Context
 from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
@@ -39,6 +43,7 @@ from bot.updates import InboxUpdater, PerChatUpdateProcessor, UpdateInbox
 from handlers import admin, callbacks, modules, report
 from handlers.common import refuse_callback
 from handlers.help import set_default_menu
+from storage.cluster import PgCoordinator, is_postgresql, new_instance_id
 
 log = logging.getLogger(__name__)
 
@@ -96,21 +101,31 @@ async def _announce_ready(context: Context) -> None:
 
 async def _on_startup(application: Application) -> None:  # type: ignore[type-arg]
     services: Services = application.bot_data.services
-    # Claims left by a process that died mid-send go back to pending: sent now, not lost.
-    released = await services.outbox.release_claims()
-    if released:
-        log.info("outbox: %s interrupted messages will be sent again", released)
-    # What came due while the bot was down is planned now, before the dispatcher first runs:
-    # the latest missed nudge per task and person goes out once, superseded ones are cancelled.
-    await plan_nudges(Context.from_application(application))
-    # Whoever was in the middle of a report gets their current question again, once.
-    await report.reask_after_restart(application)
+    cluster: Cluster = application.bot_data.cluster
+    if cluster.clustered:
+        # Several processes (PostgreSQL): what follows in the else branch is the leader's, done
+        # when this process is elected (now or when the leader dies); chats are re-asked by
+        # the leader when the process that wrote their step is gone.
+        _wire_cluster(application, cluster)
+        await cluster.start()
+    else:
+        # Claims left by a process that died mid-send go back to pending: sent now, not lost.
+        released = await services.outbox.release_claims()
+        if released:
+            log.info("outbox: %s interrupted messages will be sent again", released)
+        # What came due while the bot was down is planned now, before the dispatcher first
+        # runs: the latest missed nudge per task and person goes out once, superseded ones are
+        # cancelled.
+        await plan_nudges(Context.from_application(application))
+        # Whoever was in the middle of a report gets their current question again, once.
+        await report.reask_after_restart(application)
     job_queue = application.job_queue
     assert job_queue is not None
     # Jobs run only after the updater has started, so this fires when updates are flowing.
     job_queue.run_once(_announce_ready, 0, name="ready")
+    # The singletons run on the leader only (alone, this process leads).
     job_queue.run_repeating(
-        dispatch_outbox,
+        _leader_only(dispatch_outbox),
         interval=services.config.nudges.dispatch_interval,
         first=0.5,
         name="dispatch_outbox",
@@ -118,7 +133,7 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     )
     # The digest check runs at start-up too: a schedule passed while the bot was down is caught up.
     job_queue.run_repeating(
-        send_due_digest,
+        _leader_only(send_due_digest),
         interval=CHECK_INTERVAL,
         first=1.0,
         name="digest",
@@ -126,21 +141,21 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     )
     interval = services.config.nudges.plan_interval
     job_queue.run_repeating(
-        plan_nudges,
+        _leader_only(plan_nudges),
         interval=interval,
         first=interval,
         name="plan_nudges",
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
     job_queue.run_repeating(
-        prune_inbox,
+        _leader_only(prune_inbox),
         interval=PRUNE_INTERVAL,
         first=60,
         name="prune_inbox",
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
     job_queue.run_repeating(
-        close_expired_drafts,
+        _leader_only(close_expired_drafts),
         interval=services.config.reporting.draft_check_interval,
         first=services.config.reporting.draft_check_interval,
         name="close_expired_drafts",
@@ -149,13 +164,85 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     await set_default_menu(application.bot, services.i18n)
 
 
-def kick_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
-    """Send what was just queued without waiting for the next dispatcher run."""
+Job = Callable[[Context], Coroutine[Any, Any, None]]
+
+
+def _leader_only(job: Job) -> Job:
+    """The job, run only while this process leads."""
+
+    async def run(context: Context) -> None:
+        if context.bot_data.cluster.leading:
+            await job(context)
+
+    run.__name__ = run.__qualname__ = job.__name__
+    return run
+
+
+def _wire_cluster(application: Application, cluster: Cluster) -> None:  # type: ignore[type-arg]
+    """What the cluster does here when this process leads, takes a chat or lets it go."""
+    services: Services = application.bot_data.services
+    inbox: UpdateInbox = application.bot_data.inbox
+
+    async def lead() -> None:
+        context = Context.from_application(application)
+        # The dead leader's claims go back to pending: sent now, not lost (at least once).
+        released = await services.outbox.release_claims()
+        if released:
+            log.info("outbox: %s interrupted messages will be sent again", released)
+        await plan_nudges(context)
+        job_queue = application.job_queue
+        assert job_queue is not None
+        job_queue.run_once(dispatch_outbox, 0)
+        job_queue.run_once(send_due_digest, 0.5)
+
+    async def take(chat: int) -> bool | None:
+        # Taken with nothing pending: the question may never have been shown (re-ask). With
+        # updates pending, handling them shows the next question (None: do not re-ask).
+        claim, fed = await inbox.claim(chat)
+        if claim is Claim.ELSEWHERE:
+            return False
+        return None if fed or claim is Claim.HELD else True
+
+    async def reload(chat: int) -> None:
+        forget(chat)
+        for handler in _persistent_conversations(application):
+            stored = await services.drafts.conversation_of(chat, str(handler.name))
+            if stored is not None:
+                handler._conversations.update_no_track({stored[0]: stored[1]})  # type: ignore[attr-defined]
+
+    def forget(chat: int) -> None:
+        services.drafts.forget(chat)
+        for handler in _persistent_conversations(application):
+            handler._conversations.pop((chat, chat), None)
+
+    cluster.on_lead = lead
+    cluster.on_take = reload
+    cluster.on_release = forget
+    cluster.on_orphans = lambda live: report.reask_orphans(application, live, take)
+
+
+def _persistent_conversations(application: Application) -> list[ConversationHandler]:  # type: ignore[type-arg]
+    return [
+        handler
+        for group in application.handlers.values()
+        for handler in group
+        if isinstance(handler, ConversationHandler) and handler.persistent
+    ]
+
+
+def _run_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
     if application.job_queue is not None:
         application.job_queue.run_once(dispatch_outbox, 0)
 
 
+def kick_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
+    """Send what was just queued without waiting for the next dispatcher run (on the leader:
+    alone, this process)."""
+    application.bot_data.cluster.kick_outbox()
+
+
 async def _on_shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    await application.bot_data.cluster.stop()
     await application.bot_data.services.db.dispose()
 
 
@@ -165,8 +252,10 @@ def build_application(
     services: Services | None = None,
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
+    clustered: bool = False,
 ) -> Application:  # type: ignore[type-arg]
-    """Create the bot: services, handlers and the job queue, configured but not started."""
+    """Create the bot: services, handlers and the job queue, configured but not started.
+    clustered (`tiendo run`): on PostgreSQL, one of several processes (bot/cluster.py)."""
     # PTB 22 warns unless told that durations (RetryAfter.retry_after) may be timedeltas.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     services = services or build_services(config)
@@ -193,9 +282,20 @@ def build_application(
         builder = builder.get_updates_request(updates_request)
     application = builder.build()
     application.bot_data.services = services
+    cluster = Cluster(
+        PgCoordinator(config.database_url, new_instance_id())
+        if clustered and is_postgresql(config.database_url)
+        else None
+    )
+    if cluster.clustered:
+        services.drafts.owner = cluster.instance_id
+        services.drafts.holds = cluster.holds
+    application.bot_data.cluster = cluster
+    cluster.on_outbox_kick = lambda: _run_dispatcher(application)
     application.bot_data.kick_dispatcher = lambda: kick_dispatcher(application)
     application.bot_data.callback_data = callbacks.for_action
-    inbox = UpdateInbox(services.inbox, application.bot, application.update_queue)
+    inbox = UpdateInbox(services.inbox, application.bot, application.update_queue, cluster)
+    application.bot_data.inbox = inbox
     processor.inbox = inbox
     application.updater = InboxUpdater(application.bot, application.update_queue, inbox)
 

@@ -285,13 +285,23 @@ def _wait_schema(pid: int | None) -> None:
 def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     if not config.token:
         raise CliExit(i18n.t(None, "cli.no_token"), 2)
+    from storage.cluster import AlreadyRunning, solo_lock_for
+
+    # SQLite: one `tiendo run` per database file (several processes need PostgreSQL). The lock
+    # lives as long as this process; the kernel frees it even after a kill -9.
+    solo = solo_lock_for(config.database_url)
+    if solo is not None:
+        try:
+            solo.acquire()
+        except AlreadyRunning:
+            raise CliExit(i18n.t(None, "cli.already_running", path=solo.path), 2) from None
     checking = _check_schema_apart(config, i18n)
     from telegram import Update
     from telegram.error import InvalidToken, NetworkError
 
     from bot.app import build_application
 
-    application = build_application(config)
+    application = build_application(config, clustered=True)
     _wait_schema(checking)
     # What is built by now (modules, SQLAlchemy's metadata, PTB, the catalogs: ~150,000
     # objects) lives as long as the process: leave it out of the garbage collector's full

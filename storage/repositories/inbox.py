@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 
 from storage.handled import INBOX
 from storage.statements import StatementRunner, insert_on_conflict
@@ -25,6 +25,19 @@ PENDING = (
     select(INBOX.c.update_id, INBOX.c.payload, INBOX.c.attempts)
     .where(INBOX.c.state == "pending")
     .order_by(INBOX.c.update_id)
+)
+# A chat's key among the processes sharing the database: its id, or 0 for updates without one.
+_CHAT = func.coalesce(INBOX.c.chat_id, 0)
+PENDING_CHATS = select(_CHAT).where(INBOX.c.state == "pending").distinct()
+PENDING_OF_CHAT = (
+    select(INBOX.c.update_id, INBOX.c.payload, INBOX.c.attempts, INBOX.c.chat_id)
+    .where(INBOX.c.state == "pending", bindparam("chat") == _CHAT)
+    .order_by(INBOX.c.update_id)
+)
+COUNT_CHAT_ATTEMPT = (
+    update(INBOX)
+    .where(INBOX.c.state == "pending", bindparam("chat") == _CHAT)
+    .values(attempts=INBOX.c.attempts + 1)
 )
 COUNT_ATTEMPT = update(INBOX).where(INBOX.c.state == "pending").values(attempts=INBOX.c.attempts + 1)
 PRUNE = delete(INBOX).where(
@@ -50,6 +63,19 @@ def restart(
     the ids given up."""
     runner.execute(COUNT_ATTEMPT, {})
     rows = runner.rows(PENDING, {})
+    given_up = [row.update_id for row in rows if row.attempts > max_attempts]
+    for update_id in given_up:
+        runner.execute(FAIL, {"uid": update_id, "at": at, "error": error})
+    return [row for row in rows if row.attempts <= max_attempts], given_up
+
+
+def take_chat(
+    runner: StatementRunner, chat: int, at: datetime, max_attempts: int, error: str
+) -> tuple[list[Any], list[int]]:
+    """A process takes a chat (several processes on one database): as restart() for that
+    chat's pending updates alone."""
+    runner.execute(COUNT_CHAT_ATTEMPT, {"chat": chat})
+    rows = runner.rows(PENDING_OF_CHAT, {"chat": chat})
     given_up = [row.update_id for row in rows if row.attempts > max_attempts]
     for update_id in given_up:
         runner.execute(FAIL, {"uid": update_id, "at": at, "error": error})
