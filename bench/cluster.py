@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import random
 import sys
@@ -201,12 +202,10 @@ async def two_instances(
         await asyncio.gather(*(person.run() for person in persons))
         await stopper
         # Whatever nudges are still due go out at one a second per chat.
-        try:
+        with contextlib.suppress(TimeoutError):
             await api.wait_for_async(
                 lambda: len(nudges_out()) >= total or None, max(nudges_per_chat(nudged) + 15, 30)
             )
-        except TimeoutError:
-            pass
         time.sleep(1.0)
         delivered = Counter((m.chat_id, m.plain_text) for m in nudges_out())
         killed_at = started + result["seconds_before_kill"]
@@ -223,16 +222,7 @@ async def two_instances(
             for line in list(soak.notes):
                 if line.startswith("silent: person "):
                     uid = int(line.split()[2])
-                    soak.note(
-                        f"    inbox of {uid}: "
-                        + str(
-                            await asyncio.to_thread(
-                                bots["A"].scalar,
-                                "select string_agg(update_id || ' ' || state || ' ' || kind || ' ' || attempts || ' '"
-                                f" || to_char(received_at, 'MI:SS.MS'), ', ' order by update_id) from inbox where chat_id = {uid}",
-                            )
-                        )
-                    )
+                    soak.note(f"    inbox of {uid}: " + await _inbox_of(bots["A"], uid))
                     for m in api.sent(uid)[-4:]:
                         text = (m.plain_text or "").replace("\n", " ")[:70]
                         soak.note(f"    {uid} got at {m.monotonic - killed_at:+.2f} s: {text}")
@@ -250,6 +240,16 @@ async def two_instances(
         for bot in bots.values():
             bot.stop()
     return result
+
+
+async def _inbox_of(bot: BotProcess, chat: int) -> str:
+    """What the inbox holds of a chat: update id, state, kind, attempts, minute:second."""
+    query = (
+        "select string_agg(update_id || ' ' || state || ' ' || kind || ' ' || attempts || ' '"
+        " || to_char(received_at, 'MI:SS.MS'), ', ' order by update_id)"
+        f" from inbox where chat_id = {int(chat)}"
+    )
+    return str(await asyncio.to_thread(bot.scalar, query))
 
 
 def nudges_per_chat(nudged: dict[int, int]) -> int:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
+import json
 import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -244,42 +247,68 @@ async def _check_schema(config: Config, i18n: I18n) -> None:
         await db.dispose()
 
 
-def _check_schema_apart(config: Config, i18n: I18n) -> int | None:
-    """Start the schema check (and migration) in a forked child; returns its pid (None: done here).
+def _public_holidays(config: Config) -> dict[int, list[str]]:
+    from bot.services.calendar import compute_public_holidays, years_around
 
-    Alembic brings Mako and Pygments (~13 MiB, 0.3 s) that the running bot never needs again:
-    in a child they are gone when it exits, and the bot builds its application meanwhile.
+    today = datetime.now(config.tz).date()
+    found = compute_public_holidays(config.work.country, years_around(today))
+    return {year: [day.isoformat() for day in days] for year, days in found.items()}
+
+
+@dataclasses.dataclass
+class _StartUpChild:
+    """The forked child doing `tiendo run`'s one-off work (see _start_up_apart)."""
+
+    pid: int
+    holidays: int  # the read end of the pipe the child writes the public holidays to
+
+    def wait(self) -> dict[int, list[date]]:
+        """Wait for the child; raise CliExit if the schema check refused; its holidays."""
+        with os.fdopen(self.holidays, "rb") as pipe:
+            sent = pipe.read()  # until the child exits: read first, so a full pipe cannot block it
+        _, status = os.waitpid(self.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code:
+            raise CliExit("", code)  # the child said why
+        years = json.loads(sent) if sent else {}  # none: computed on first use instead
+        return {int(year): [date.fromisoformat(day) for day in days] for year, days in years.items()}
+
+
+def _start_up_apart(config: Config, i18n: I18n) -> _StartUpChild | None:
+    """Start the schema check (and migration) and the public holidays' computation in a forked
+    child; returns it (None: the schema was checked here, the holidays will be computed on use).
+
+    Alembic brings Mako and Pygments (~13 MiB, 0.3 s) and the `holidays` package every country's
+    calendar (~12 MiB) that the running bot never needs again: in a child they are gone when it
+    exits, and the bot builds its application meanwhile.
     """
     if not hasattr(os, "fork"):
         asyncio.run(_check_schema(config, i18n))
         return None
     sys.stdout.flush()
     sys.stderr.flush()
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid:
-        return pid
+        os.close(write_end)
+        return _StartUpChild(pid, read_end)
+    os.close(read_end)
     code = 1
     try:
         asyncio.run(_check_schema(config, i18n))
         code = 0
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(json.dumps(_public_holidays(config)).encode())
     except CliExit as exc:
         print(exc, file=sys.stderr)
         code = exc.code
     except BaseException:
-        log.exception("database schema check failed")
+        log.exception("start-up child failed")
     finally:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-
-
-def _wait_schema(pid: int | None) -> None:
-    if pid is not None:
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        if code:
-            raise CliExit("", code)  # the child said why
 
 
 def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
@@ -295,14 +324,17 @@ def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
             solo.acquire()
         except AlreadyRunning:
             raise CliExit(i18n.t(None, "cli.already_running", path=solo.path), 2) from None
-    checking = _check_schema_apart(config, i18n)
+    starting = _start_up_apart(config, i18n)
     from telegram import Update
     from telegram.error import InvalidToken, NetworkError
 
     from bot.app import build_application
 
     application = build_application(config, clustered=True)
-    _wait_schema(checking)
+    services = application.bot_data.services
+    assert services is not None
+    if starting is not None:
+        services.calendar.holidays.learn(starting.wait())
     # What is built by now (modules, SQLAlchemy's metadata, PTB, the catalogs: ~150,000
     # objects) lives as long as the process: leave it out of the garbage collector's full
     # passes, which would otherwise scan it all and stall every conversation (measured under

@@ -207,7 +207,7 @@ class Cluster:
         live = await self._coordinator.live_instances()
         gone = self._live is None or bool(self._live - live)
         if gone:
-            log.info("DEBUG live %s before %s", live, self._live)
+            log.debug("cluster: processes alive %s (before: %s)", sorted(live), self._live and sorted(self._live))
         self._live = live
         if gone or self._orphans_left:
             self._orphans_left = not await self.on_orphans(live)

@@ -123,7 +123,7 @@ class UpdateInbox:
         fed = 0
         for stored in pending:
             fed += await self._feed(stored)
-        log.info("DEBUG claim %s: %s, pending %s, fed %s", chat, claim, [p.update_id for p in pending], fed)
+        log.debug("chat %s %s; updates handed over %s of %s", chat, claim.value, fed, len(pending))
         return claim, fed
 
     async def sweep(self) -> None:

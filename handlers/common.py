@@ -108,20 +108,36 @@ async def stale_callback(update: Update, context: Context, language: str | None)
     await alert(update, context.services.i18n.t(language, "callback.out_of_date"))
 
 
-async def alert(update: Update, text: str) -> None:
-    """Answer a press with an alert. Telegram refuses to answer a press that waited too long
-    (one made while the bot was restarting is "too old"): then say it in the chat instead, so
-    that the person is not left without an answer."""
+async def alert(update: Update, text: str, *, popup: bool = True) -> None:
+    """Answer a press with an alert (`popup`) or a brief notice. Telegram refuses to answer a
+    press that waited too long (one made while the bot was restarting is "too old"): then say
+    it in the chat instead, so that the person is not left without an answer."""
     query = update.callback_query
     if query is None:
         return
     try:
-        await query.answer(text, show_alert=True)
+        await query.answer(text, show_alert=popup)
     except TelegramError as exc:
         log.warning("press in chat %s not answered (%s): saying it in the chat", _chat_of(update), exc)
         chat = update.effective_chat
         if chat is not None:
             await chat.send_message(text, parse_mode=None)
+
+
+async def acknowledge(update: Update) -> None:
+    """Acknowledge a press (Telegram stops the button's spinner). A refused acknowledgement
+    (a press answered late after a restart is "too old") is only logged: what the press
+    started goes on, since only the spinner is at stake.
+
+    The report flow acknowledges before its step rather than alongside it: cheaper under
+    load (bench/report_flow.py: one request in flight per update)."""
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.answer()
+    except TelegramError as exc:
+        log.warning("press in chat %s not acknowledged: %s", _chat_of(update), exc)
 
 
 def _chat_of(update: Update) -> int | None:

@@ -18,7 +18,7 @@ from bot.context import Context
 from bot.i18n import I18n
 from bot.services.people import Person
 from handlers import callbacks
-from handlers.common import caller, keyboard, refuse_callback
+from handlers.common import acknowledge, caller, keyboard, refuse_callback
 
 COMMANDS = [("help", "any"), ("lang", "any")]
 
@@ -104,7 +104,7 @@ async def lang_button(update: Update, context: Context) -> None:
         # Telegram sends buttons of inline-mode messages without one: not a button we made.
         await refuse_callback(update, context, "language button without a message", current)
         return
-    await query.answer()
+    await acknowledge(update)
     await _switch(update, context, person, choice, current)
 
 

@@ -8,7 +8,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler
 
 from bot.context import Context
 from handlers import callbacks
-from handlers.common import caller
+from handlers.common import alert, caller
 
 COMMANDS: list[tuple[str, str]] = []
 
@@ -25,10 +25,10 @@ async def snooze(update: Update, context: Context) -> None:
     if outbox_id is not None and chat is not None and chat.id == query.from_user.id:
         when = await services.nudges.snooze(outbox_id, query.from_user.id)
     if when is None:
-        await query.answer(services.i18n.t(lang, "nudges.snooze_refused"), show_alert=True)
+        await alert(update, services.i18n.t(lang, "nudges.snooze_refused"))
         return
     shown = services.i18n.datetime(lang, services.calendar.local(when))
-    await query.answer(services.i18n.t(lang, "nudges.snoozed", when=shown))
+    await alert(update, services.i18n.t(lang, "nudges.snoozed", when=shown), popup=False)
 
 
 def handlers() -> list[BaseHandler[Update, Context, None]]:

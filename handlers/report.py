@@ -18,7 +18,7 @@ import logging
 import re
 import warnings
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any
 
@@ -38,6 +38,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.context import Context
 from bot.services.drafts import DraftView, OutOfScope
+from bot.services.outbox import Button, OutgoingMessage
 from bot.services.people import Person
 from bot.services.report_flow import (
     PERCENTS,
@@ -56,9 +57,11 @@ from bot.services.report_flow import (
     Text,
     clean,
 )
+from bot.services.reporting import Receipt
 from bot.services.tasks import ReportableTask, TaskView
 from handlers import callbacks
 from handlers.common import (
+    acknowledge,
     caller,
     clip,
     download,
@@ -244,24 +247,6 @@ def _confirm_question(context: Context, draft: ReportDraft, v: int) -> tuple[str
     return summary(context, draft) + "\n\n" + _t(context, lang, "report.ask.confirm"), rows
 
 
-async def _done_with_buttons(update: Update) -> None:
-    """Acknowledge the press (Telegram stops the button's spinner). A refused acknowledgement
-    (a press answered late after a restart is "too old") is only logged: the step it started
-    goes on, since only the spinner is at stake.
-
-    Acknowledging before the step rather than alongside it measured cheaper under load
-    (bench/report_flow.py: one request in flight per update). The old message keeps its
-    buttons (one call less per step); they carry the draft's version, so pressing them later
-    is answered "out of date"."""
-    query = update.callback_query
-    if query is None:
-        return
-    try:
-        await query.answer()
-    except TelegramError as exc:
-        log.warning("press in chat %s not acknowledged: %s", _chat_id(update), exc)
-
-
 async def advance(update: Update, context: Context, draft: ReportDraft, step: Step) -> str | int:
     """Store the answers and the step, then ask the step's question. The scope is checked in
     the same transaction: someone no longer a focal point of the task's unit is refused and
@@ -314,7 +299,7 @@ async def _task_page(
     text = _t(context, lang, "report.ask.task", page=page + 1, pages=pages)
     query = update.callback_query
     if edit and query is not None:
-        await _done_with_buttons(update)
+        await acknowledge(update)
         await query.edit_message_text(text, reply_markup=keyboard(rows))
     else:
         await send_html(update, text, rows)
@@ -385,7 +370,7 @@ async def start_from_button(update: Update, context: Context) -> str | int | Non
     if task is None:
         await refuse_callback(update, context, "rp:start for a task outside the caller's units", lang)
         return None
-    await _done_with_buttons(update)
+    await acknowledge(update)
     return await _begin(update, context, lang, task)
 
 
@@ -452,7 +437,7 @@ async def on_task(update: Update, context: Context) -> str | int | None:
     if task is None:
         await refuse_callback(update, context, "report on a task outside the caller's units", lang)
         return None
-    await _done_with_buttons(update)
+    await acknowledge(update)
     return await _begin(update, context, lang, task)
 
 
@@ -479,7 +464,7 @@ async def _take(update: Update, context: Context, view: DraftView, answer: Answe
     if isinstance(outcome, Invalid):
         await _refused(update, context, view, outcome)
         return None
-    await _done_with_buttons(update)
+    await acknowledge(update)
     if outcome.step == Step.SEND:
         return await submit(update, context, draft)
     if outcome.step == Step.CANCEL:
@@ -626,28 +611,30 @@ async def submit(update: Update, context: Context, draft: ReportDraft) -> str | 
         await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
         return ConversationHandler.END
     report = flow_of(context).to_input(draft, person.user_id)
-    # The report and the end of its draft are one transaction: after a crash at any moment,
-    # either the report is stored and the summary's Gửi is out of date, or neither happened.
+
+    def text(receipt: Receipt) -> str:
+        key = "report.receipt_correction" if receipt.is_correction else "report.receipt"
+        return _t(
+            context,
+            lang,
+            key,
+            id=receipt.report_id,
+            revision=receipt.revision,
+            code=escape(draft.task_code),
+            period=receipt.period,
+            time=_local_time(context, lang, receipt.submitted_at),
+        )
+
+    follow_up = await _FollowUp.make(update, context, person, lang, draft.to_data(), text)
+    # The report, the end of its draft, the receipt and the leaders' notices are one
+    # transaction: after a crash at any moment, either all of it happened (the summary's Gửi
+    # is out of date, and the restart sends the receipt if it had not gone out) or none did.
     receipt = await services.reporting.submit(
-        report, actor_telegram_id=person.telegram_id, closing_draft=FLOW
+        report, actor_telegram_id=person.telegram_id, closing_draft=FLOW, follow_up=follow_up
     )
-    # The draft's copy in memory and its conversation step go too; the leaders' notices are
-    # queued (durable) before the receipt.
+    # The draft's copy in memory and its conversation step go too.
     await services.drafts.close(person.telegram_id, FLOW, _chat_id(update))
-    answers = draft.to_data() | {"percent": report.percent}
-    noticed = await services.notices.report_submitted(person, unit_id, receipt, answers)
-    key = "report.receipt_correction" if receipt.is_correction else "report.receipt"
-    text = _t(
-        context,
-        lang,
-        key,
-        id=receipt.report_id,
-        revision=receipt.revision,
-        code=escape(draft.task_code),
-        period=receipt.period,
-        time=_local_time(context, lang, receipt.submitted_at),
-    )
-    await _receipt(update, context, person, lang, text, (task_id, unit_id, receipt.period), noticed)
+    await follow_up.send(receipt)
     return ConversationHandler.END
 
 
@@ -655,27 +642,75 @@ def _local_time(context: Context, lang: str | None, moment: datetime) -> str:
     return context.services.i18n.datetime(lang, moment.astimezone(context.services.config.tz))
 
 
-async def _receipt(
-    update: Update,
-    context: Context,
-    person: Person,
-    lang: str | None,
-    text: str,
-    reported: tuple[int, int, str],
-    noticed: int,
-) -> None:
-    """Send a receipt, under it a button for the unit's next task still unreported in the
-    period (task, unit, period: `reported`); wake the dispatcher for the leaders' notices."""
-    task_id, unit_id, period = reported
-    following = await context.services.tasks.next_unreported(unit_id, period, task_id)
-    rows = None
-    if following is not None:
-        next_id, next_code = following
-        label = _t(context, lang, "report.button.next_task", code=next_code)  # plain text
-        rows = [[(label, callbacks.report_start(next_id))]]
-    await send_html(update, text, rows)
-    if noticed:
-        context.kick_dispatcher()
+class _FollowUp:
+    """What goes out after a report (ReportingService.submit's follow_up): the person's
+    receipt, under it a button for the unit's next task still unreported in the period, and
+    the leaders' notices. All are queued in the report's transaction; the receipt is then
+    sent at once (`send`), and the dispatcher sends the rest, or the receipt after a crash."""
+
+    def __init__(
+        self,
+        update: Update,
+        context: Context,
+        person: Person,
+        lang: str | None,
+        text: Callable[[Receipt], str],
+        notices: Callable[[Receipt], list[OutgoingMessage]],
+    ) -> None:
+        self.update, self.context, self.person, self.lang = update, context, person, lang
+        self.text, self.notices = text, notices
+        self.receipt: OutgoingMessage | None = None
+
+    @classmethod
+    async def make(
+        cls,
+        update: Update,
+        context: Context,
+        person: Person,
+        lang: str | None,
+        task: dict[str, Any],
+        text: Callable[[Receipt], str],
+    ) -> _FollowUp:
+        """`task` holds the task_id, task_code and task_title the leaders' notices name."""
+        notices = await context.services.notices.report_submitted(person, int(task["unit_id"]), task)
+        return cls(update, context, person, lang, text, notices)
+
+    def __call__(self, receipt: Receipt) -> list[OutgoingMessage]:
+        buttons: list[list[Button]] = []
+        if receipt.next_task is not None:
+            next_id, next_code = receipt.next_task
+            label = _t(self.context, self.lang, "report.button.next_task", code=next_code)  # plain text
+            buttons.append([Button(label, "report", next_id)])
+        self.receipt = OutgoingMessage(
+            key=f"receipt:{receipt.report_id}:{receipt.revision}",
+            kind="receipt",
+            chat_id=_chat_id(self.update),
+            text=self.text(receipt),
+            buttons=buttons,
+            user_id=self.person.user_id,
+            sent_by_caller=True,
+        )
+        return [self.receipt, *self.notices(receipt)]
+
+    async def send(self, receipt: Receipt) -> None:
+        """Send the receipt now and mark it sent; if Telegram cannot take it now, the
+        dispatcher sends it later. Wake the dispatcher for the leaders' notices."""
+        outbox = self.context.services.outbox
+        message = self.receipt
+        if message is not None and receipt.outbox_id is not None:
+            rows = [
+                [(b.label, callbacks.for_action(b.action, b.arg)) for b in row] for row in message.buttons
+            ]
+            try:
+                sent = await send_html(self.update, message.text, rows)
+            except TelegramError as exc:
+                log.warning("receipt in chat %s not sent now, queued: %s", _chat_id(self.update), exc)
+                await outbox.mark_retry(receipt.outbox_id, timedelta(0), str(exc))
+                self.context.kick_dispatcher()
+                return
+            await outbox.mark_sent(receipt.outbox_id, sent)
+        if receipt.queued:
+            self.context.kick_dispatcher()
 
 
 async def unchanged(update: Update, context: Context) -> None:
@@ -691,32 +726,38 @@ async def unchanged(update: Update, context: Context) -> None:
     if task is None:
         await refuse_callback(update, context, "rp:same for a task outside the caller's units", lang)
         return
-    await _done_with_buttons(update)
-    result = await services.reporting.submit_unchanged(
-        task.task_id, task.unit_id, person.user_id, actor_telegram_id=person.telegram_id
-    )
+    await acknowledge(update)
     code = escape(task.code)
+
+    def text(receipt: Receipt) -> str:
+        return _t(
+            context,
+            lang,
+            "report.unchanged_receipt",
+            id=receipt.report_id,
+            code=code,
+            period=receipt.period,
+            time=_local_time(context, lang, receipt.submitted_at),
+            status=_status_label(context, lang, receipt.status),
+            percent=receipt.percent,
+        )
+
+    names = {
+        "task_id": task.task_id,
+        "unit_id": task.unit_id,
+        "task_code": task.code,
+        "task_title": task.title,
+    }
+    follow_up = await _FollowUp.make(update, context, person, lang, names, text)
+    result = await services.reporting.submit_unchanged(
+        task.task_id, task.unit_id, person.user_id, actor_telegram_id=person.telegram_id, follow_up=follow_up
+    )
     if result.receipt is None:
         await send_html(
             update, _t(context, lang, f"report.unchanged_{result.refused}", code=code, period=result.period)
         )
         return
-    receipt = result.receipt
-    answers = {"task_id": task.task_id, "task_code": task.code, "task_title": task.title}
-    answers |= {"status": result.status, "percent": result.percent}
-    noticed = await services.notices.report_submitted(person, task.unit_id, receipt, answers)
-    text = _t(
-        context,
-        lang,
-        "report.unchanged_receipt",
-        id=receipt.report_id,
-        code=code,
-        period=receipt.period,
-        time=_local_time(context, lang, receipt.submitted_at),
-        status=_status_label(context, lang, result.status),
-        percent=result.percent,
-    )
-    await _receipt(update, context, person, lang, text, (task.task_id, task.unit_id, receipt.period), noticed)
+    await follow_up.send(result.receipt)
 
 
 async def _cancel(update: Update, context: Context, lang: str | None) -> int:
@@ -809,7 +850,13 @@ async def reask_orphans(
     asked, left = 0, False
     for telegram_id, data in await context.services.drafts.under_way(FLOW, written_by_none_of=live):
         taken = await take(telegram_id)
-        log.info("DEBUG orphan %s draft step %s upd %s: take %s", telegram_id, data.get("step"), data.get("update_id"), taken)
+        log.info(
+            "DEBUG orphan %s draft step %s upd %s: take %s",
+            telegram_id,
+            data.get("step"),
+            data.get("update_id"),
+            taken,
+        )
         if taken is False:
             left = True
         elif taken:

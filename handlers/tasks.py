@@ -11,7 +11,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 from bot.context import Context
 from bot.services.tasks import TaskView
 from handlers import callbacks
-from handlers.common import caller, keyboard, page_row, refuse_callback
+from handlers.common import acknowledge, caller, keyboard, page_row, refuse_callback
 
 PAGE_SIZE = 6
 COMMANDS = [("tasks", "focal"), ("tasks", "leader"), ("history", "focal"), ("history", "leader")]
@@ -101,7 +101,7 @@ async def tasks_page_button(update: Update, context: Context) -> None:
     today = context.services.clock.now().astimezone(context.services.config.tz).date()
     views = await context.services.tasks.for_person(person, today)
     text, rows = tasks_page(context, lang, views, page)
-    await query.answer()
+    await acknowledge(update)
     await query.edit_message_text(text, reply_markup=keyboard(rows) if rows else None)
 
 

@@ -14,6 +14,15 @@ microseconds, less than a hand-off to aiosqlite's worker thread), while ORM sess
 aiosqlite's thread. Work that may run long reads (nudge planning, whole-programme reports) runs
 inside `offloaded()`, so that its statements too leave the event loop. A write in place never
 waits for another process's lock (it would stall the loop): it begins in a thread instead.
+
+On PostgreSQL every exchange with the server is a round trip, which a chat step pays in
+latency and both processes pay in CPU (bench/pg_trips.py counts them). So: no ping when a
+connection leaves the pool (SQLAlchemy's pre-ping costs three: BEGIN, ";", ROLLBACK); a
+connection the server closed is noticed without asking it (`_prepare_postgresql`); reads and
+single-statement writes run in autocommit (each statement its own transaction: under READ
+COMMITTED a statement sees its own snapshot inside a transaction too, so a BEGIN and a COMMIT
+around them bought nothing); and Core units of work run on a bare connection, not an ORM
+session.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -73,6 +82,15 @@ def _prepare_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         await_only(connection.connection.driver_connection.execute(sql))
 
 
+def _prepare_postgresql(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # A connection the server closed (a restart, an idle timeout) has seen its socket
+        # close: asyncpg knows without a round trip. The pool then opens a new one.
+        if dbapi_connection.driver_connection.is_closed():
+            raise exc.DisconnectionError("connection closed by the server")
+
+
 async def _mark_handled(session: AsyncSession, mark: handled.HandledMark | None) -> None:
     """The update being handled is done in this transaction (storage/handled.py)."""
     if mark is not None and not mark.committed:
@@ -97,14 +115,20 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            kwargs.update(pool_size=10, max_overflow=10)
         self.engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _prepare_sqlite(self.engine, SQLITE_BUSY_TIMEOUT_MS)
+        else:
+            _prepare_postgresql(self.engine)
+        # PostgreSQL: reads and single statements, each statement a transaction of its own.
+        self._autocommit = (
+            self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock()
         self._reader = async_sessionmaker(
-            self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False
+            self._autocommit.execution_options(**{_READONLY: True}), expire_on_commit=False
         )
         # Core statements straight on SQLite's driver (a file database only: each connection
         # to ":memory:" is a database of its own).
@@ -170,15 +194,26 @@ class Database:
             result = await self._direct.write(fn if mark is None else handled.with_mark(fn, mark))
             _committed(mark)
             return result
-        # transaction() adds the mark of the update being handled, if any.
-        async with self.transaction() as session:
-            return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
+        if self.is_sqlite:  # ":memory:": through aiosqlite, queued on the write lock
+            async with self.transaction() as session:  # it adds the mark, if any
+                return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
+        mark = handled.pending()
+        marked = fn if mark is None else handled.with_mark(fn, mark)
+        async with self.engine.begin() as connection:
+            result = await connection.run_sync(lambda sync: marked(CoreRunner(sync)))
+        _committed(mark)
+        return result
 
     async def write_statement(self, statement: Executable, values: Mapping[str, Any]) -> int:
         """Run one writing Core statement as a transaction of its own; its row count."""
         self._not_in_write()
-        if self._direct is not None and handled.pending() is None:
-            return await self._direct.write_one(statement, values)
+        if handled.pending() is None:
+            if self._direct is not None:
+                return await self._direct.write_one(statement, values)
+            if not self.is_sqlite:  # one statement: its own transaction (autocommit)
+                async with self._autocommit.connect() as connection:
+                    result = await connection.execute(statement, dict(values))
+                    return int(result.rowcount)
         return await self.write_statements(lambda runner: runner.execute(statement, values))
 
     @staticmethod
@@ -191,6 +226,9 @@ class Database:
         for the small reads of every chat step."""
         if self._direct_reader is not None and not _OFFLOADED.get():
             return self._direct_reader.read(fn)
+        if not self.is_sqlite:
+            async with self._autocommit.connect() as connection:
+                return await connection.run_sync(lambda sync: fn(CoreRunner(sync)))
         async with self.reader() as session:
             return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
 

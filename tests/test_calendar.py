@@ -75,3 +75,25 @@ def test_stepping_far_agrees_with_walking_day_by_day() -> None:
             walked = walked.fromordinal(walked.toordinal() + (1 if count > 0 else -1))
             left -= cal.is_working_day(walked)
         assert cal.add_working_days(start, count) == walked
+
+
+def test_holidays_handed_over_are_used_and_other_years_computed(monkeypatch: object) -> None:
+    """`tiendo run` computes the years around today in its start-up child and hands them over:
+    the bot then needs the `holidays` package only for a year nobody computed."""
+    from bot.services import calendar as module
+
+    computed = module.compute_public_holidays("VN", [2025])
+    assert date(2025, 1, 29) in computed[2025] and date(2025, 9, 2) in computed[2025]
+    cal = calendar()
+    cal.holidays.learn({2025: [date(2025, 3, 3)]})  # a made-up day off: the learned set is used
+    asked: list[list[int]] = []
+
+    def compute(country: str, years: list[int]) -> dict[int, list[date]]:
+        asked.append(list(years))
+        return computed
+
+    monkeypatch.setattr(module, "compute_public_holidays", compute)  # type: ignore[attr-defined]
+    assert not cal.is_working_day(date(2025, 3, 3))
+    assert cal.is_working_day(date(2025, 1, 29)) and asked == []
+    monkeypatch.setattr(module, "compute_public_holidays", lambda c, y: {2026: [date(2026, 1, 1)]})  # type: ignore[attr-defined]
+    assert not cal.is_working_day(date(2026, 1, 1))

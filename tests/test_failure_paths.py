@@ -125,3 +125,46 @@ async def test_a_crash_right_after_a_report_is_stored_files_no_second_revision(
     assert await reports(db) == 1
     assert await count(db, ReportRevision) == 1  # no revision nobody made
     assert await drafts(db) == 0
+
+
+async def test_a_crash_before_the_receipt_went_out_sends_it_at_the_restart(
+    harness: Harness, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after the report is stored and before its receipt is sent: the receipt
+    was queued with the report, so the restarted process sends it, once, and the person is not
+    left wondering whether to send again."""
+    await join(harness, FOCAL, "TTRA")
+    await to_results(harness, FOCAL)
+    (summary,) = await harness.send(FOCAL, "Đã họp triển khai")
+
+    async def killed(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("kill -9")
+
+    monkeypatch.setattr(harness.services.drafts, "close", killed)
+    before = len(harness.api.sent(FOCAL))
+    await harness.press(FOCAL, summary.message_id, summary.button_data("Gửi"), check=False)
+    monkeypatch.undo()
+    assert not [m for m in harness.api.sent(FOCAL)[before:] if "#" in (m.plain_text or "")]
+
+    # The restart: claims of the dead process are released, and the dispatcher runs.
+    await harness.services.outbox.release_claims()
+    await harness.dispatch()
+    await harness.dispatch()
+    receipts = [m for m in harness.api.sent(FOCAL)[before:] if "Đã ghi nhận" in (m.plain_text or "")]
+    assert len(receipts) == 1, [m.plain_text for m in harness.api.sent(FOCAL)[before:]]
+    assert await reports(db) == 1 and await count(db, ReportRevision) == 1
+
+
+async def test_presses_too_old_to_acknowledge_still_do_what_they_say(harness: Harness) -> None:
+    """A press made while the bot was restarting is too old for Telegram to acknowledge; the
+    language switch and the task list's pages still happen, with no apology for an error."""
+    await join(harness, FOCAL, "TTRA")
+    (menu,) = await harness.send(FOCAL, "/lang")
+    (done,) = await harness.press(FOCAL, menu.message_id, menu.button_data("English"), too_old=True)
+    assert done.plain_text == "Switched to English."
+    (page,) = await harness.send(FOCAL, "/tasks")
+    first = page.plain_text
+    assert "▶" in [b["text"] for b in page.buttons]
+    assert await harness.press(FOCAL, page.message_id, page.button_data("▶"), too_old=True) == []
+    (turned,) = [m for m in harness.api.sent(FOCAL) if m.message_id == page.message_id]
+    assert turned.plain_text != first  # the next page, shown on the same message

@@ -103,7 +103,11 @@ async def test_whole_report_with_target_and_document(bot: Harness, db: Database)
     await bot.dispatch()
     (notice,) = bot.api.sent(LEADER)[-1:]
     assert "Lan" in (notice.plain_text or "") and "5.14" in (notice.plain_text or "")
-    assert await count(db, OutboxMessage) == 1
+    # Both were queued with the report; the receipt went out at once, the notice by the
+    # dispatcher, and neither is left to send.
+    async with db.reader() as session:
+        queued = (await session.execute(select(OutboxMessage.kind, OutboxMessage.state))).all()
+    assert sorted(queued) == [("notice", "sent"), ("receipt", "sent")]
 
 
 async def test_picking_from_pages_and_done_skips_percent(bot: Harness, db: Database) -> None:

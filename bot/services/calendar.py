@@ -5,17 +5,64 @@ Working days are the configured weekdays ([work] days), minus the country's publ
 minus [work] extra_days_off, plus [work] working_weekend_days (a Saturday worked to bridge a
 holiday). Working hours are [work] start to end, local time in [bot] timezone. Everything
 takes and returns aware datetimes; days are local calendar days.
+
+The `holidays` package is heavy to hold: loading one country's calendar imports every country's
+module (~12 MiB that a bot at rest never gives back). So the dates are kept per year as plain
+sets (PublicHolidays): `tiendo run` computes the years around today in its start-up child
+(bot/cli.py) and hands them over; a year nobody computed is computed on first use.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from bot.config import WEEKDAYS, Config, parse_clock
+
+# The years `tiendo run` computes ahead: this one, those a closed programme's reports or an old
+# overdue task may reach back to, and the deadlines ahead.
+YEARS_BEFORE, YEARS_AFTER = 5, 5
+
+
+def compute_public_holidays(country: str, years: Iterable[int]) -> dict[int, list[date]]:
+    """Each year's public holidays in country (an ISO code the `holidays` package knows),
+    including the Government's substituted days off."""
+    import holidays  # heavy: see the module's docstring
+
+    wanted = sorted(set(years))
+    found: dict[int, list[date]] = {year: [] for year in wanted}
+    # The neighbouring years too: a day off observed in lieu may fall across New Year.
+    around = {y for year in wanted for y in (year - 1, year, year + 1)}
+    for day in sorted(holidays.country_holidays(country, years=sorted(around))):
+        if day.year in found:
+            found[day.year].append(day)
+    return found
+
+
+def years_around(today: date) -> range:
+    return range(today.year - YEARS_BEFORE, today.year + YEARS_AFTER + 1)
+
+
+class PublicHolidays:
+    """A country's public holidays, a set of dates per year, computed once per year."""
+
+    def __init__(self, country: str) -> None:
+        self.country = country
+        self._years: dict[int, frozenset[date]] = {}
+
+    def learn(self, years: Mapping[int, Iterable[date]]) -> None:
+        """Take years computed elsewhere (by compute_public_holidays, for this country)."""
+        for year, days in years.items():
+            self._years[year] = frozenset(days)
+
+    def __contains__(self, day: date) -> bool:
+        known = self._years.get(day.year)
+        if known is None:
+            self.learn(compute_public_holidays(self.country, [day.year]))
+            known = self._years[day.year]
+        return day in known
 
 
 class WorkCalendar:
@@ -28,7 +75,7 @@ class WorkCalendar:
         self.country = work.country
         self.days_off = frozenset(date.fromisoformat(d) for d in work.extra_days_off)
         self.extra_working = frozenset(date.fromisoformat(d) for d in work.working_weekend_days)
-        self._holidays: holidays.HolidayBase = holidays.country_holidays(self.country, years=[])
+        self.holidays = PublicHolidays(self.country)
         self._cache: dict[date, bool] = {}
         # A running count of working days from _base, so that counting and stepping over
         # many working days (a task overdue for a year) is a lookup, not a walk.
@@ -36,7 +83,7 @@ class WorkCalendar:
         self._counts: list[int] = []
 
     def is_holiday(self, day: date) -> bool:
-        return day in self._holidays  # the package fills in each year on first use
+        return day in self.holidays
 
     def is_working_day(self, day: date) -> bool:
         known = self._cache.get(day)

@@ -94,7 +94,7 @@ def build_services(config: Config, *, clock: Clock | None = None, db: Database |
             config.reporting.evidence_max_mb,
             config.reporting.evidence_extensions,
         ),
-        notices=NoticeService(i18n, people, outbox),
+        notices=NoticeService(i18n, people),
         audit=AuditService(db),
         calendar=calendar,
         nudges=nudge_service,

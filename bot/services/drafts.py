@@ -14,6 +14,7 @@ EXISTS), on either engine.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,7 +77,9 @@ class _GroupWriter:
         write.done = asyncio.get_running_loop().create_future()
         self.pending.append(write)
         if self.running is None or self.running.done():
-            self.running = asyncio.create_task(self._run())
+            # A context of its own: the batch belongs to no one update (each write's mark
+            # goes with the batch); the creator's mark, inherited, would be written twice.
+            self.running = asyncio.create_task(self._run(), context=contextvars.Context())
         await write.done
 
     async def _run(self) -> None:

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
 from bot.i18n import I18n
-from bot.services.outbox import OutboxService, OutgoingMessage
+from bot.services.outbox import OutgoingMessage
 from bot.services.people import PeopleService, Person
 from bot.services.reporting import Receipt
 
 
 class NoticeService:
-    def __init__(self, i18n: I18n, people: PeopleService, outbox: OutboxService) -> None:
+    def __init__(self, i18n: I18n, people: PeopleService) -> None:
         self.i18n = i18n
         self.people = people
-        self.outbox = outbox
 
     async def report_submitted(
-        self, reporter: Person, unit_id: int, receipt: Receipt, answers: dict[str, Any]
-    ) -> int:
-        """Tell the reporting unit's leaders, once per revision. `answers` holds task_id,
-        task_code, task_title, status and percent."""
-        messages = []
-        for user_id, telegram_id, language in await self.people.leaders_of(unit_id):
-            if telegram_id == reporter.telegram_id:
-                continue
-            status = self.i18n.t(language, f"report.status.{answers.get('status')}")
-            messages.append(
+        self, reporter: Person, unit_id: int, answers: dict[str, Any]
+    ) -> Callable[[Receipt], list[OutgoingMessage]]:
+        """The notices to the reporting unit's leaders, once per revision, made from the
+        receipt in the report's transaction (ReportingService.submit's follow_up). `answers`
+        holds task_id, task_code and task_title."""
+        leaders = [
+            (user_id, telegram_id, language)
+            for user_id, telegram_id, language in await self.people.leaders_of(unit_id)
+            if telegram_id != reporter.telegram_id
+        ]
+
+        def notices(receipt: Receipt) -> list[OutgoingMessage]:
+            return [
                 OutgoingMessage(
                     key=f"report:{receipt.report_id}:{receipt.revision}:leader:{user_id}",
                     kind="notice",
@@ -40,11 +43,13 @@ class NoticeService:
                         name=escape(reporter.first_name),
                         code=escape(str(answers.get("task_code", ""))),
                         title=escape(str(answers.get("task_title", ""))[:200]),
-                        status=status,
-                        percent=answers.get("percent"),
+                        status=self.i18n.t(language, f"report.status.{receipt.status}"),
+                        percent=receipt.percent,
                         id=receipt.report_id,
                         revision=receipt.revision,
                     ),
                 )
-            )
-        return await self.outbox.enqueue(messages)
+                for user_id, telegram_id, language in leaders
+            ]
+
+        return notices

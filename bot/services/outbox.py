@@ -45,6 +45,10 @@ class OutgoingMessage:
     user_id: int | None = None
     task_id: int | None = None
     due_at: datetime | None = None  # None: now
+    # Sent by the caller right after the transaction that queued it (a receipt): queued as
+    # claimed, so the dispatcher leaves it alone unless the caller dies before marking it
+    # sent (a restart releases every claim, and the message goes out then).
+    sent_by_caller: bool = False
 
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {"text": self.text}
@@ -87,8 +91,9 @@ class OutboxService:
             "task_id": m.task_id,
             "payload": m.payload(),
             "due_at": m.due_at or now,
-            "state": "pending",
-            "attempts": 0,
+            "state": "claimed" if m.sent_by_caller else "pending",
+            "claimed_at": now if m.sent_by_caller else None,
+            "attempts": 1 if m.sent_by_caller else 0,
             "created_at": now,
         }
 

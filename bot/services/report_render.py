@@ -17,15 +17,17 @@ import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ROOT, Config
 from bot.i18n import I18n
 from bot.services.report_data import Counts, ReportData
 from bot.services.status import STATUS_ORDER, StatusClass
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 BUILTIN_TEMPLATES = ROOT / "templates"
 TELEGRAM_LIMIT = 4096
@@ -115,6 +117,14 @@ class ReportRenderer:
         self.config = config
         self.i18n = i18n
         self.language = language or config.bot.language
+
+    @cached_property
+    def env(self) -> Environment:
+        """The templates' environment, made on first use: Jinja2 is imported when a report is
+        rendered, not when the bot starts."""
+        from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+
+        config = self.config
         loaders = []
         if config.digest.templates_dir:
             folder = Path(config.digest.templates_dir)
@@ -122,7 +132,7 @@ class ReportRenderer:
                 folder = config.source.parent / folder
             loaders.append(FileSystemLoader(str(folder)))
         loaders.append(FileSystemLoader(str(BUILTIN_TEMPLATES)))
-        self.env = Environment(
+        env = Environment(
             loader=ChoiceLoader(loaders),
             autoescape=True,
             undefined=StrictUndefined,
@@ -131,7 +141,7 @@ class ReportRenderer:
             keep_trailing_newline=False,
         )
         language = self.language
-        self.env.filters.update(
+        env.filters.update(
             day=_day,
             num=lambda value: _number(value, language),
             n=lambda value: _number(value, language),
@@ -142,7 +152,7 @@ class ReportRenderer:
             ),
             codes=self.codes,
         )
-        self.env.globals.update(
+        env.globals.update(
             t=self.t,
             status_label=self.status_label,
             letter=letter,
@@ -155,6 +165,7 @@ class ReportRenderer:
             digest=config.digest,
             language=self.language,
         )
+        return env
 
     def t(self, key: str, **params: Any) -> str:
         return self.i18n.t(self.language, key, **params)

@@ -3,17 +3,20 @@ period is a correction (a new revision; the old one is kept)."""
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
+from bot.services.outbox import OutboxService, OutgoingMessage
 from bot.services.periods import PeriodRule
 from storage.db import Database
 from storage.models import REPORT_STATUSES
 from storage.repositories.drafts import drop_drafts
+from storage.repositories.outbox import add_new_message
 from storage.repositories.reports import (
     ATTACHMENTS,
     AUDIT,
@@ -24,6 +27,7 @@ from storage.repositories.reports import (
     unit_last_report,
     unit_latest_status,
 )
+from storage.repositories.tasks import next_unreported
 from storage.statements import StatementRunner
 
 
@@ -61,10 +65,23 @@ class Receipt:
     revision: int
     period: str
     submitted_at: datetime
+    status: str = ""  # as stored (done => 100 %)
+    percent: int = 0
+    # The unit's next task still unreported this period (id, code), offered under the receipt.
+    next_task: tuple[int, str] | None = None
+    # The outbox row of the message queued with the report for the caller to send (the
+    # receipt itself: OutgoingMessage.sent_by_caller), and how many others were queued.
+    outbox_id: int | None = None
+    queued: int = 0
 
     @property
     def is_correction(self) -> bool:
         return self.revision > 1
+
+
+# What to queue with a report, made from its receipt inside the transaction that stores it: the
+# person's receipt and the leaders' notices. A crash after the commit cannot lose them.
+FollowUp = Callable[[Receipt], Sequence[OutgoingMessage]]
 
 
 @dataclass(frozen=True)
@@ -112,12 +129,15 @@ class ReportingService:
         actor_telegram_id: int | None = None,
         at: datetime | None = None,
         closing_draft: str | None = None,
+        follow_up: FollowUp | None = None,
     ) -> Receipt:
         """Store a report (or a correction of this period's report) in one transaction.
 
         `closing_draft`: the flow whose draft (the reporter's) goes in the same transaction, so
         that a crash can never leave a stored report with its draft still at the summary, whose
-        Gửi pressed again would file a second revision nobody meant."""
+        Gửi pressed again would file a second revision nobody meant. `follow_up`: the messages
+        queued in the same transaction, so that a crash before the receipt went out leaves it
+        to be sent at the restart instead of leaving the person without an answer."""
         if data.status not in REPORT_STATUSES:
             raise ValueError(f"unknown status {data.status!r}")
         if not 0 <= data.percent <= 100:
@@ -130,7 +150,7 @@ class ReportingService:
             receipt = _store(runner, data, fields, period, now, actor_telegram_id)
             if closing_draft is not None and data.reporter_user_id is not None:
                 drop_drafts(runner, [(data.reporter_user_id, closing_draft)])
-            return receipt
+            return _follow_up(runner, receipt, data.unit_id, data.task_id, follow_up)
 
         receipt = await self.db.write_statements(store)
         if data.status == "done" and self.on_task_changed is not None:
@@ -144,6 +164,7 @@ class ReportingService:
         reporter_user_id: int | None,
         *,
         actor_telegram_id: int | None = None,
+        follow_up: FollowUp | None = None,
     ) -> Unchanged:
         """File this period's report as a copy of the unit's last one (status, percent, texts,
         target value; no evidence), marked unchanged. Refused, with nothing written, when the
@@ -151,14 +172,40 @@ class ReportingService:
         report to copy."""
         now = self.clock.now()
         period = self.periods.period_at(now).key
-        result = await self.db.write_statements(
-            lambda runner: _store_unchanged(
+
+        def store(runner: StatementRunner) -> Unchanged:
+            result = _store_unchanged(
                 runner, task_id, unit_id, reporter_user_id, period, now, actor_telegram_id
             )
-        )
+            if result.receipt is None:
+                return result
+            receipt = _follow_up(runner, result.receipt, unit_id, task_id, follow_up)
+            return dataclasses.replace(result, receipt=receipt)
+
+        result = await self.db.write_statements(store)
         if result.status == "done" and self.on_task_changed is not None:
             await self.on_task_changed(task_id)
         return result
+
+
+def _follow_up(
+    runner: StatementRunner, receipt: Receipt, unit_id: int, task_id: int, follow_up: FollowUp | None
+) -> Receipt:
+    """The receipt completed in the report's transaction: the unit's next task to report and
+    the messages queued with it (see FollowUp)."""
+    receipt = dataclasses.replace(
+        receipt, next_task=next_unreported(runner, unit_id, receipt.period, task_id)
+    )
+    if follow_up is None:
+        return receipt
+    outbox_id, queued = None, 0
+    for message in follow_up(receipt):
+        added = add_new_message(runner, OutboxService.row(message, receipt.submitted_at))
+        if message.sent_by_caller:
+            outbox_id = added
+        elif added is not None:
+            queued += 1
+    return dataclasses.replace(receipt, outbox_id=outbox_id, queued=queued)
 
 
 def _fields(data: ReportInput) -> dict[str, Any]:
@@ -291,4 +338,4 @@ def _store(
         }
         | ({"before": before} if before else {}),
     )
-    return Receipt(report_id, revision, period, now)
+    return Receipt(report_id, revision, period, now, fields["status"], fields["percent"])

@@ -15,7 +15,7 @@ from storage.db import Database
 from storage.models import Programme, ProgressReport, Task
 from storage.repositories.programmes import ProgrammeRepository
 from storage.repositories.reports import LeadProgress, ReportRepository
-from storage.repositories.tasks import TaskRepository, next_unreported, report_task, split_code
+from storage.repositories.tasks import TaskRepository, report_task, split_code
 
 # Overdue first, then open within the deadline, then completed.
 _ORDER = {
@@ -198,14 +198,6 @@ class TaskService:
     async def reportable(self, person: Person, today: date) -> list[TaskView]:
         """The tasks the person may report on (focal point of the lead or a coordinating unit)."""
         return [v for v in await self.for_person(person, today) if v.can_report]
-
-    async def next_unreported(self, unit_id: int, period: str, after_task_id: int) -> tuple[int, str] | None:
-        """(id, code) of the unit's next task, not completed and not reported in `period`,
-        other than the one just reported: offered under a receipt (issue 16). One short
-        read: it runs at the end of every report."""
-        return await self.db.read_statements(
-            lambda runner: next_unreported(runner, unit_id, period, after_task_id)
-        )
 
     async def lookup(self, task_id: int | None = None, code: str | None = None) -> OpenTask | None:
         """The open task, by id or code (see reportable_for)."""

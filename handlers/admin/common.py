@@ -14,6 +14,7 @@ from telegram.constants import ParseMode
 from bot.context import Context
 from bot.services.admin import Actor, AdminError
 from bot.services.people import Person
+from handlers.common import alert
 
 if TYPE_CHECKING:
     from bot.services.container import Services
@@ -128,7 +129,7 @@ async def begin(update: Update, context: Context, command: str, role: str = "adm
         return call
     await context.services.admin.refuse(actor, command)
     if update.callback_query is not None:
-        await update.callback_query.answer(call.t(f"admin.refused.{role}", command=command), show_alert=True)
+        await alert(update, call.t(f"admin.refused.{role}", command=command))
     else:
         await call.say(f"admin.refused.{role}", command=command)
     return None

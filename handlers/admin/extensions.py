@@ -12,6 +12,7 @@ from bot.context import Context
 from bot.services.admin import AdminError
 from handlers import callbacks
 from handlers.admin.common import begin, drop_buttons
+from handlers.common import acknowledge
 
 
 async def extend(update: Update, context: Context) -> None:
@@ -40,7 +41,7 @@ async def decide(update: Update, context: Context) -> None:
     if call is None:
         return
     approve, extension_id = callbacks.parse_extension(query.data)
-    await query.answer()
+    await acknowledge(update)
     admin = call.services.admin
     try:
         result = await admin.decide_extension(call.actor, extension_id, approve)

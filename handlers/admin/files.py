@@ -16,7 +16,7 @@ from bot.services.plans import PlanError
 from bot.services.programme import ImportResult
 from handlers import callbacks
 from handlers.admin.common import Call, actor_of, begin, chunks, drop_buttons, keyboard
-from handlers.common import clip, download
+from handlers.common import acknowledge, clip, download
 
 LIST_LIMIT = 30
 KINDS = ("unit", "group", "task")
@@ -172,7 +172,7 @@ async def import_decide(update: Update, context: Context) -> None:
     if call is None:
         return
     ok, version = callbacks.parse_confirm(query.data)
-    await query.answer()
+    await acknowledge(update)
     admin = call.services.admin
     if not ok:
         await admin.drop_draft(call.actor, "import")

@@ -14,6 +14,7 @@ from bot.services.admin import AdminError
 from bot.services.invites import UnknownUnit, deep_link
 from handlers import callbacks
 from handlers.admin.common import begin, keyboard
+from handlers.common import acknowledge
 
 INVITE_ROLES = ("focal", "leader", "manager")
 
@@ -136,7 +137,7 @@ async def broadcast_confirm(update: Update, context: Context) -> None:
     if call is None:
         return
     ok, version = callbacks.parse_confirm(query.data)
-    await query.answer()
+    await acknowledge(update)
     if not ok:
         await call.services.admin.drop_draft(call.actor, "broadcast")
         await query.edit_message_text(call.t("admin.broadcast.cancelled"))

@@ -22,6 +22,7 @@ from bot.context import Context
 from bot.services.admin import AdminError, TaskView, clean, parse_target
 from handlers import callbacks
 from handlers.admin.common import Call, begin, keyboard
+from handlers.common import acknowledge, alert
 
 # The /task_add questions in order; the draft in the database says which one is next, so a
 # restart (or a later /task_add) resumes where the admin stopped.
@@ -225,9 +226,9 @@ async def task_add_confirm(update: Update, context: Context) -> None:
     ok, version = callbacks.parse_confirm(query.data)
     pending = await call.services.admin.draft(call.actor, "task_add")
     if pending is None or pending[1] != version or pending[0].get("step") != "confirm":
-        await query.answer(call.t("admin.error.stale"), show_alert=True)
+        await alert(update, call.t("admin.error.stale"))
         return
-    await query.answer()
+    await acknowledge(update)
     if not ok:
         await call.services.admin.drop_draft(call.actor, "task_add")
         await query.edit_message_text(call.t("admin.task_add.cancelled"))

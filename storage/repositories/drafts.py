@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialects import upsert_insert
 from storage.models import ConversationState, Draft, User, table_of
 from storage.repositories.users import IN_SCOPE
 from storage.statements import StatementRunner, insert_on_conflict
@@ -43,10 +44,11 @@ def _upsert_in_scope(insert: Any) -> Any:
     )
 
 
-_DRAFT_UPSERT_IN_SCOPE = {
-    "sqlite": _upsert_in_scope(sqlite.insert),
-    "postgresql": _upsert_in_scope(postgresql.insert),
-}
+@cache
+def _draft_upsert_in_scope(dialect: str) -> Any:
+    return _upsert_in_scope(upsert_insert(dialect))
+
+
 _DRAFT_DROP = delete(_DRAFTS).where(
     _DRAFTS.c.user_id == bindparam("user_id"), _DRAFTS.c.flow == bindparam("flow")
 )
@@ -75,7 +77,7 @@ def store_draft_in_scope(
     """Store one draft (user_id, flow, data, version, updated_at) if the person (Telegram id)
     may still report on the scope's task for its unit (task id, unit id); whether it was."""
     values = {**row, "person": person, "task": scope[0], "unit": scope[1]}
-    return runner.execute(_DRAFT_UPSERT_IN_SCOPE[runner.dialect], values) > 0
+    return runner.execute(_draft_upsert_in_scope(runner.dialect), values) > 0
 
 
 def drop_drafts(runner: StatementRunner, keys: list[tuple[int, str]]) -> None:

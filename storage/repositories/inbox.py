@@ -14,6 +14,9 @@ from storage.statements import StatementRunner, insert_on_conflict
 
 _COLUMNS = ("update_id", "chat_id", "kind", "payload", "state", "attempts", "received_at")
 _ADD = insert_on_conflict(INBOX, ("update_id",), _COLUMNS, returning=INBOX.c.update_id)
+# One update (what getUpdates or a webhook post mostly brings): a statement that is a
+# transaction of its own (Database.write_statement); its row count says whether it was new.
+ADD_ONE = insert_on_conflict(INBOX, ("update_id",), _COLUMNS)
 _AT = INBOX.c.handled_at.type
 
 FAIL = (

@@ -40,13 +40,12 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
+from storage.dialects import upsert_insert
 from storage.models import (
     Membership,
     OutboxMessage,
@@ -146,8 +145,7 @@ def _json(value: Mapping[str, Any]) -> _AsJSON:
 
 
 def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return pg_insert if dialect == "postgresql" else sqlite_insert
+    return upsert_insert(session.bind.dialect.name if session.bind else "sqlite")
 
 
 def _reported(task_id: Any, unit_id: Any, period: str) -> ColumnElement[bool]:

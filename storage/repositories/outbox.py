@@ -25,6 +25,7 @@ NEW_MESSAGE_COLUMNS = (
     "payload",
     "due_at",
     "state",
+    "claimed_at",
     "attempts",
     "created_at",
 )
@@ -34,7 +35,14 @@ _ADD_NEW = insert_on_conflict(_OUTBOX, ("dedup_key",), NEW_MESSAGE_COLUMNS, retu
 def add_new_messages(runner: StatementRunner, rows: Iterable[Mapping[str, Any]]) -> int:
     """Insert the messages (rows of NEW_MESSAGE_COLUMNS) whose dedup_key is new, in the
     open transaction; existing keys are left alone. Returns how many were inserted."""
-    return sum(len(runner.rows(_ADD_NEW, row)) for row in rows)
+    return sum(add_new_message(runner, row) is not None for row in rows)
+
+
+def add_new_message(runner: StatementRunner, row: Mapping[str, Any]) -> int | None:
+    """Insert one message if its dedup_key is new, in the open transaction; its id, or None
+    when the key was queued before."""
+    inserted = runner.rows(_ADD_NEW, row)
+    return int(inserted[0][0]) if inserted else None
 
 
 class OutboxRepository:
