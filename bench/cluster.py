@@ -306,7 +306,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"steps/s, one process:       {one:.1f}")
         print(f"steps/s, two processes:     {two:.1f}  ({two / one:.2f}x one)")
     print(
-        f"inbox at the end: {figures.get('inbox_failed', 0)} failed, {figures.get('inbox_pending', 0)} pending;"
+        f"inbox at the end: {figures.get('inbox_failed', 0)} failed,"
+        f" {figures.get('inbox_pending', 0)} pending;"
         f" error lines in the logs: {len(result['log_errors'])}"
     )
     for line in result["log_errors"][:3]:

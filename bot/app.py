@@ -205,14 +205,17 @@ def _wire_cluster(application: Application, cluster: Cluster) -> None:  # type: 
 
     async def reload(chat: int) -> None:
         forget(chat)
-        for handler in _persistent_conversations(application):
+        for handler in _conversations(application, persistent=True):
             stored = await services.drafts.conversation_of(chat, str(handler.name))
             if stored is not None:
                 handler._conversations.update_no_track({stored[0]: stored[1]})  # type: ignore[attr-defined]
 
     def forget(chat: int) -> None:
+        # Every flow's step in this chat as this process last knew it: the report's comes back
+        # from the database when the chat is taken again; a flow kept in memory only
+        # (/task_add) starts over as after a restart (its answers are in the database).
         services.drafts.forget(chat)
-        for handler in _persistent_conversations(application):
+        for handler in _conversations(application):
             handler._conversations.pop((chat, chat), None)
 
     cluster.on_lead = lead
@@ -221,12 +224,17 @@ def _wire_cluster(application: Application, cluster: Cluster) -> None:  # type: 
     cluster.on_orphans = lambda live: report.reask_orphans(application, live, take)
 
 
-def _persistent_conversations(application: Application) -> list[ConversationHandler]:  # type: ignore[type-arg]
+def _conversations(
+    application: Application,  # type: ignore[type-arg]
+    *,
+    persistent: bool = False,
+) -> list[ConversationHandler]:  # type: ignore[type-arg]
+    """The conversation handlers (only those kept in the database: persistent)."""
     return [
         handler
         for group in application.handlers.values()
         for handler in group
-        if isinstance(handler, ConversationHandler) and handler.persistent
+        if isinstance(handler, ConversationHandler) and (handler.persistent or not persistent)
     ]
 
 

@@ -42,7 +42,7 @@ from storage.cluster import (
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 2.0  # seconds between leadership tries, sweeps and idle-chat checks
-LINGER = 30.0  # seconds a chat stays with its process after its last update
+LINGER = 120.0  # seconds a chat stays with its process after its last update
 
 
 class Claim(enum.Enum):
@@ -207,7 +207,7 @@ class Cluster:
         live = await self._coordinator.live_instances()
         gone = self._live is None or bool(self._live - live)
         if gone:
-            log.debug("cluster: processes alive %s (before: %s)", sorted(live), self._live and sorted(self._live))
+            log.debug("cluster: processes alive %s (before: %s)", sorted(live), sorted(self._live or ()))
         self._live = live
         if gone or self._orphans_left:
             self._orphans_left = not await self.on_orphans(live)

@@ -106,9 +106,11 @@ class UpdateInbox:
         return len(new)
 
     async def look(self, chat: int) -> None:
-        """Several processes: take the chat if no process handles it, and hand over its
-        pending updates not handed over yet (woken by NOTIFY, the sweep, or a release)."""
-        await self.claim(chat)
+        """Several processes: if the chat has updates to handle, take it if no process handles
+        it, and hand over those not handed over yet (woken by NOTIFY, or after letting the chat
+        go: an update may have come meanwhile)."""
+        if self.cluster.holds(chat) or await self.service.pending_of(chat):
+            await self.claim(chat)
 
     async def claim(self, chat: int) -> tuple[Claim, int]:
         """Take the chat if no process handles it, and hand over its pending updates not handed

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.sql.expression import Executable
 
 from storage.handled import INBOX
 from storage.statements import StatementRunner, insert_on_conflict
@@ -64,12 +65,7 @@ def restart(
     more than max_attempts times (each start-up that found them pending: they may be what
     crashed the process). Returns the rest (update_id, payload, attempts), oldest first, and
     the ids given up."""
-    runner.execute(COUNT_ATTEMPT, {})
-    rows = runner.rows(PENDING, {})
-    given_up = [row.update_id for row in rows if row.attempts > max_attempts]
-    for update_id in given_up:
-        runner.execute(FAIL, {"uid": update_id, "at": at, "error": error})
-    return [row for row in rows if row.attempts <= max_attempts], given_up
+    return _attempt(runner, COUNT_ATTEMPT, PENDING, {}, at, max_attempts, error)
 
 
 def take_chat(
@@ -77,8 +73,20 @@ def take_chat(
 ) -> tuple[list[Any], list[int]]:
     """A process takes a chat (several processes on one database): as restart() for that
     chat's pending updates alone."""
-    runner.execute(COUNT_CHAT_ATTEMPT, {"chat": chat})
-    rows = runner.rows(PENDING_OF_CHAT, {"chat": chat})
+    return _attempt(runner, COUNT_CHAT_ATTEMPT, PENDING_OF_CHAT, {"chat": chat}, at, max_attempts, error)
+
+
+def _attempt(
+    runner: StatementRunner,
+    count: Executable,
+    pending: Executable,
+    values: Mapping[str, Any],
+    at: datetime,
+    max_attempts: int,
+    error: str,
+) -> tuple[list[Any], list[int]]:
+    runner.execute(count, values)
+    rows = runner.rows(pending, values)
     given_up = [row.update_id for row in rows if row.attempts > max_attempts]
     for update_id in given_up:
         runner.execute(FAIL, {"uid": update_id, "at": at, "error": error})
