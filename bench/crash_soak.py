@@ -38,24 +38,18 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import select, text  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
-from bench.report_flow import EXAMPLE, FIRST_USER, report_bot  # noqa: E402
-from bot.config import load_config  # noqa: E402
+from bench.report_flow import FIRST_USER, add_focal_points, example_database, open_tasks, report_bot  # noqa: E402
 from bot.i18n import I18n  # noqa: E402
-from bot.services.container import build_services  # noqa: E402
 from storage.db import Database  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
 from storage.models import InboxUpdate, ProgressReport, ReportRevision, User  # noqa: E402
-from storage.repositories.tasks import TaskRepository  # noqa: E402
 from tests.support.botapi import BotAPIServer, FakeBotAPI, SentMessage  # noqa: E402
 from tests.support.process import BotProcess  # noqa: E402
 
@@ -317,46 +311,16 @@ class Soak:
 
 
 async def prepare(url: str, folder: Path, count: int) -> dict[int, str]:
-    """A migrated database with the example programme and `count` focal points, each on a
-    task of their own (tasks without a numeric target first), deadlines moved to a later
-    year so that no reminder comes in the middle of a report."""
-    if url.startswith("postgresql"):
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-    base = load_config(ROOT / "config.toml", env={})
-    config = dataclasses.replace(
-        base,
-        source=folder / "config.toml",
-        bot=dataclasses.replace(base.bot, data_dir=str(folder / "data"), log_level="WARNING"),
-        database=dataclasses.replace(base.database, url=url),
-    )
-    db = Database(url)
+    """The example database (bench/report_flow.py's) with `count` focal points, each on a task
+    of their own (tasks without a numeric target first)."""
+    _, db, services = await example_database(url, folder)
     try:
-        await upgrade(db)
-        services = build_services(config, db=db)
-        plan = await services.programme.read_plan(EXAMPLE.read_bytes(), EXAMPLE.name)
-        assert (await services.programme.apply(plan)).applied
-        async with db.engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE tasks SET deadline = :later WHERE deadline IS NOT NULL"),
-                {"later": date(date.today().year + 5, 12, 31)},
-            )
-        async with db.reader() as session:
-            tasks = sorted(await TaskRepository(session).all_open(), key=lambda t: t.target_value is not None)
-            picked = [(t.code, t.lead_unit.code) for t in tasks]
-        if len(picked) < count:
-            raise SystemExit(f"the example programme has {len(picked)} open tasks: at most that many people")
-        users: dict[int, str] = {}
-        for i, (code, unit) in enumerate(picked[:count]):
-            invite = await services.invites.create(unit, "focal", timedelta(days=1))
-            await services.invites.redeem(invite.code, FIRST_PERSON + i, f"Người {i}", None, None)
-            users[FIRST_PERSON + i] = code
+        tasks = await open_tasks(db)
+        if len(tasks) < count:
+            raise SystemExit(f"the example programme has {len(tasks)} open tasks: at most that many people")
+        return await add_focal_points(services, tasks[:count], FIRST_PERSON, "Người ")
     finally:
         await db.dispose()
-    return users
 
 
 async def check(url: str, people: list[Person]) -> dict[str, int]:

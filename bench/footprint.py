@@ -60,19 +60,13 @@ class Figures:
 
 async def one_report(api: FakeBotAPI, user_id: int, code: str, echo: bool) -> int:
     """One user through the eight steps of /report once; returns the number of time-outs."""
-    from bench.report_flow import SCRIPT, Position, _next_reply
+    from bench.report_flow import SCRIPT, Position, take_step
 
     at = Position()
-    for _step, kind, what in SCRIPT:
-        count = len(api.sent(user_id)) + 1
-        if kind == "text":
-            api.send_text(user_id, what.format(code=code))
-        else:
-            assert at.last is not None
-            data = at.last.buttons[0]["callback_data"] if echo else at.last.button_data(what)
-            api.press_button(user_id, at.last.message_id, data)
+    for step in range(len(SCRIPT)):
+        at.step = step
         try:
-            at.last = await _next_reply(api, user_id, count)
+            await take_step(api, user_id, code, at, echo)
         except TimeoutError:
             return 1
     return 0

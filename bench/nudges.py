@@ -42,6 +42,7 @@ from bot.config import ROOT, Config, load_config
 from bot.context import Context
 from bot.jobs.dispatch import dispatch_outbox
 from bot.services.container import build_services
+from handlers.wording import TelegramWording
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Membership, OutboxMessage, Task, TaskGroup, Unit, User
@@ -159,7 +160,7 @@ async def bench_dispatch(recipients: int) -> None:
         )
         for i in range(recipients):
             server.api.user(10_000 + i, f"Người {i}")
-        services = build_services(config, clock=MovingClock(), db=db)
+        services = build_services(config, wording=TelegramWording, clock=MovingClock(), db=db)
         started = time.perf_counter()
         planned = await services.nudges.plan()
         plan_seconds = time.perf_counter() - started
@@ -227,7 +228,7 @@ async def bench_planning(tasks: int, spread: str, units: int = 1000) -> None:
         per_unit = tasks // units
         await _populate(db, units, lambda i: per_unit, deadline_of, leaders=True, first_telegram_id=500_000)
         clock = FixedClock(NOW)
-        services = build_services(config, clock=clock, db=db)
+        services = build_services(config, wording=TelegramWording, clock=clock, db=db)
         timings = []
 
         async def drain(label: str) -> None:

@@ -50,8 +50,8 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, timedelta
+from itertools import cycle, islice
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -67,11 +67,13 @@ from telegram.ext import (  # noqa: E402
     filters,
 )
 
-from bot.config import load_config  # noqa: E402
-from bot.services.container import build_services  # noqa: E402
+from bot.config import Config, load_config  # noqa: E402
+from bot.services.container import Services, build_services  # noqa: E402
 from bot.updates import PerChatUpdateProcessor  # noqa: E402
+from handlers.wording import TelegramWording  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
+from storage.models import Task  # noqa: E402
 from storage.repositories.tasks import TaskRepository  # noqa: E402
 from tests.support.botapi import DEFAULT_TOKEN, BotAPIServer, FakeBotAPI, SentMessage  # noqa: E402
 from tests.support.process import BotProcess  # noqa: E402
@@ -144,23 +146,31 @@ class Position:
     last: SentMessage | None = None
 
 
+async def take_step(api: FakeBotAPI, user_id: int, code: str, at: Position, echo: bool) -> None:
+    """Do what the script says at the user's step (write, or press the last answer's button;
+    the echo bot's only button) and wait for the bot's answer into at.last (TimeoutError: none
+    came)."""
+    _step, kind, what = SCRIPT[at.step]
+    count = len(api.sent(user_id)) + 1
+    if kind == "text":
+        api.send_text(user_id, what.format(code=code))
+    else:
+        assert at.last is not None
+        data = at.last.buttons[0]["callback_data"] if echo else at.last.button_data(what)
+        api.press_button(user_id, at.last.message_id, data)
+    at.last = await _next_reply(api, user_id, count)
+
+
 async def simulate(
     api: FakeBotAPI, user_id: int, code: str, at: Position, run: Run, stop_at: float, echo: bool
 ) -> None:
     """One user going through the script, step after step, until the turn's time is up; the
     next turn carries on where this one stopped (the bot keeps the conversation)."""
     while time.monotonic() < stop_at:
-        step, kind, what = SCRIPT[at.step]
-        count = len(api.sent(user_id)) + 1
+        step = SCRIPT[at.step][0]
         started = time.monotonic()
-        if kind == "text":
-            api.send_text(user_id, what.format(code=code))
-        else:
-            assert at.last is not None
-            data = at.last.buttons[0]["callback_data"] if echo else at.last.button_data(what)
-            api.press_button(user_id, at.last.message_id, data)
         try:
-            at.last = await _next_reply(api, user_id, count)
+            await take_step(api, user_id, code, at, echo)
         except TimeoutError:
             run.errors += 1
             return
@@ -275,9 +285,10 @@ async def drive(bot: Bot, users: dict[int, str], seconds: float) -> Run:
     return run
 
 
-async def prepare(database_url: str, folder: Path, count: int) -> tuple[Any, dict[int, str]]:
-    """A migrated database with the example programme and `count` focal points, each on a task
-    of their own (without a numeric target) so their reports do not queue on one row."""
+async def example_database(database_url: str, folder: Path) -> tuple[Config, Database, Services]:
+    """A migrated database (on PostgreSQL, in a schema made anew) with the example programme, its
+    config and services; every deadline moved to a later year so that no reminder comes in the
+    middle of a report (see the module's text). The caller disposes of the database."""
     if database_url.startswith("postgresql"):
         engine = create_async_engine(database_url)
         async with engine.begin() as conn:
@@ -293,26 +304,46 @@ async def prepare(database_url: str, folder: Path, count: int) -> tuple[Any, dic
     )
     db = Database(config.database_url)
     await upgrade(db)
-    services = build_services(config, db=db)
+    services = build_services(config, wording=TelegramWording, db=db)
     plan = await services.programme.read_plan(EXAMPLE.read_bytes(), EXAMPLE.name)
     assert (await services.programme.apply(plan)).applied
-    # No reminders during the run: every deadline in a later year (see the module's text).
     async with db.engine.begin() as conn:
         await conn.execute(
             text("UPDATE tasks SET deadline = :later WHERE deadline IS NOT NULL"),
             {"later": date(date.today().year + 5, 12, 31)},
         )
+    return config, db, services
+
+
+async def open_tasks(db: Database) -> list[Task]:
+    """The open tasks, those without a numeric target first (their report has one step less)."""
     async with db.reader() as session:
-        tasks = [t for t in await TaskRepository(session).all_open() if t.target_value is None]
-        picked = [(t.code, t.lead_unit.code) for t in tasks[:count]]
+        tasks = await TaskRepository(session).all_open()
+    return sorted(tasks, key=lambda t: t.target_value is not None)
+
+
+async def add_focal_points(
+    services: Services, tasks: Sequence[Task], first_id: int, name: str
+) -> dict[int, str]:
+    """One focal point per task, of its lead unit, Telegram ids from first_id, named name + i;
+    returns id -> the task's code."""
     users: dict[int, str] = {}
-    for i, (code, unit) in enumerate(picked * (count // len(picked) + 1)):
-        if i == count:
-            break
-        invite = await services.invites.create(unit, "focal", timedelta(days=1))
-        await services.invites.redeem(invite.code, FIRST_USER + i, f"User{i}", None, None)
-        users[FIRST_USER + i] = code
-    await db.dispose()
+    for i, task in enumerate(tasks):
+        invite = await services.invites.create(task.lead_unit.code, "focal", timedelta(days=1))
+        await services.invites.redeem(invite.code, first_id + i, f"{name}{i}", None, None)
+        users[first_id + i] = task.code
+    return users
+
+
+async def prepare(database_url: str, folder: Path, count: int) -> tuple[Config, dict[int, str]]:
+    """The example database with `count` focal points, each on a task without a numeric target
+    (taken again from the first when there are fewer), so their reports rarely queue on one row."""
+    config, db, services = await example_database(database_url, folder)
+    try:
+        tasks = [t for t in await open_tasks(db) if t.target_value is None]
+        users = await add_focal_points(services, list(islice(cycle(tasks), count)), FIRST_USER, "User")
+    finally:
+        await db.dispose()
     return config, users
 
 

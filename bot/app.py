@@ -43,6 +43,7 @@ from bot.updates import InboxUpdater, PerChatUpdateProcessor, UpdateInbox
 from handlers import admin, callbacks, modules, report
 from handlers.common import refuse_callback
 from handlers.help import set_default_menu
+from handlers.wording import TelegramWording
 from storage.cluster import PgCoordinator, is_postgresql, new_instance_id
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ def build_application(
     clustered (`tiendo run`): on PostgreSQL, one of several processes (bot/cluster.py)."""
     # PTB 22 warns unless told that durations (RetryAfter.retry_after) may be timedeltas.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
-    services = services or build_services(config)
+    services = services or build_services(config, wording=TelegramWording)
     processor = PerChatUpdateProcessor(config.telegram.concurrent_updates)
     builder = (
         ApplicationBuilder()

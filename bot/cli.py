@@ -124,6 +124,7 @@ async def cmd_init(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
 async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     from bot.services.container import build_services
     from bot.services.programme import move_to_year
+    from handlers.wording import TelegramWording
     from storage.migrate import upgrade
     from storage.repositories.tasks import TaskRepository
 
@@ -131,7 +132,7 @@ async def cmd_import(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     if not path.is_file():
         raise CliExit(i18n.t(None, "cli.file_missing", path=path))
     with _reaching(config, i18n):
-        services = build_services(config)
+        services = build_services(config, wording=TelegramWording)
     try:
         with _reaching(config, i18n):
             await upgrade(services.db)
@@ -197,6 +198,7 @@ async def _bot_username(config: Config) -> str | None:
 async def cmd_invite(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     from bot.services.container import build_services
     from bot.services.invites import UnknownUnit, deep_link
+    from handlers.wording import TelegramWording
     from storage.migrate import upgrade
     from storage.repositories.units import UnitRepository
 
@@ -205,7 +207,7 @@ async def cmd_invite(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     except ValueError:
         raise CliExit(i18n.t(None, "cli.bad_expiry", value=args.expires)) from None
     with _reaching(config, i18n):
-        services = build_services(config)
+        services = build_services(config, wording=TelegramWording)
     try:
         with _reaching(config, i18n):
             await upgrade(services.db)
@@ -412,10 +414,11 @@ async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     from bot.services.programme import ProgrammeError
     from bot.services.report_data import UnknownScope
     from bot.services.report_render import SUFFIX
+    from handlers.wording import TelegramWording
     from storage.migrate import upgrade
 
     with _reaching(config, i18n):
-        services = build_services(config)
+        services = build_services(config, wording=TelegramWording)
     try:
         with _reaching(config, i18n):
             await upgrade(services.db)
@@ -452,12 +455,13 @@ async def cmd_programme(config: Config, i18n: I18n, args: argparse.Namespace) ->
 
     from bot.services.container import build_services
     from bot.services.programme import ProgrammeError
+    from handlers.wording import TelegramWording
     from storage.migrate import upgrade
 
     def plain(text: str) -> str:
         return re.sub(r"</?b>", "", text)
 
-    services = build_services(config)
+    services = build_services(config, wording=TelegramWording)
     directory = services.digest.programmes
     try:
         await upgrade(services.db)

@@ -26,6 +26,7 @@ from bot.services.periods import Period
 from bot.services.programme import ProgrammeService
 from bot.services.report_render import FORMATS
 from bot.services.reporting import ReportingService, ReportInput
+from handlers.wording import TelegramWording
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Task
@@ -210,7 +211,7 @@ async def run_demo(config: Config, output: Path) -> DemoResult:
         url = f"sqlite+aiosqlite:///{Path(folder) / 'demo.db'}"
         demo_config = config.with_overrides(source=None)
         clock = FixedClock(_at(WEEKS[0], 8, config))
-        services = build_services(demo_config, clock=clock, db=Database(url))
+        services = build_services(demo_config, wording=TelegramWording, clock=clock, db=Database(url))
         try:
             await upgrade(services.db)
             period = await simulate(services)

@@ -62,9 +62,28 @@ def parse_report_unchanged(data: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def report_step_prefix(kind: str) -> str:
-    """The pattern of one kind of button inside /report (rp:<kind>:...)."""
-    return rf"^{REPORT}:{kind}:"
+_START = re.compile(rf"^{REPORT}:start:(\d{{1,12}})$")
+# Kinds of buttons inside /report: pg page, t task, s status, p percent, ev evidence done,
+# c confirm (send, add, edit, cancel), e edit a field.
+REPORT_STEP_KINDS = ("pg", "t", "s", "p", "ev", "c", "e")
+_STEP = re.compile(rf"^{REPORT}:({'|'.join(REPORT_STEP_KINDS)}):(\d{{1,9}}):([a-z_0-9]{{1,20}})$")
+
+
+def parse_report_start(data: str | None) -> int | None:
+    """The task id of a "Báo cáo" button, or None for data that is not one."""
+    match = _START.match(data or "")
+    return int(match.group(1)) if match else None
+
+
+def report_step_prefix(*kinds: str) -> str:
+    """The pattern of some kinds of button inside /report (rp:<kind>:...)."""
+    return rf"^{REPORT}:({'|'.join(kinds)}):"
+
+
+def parse_report_step(data: object) -> tuple[str, int, str] | None:
+    """(kind, draft version, value) of a button inside /report, or None for data that is not one."""
+    match = _STEP.match(data if isinstance(data, str) else "")
+    return (match.group(1), int(match.group(2)), match.group(3)) if match else None
 
 
 def report_step(kind: str, version: int, value: object) -> str:

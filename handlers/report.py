@@ -15,7 +15,6 @@ rp:<kind>:<version>:<value> for everything inside the flow.
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
@@ -80,8 +79,6 @@ PAGE_SIZE = 8
 
 COMMANDS = [("report", "focal"), ("cancel", "focal")]
 
-_DATA = re.compile(r"^rp:(pg|t|s|p|ev|c|e):(\d{1,9}):([a-z_0-9]{1,20})$")
-_START = re.compile(r"^rp:start:(\d{1,12})$")
 _FLOWS: dict[int, ReportFlow] = {}
 
 
@@ -178,9 +175,11 @@ def question(context: Context, draft: ReportDraft, version: int) -> tuple[str, R
         text = _t(
             context, lang, "report.ask.status", code=escape(draft.task_code), title=escape(draft.task_title)
         )
-        return text, [[(_status_label(context, lang, s), f"rp:s:{v}:{s}")] for s in STATUSES]
+        return text, [[(_status_label(context, lang, s), callbacks.report_step("s", v, s))] for s in STATUSES]
     if step == Step.PERCENT:
-        return _t(context, lang, "report.ask.percent"), [[(f"{p}%", f"rp:p:{v}:{p}") for p in PERCENTS]]
+        return _t(context, lang, "report.ask.percent"), [
+            [(f"{p}%", callbacks.report_step("p", v, p)) for p in PERCENTS]
+        ]
     if step == Step.RESULTS:
         limit = context.services.config.reporting.max_text_length
         return _t(context, lang, "report.ask.results", limit=limit), []
@@ -205,10 +204,10 @@ def question(context: Context, draft: ReportDraft, version: int) -> tuple[str, R
         return _confirm_question(context, draft, v)
     if step == Step.EDIT:
         rows = [
-            [(_t(context, lang, f"report.field.{f.value}"), f"rp:e:{v}:{f.value}")]
+            [(_t(context, lang, f"report.field.{f.value}"), callbacks.report_step("e", v, f.value))]
             for f in flow_of(context).editable(draft)
         ]
-        rows.append([(_t(context, lang, "report.button.back"), f"rp:e:{v}:back")])
+        rows.append([(_t(context, lang, "report.button.back"), callbacks.report_step("e", v, "back"))])
         return _t(context, lang, "report.ask.edit"), rows
     raise ValueError(step)
 
@@ -224,24 +223,26 @@ def _evidence_question(context: Context, draft: ReportDraft, v: int) -> tuple[st
         types=", ".join(reporting.evidence_extensions),
         count=len(draft.files),
     )
-    return text, [[(_t(context, draft.lang, "report.button.evidence_done"), f"rp:ev:{v}:done")]]
+    return text, [
+        [(_t(context, draft.lang, "report.button.evidence_done"), callbacks.report_step("ev", v, "done"))]
+    ]
 
 
 def _confirm_question(context: Context, draft: ReportDraft, v: int) -> tuple[str, Rows]:
     """The summary with Gửi first, each optional answer not given yet one tap away, then
     Sửa and Hủy."""
     lang = draft.lang
-    rows: Rows = [[(_t(context, lang, "report.button.send"), f"rp:c:{v}:send")]]
+    rows: Rows = [[(_t(context, lang, "report.button.send"), callbacks.report_step("c", v, "send"))]]
     adds = [
-        (_t(context, lang, f"report.button.add_{s.value}"), f"rp:c:{v}:add_{s.value}")
+        (_t(context, lang, f"report.button.add_{s.value}"), callbacks.report_step("c", v, f"add_{s.value}"))
         for s in flow_of(context).additions(draft)
     ]
     if adds:
         rows.append(adds)
     rows.append(
         [
-            (_t(context, lang, "report.button.edit"), f"rp:c:{v}:edit"),
-            (_t(context, lang, "report.button.cancel"), f"rp:c:{v}:cancel"),
+            (_t(context, lang, "report.button.edit"), callbacks.report_step("c", v, "edit")),
+            (_t(context, lang, "report.button.cancel"), callbacks.report_step("c", v, "cancel")),
         ]
     )
     return summary(context, draft) + "\n\n" + _t(context, lang, "report.ask.confirm"), rows
@@ -292,8 +293,10 @@ async def _task_page(
     pages = max(1, (len(tasks) + PAGE_SIZE - 1) // PAGE_SIZE)
     page = min(max(page, 0), pages - 1)
     shown = tasks[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
-    rows = [[(f"{t.code} · {clip(t.title, 40)}", f"rp:t:{version}:{t.task_id}")] for t in shown]
-    nav = page_row(page, pages, f"rp:pg:{version}:")
+    rows = [
+        [(f"{t.code} · {clip(t.title, 40)}", callbacks.report_step("t", version, t.task_id))] for t in shown
+    ]
+    nav = page_row(page, pages, callbacks.report_page_prefix(version))
     if nav:
         rows.append(nav)
     text = _t(context, lang, "report.ask.task", page=page + 1, pages=pages)
@@ -332,13 +335,24 @@ async def report(update: Update, context: Context) -> str | int | None:
     # Who is asking and which task, one after the other: each is a read in place on SQLite,
     # where running them as two tasks cost more trips through the busy event loop than it saved.
     person, lang = await caller(update, context)
-    found = await services.tasks.lookup(code=code) if code else None
+    found = await services.tasks.matching(code=code) if code else []
     if not person.unit_ids("focal"):
         key = "report.not_focal" if person.known else "report.unknown_user"
         await send_html(update, _t(context, lang, key))
         return None
     if code is not None:
-        match = services.tasks.reportable_for(person, found)
+        # A bare code several active programmes use: the person's own task if only one is.
+        mine = [(task, services.tasks.reportable_for(person, task)) for task in found]
+        mine = [(task, match) for task, match in mine if match is not None]
+        if len(mine) > 1:
+            typed = [escape(f"{task.short_code}:{task.code}") for task, _ in mine]
+            codes = ", ".join(f"<b>{c}</b>" for c in typed)
+            text = _t(
+                context, lang, "report.ambiguous_task", code=escape(code), codes=codes, example=typed[-1]
+            )
+            await send_html(update, text)
+            return None
+        match = mine[0][1] if mine else None
         if match is None:
             await services.audit.record(
                 "command.refused",
@@ -363,12 +377,12 @@ async def start_from_button(update: Update, context: Context) -> str | int | Non
     query = update.callback_query
     assert query is not None and isinstance(query.data, str)
     person, lang = await caller(update, context)
-    match = _START.match(query.data)
+    task_id = callbacks.parse_report_start(query.data)
     task = None
-    if match:
-        task = await context.services.tasks.for_report(person, int(match.group(1)))
+    if task_id is not None:
+        task = await context.services.tasks.for_report(person, task_id)
     if task is None:
-        await refuse_callback(update, context, "rp:start for a task outside the caller's units", lang)
+        await refuse_callback(update, context, "report button for a task outside the caller's units", lang)
         return None
     await acknowledge(update)
     return await _begin(update, context, lang, task)
@@ -382,16 +396,17 @@ async def _pressed(update: Update, context: Context, *kinds: str) -> tuple[Draft
     (stale, malformed or the draft expired)."""
     query = update.callback_query
     assert query is not None
-    match = _DATA.match(query.data if isinstance(query.data, str) else "")
+    pressed = callbacks.parse_report_step(query.data)
     draft = await context.services.drafts.load(_user_id(update), FLOW)
     lang = draft.data.get("lang") if draft else None
-    if match is None or match.group(1) not in kinds:
+    if pressed is None or pressed[0] not in kinds:
         await refuse_callback(update, context, "malformed report button", lang)
         return None
-    if draft is None or int(match.group(2)) != draft.version:
+    kind, version, value = pressed
+    if draft is None or version != draft.version:
         await stale_callback(update, context, lang)
         return None
-    return draft, match.group(1), match.group(3)
+    return draft, kind, value
 
 
 async def _expired(update: Update, context: Context) -> int:
@@ -587,7 +602,7 @@ async def on_stale(update: Update, context: Context) -> None:
     data = query.data if isinstance(query.data, str) else ""
     draft = await context.services.drafts.load(_user_id(update), FLOW)
     lang = draft.data.get("lang") if draft else None
-    if _DATA.match(data) is None:
+    if callbacks.parse_report_step(data) is None:
         await refuse_callback(update, context, "malformed report button", lang)
         return
     await stale_callback(update, context, lang)
@@ -724,7 +739,7 @@ async def unchanged(update: Update, context: Context) -> None:
     task_id = callbacks.parse_report_unchanged(query.data)
     task = await services.tasks.for_report(person, task_id) if task_id is not None else None
     if task is None:
-        await refuse_callback(update, context, "rp:same for a task outside the caller's units", lang)
+        await refuse_callback(update, context, "unchanged button for a task outside the caller's units", lang)
         return
     await acknowledge(update)
     code = escape(task.code)
@@ -785,9 +800,9 @@ def _conversation() -> ConversationHandler[Context]:
     text = filters.TEXT & ~filters.COMMAND
     files = filters.Document.ALL | filters.PHOTO
     routes: list[BaseHandler[Update, Context, Any]] = [
-        CallbackQueryHandler(on_page, pattern=r"^rp:pg:"),
-        CallbackQueryHandler(on_task, pattern=r"^rp:t:"),
-        CallbackQueryHandler(on_press, pattern=r"^rp:(s|p|ev|c|e):"),
+        CallbackQueryHandler(on_page, pattern=callbacks.report_step_prefix("pg")),
+        CallbackQueryHandler(on_task, pattern=callbacks.report_step_prefix("t")),
+        CallbackQueryHandler(on_press, pattern=callbacks.report_step_prefix("s", "p", "ev", "c", "e")),
         MessageHandler(text, on_text),
         MessageHandler(files, on_file),
         CommandHandler("skip", on_skip),
@@ -798,13 +813,13 @@ def _conversation() -> ConversationHandler[Context]:
     return ConversationHandler(
         entry_points=[
             CommandHandler("report", report, filters=filters.ChatType.PRIVATE),
-            CallbackQueryHandler(start_from_button, pattern=r"^rp:start:"),
+            CallbackQueryHandler(start_from_button, pattern=callbacks.REPORT_START),
             CallbackQueryHandler(unchanged, pattern=callbacks.REPORT_UNCHANGED),
         ],
         states=states,  # type: ignore[arg-type]
         fallbacks=[
             CommandHandler("cancel", cancel),
-            CallbackQueryHandler(on_stale, pattern=r"^rp:"),
+            CallbackQueryHandler(on_stale, pattern=callbacks.REPORT_ANY),
             MessageHandler((text | files) & filters.ChatType.PRIVATE, reask),
         ],
         name=FLOW,
@@ -901,7 +916,7 @@ async def _reask(
 def handlers() -> list[BaseHandler[Update, Context, Any]]:
     return [
         conversation(),
-        CallbackQueryHandler(outside, pattern=r"^rp:"),
+        CallbackQueryHandler(outside, pattern=callbacks.REPORT_ANY),
     ]
 
 

@@ -15,6 +15,7 @@ from bot.config import Config
 from bot.services.container import build_services
 from bot.services.reporting import ReportInput
 from handlers.admin import COMMANDS
+from handlers.wording import TelegramWording
 from storage.db import Database
 from storage.models import AuditEntry, Draft, Task, Unit
 from tests.conftest import EXAMPLE_PLAN
@@ -52,7 +53,7 @@ async def join(harness: Harness, user_id: int, unit: str, name: str = "Lan", rol
 async def restart(harness: Harness, config: Config, db: Database) -> None:
     """Stop the bot and start a new one on the same database and the same Bot API stand-in."""
     await harness.app.shutdown()
-    services = build_services(config, clock=harness.clock, db=db)
+    services = build_services(config, wording=TelegramWording, clock=harness.clock, db=db)
     harness.app = build_application(
         config,
         services=services,

@@ -32,15 +32,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 # Below the typed context nothing knows of Telegram.
 NO_TELEGRAM = ("services", "repositories", "storage", "foundation")
-# TEMPORARY: services that still render outbox messages (Telegram HTML) themselves, escaping
-# what people typed; their rendering belongs to the surface. The list may only shrink.
-ESCAPES_STILL = {
-    "bot.services.admin.broadcast",
-    "bot.services.admin.extensions",
-    "bot.services.admin.notices",
-    "bot.services.notices",
-    "bot.services.nudges",
-}
 
 
 @dataclass(frozen=True)
@@ -245,17 +236,14 @@ def _escapes(tree: ast.Module) -> bool:
 
 
 def test_html_escaping_belongs_to_the_telegram_surface() -> None:
+    """Services word queued messages through the surface's Wording (handlers/wording.py)."""
     escaping = {
         m for m, tree in _trees().items() if _escapes(tree) and layer_of(m) not in ("surface", "wiring")
     }
-    assert escaping - ESCAPES_STILL == set(), "escape what people typed where the message is rendered"
-    assert ESCAPES_STILL - escaping == set(), "no longer escapes: take it off ESCAPES_STILL"
+    assert escaping == set(), "escape what people typed where the message is worded (handlers/wording.py)"
 
 
 CALLBACK_DATA = re.compile(r"^\^?(rp|ng|ad|ex|lg|tk):")
-# TEMPORARY: the /report flow (being rewritten as a state machine by the report-flow helper)
-# still spells its own buttons; it moves onto handlers/callbacks.py with that rewrite.
-CALLBACKS_STILL = {"handlers.report"}
 
 
 def _callback_strings(tree: ast.Module) -> list[int]:
@@ -283,12 +271,10 @@ def test_one_module_spells_every_callback_data_string() -> None:
     found = {
         f"{module}:{line}"
         for module, tree in _trees().items()
-        if module != "handlers.callbacks" and module not in CALLBACKS_STILL
+        if module != "handlers.callbacks"
         for line in _callback_strings(tree)
     }
     assert found == set(), "build and parse callback data in handlers/callbacks.py"
-    still = {m for m in CALLBACKS_STILL if _callback_strings(_trees()[m])}
-    assert still == CALLBACKS_STILL, "no longer spells callback data: take it off CALLBACKS_STILL"
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ REPORT_ONLY = (
     "holidays",
 )
 # Modules of one engine that a bot on the other never needs (the probe runs on SQLite).
-OTHER_ENGINE_ONLY = ("asyncpg",)
+OTHER_ENGINE_ONLY = ("asyncpg", "sqlalchemy.dialects.postgresql")
 
 PROBE = """
 import json, sys

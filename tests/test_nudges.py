@@ -188,9 +188,10 @@ async def test_reunification_day_moves_to_the_next_working_day(bot: Harness) -> 
 
 async def test_a_swapped_working_saturday_counts(config: Config) -> None:
     from bot.services.container import build_services
+    from handlers.wording import TelegramWording
 
     swapped = config.with_overrides(work={"working_weekend_days": ["2025-04-26"]})
-    nudges = build_services(swapped).nudges
+    nudges = build_services(swapped, wording=TelegramWording).nudges
     offset = nudges.current_offset(date(2025, 4, 28), hanoi(2025, 4, 26, 9, 0))
     assert offset is not None and offset.name == "b1" and offset.slot == hanoi(2025, 4, 26, 9, 0)
 

@@ -151,12 +151,15 @@ async def test_the_worker_memory_cap_turns_a_memory_hog_into_one_line() -> None:
 def test_import_limits_come_from_the_config(tmp_path: Path) -> None:
     from bot.config import load_config
     from bot.services.container import build_services
+    from handlers.wording import TelegramWording
 
     path = tmp_path / "config.toml"
     path.write_text("[import]\nmax_rows = 50\nseconds = 5\n", encoding="utf-8")
     config: Config = load_config(path, env={})
     assert config.imports.max_rows == 50
-    assert build_services(config).programme.limits == PlanLimits(max_rows=50, seconds=5)
+    assert build_services(config, wording=TelegramWording).programme.limits == PlanLimits(
+        max_rows=50, seconds=5
+    )
 
 
 @pytest.mark.parametrize("bad", ["max_rows = 0", "memory_mb = 16", "seconds = 0"])

@@ -4,6 +4,7 @@ once per process by build_services (the wiring in bot/app.py hands it to the app
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.clock import Clock, SystemClock
@@ -19,7 +20,7 @@ from bot.services.inbox import InboxService
 from bot.services.invites import InviteService
 from bot.services.notices import NoticeService
 from bot.services.nudges import NudgeService
-from bot.services.outbox import OutboxService
+from bot.services.outbox import OutboxService, Wording
 from bot.services.overview import OverviewService
 from bot.services.pacing import SendPacer
 from bot.services.people import PeopleService
@@ -60,16 +61,25 @@ class Services:
     inbox: InboxService
 
 
-def build_services(config: Config, *, clock: Clock | None = None, db: Database | None = None) -> Services:
+def build_services(
+    config: Config,
+    *,
+    wording: Callable[[I18n], Wording],
+    clock: Clock | None = None,
+    db: Database | None = None,
+) -> Services:
+    """Every service, once. `wording` makes, from the catalogs, how the texts of queued messages
+    are worded: the surface's (handlers.wording.TelegramWording), which escapes what people typed."""
     db = db or Database(config.database_url, echo=config.database.echo)
     clock = clock or SystemClock()
     periods = period_rule(config)
     i18n = I18n(config.bot.language)
+    word = wording(i18n)
     outbox = OutboxService(db, clock)
     programme = ProgrammeService(db, PlanLimits(**dataclasses.asdict(config.imports)))
     people = PeopleService(db, frozenset(config.bot.admins))
     calendar = WorkCalendar(config)
-    nudge_service = NudgeService(config, db, clock, i18n, calendar, periods, outbox)
+    nudge_service = NudgeService(config, db, clock, i18n, calendar, periods, outbox, word)
     return Services(
         config=config,
         db=db,
@@ -82,7 +92,7 @@ def build_services(config: Config, *, clock: Clock | None = None, db: Database |
         programme=programme,
         reporting=ReportingService(db, clock, periods, on_task_changed=nudge_service.on_task_changed),
         admin=AdminService(
-            db, clock, config, i18n, outbox, programme, on_task_changed=nudge_service.on_task_changed
+            db, clock, config, i18n, outbox, programme, word, on_task_changed=nudge_service.on_task_changed
         ),
         overview=OverviewService(db, clock, config),
         digest=DigestService(config, db, clock, i18n, periods),
@@ -94,7 +104,7 @@ def build_services(config: Config, *, clock: Clock | None = None, db: Database |
             config.reporting.evidence_max_mb,
             config.reporting.evidence_extensions,
         ),
-        notices=NoticeService(i18n, people),
+        notices=NoticeService(i18n, people, word),
         audit=AuditService(db),
         calendar=calendar,
         nudges=nudge_service,

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from html import escape
 from typing import Any
 
 from bot.i18n import I18n
-from bot.services.outbox import OutgoingMessage
+from bot.services.outbox import OutgoingMessage, Wording
 from bot.services.people import PeopleService, Person
 from bot.services.reporting import Receipt
 
 
 class NoticeService:
-    def __init__(self, i18n: I18n, people: PeopleService) -> None:
+    def __init__(self, i18n: I18n, people: PeopleService, word: Wording) -> None:
         self.i18n = i18n
+        self.word = word  # the text of every notice (see Wording)
         self.people = people
 
     async def report_submitted(
@@ -37,12 +37,12 @@ class NoticeService:
                     chat_id=telegram_id,
                     user_id=user_id,
                     task_id=int(answers["task_id"]),
-                    text=self.i18n.t(
+                    text=self.word(
                         language,
                         "report.leader_notice",
-                        name=escape(reporter.first_name),
-                        code=escape(str(answers.get("task_code", ""))),
-                        title=escape(str(answers.get("task_title", ""))[:200]),
+                        name=reporter.first_name,
+                        code=str(answers.get("task_code", "")),
+                        title=str(answers.get("task_title", ""))[:200],
                         status=self.i18n.t(language, f"report.status.{receipt.status}"),
                         percent=receipt.percent,
                         id=receipt.report_id,

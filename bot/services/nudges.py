@@ -23,7 +23,6 @@ statements whatever the number of tasks (storage/repositories/nudges.py).
 
 from __future__ import annotations
 
-import html
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from bot.clock import Clock
 from bot.config import Config, parse_clock, parse_weekday_clock
 from bot.i18n import I18n
 from bot.services.calendar import WorkCalendar
-from bot.services.outbox import Button, ClaimedMessage, OutboxService, OutgoingMessage
+from bot.services.outbox import Button, ClaimedMessage, OutboxService, OutgoingMessage, Wording
 from bot.services.periods import Period, PeriodRule
 from storage.db import Database
 from storage.repositories.nudges import NudgeOffset, NudgeRepository
@@ -100,7 +99,9 @@ class NudgeService:
         calendar: WorkCalendar,
         periods: PeriodRule,
         outbox: OutboxService,
+        word: Wording,
     ) -> None:
+        self.word = word  # the text of every nudge and notice (see Wording)
         self.config = config
         self.settings = config.nudges
         self.db = db
@@ -252,9 +253,9 @@ class NudgeService:
             return None
         days_left, overdue = named
         fields = {
-            "code": html.escape(nudge.code),
-            "title": html.escape(nudge.title),
-            "unit": html.escape(nudge.unit),
+            "code": nudge.code,
+            "title": nudge.title,
+            "unit": nudge.unit,
             "deadline": self.i18n.date(nudge.language, nudge.deadline),
         }
         language = nudge.language
@@ -277,12 +278,12 @@ class NudgeService:
         fields: dict[str, str],
         percent: int | None,
     ) -> str:
-        t = self.i18n.t
         shown = (
-            t(language, "nudges.no_report")
+            self.i18n.t(language, "nudges.no_report")
             if percent is None
-            else t(language, "nudges.percent", percent=percent)
+            else self.i18n.t(language, "nudges.percent", percent=percent)
         )
+        t = self.word
         if escalated:
             return t(language, "nudges.escalation", days=overdue, percent=shown, **fields)
         if overdue:
@@ -382,14 +383,14 @@ class NudgeService:
         lang = await repo.language(message.user_id)
         t = self.i18n.t
         cutoff = self.i18n.datetime(lang, self.calendar.local(period.end))
-        lines = [t(lang, "nudges.period_intro", period=period.key, cutoff=cutoff)]
+        lines = [self.word(lang, "nudges.period_intro", period=period.key, cutoff=cutoff)]
         lines += [
-            t(
+            self.word(
                 lang,
                 "nudges.period_item",
-                code=html.escape(item.code),
-                title=html.escape(item.title),
-                unit=html.escape(item.unit),
+                code=item.code,
+                title=item.title,
+                unit=item.unit,
             )
             for item in items
         ]
@@ -459,11 +460,11 @@ class NudgeService:
                 for leader in leaders.get(unit_id, ()):
                     if leader.user_id == user_id:
                         continue
-                    text = self.i18n.t(
+                    text = self.word(
                         leader.language,
                         "nudges.unreachable",
-                        name=html.escape(user["name"]),
-                        unit=html.escape(units.get(unit_id, "")),
+                        name=user["name"],
+                        unit=units.get(unit_id, ""),
                     )
                     stamp = since.strftime("%Y%m%d%H%M%S") if since else "0"
                     message = OutgoingMessage(

@@ -12,11 +12,20 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot.clock import Clock
 from storage.db import Database
 from storage.repositories.outbox import OutboxRepository, add_new_messages
+
+
+class Wording(Protocol):
+    """How the surface words the text of a message a service queues: the catalog message `key`
+    in `language`, filled with plain `values` (a task's title, a person's name, as typed).
+    Services never escape: the surface's wording does, for its format (Telegram HTML:
+    handlers/wording.py), and the wiring hands it to build_services."""
+
+    def __call__(self, language: str | None, key: str, /, **values: Any) -> str: ...
 
 
 @dataclass(frozen=True)

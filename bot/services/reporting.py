@@ -264,14 +264,23 @@ def _store(
 ) -> Receipt:
     """The report (or this period's correction), its revision, attachments and audit entry:
     Core statements in one transaction (Database.write_statements)."""
+    report_id, revision, before = _write_report(runner, data, fields, period, now)
+    _write_revision(runner, data, fields, report_id, revision, now)
+    _audit_report(runner, report_id, revision, period, fields, before, now, actor_telegram_id)
+    return Receipt(report_id, revision, period, now, fields["status"], fields["percent"])
+
+
+def _write_report(
+    runner: StatementRunner, data: ReportInput, fields: dict[str, Any], period: str, now: datetime
+) -> tuple[int, int, dict[str, Any] | None]:
+    """The unit's report of the period, new or corrected: its id, its revision now, and (for a
+    correction) the values it held before."""
     report = period_report(runner, data.task_id, data.unit_id, period)
-    before = None
     # When the unit's run of this status began: kept while the status is repeated (by a
     # correction or in a later period), restarted when it changes (status.py).
     if report is None:
         previous = unit_latest_status(runner, data.task_id, data.unit_id, now)
         since = previous[1] if previous and previous[0] == data.status else now
-        revision = 1
         report_id = runner.insert(
             REPORTS,
             fields
@@ -280,24 +289,33 @@ def _store(
                 "unit_id": data.unit_id,
                 "reporter_id": data.reporter_user_id,
                 "period": period,
-                "revision": revision,
+                "revision": 1,
                 "submitted_at": now,
                 "status_since": since,
                 "created_at": now,
             },
         )
-    else:
-        report_id = report["id"]
-        before = {k: report[k] for k in fields} | {"revision": report["revision"]}
-        revision = report["revision"] + 1
-        restart = {"status_since": now} if report["status"] != data.status else {}
-        correct_report(
-            runner,
-            report_id,
-            fields
-            | restart
-            | {"revision": revision, "reporter_id": data.reporter_user_id, "submitted_at": now},
-        )
+        return report_id, 1, None
+    before = {k: report[k] for k in fields} | {"revision": report["revision"]}
+    revision = report["revision"] + 1
+    restart = {"status_since": now} if report["status"] != data.status else {}
+    correct_report(
+        runner,
+        report["id"],
+        fields | restart | {"revision": revision, "reporter_id": data.reporter_user_id, "submitted_at": now},
+    )
+    return report["id"], revision, before
+
+
+def _write_revision(
+    runner: StatementRunner,
+    data: ReportInput,
+    fields: dict[str, Any],
+    report_id: int,
+    revision: int,
+    now: datetime,
+) -> None:
+    """The revision as submitted, with its evidence files."""
     runner.insert(
         REVISIONS,
         fields
@@ -324,6 +342,19 @@ def _store(
                 "created_at": now,
             },
         )
+
+
+def _audit_report(
+    runner: StatementRunner,
+    report_id: int,
+    revision: int,
+    period: str,
+    fields: dict[str, Any],
+    before: dict[str, Any] | None,
+    now: datetime,
+    actor_telegram_id: int | None,
+) -> None:
+    """The audit entry of a submission (report.submit) or a correction (report.correct)."""
     runner.insert(
         AUDIT,
         {
@@ -338,4 +369,3 @@ def _store(
         }
         | ({"before": before} if before else {}),
     )
-    return Receipt(report_id, revision, period, now, fields["status"], fields["percent"])

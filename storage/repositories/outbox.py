@@ -7,10 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialects import upsert_insert
 from storage.models import OutboxMessage, table_of
 from storage.statements import StatementRunner, insert_on_conflict
 
@@ -55,8 +54,7 @@ class OutboxRepository:
         rows = list(rows)
         if not rows:
             return 0
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = upsert_insert(self.session.bind.dialect.name if self.session.bind else "sqlite")
         # One statement for many parameter sets (compiled once, sent in batches); RETURNING
         # counts what was really inserted on both engines (asyncpg reports no rowcount here).
         statement = (

@@ -3,16 +3,12 @@ answer and a kill -9 with an update stored but not handled."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from storage.db import Database
-from storage.models import InboxUpdate
 from tests.conftest import EXAMPLE_PLAN
 from tests.support.botapi import BotAPIServer, FakeBotAPI
 from tests.support.process import BotProcess
@@ -29,16 +25,8 @@ def server() -> Iterator[BotAPIServer]:
 
 def _inbox(bot: BotProcess) -> dict[int, str]:
     """What the process stored in its inbox: update id -> state."""
-
-    async def read() -> dict[int, str]:
-        db = Database(bot.database_url)
-        try:
-            async with db.reader() as session:
-                return dict((await session.execute(select(InboxUpdate.update_id, InboxUpdate.state))).all())
-        finally:
-            await db.dispose()
-
-    return asyncio.run(read())
+    (rows,) = bot.rows("SELECT update_id, state FROM inbox")
+    return {int(str(update)): str(state) for update, state in rows}
 
 
 def test_an_unreadable_update_does_not_stop_the_bot(server: BotAPIServer, tmp_path: Path) -> None:

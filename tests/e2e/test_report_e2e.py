@@ -7,29 +7,16 @@ Run with -s to print the whole conversation of the first user as they saw it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from storage.db import Database
 from tests.conftest import EXAMPLE_PLAN
 from tests.support.botapi import BotAPIServer, FakeBotAPI, SentMessage
 from tests.support.process import BotProcess
 
 pytestmark = pytest.mark.slow
-
-
-async def _stored(database_url: str, *queries: str) -> list[list[tuple[object, ...]]]:
-    """The rows each query finds in the database the process wrote to (SQLite or PostgreSQL)."""
-    database = Database(database_url)
-    try:
-        async with database.engine.connect() as conn:
-            return [[tuple(row) for row in await conn.execute(text(query))] for query in queries]
-    finally:
-        await database.dispose()
 
 
 class User:
@@ -135,13 +122,10 @@ def test_two_reports_then_kill_in_the_middle_of_a_third(server: BotAPIServer, tm
         bot.stop()
     assert api.rejected == []
 
-    rows, reports, drafts = asyncio.run(
-        _stored(
-            bot.database_url,
-            "select sha256, local_path from attachments",
-            "select count(*) from progress_reports",
-            "select count(*) from drafts",
-        )
+    rows, reports, drafts = bot.rows(
+        "select sha256, local_path from attachments",
+        "select count(*) from progress_reports",
+        "select count(*) from drafts",
     )
     assert len(rows) == 1 and Path(rows[0][1]).read_bytes() == b"%PDF-1.4 bien ban hop"
     assert reports == [(3,)]

@@ -21,6 +21,7 @@ from bot.config import Config
 from bot.context import Context
 from bot.jobs.dispatch import dispatch_outbox
 from bot.services.container import Services, build_services
+from handlers.wording import TelegramWording
 from storage.db import Database
 from tests.support.botapi import FakeBotAPI, SentMessage, StandinRequest
 
@@ -39,7 +40,7 @@ class Harness:
         api = FakeBotAPI()
         clock = FixedClock(now)
         # The test's database (already migrated) instead of a second engine.
-        services = build_services(config, clock=clock, db=db)
+        services = build_services(config, wording=TelegramWording, clock=clock, db=db)
         app = build_application(
             config, services=services, request=StandinRequest(api), updates_request=StandinRequest(api)
         )

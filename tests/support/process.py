@@ -68,23 +68,28 @@ class BotProcess:
         self.log: list[str] = []
         self._ready = threading.Event()
 
-    def scalar(self, query: str) -> object:
-        """The first value a query finds in the database the process uses (SQLite or PostgreSQL)."""
+    def rows(self, *queries: str) -> list[list[tuple[object, ...]]]:
+        """The rows each query finds in the database the process uses (SQLite or PostgreSQL)."""
         import asyncio
 
         from sqlalchemy import text
 
         from storage.db import Database
 
-        async def read() -> object:
+        async def read() -> list[list[tuple[object, ...]]]:
             database = Database(self.database_url)
             try:
                 async with database.engine.connect() as conn:
-                    return (await conn.execute(text(query))).scalar()
+                    return [[tuple(row) for row in await conn.execute(text(query))] for query in queries]
             finally:
                 await database.dispose()
 
         return asyncio.run(read())
+
+    def scalar(self, query: str) -> object:
+        """The first value a query finds in the database the process uses."""
+        (found,) = self.rows(query)
+        return found[0][0] if found else None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run another tiendo command with the same config (e.g. import, invite)."""

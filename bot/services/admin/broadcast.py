@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from bot.services.admin.common import (
     Actor,
     AdminError,
@@ -11,7 +9,6 @@ from bot.services.admin.common import (
 from bot.services.admin.drafts import DraftAdmin
 from bot.services.outbox import OutgoingMessage
 from storage.models import User
-from storage.repositories.audit import AuditRepository
 from storage.repositories.drafts import DraftRepository
 from storage.repositories.users import UserRepository
 
@@ -42,17 +39,17 @@ class BroadcastAdmin(DraftAdmin):
                 kind="broadcast",
                 chat_id=user.telegram_id,
                 user_id=user.id,
-                text=self.i18n.t(user.language, "admin.broadcast.message", text=escape(body)),
+                text=self.word(user.language, "admin.broadcast.message", text=body),
             )
             for user in recipients
         ]
         async with self.db.transaction() as session:
             user = await self._actor_user(session, actor)
             await DraftRepository(session).drop(user.id, "broadcast")
-            AuditRepository(session).record(
+            self._audit(
+                session,
                 "broadcast.send",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="broadcast",
                 after={"text": body, "recipients": len(messages)},
             )

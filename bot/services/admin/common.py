@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import I18n
-from bot.services.outbox import OutboxService
+from bot.services.outbox import OutboxService, Wording
 from bot.services.plans import parse_deadline
 from bot.services.programme import ProgrammeService
 from storage.db import Database
@@ -203,9 +203,11 @@ class AdminBase:
         i18n: I18n,
         outbox: OutboxService,
         programme: ProgrammeService,
+        word: Wording,
         on_task_changed: Callable[[int], Awaitable[object]] | None = None,
     ) -> None:
         self.db = db
+        self.word = word  # the text of every message queued for someone (see Wording)
         # Called after a task's deadline, units or state changed, so that reminders planned
         # for the old state are re-planned at once (NudgeService.on_task_changed).
         self.on_task_changed = on_task_changed
@@ -265,13 +267,20 @@ class AdminBase:
             raise AdminError("unknown_unit", code=", ".join(missing))
         return [found[c] for c in dict.fromkeys(codes)]
 
+    def _audit(self, session: AsyncSession, action: str, actor: Actor, **change: Any) -> AuditEntry:
+        """Record in the audit log, in the session's transaction, what the actor did (change:
+        entity, entity_id, before, after, detail as AuditRepository.record takes them)."""
+        return AuditRepository(session).record(
+            action, actor=actor.label, actor_telegram_id=actor.telegram_id, **change
+        )
+
     async def refuse(self, actor: Actor, command: str) -> None:
         """Record that someone without the right tried an admin command."""
         async with self.db.transaction() as session:
-            AuditRepository(session).record(
+            self._audit(
+                session,
                 "admin.refused",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="command",
                 entity_id=command[:64],
             )

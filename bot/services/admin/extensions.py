@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from html import escape
 
 from bot.services.admin.common import (
     MAX_TEXT,
@@ -15,7 +14,6 @@ from bot.services.admin.common import (
 from bot.services.admin.tasks import TaskAdmin
 from bot.services.outbox import Button, OutgoingMessage
 from storage.models import DeadlineExtension, User
-from storage.repositories.audit import AuditRepository
 from storage.repositories.extensions import ExtensionRepository
 from storage.repositories.users import UserRepository
 
@@ -48,10 +46,10 @@ class ExtensionAdmin(TaskAdmin):
                 )
             )
             await session.flush()
-            AuditRepository(session).record(
+            self._audit(
+                session,
                 "extension.request",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="task",
                 entity_id=task.code,
                 before={"deadline": task.deadline.isoformat() if task.deadline else None},
@@ -69,16 +67,16 @@ class ExtensionAdmin(TaskAdmin):
                         chat_id=chat_id,
                         user_id=admins[chat_id].id if chat_id in admins else None,
                         task_id=task.id,
-                        text=self.i18n.t(
+                        text=self.word(
                             lang,
                             "admin.extension.ask",
-                            code=escape(task.code),
-                            title=escape(task.title),
-                            unit=escape(task.lead_unit.code),
-                            who=escape(user.first_name or str(user.telegram_id)),
+                            code=task.code,
+                            title=task.title,
+                            unit=task.lead_unit.code,
+                            who=user.first_name or str(user.telegram_id),
                             old=self.fmt_date(task.deadline, lang),
                             new=self.fmt_date(new, lang),
-                            reason=escape(reason),
+                            reason=reason,
                         ),
                         buttons=(
                             (
@@ -126,10 +124,10 @@ class ExtensionAdmin(TaskAdmin):
                     f"extension {extension.id}",
                 )
             else:
-                AuditRepository(session).record(
+                self._audit(
+                    session,
                     "extension.reject",
-                    actor=actor.label,
-                    actor_telegram_id=actor.telegram_id,
+                    actor,
                     entity="task",
                     entity_id=task.code,
                     after={"extension": extension.id, "deadline": extension.new_deadline.isoformat()},
@@ -146,13 +144,13 @@ class ExtensionAdmin(TaskAdmin):
                         chat_id=requester.telegram_id,
                         user_id=requester.id,
                         task_id=task.id,
-                        text=self.i18n.t(
+                        text=self.word(
                             lang,
                             f"admin.extension.told_{extension.state}",
-                            code=escape(task.code),
+                            code=task.code,
                             new=self.fmt_date(extension.new_deadline, lang),
                             old=self.fmt_date(extension.old_deadline, lang),
-                            who=escape(actor.first_name or actor.label),
+                            who=actor.first_name or actor.label,
                         ),
                     )
                 )

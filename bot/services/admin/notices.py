@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,15 +30,15 @@ class TaskNotices(AdminBase):
         for user, part in recipients.values():
             lang = user.language or self.i18n.default
             params = {
-                "code": escape(task.code),
-                "title": escape(task.title),
-                "unit": escape(task.lead_unit.name),
+                "code": task.code,
+                "title": task.title,
+                "unit": task.lead_unit.name,
                 "part": self.i18n.t(lang, f"admin.part.{part}"),
                 "deadline": self.fmt_date(task.deadline, lang),
                 "old": self.fmt_date(extra.get("old"), lang),
-                "reason": escape(extra.get("reason", "")),
+                "reason": extra.get("reason", ""),
             }
-            text = self.i18n.t(lang, f"admin.notice.{kind}", **params)
+            text = self.word(lang, f"admin.notice.{kind}", **params)
             buttons = (
                 ()
                 if kind == "closed"

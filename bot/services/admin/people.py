@@ -71,16 +71,7 @@ class PeopleAdmin(AdminBase):
                 (unit,) = await self._units(session, [unit_code])
                 await users.add_membership(user, unit, role)
             after = self._roles_of(user)
-            AuditRepository(session).record(
-                "user.role",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
-                entity="user",
-                entity_id=user.telegram_id,
-                before={"roles": before},
-                after={"roles": after},
-            )
-            return Change(str(user.telegram_id), {"roles": before}, {"roles": after})
+            return self._roles_changed(session, "user.role", actor, user, before, after)
 
     async def revoke(self, actor: Actor, ref: str) -> Change:
         async with self.db.transaction() as session:
@@ -88,22 +79,33 @@ class PeopleAdmin(AdminBase):
             before = self._roles_of(user)
             await UserRepository(session).revoke_all(user)
             after = ["admin"] if user.telegram_id in self.config_admins else []
-            AuditRepository(session).record(
-                "user.revoke",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
-                entity="user",
-                entity_id=user.telegram_id,
-                before={"roles": before},
-                after={"roles": after},
-            )
-            return Change(str(user.telegram_id), {"roles": before}, {"roles": after})
+            return self._roles_changed(session, "user.revoke", actor, user, before, after)
+
+    def _roles_changed(
+        self,
+        session: AsyncSession,
+        action: str,
+        actor: Actor,
+        user: User,
+        before: list[str],
+        after: list[str],
+    ) -> Change:
+        """Audit a change of the user's roles; the change as the handler shows it."""
+        change = Change(str(user.telegram_id), {"roles": before}, {"roles": after})
+        self._audit(
+            session,
+            action,
+            actor,
+            entity="user",
+            entity_id=user.telegram_id,
+            before=change.before,
+            after=change.after,
+        )
+        return change
 
     async def record_export(self, actor: Actor) -> None:
         async with self.db.transaction() as session:
-            AuditRepository(session).record(
-                "programme.export", actor=actor.label, actor_telegram_id=actor.telegram_id, entity="programme"
-            )
+            self._audit(session, "programme.export", actor, entity="programme")
 
     async def audit(self, limit: int) -> list[AuditView]:
         async with self.db.reader() as session:

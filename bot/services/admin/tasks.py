@@ -91,10 +91,10 @@ class TaskAdmin(TaskNotices):
             await session.flush()
             task = await self._task_by_id(session, task.id)
             after = task_values(task)
-            entry = AuditRepository(session).record(
+            entry = self._audit(
+                session,
                 "task.create",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="task",
                 entity_id=task.code,
                 after=after,
@@ -131,10 +131,10 @@ class TaskAdmin(TaskNotices):
             await session.flush()
             after = task_values(task)
             changed = {k for k in after if after[k] != before[k]}
-            AuditRepository(session).record(
+            self._audit(
+                session,
                 "task.edit",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="task",
                 entity_id=task.code,
                 before={k: before[k] for k in changed},
@@ -150,10 +150,10 @@ class TaskAdmin(TaskNotices):
             task = await self._task(session, code)
             task.closed_at = self.clock.now()
             task.close_reason = reason[:MAX_TEXT]
-            entry = AuditRepository(session).record(
+            entry = self._audit(
+                session,
                 "task.close",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="task",
                 entity_id=task.code,
                 before={"closed": False},
@@ -189,10 +189,10 @@ class TaskAdmin(TaskNotices):
                 "lead_unit": task.lead_unit.code,
                 "coordinating_units": [tu.unit.code for tu in task.coordinating],
             }
-            entry = AuditRepository(session).record(
+            entry = self._audit(
+                session,
                 "task.assign",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="task",
                 entity_id=task.code,
                 before=before,
@@ -232,10 +232,10 @@ class TaskAdmin(TaskNotices):
         task.deadline_version += 1
         before = {"deadline": old.isoformat() if old else None}
         after = {"deadline": new.isoformat() if new else None, "deadline_version": task.deadline_version}
-        entry = AuditRepository(session).record(
+        entry = self._audit(
+            session,
             action,
-            actor=actor.label,
-            actor_telegram_id=actor.telegram_id,
+            actor,
             entity="task",
             entity_id=task.code,
             before=before,

@@ -11,7 +11,6 @@ from bot.services.admin.common import (
     clean,
 )
 from bot.services.plans import UNIT_CODE
-from storage.repositories.audit import AuditRepository
 from storage.repositories.units import UnitRepository
 from storage.repositories.users import UserRepository
 
@@ -28,10 +27,10 @@ class UnitAdmin(AdminBase):
             if await units.by_code(code) is not None:
                 raise AdminError("unit_exists", code=code)
             unit = await units.add(code, name)
-            AuditRepository(session).record(
+            self._audit(
+                session,
                 "unit.create",
-                actor=actor.label,
-                actor_telegram_id=actor.telegram_id,
+                actor,
                 entity="unit",
                 entity_id=unit.code,
                 after={"code": code, "name": name},
