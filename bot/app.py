@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from telegram import Update
@@ -29,9 +30,11 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot import metrics
 from bot.cluster import Claim, Cluster
 from bot.config import Config
 from bot.context import BotData, Context
+from bot.health import HealthServer, routes
 from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
 from bot.jobs.dispatch import dispatch_outbox
 from bot.jobs.drafts import close_expired_drafts
@@ -100,8 +103,10 @@ async def _announce_ready(context: Context) -> None:
     )
 
 
-async def _on_startup(application: Application) -> None:  # type: ignore[type-arg]
+async def _on_startup(application: Application, health: HealthServer | None = None) -> None:  # type: ignore[type-arg]
     services: Services = application.bot_data.services
+    if health is not None:  # first: alive (and saying it is not ready yet) during the rest
+        health.start()
     cluster: Cluster = application.bot_data.cluster
     if cluster.clustered:
         # Several processes (PostgreSQL): what follows in the else branch is the leader's, done
@@ -185,6 +190,7 @@ def _wire_cluster(application: Application, cluster: Cluster) -> None:  # type: 
     inbox: UpdateInbox = application.bot_data.inbox
 
     async def lead() -> None:
+        metrics.INTAKE.polls = True  # polling mode: this process polls now (readiness waits for it)
         context = Context.from_application(application)
         # The dead leader's claims go back to pending: sent now, not lost (at least once).
         released = await services.outbox.release_claims()
@@ -219,7 +225,13 @@ def _wire_cluster(application: Application, cluster: Cluster) -> None:  # type: 
         for handler in _conversations(application):
             handler._conversations.pop((chat, chat), None)
 
+    async def follow() -> None:
+        metrics.INTAKE.polls = False  # another process polls; this one serves from the inbox
+
+    metrics.INTAKE.polls = cluster.leading
+    metrics.set_leader_probe(lambda: cluster.leading)
     cluster.on_lead = lead
+    cluster.on_follow = follow
     cluster.on_take = reload
     cluster.on_release = forget
     cluster.on_orphans = lambda live: report.reask_orphans(application, live, take)
@@ -269,6 +281,7 @@ def build_application(
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     services = services or build_services(config, wording=TelegramWording)
     processor = PerChatUpdateProcessor(config.telegram.concurrent_updates)
+    health = HealthServer(services)
     builder = (
         ApplicationBuilder()
         .token(config.token)
@@ -280,7 +293,8 @@ def build_application(
         # InboxUpdater (below) instead of PTB's, which confirms updates before handling them.
         .updater(None)
         .persistence(DatabasePersistence(services.drafts))
-        .post_init(_on_startup)
+        .post_init(partial(_on_startup, health=health))
+        .post_stop(health.stop)
         .post_shutdown(_on_shutdown)
     )
     if config.telegram.rate_limiter:
@@ -307,6 +321,7 @@ def build_application(
     application.bot_data.inbox = inbox
     processor.inbox = inbox
     application.updater = InboxUpdater(application.bot, application.update_queue, inbox)
+    application.updater.extra_routes = routes(services)  # webhook mode: beside the webhook
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
     # Plan files for /import are looked at in their own group, so that another flow waiting for

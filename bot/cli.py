@@ -681,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(I18n().t(None, "cli.config_error", error=exc), file=sys.stderr)
         return 2
-    setup_logging(config.bot.log_level, _secrets(config))
+    setup_logging(config.bot.log_level, _secrets(config), config.bot.log_format)
     i18n = I18n(config.bot.language)
     try:
         if args.command == "run":

@@ -32,6 +32,7 @@ import datetime as dtm
 import json
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Mapping, Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -43,8 +44,9 @@ from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseUpdateProcessor, ExtBot, Updater
 from telegram.ext._utils.webhookhandler import WebhookServer
 
+from bot import metrics
 from bot.cluster import Claim, Cluster
-from bot.services.inbox import InboxService, StoredUpdate, update_id_of
+from bot.services.inbox import InboxService, StoredUpdate, update_id_of, update_kind
 from storage.handled import handling
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,8 @@ class UpdateInbox:
         self.cluster.busy = lambda chat: bool(self._in_flight.get(chat))
         self.cluster.look = self.look
         self.cluster.sweep = self.sweep
+        # Their kind and when they were fed, for the step latency (bot/metrics.py).
+        self._arrived: dict[int, tuple[str, float]] = {}
 
     async def accept(self, payloads: Sequence[Mapping[str, Any]]) -> int:
         """Store the updates, then hand the new ones to the handlers; how many were new.
@@ -164,11 +168,13 @@ class UpdateInbox:
                 exc,
             )
             await self.service.fail(stored.update_id, f"unreadable: {type(exc).__name__}: {exc}"[:2000])
+            metrics.UPDATES.labels(result="unreadable").inc()
             return 0
         if isinstance(self.bot, ExtBot):
             self.bot.insert_callback_data(update)
         self._fed[update.update_id] = stored.chat
         self._in_flight[stored.chat] = self._in_flight.get(stored.chat, 0) + 1
+        self._arrived[update.update_id] = (update_kind(stored.payload), time.monotonic())
         await self.queue.put(update)
         return 1
 
@@ -182,6 +188,8 @@ class UpdateInbox:
             with handling(mark):
                 await coroutine
         finally:
+            kind, arrived = self._arrived.pop(update.update_id)
+            metrics.STEP_SECONDS.labels(kind=kind).observe(time.monotonic() - arrived)
             try:
                 await self.service.finish(mark)
             except Exception as exc:  # the database went away: handled again after a restart
@@ -273,6 +281,8 @@ class InboxUpdater(Updater):
         self._stopping = asyncio.Event()
         self._offset: int | None = None
         self._poll_params: dict[str, Any] = {}
+        # More paths for the webhook's listener (bot/health.py: /healthz, /readyz, /metrics).
+        self.extra_routes: list[Any] = []
 
     async def _start_polling(  # type: ignore[override]
         self,
@@ -296,6 +306,7 @@ class InboxUpdater(Updater):
         if allowed_updates is not None:
             self._poll_params["allowed_updates"] = list(allowed_updates)
         self._poller = asyncio.create_task(self._poll(poll_interval), name="InboxUpdater:poll")
+        metrics.INTAKE.started("polling", self._poll_params["timeout"])
         ready.set()
 
     async def _get_updates(self, timeout: float) -> list[Any]:
@@ -331,6 +342,7 @@ class InboxUpdater(Updater):
                 await self._pause(outage.failed(exc))
                 continue
             outage.succeeded()
+            metrics.INTAKE.polled()
             if poll_interval:
                 await self._pause(poll_interval)
 
@@ -382,7 +394,10 @@ class InboxUpdater(Updater):
         if not url_path.startswith("/"):
             url_path = f"/{url_path}"
         app = tornado.web.Application(
-            [(rf"{url_path}/?", InboxWebhookHandler, {"inbox": self.inbox, "secret_token": secret_token})],
+            [
+                (rf"{url_path}/?", InboxWebhookHandler, {"inbox": self.inbox, "secret_token": secret_token}),
+                *self.extra_routes,
+            ],
             log_function=lambda handler: None,
         )
         ssl_ctx = None
@@ -404,6 +419,7 @@ class InboxUpdater(Updater):
             secret_token=secret_token,
         )
         await self.inbox.replay()
+        metrics.INTAKE.started("webhook")
         await self._httpd.serve_forever(ready=ready)
 
 
@@ -440,6 +456,7 @@ class InboxWebhookHandler(tornado.web.RequestHandler):
         except (OSError, RuntimeError) as exc:  # not stored: Telegram will send it again
             log.warning("webhook: update %s not stored (%s); answered 503", update_id, exc)
             raise tornado.web.HTTPError(HTTPStatus.SERVICE_UNAVAILABLE) from None
+        metrics.INTAKE.received()
         self.set_status(HTTPStatus.OK)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from bot import metrics
 from bot.clock import Clock
 from storage.db import Database
 from storage.handled import MARK_DONE, HandledMark
@@ -150,6 +151,7 @@ class InboxService:
         """The update's handling has ended: failed if a handler failed, else done (unless
         its first write transaction recorded that already)."""
         error = self._failures.pop(mark.update_id, None)
+        metrics.UPDATES.labels(result="done" if error is None else "failed").inc()
         if error is not None:
             await self.fail(mark.update_id, error)
         elif not mark.committed:
