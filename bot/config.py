@@ -427,7 +427,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     """Load the config file (TIENDO_CONFIG or ./config.toml) and apply the environment.
 
     From the environment only: TELEGRAM_BOT_TOKEN (the token), TIENDO_DATABASE_URL (overrides
-    [database] url) and TIENDO_CONFIG (which file), as README documents.
+    [database] url), TIENDO_WEBHOOK_PORT (overrides [telegram] webhook_port: one per process
+    when several share a host, deploy/systemd/tiendo@.service) and TIENDO_CONFIG (which file),
+    as README documents.
     """
     env = os.environ if env is None else env
     if path is None:
@@ -451,6 +453,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     database = raw.get("database", {})
     if env.get("TIENDO_DATABASE_URL") and isinstance(database, dict):
         raw["database"] = {**database, "url": env["TIENDO_DATABASE_URL"]}
+    telegram = raw.get("telegram", {})
+    port = env.get("TIENDO_WEBHOOK_PORT", "").strip()
+    if port and isinstance(telegram, dict):
+        raw["telegram"] = {**telegram, "webhook_port": int(port) if port.isdigit() else port}
     raw["token"] = env.get("TELEGRAM_BOT_TOKEN", "").strip()
     raw["source"] = path.resolve()
     return _checked(lambda: _CONFIG.validate_python(raw))

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("wiring", ("bot.app", "bot.cli", "bot.demo", "bot.persistence", "bot.logs", "bot.__main__")),
     ("surface", ("handlers", "bot.jobs", "bot.updates", "bot.health")),
-    ("context", ("bot.context",)),
+    ("context", ("bot.context", "bot.cluster")),
     ("services", ("bot.services",)),
     ("repositories", ("storage.repositories",)),
     ("storage", ("storage",)),
