@@ -255,7 +255,11 @@ def test_control_characters_pasted_into_a_report_do_not_break_word_or_excel(
     [
         (Counts(done_on_time=1, open_overdue=1), Counts(done_on_time=2), "từ 50,0 % lên 100,0 %"),
         (Counts(done_on_time=2), Counts(done_on_time=1, open_overdue=1), "từ 100,0 % xuống 50,0 %"),
-        (Counts(done_on_time=1, open_overdue=1), Counts(done_on_time=2, open_overdue=2), "giữ nguyên ở 50,0 %"),
+        (
+            Counts(done_on_time=1, open_overdue=1),
+            Counts(done_on_time=2, open_overdue=2),
+            "giữ nguyên ở 50,0 %",
+        ),
         (Counts(open_within=3), Counts(done_on_time=1, open_within=2), "nay là 100,0 %"),
         (Counts(open_within=3), Counts(open_within=3), "Chưa có nhiệm vụ đến hạn"),
     ],

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from bot.clock import Clock
 from storage.db import Database
-from storage.repositories.outbox import OutboxRepository, add_new_messages
+from storage.repositories.outbox import OutboxRepository, add_new_messages, mark_sent
 
 
 class Wording(Protocol):
@@ -164,12 +164,8 @@ class OutboxService:
             return await OutboxRepository(session).any_due(self.clock.now(), exclude_kinds=exclude_kinds)
 
     async def mark_sent(self, message_id: int, telegram_message_id: int | None) -> None:
-        async with self.db.transaction() as session:
-            row = await OutboxRepository(session).get(message_id)
-            if row is not None:
-                row.state = "sent"
-                row.sent_at = self.clock.now()
-                row.telegram_message_id = telegram_message_id
+        now = self.clock.now()
+        await self.db.write_statements(lambda runner: mark_sent(runner, message_id, now, telegram_message_id))
 
     async def mark_retry(self, message_id: int, after: timedelta, error: str) -> None:
         async with self.db.transaction() as session:
