@@ -160,6 +160,9 @@ class BotSection:
     log_level: Annotated[StrictStr, _satisfies(lambda v: v.upper() in LOG_LEVELS, "not a logging level")] = (
         "INFO"
     )
+    # "text": one line per record for people; "json": one JSON object per line for a log
+    # collector (bot/logs.py). Both pass the redacting filter.
+    log_format: Literal["text", "json"] = "text"
 
 
 @dataclass(frozen=True, config=_SECTION)
@@ -297,6 +300,15 @@ class ImportSection:
     seconds: Annotated[StrictInt, _between(1, 3600)] = 30
 
 
+@dataclass(frozen=True, config=_SECTION)
+class HealthSection:
+    """[health]: /healthz, /readyz and /metrics on a listener of their own (bot/health.py);
+    port 0 opens none (webhook mode serves them beside the webhook anyway)."""
+
+    listen: StrictStr = "127.0.0.1"
+    port: Annotated[StrictInt, _between(0, 65535, " (a TCP port, or 0 for none)")] = 0
+
+
 SECTIONS = (
     "bot",
     "telegram",
@@ -308,6 +320,7 @@ SECTIONS = (
     "invites",
     "admin",
     "imports",
+    "health",
 )
 # Sections whose name in the file is not their field's name ("import" is a Python keyword).
 FILE_NAMES = {"imports": "import"}
@@ -325,6 +338,7 @@ class Config:
     invites: InvitesSection = field(default_factory=InvitesSection)
     admin: AdminSection = field(default_factory=AdminSection)
     imports: ImportSection = field(default_factory=ImportSection)  # [import] in the file
+    health: HealthSection = field(default_factory=HealthSection)
     # Not from the file: the secret token (environment) and where the file was.
     token: str = field(default="", repr=False)
     source: Path | None = None
@@ -413,7 +427,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     """Load the config file (TIENDO_CONFIG or ./config.toml) and apply the environment.
 
     From the environment only: TELEGRAM_BOT_TOKEN (the token), TIENDO_DATABASE_URL (overrides
-    [database] url) and TIENDO_CONFIG (which file), as README documents.
+    [database] url), TIENDO_WEBHOOK_PORT (overrides [telegram] webhook_port: one per process
+    when several share a host, deploy/systemd/tiendo@.service) and TIENDO_CONFIG (which file),
+    as README documents.
     """
     env = os.environ if env is None else env
     if path is None:
@@ -437,6 +453,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     database = raw.get("database", {})
     if env.get("TIENDO_DATABASE_URL") and isinstance(database, dict):
         raw["database"] = {**database, "url": env["TIENDO_DATABASE_URL"]}
+    telegram = raw.get("telegram", {})
+    port = env.get("TIENDO_WEBHOOK_PORT", "").strip()
+    if port and isinstance(telegram, dict):
+        raw["telegram"] = {**telegram, "webhook_port": int(port) if port.isdigit() else port}
     raw["token"] = env.get("TELEGRAM_BOT_TOKEN", "").strip()
     raw["source"] = path.resolve()
     return _checked(lambda: _CONFIG.validate_python(raw))

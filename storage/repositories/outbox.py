@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import upsert_insert
@@ -57,6 +57,20 @@ def add_new_message(runner: StatementRunner, row: Mapping[str, Any]) -> int | No
     when the key was queued before."""
     inserted = runner.rows(_ADD_NEW, row)
     return int(inserted[0][0]) if inserted else None
+
+
+# What is due and not yet sent (pending, or claimed by a dispatcher sending it): how many, and
+# since when the oldest has been due. The (state, due_at) index answers it.
+_BACKLOG = select(func.count(), func.min(_OUTBOX.c.due_at)).where(
+    or_(_OUTBOX.c.state == "pending", _OUTBOX.c.state == "claimed"),
+    _OUTBOX.c.due_at <= bindparam("now", type_=_OUTBOX.c.due_at.type),
+)
+
+
+def backlog(runner: StatementRunner, now: datetime) -> tuple[int, datetime | None]:
+    """How many messages are due by `now` and not sent yet, and the oldest one's due time."""
+    count, oldest = runner.rows(_BACKLOG, {"now": now})[0]
+    return int(count or 0), oldest
 
 
 class OutboxRepository:
