@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from bot import metrics
 from bot.clock import Clock
 from storage.db import Database
-from storage.repositories.outbox import OutboxRepository, add_new_messages, backlog
+from storage.repositories.outbox import OutboxRepository, add_new_messages, backlog, mark_sent
 
 
 class Wording(Protocol):
@@ -179,12 +179,8 @@ class OutboxService:
 
     async def mark_sent(self, message_id: int, telegram_message_id: int | None) -> None:
         metrics.SENDS.labels(result="sent").inc()
-        async with self.db.transaction() as session:
-            row = await OutboxRepository(session).get(message_id)
-            if row is not None:
-                row.state = "sent"
-                row.sent_at = self.clock.now()
-                row.telegram_message_id = telegram_message_id
+        now = self.clock.now()
+        await self.db.write_statements(lambda runner: mark_sent(runner, message_id, now, telegram_message_id))
 
     async def mark_retry(self, message_id: int, after: timedelta, error: str) -> None:
         metrics.SENDS.labels(result="retry").inc()

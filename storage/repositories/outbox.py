@@ -37,6 +37,21 @@ def add_new_messages(runner: StatementRunner, rows: Iterable[Mapping[str, Any]])
     return sum(add_new_message(runner, row) is not None for row in rows)
 
 
+_MARK_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("message_id"))
+    .values(state="sent", sent_at=bindparam("sent_at"), telegram_message_id=bindparam("telegram_id"))
+)
+
+
+def mark_sent(runner: StatementRunner, message_id: int, at: datetime, telegram_message_id: int | None) -> int:
+    """Record that Telegram took the message (a Core statement: it runs after every receipt
+    and every message the dispatcher sends)."""
+    return runner.execute(
+        _MARK_SENT, {"message_id": message_id, "sent_at": at, "telegram_id": telegram_message_id}
+    )
+
+
 def add_new_message(runner: StatementRunner, row: Mapping[str, Any]) -> int | None:
     """Insert one message if its dedup_key is new, in the open transaction; its id, or None
     when the key was queued before."""
