@@ -199,8 +199,10 @@ def _wire_cluster(application: Application, cluster: Cluster) -> None:  # type: 
         await plan_nudges(context)
         job_queue = application.job_queue
         assert job_queue is not None
-        job_queue.run_once(dispatch_outbox, 0)
-        job_queue.run_once(send_due_digest, 0.5)
+        # As at a start alone: the dispatcher half a second after planning (the re-asking of
+        # the dead process's questions comes first, in the same round), the digest check after.
+        job_queue.run_once(dispatch_outbox, 0.5)
+        job_queue.run_once(send_due_digest, 1.0)
 
     async def take(chat: int) -> bool | None:
         # Taken with nothing pending: the question may never have been shown (re-ask). With
