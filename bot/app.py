@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
 
 from telegram import Update
 from telegram.constants import ParseMode
@@ -20,14 +23,18 @@ from telegram.ext import (
     ApplicationHandlerStop,
     CallbackQueryHandler,
     ContextTypes,
+    ConversationHandler,
     Defaults,
     MessageHandler,
     filters,
 )
 from telegram.request import BaseRequest
 
+from bot import metrics
+from bot.cluster import Claim, Cluster
 from bot.config import Config
 from bot.context import BotData, Context
+from bot.health import HealthServer, routes
 from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
 from bot.jobs.dispatch import dispatch_outbox
 from bot.jobs.drafts import close_expired_drafts
@@ -40,6 +47,7 @@ from handlers import admin, callbacks, modules, report
 from handlers.common import refuse_callback
 from handlers.help import set_default_menu
 from handlers.wording import TelegramWording
+from storage.cluster import PgCoordinator, is_postgresql, new_instance_id
 
 log = logging.getLogger(__name__)
 
@@ -95,23 +103,35 @@ async def _announce_ready(context: Context) -> None:
     )
 
 
-async def _on_startup(application: Application) -> None:  # type: ignore[type-arg]
+async def _on_startup(application: Application, health: HealthServer | None = None) -> None:  # type: ignore[type-arg]
     services: Services = application.bot_data.services
-    # Claims left by a process that died mid-send go back to pending: sent now, not lost.
-    released = await services.outbox.release_claims()
-    if released:
-        log.info("outbox: %s interrupted messages will be sent again", released)
-    # What came due while the bot was down is planned now, before the dispatcher first runs:
-    # the latest missed nudge per task and person goes out once, superseded ones are cancelled.
-    await plan_nudges(Context.from_application(application))
-    # Whoever was in the middle of a report gets their current question again, once.
-    await report.reask_after_restart(application)
+    if health is not None:  # first: alive (and saying it is not ready yet) during the rest
+        health.start()
+    cluster: Cluster = application.bot_data.cluster
+    if cluster.clustered:
+        # Several processes (PostgreSQL): what follows in the else branch is the leader's, done
+        # when this process is elected (now or when the leader dies); chats are re-asked by
+        # the leader when the process that wrote their step is gone.
+        _wire_cluster(application, cluster)
+        await cluster.start()
+    else:
+        # Claims left by a process that died mid-send go back to pending: sent now, not lost.
+        released = await services.outbox.release_claims()
+        if released:
+            log.info("outbox: %s interrupted messages will be sent again", released)
+        # What came due while the bot was down is planned now, before the dispatcher first
+        # runs: the latest missed nudge per task and person goes out once, superseded ones are
+        # cancelled.
+        await plan_nudges(Context.from_application(application))
+        # Whoever was in the middle of a report gets their current question again, once.
+        await report.reask_after_restart(application)
     job_queue = application.job_queue
     assert job_queue is not None
     # Jobs run only after the updater has started, so this fires when updates are flowing.
     job_queue.run_once(_announce_ready, 0, name="ready")
+    # The singletons run on the leader only (alone, this process leads).
     job_queue.run_repeating(
-        dispatch_outbox,
+        _leader_only(dispatch_outbox),
         interval=services.config.nudges.dispatch_interval,
         first=0.5,
         name="dispatch_outbox",
@@ -119,7 +139,7 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     )
     # The digest check runs at start-up too: a schedule passed while the bot was down is caught up.
     job_queue.run_repeating(
-        send_due_digest,
+        _leader_only(send_due_digest),
         interval=CHECK_INTERVAL,
         first=1.0,
         name="digest",
@@ -127,21 +147,21 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     )
     interval = services.config.nudges.plan_interval
     job_queue.run_repeating(
-        plan_nudges,
+        _leader_only(plan_nudges),
         interval=interval,
         first=interval,
         name="plan_nudges",
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
     job_queue.run_repeating(
-        prune_inbox,
+        _leader_only(prune_inbox),
         interval=PRUNE_INTERVAL,
         first=60,
         name="prune_inbox",
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
     job_queue.run_repeating(
-        close_expired_drafts,
+        _leader_only(close_expired_drafts),
         interval=services.config.reporting.draft_check_interval,
         first=services.config.reporting.draft_check_interval,
         name="close_expired_drafts",
@@ -150,13 +170,100 @@ async def _on_startup(application: Application) -> None:  # type: ignore[type-ar
     await set_default_menu(application.bot, services.i18n)
 
 
-def kick_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
-    """Send what was just queued without waiting for the next dispatcher run."""
+Job = Callable[[Context], Coroutine[Any, Any, None]]
+
+
+def _leader_only(job: Job) -> Job:
+    """The job, run only while this process leads."""
+
+    async def run(context: Context) -> None:
+        if context.bot_data.cluster.leading:
+            await job(context)
+
+    run.__name__ = run.__qualname__ = job.__name__
+    return run
+
+
+def _wire_cluster(application: Application, cluster: Cluster) -> None:  # type: ignore[type-arg]
+    """What the cluster does here when this process leads, takes a chat or lets it go."""
+    services: Services = application.bot_data.services
+    inbox: UpdateInbox = application.bot_data.inbox
+
+    async def lead() -> None:
+        metrics.INTAKE.polls = True  # polling mode: this process polls now (readiness waits for it)
+        context = Context.from_application(application)
+        # The dead leader's claims go back to pending: sent now, not lost (at least once).
+        released = await services.outbox.release_claims()
+        if released:
+            log.info("outbox: %s interrupted messages will be sent again", released)
+        await plan_nudges(context)
+        job_queue = application.job_queue
+        assert job_queue is not None
+        job_queue.run_once(dispatch_outbox, 0)
+        job_queue.run_once(send_due_digest, 0.5)
+
+    async def take(chat: int) -> bool | None:
+        # Taken with nothing pending: the question may never have been shown (re-ask). With
+        # updates pending, handling them shows the next question (None: do not re-ask).
+        claim, fed = await inbox.claim(chat)
+        if claim is Claim.ELSEWHERE:
+            return False
+        return None if fed or claim is Claim.HELD else True
+
+    async def reload(chat: int) -> None:
+        forget(chat)
+        for handler in _conversations(application, persistent=True):
+            stored = await services.drafts.conversation_of(chat, str(handler.name))
+            if stored is not None:
+                handler._conversations.update_no_track({stored[0]: stored[1]})  # type: ignore[attr-defined]
+
+    def forget(chat: int) -> None:
+        # Every flow's step in this chat as this process last knew it: the report's comes back
+        # from the database when the chat is taken again; a flow kept in memory only
+        # (/task_add) starts over as after a restart (its answers are in the database).
+        services.drafts.forget(chat)
+        for handler in _conversations(application):
+            handler._conversations.pop((chat, chat), None)
+
+    async def follow() -> None:
+        metrics.INTAKE.polls = False  # another process polls; this one serves from the inbox
+
+    metrics.INTAKE.polls = cluster.leading
+    metrics.set_leader_probe(lambda: cluster.leading)
+    cluster.on_lead = lead
+    cluster.on_follow = follow
+    cluster.on_take = reload
+    cluster.on_release = forget
+    cluster.on_orphans = lambda live: report.reask_orphans(application, live, take)
+
+
+def _conversations(
+    application: Application,  # type: ignore[type-arg]
+    *,
+    persistent: bool = False,
+) -> list[ConversationHandler]:  # type: ignore[type-arg]
+    """The conversation handlers (only those kept in the database: persistent)."""
+    return [
+        handler
+        for group in application.handlers.values()
+        for handler in group
+        if isinstance(handler, ConversationHandler) and (handler.persistent or not persistent)
+    ]
+
+
+def _run_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
     if application.job_queue is not None:
         application.job_queue.run_once(dispatch_outbox, 0)
 
 
+def kick_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
+    """Send what was just queued without waiting for the next dispatcher run (on the leader:
+    alone, this process)."""
+    application.bot_data.cluster.kick_outbox()
+
+
 async def _on_shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    await application.bot_data.cluster.stop()
     await application.bot_data.services.db.dispose()
 
 
@@ -166,12 +273,15 @@ def build_application(
     services: Services | None = None,
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
+    clustered: bool = False,
 ) -> Application:  # type: ignore[type-arg]
-    """Create the bot: services, handlers and the job queue, configured but not started."""
+    """Create the bot: services, handlers and the job queue, configured but not started.
+    clustered (`tiendo run`): on PostgreSQL, one of several processes (bot/cluster.py)."""
     # PTB 22 warns unless told that durations (RetryAfter.retry_after) may be timedeltas.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     services = services or build_services(config, wording=TelegramWording)
     processor = PerChatUpdateProcessor(config.telegram.concurrent_updates)
+    health = HealthServer(services)
     builder = (
         ApplicationBuilder()
         .token(config.token)
@@ -183,7 +293,8 @@ def build_application(
         # InboxUpdater (below) instead of PTB's, which confirms updates before handling them.
         .updater(None)
         .persistence(DatabasePersistence(services.drafts))
-        .post_init(_on_startup)
+        .post_init(partial(_on_startup, health=health))
+        .post_stop(health.stop)
         .post_shutdown(_on_shutdown)
     )
     if config.telegram.rate_limiter:
@@ -194,11 +305,23 @@ def build_application(
         builder = builder.get_updates_request(updates_request)
     application = builder.build()
     application.bot_data.services = services
+    cluster = Cluster(
+        PgCoordinator(config.database_url, new_instance_id())
+        if clustered and is_postgresql(config.database_url)
+        else None
+    )
+    if cluster.clustered:
+        services.drafts.owner = cluster.instance_id
+        services.drafts.holds = cluster.holds
+    application.bot_data.cluster = cluster
+    cluster.on_outbox_kick = lambda: _run_dispatcher(application)
     application.bot_data.kick_dispatcher = lambda: kick_dispatcher(application)
     application.bot_data.callback_data = callbacks.for_action
-    inbox = UpdateInbox(services.inbox, application.bot, application.update_queue)
+    inbox = UpdateInbox(services.inbox, application.bot, application.update_queue, cluster)
+    application.bot_data.inbox = inbox
     processor.inbox = inbox
     application.updater = InboxUpdater(application.bot, application.update_queue, inbox)
+    application.updater.extra_routes = routes(services)  # webhook mode: beside the webhook
 
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, _private_only), group=-1)
     # Plan files for /import are looked at in their own group, so that another flow waiting for

@@ -316,13 +316,23 @@ def _start_up_apart(config: Config, i18n: I18n) -> _StartUpChild | None:
 def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     if not config.token:
         raise CliExit(i18n.t(None, "cli.no_token"), 2)
+    from storage.cluster import AlreadyRunning, solo_lock_for
+
+    # SQLite: one `tiendo run` per database file (several processes need PostgreSQL). The lock
+    # lives as long as this process; the kernel frees it even after a kill -9.
+    solo = solo_lock_for(config.database_url)
+    if solo is not None:
+        try:
+            solo.acquire()
+        except AlreadyRunning:
+            raise CliExit(i18n.t(None, "cli.already_running", path=solo.path), 2) from None
     starting = _start_up_apart(config, i18n)
     from telegram import Update
     from telegram.error import InvalidToken, NetworkError
 
     from bot.app import build_application
 
-    application = build_application(config)
+    application = build_application(config, clustered=True)
     services = application.bot_data.services
     assert services is not None
     if starting is not None:
@@ -671,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(I18n().t(None, "cli.config_error", error=exc), file=sys.stderr)
         return 2
-    setup_logging(config.bot.log_level, _secrets(config))
+    setup_logging(config.bot.log_level, _secrets(config), config.bot.log_format)
     i18n = I18n(config.bot.language)
     try:
         if args.command == "run":

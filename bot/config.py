@@ -144,6 +144,9 @@ class BotSection:
     language: Literal["vi", "en"] = "vi"
     data_dir: str = "data"
     log_level: LogLevel = "INFO"
+    # "text": one line per record for people; "json": one JSON object per line for a log
+    # collector (bot/logs.py). Both pass the redacting filter.
+    log_format: Literal["text", "json"] = "text"
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,15 @@ class ImportSection:
     seconds: Annotated[int, _between(1, 3600)] = 30
 
 
+@dataclass(frozen=True)
+class HealthSection:
+    """[health]: /healthz, /readyz and /metrics on a listener of their own (bot/health.py);
+    port 0 opens none (webhook mode serves them beside the webhook anyway)."""
+
+    listen: str = "127.0.0.1"
+    port: Annotated[int, _between(0, 65535, " (a TCP port, or 0 for none)")] = 0
+
+
 SECTIONS = (
     "bot",
     "telegram",
@@ -283,6 +295,7 @@ SECTIONS = (
     "invites",
     "admin",
     "imports",
+    "health",
 )
 # Sections whose name in the file is not their field's name ("import" is a Python keyword).
 FILE_NAMES = {"imports": "import"}
@@ -300,6 +313,7 @@ class Config:
     invites: InvitesSection = field(default_factory=InvitesSection)
     admin: AdminSection = field(default_factory=AdminSection)
     imports: ImportSection = field(default_factory=ImportSection)  # [import] in the file
+    health: HealthSection = field(default_factory=HealthSection)
     # Not from the file: the secret token (environment) and where the file was.
     token: str = field(default="", repr=False)
     source: Path | None = None
@@ -357,6 +371,7 @@ SECTION_TYPES: dict[str, type[Any]] = {
     "invites": InvitesSection,
     "admin": AdminSection,
     "imports": ImportSection,
+    "health": HealthSection,
 }
 
 
@@ -424,7 +439,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     """Load the config file (TIENDO_CONFIG or ./config.toml) and apply the environment.
 
     From the environment only: TELEGRAM_BOT_TOKEN (the token), TIENDO_DATABASE_URL (overrides
-    [database] url) and TIENDO_CONFIG (which file), as README documents.
+    [database] url), TIENDO_WEBHOOK_PORT (overrides [telegram] webhook_port: one per process
+    when several share a host, deploy/systemd/tiendo@.service) and TIENDO_CONFIG (which file),
+    as README documents.
     """
     env = os.environ if env is None else env
     if path is None:
@@ -448,4 +465,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     database = raw.get("database", {})
     if env.get("TIENDO_DATABASE_URL") and isinstance(database, dict):
         raw["database"] = {**database, "url": env["TIENDO_DATABASE_URL"]}
+    telegram = raw.get("telegram", {})
+    port = env.get("TIENDO_WEBHOOK_PORT", "").strip()
+    if port and isinstance(telegram, dict):
+        raw["telegram"] = {**telegram, "webhook_port": int(port) if port.isdigit() else port}
     return _build(raw, env.get("TELEGRAM_BOT_TOKEN", "").strip(), path.resolve())

@@ -4,11 +4,12 @@ keys. It sits below handlers and jobs (both import it) and above the services.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
 if TYPE_CHECKING:
+    from bot.cluster import Cluster
     from bot.services.container import Services
 
 
@@ -24,6 +25,16 @@ class BotData:
         # The callback data of a button a service named by its action (bot.services.outbox.
         # Button); set by the wiring from handlers/callbacks.py, which owns every such string.
         self.callback_data: Callable[[str, int | str], str] | None = None
+        # Leadership and chat claims of this process (bot/cluster.py; `cluster.leading` says
+        # whether it runs the singletons). Set by the wiring.
+        self.cluster: Cluster = _solo()
+        self.inbox: Any = None  # bot.updates.UpdateInbox, set by the wiring
+
+
+def _solo() -> Cluster:
+    from bot.cluster import Cluster
+
+    return Cluster(None)
 
 
 class Context(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: ignore[type-arg]

@@ -15,10 +15,12 @@ traceback and its stack with the secrets replaced:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from bot.logrepeat import RepeatFilter
 
@@ -57,6 +59,27 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (`[bot] log_format = "json"`): time (UTC, ISO 8601), level,
+    logger, message, and the traceback or stack when there is one. It formats what the
+    handler's filters left: the message, traceback and stack already redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:  # a record that did not pass the filter
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, ensure_ascii=False)
 
 
 class BootstrapAbortFilter(logging.Filter):
@@ -101,11 +124,12 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, RetryAfter) or (isinstance(exc, NetworkError) and not isinstance(exc, BadRequest))
 
 
-def setup_logging(level: str, secrets: Iterable[str] = ()) -> RedactingFilter:
-    """Log to stderr at `level` through the redacting filter; returns the filter."""
+def setup_logging(level: str, secrets: Iterable[str] = (), fmt: str = "text") -> RedactingFilter:
+    """Log to stderr at `level` through the redacting filter, as text lines or (fmt "json")
+    JSON lines; returns the filter."""
     redacting = RedactingFilter(secrets)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT))
     if level.upper() != "DEBUG":
         handler.addFilter(BootstrapAbortFilter())
     handler.addFilter(TransientTelegramFilter())

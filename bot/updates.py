@@ -11,6 +11,11 @@ transaction records it done, so after a crash at any moment the next start handl
 still pending, oldest first, and nothing twice. An update the library cannot parse is logged
 once with its id, kept (raw) as failed, and skipped.
 
+With several processes on one PostgreSQL database (bot/cluster.py), an update is handled by
+the process that holds its chat: the one that stores it hands it over directly if it holds the
+chat or can take it, and otherwise wakes the holder (NOTIFY), which reads the chat's pending
+updates from the inbox; a sweep takes the chats nobody handles (their process died).
+
 Updates of different chats run concurrently; updates of one chat run one after another.
 PTB's ConversationHandler records the new step only after the handler that answered has
 returned. With plain concurrent updates, a quick user's next answer (sent as soon as the
@@ -27,6 +32,7 @@ import datetime as dtm
 import json
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Mapping, Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -38,7 +44,9 @@ from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseUpdateProcessor, ExtBot, Updater
 from telegram.ext._utils.webhookhandler import WebhookServer
 
-from bot.services.inbox import InboxService, StoredUpdate, update_id_of
+from bot import metrics
+from bot.cluster import Claim, Cluster
+from bot.services.inbox import InboxService, StoredUpdate, update_id_of, update_kind
 from storage.handled import handling
 
 log = logging.getLogger(__name__)
@@ -62,24 +70,83 @@ class UpdateInbox:
     """Between the inbox table and PTB: stores what arrives, feeds the Application's queue,
     and marks each update once its handlers are through."""
 
-    def __init__(self, service: InboxService, bot: Bot, queue: asyncio.Queue[object]) -> None:
+    def __init__(
+        self, service: InboxService, bot: Bot, queue: asyncio.Queue[object], cluster: Cluster | None = None
+    ) -> None:
         self.service = service
         self.bot = bot
         self.queue = queue
-        # Updates fed from the inbox and not yet handled (others, e.g. tests calling
-        # Application.process_update, are not marked).
-        self._fed: set[int] = set()
+        self.cluster = cluster or Cluster(None)
+        # Updates fed from the inbox and not yet handled, with their chat (others, e.g. tests
+        # calling Application.process_update, are not marked).
+        self._fed: dict[int, int] = {}
+        self._in_flight: dict[int, int] = {}  # chat -> updates fed and not yet through
+        self.cluster.busy = lambda chat: bool(self._in_flight.get(chat))
+        self.cluster.look = self.look
+        self.cluster.sweep = self.sweep
+        # Their kind and when they were fed, for the step latency (bot/metrics.py).
+        self._arrived: dict[int, tuple[str, float]] = {}
 
     async def accept(self, payloads: Sequence[Mapping[str, Any]]) -> int:
         """Store the updates, then hand the new ones to the handlers; how many were new.
         Raises if they could not be stored (then they must not be confirmed)."""
         new = await self.service.store(payloads)
+        if not self.cluster.clustered:
+            for stored in new:
+                await self._feed(stored)
+            return len(new)
+        by_chat: dict[int, list[StoredUpdate]] = {}
         for stored in new:
-            await self._feed(stored)
+            by_chat.setdefault(stored.chat, []).append(stored)
+        for chat, updates in by_chat.items():
+            claim = await self.cluster.take(chat)
+            if claim is Claim.TAKEN:
+                await self._take_over(chat)
+            elif claim is Claim.HELD:
+                for stored in updates:
+                    await self._feed(stored)
+            else:
+                self.cluster.tell_holder(chat)
         return len(new)
 
+    async def look(self, chat: int) -> None:
+        """Several processes: if the chat has updates to handle, take it if no process handles
+        it, and hand over those not handed over yet (woken by NOTIFY, or after letting the chat
+        go: an update may have come meanwhile)."""
+        if self.cluster.holds(chat) or await self.service.pending_of(chat):
+            await self.claim(chat)
+
+    async def claim(self, chat: int) -> tuple[Claim, int]:
+        """Take the chat if no process handles it, and hand over its pending updates not handed
+        over yet; how it stands and how many updates were handed over."""
+        claim = await self.cluster.take(chat)
+        if claim is Claim.TAKEN:
+            pending = await self.service.take_chat(chat)
+        elif claim is Claim.HELD:
+            pending = await self.service.pending_of(chat)
+        else:
+            return claim, 0
+        fed = 0
+        for stored in pending:
+            fed += await self._feed(stored)
+        log.debug("chat %s %s; updates handed over %s of %s", chat, claim.value, fed, len(pending))
+        return claim, fed
+
+    async def sweep(self) -> None:
+        """Several processes: take the chats with pending updates that no process handles (and
+        hand over what a lost wake-up left behind in those this process handles)."""
+        for chat in await self.service.pending_chats():
+            await self.claim(chat)
+
+    async def _take_over(self, chat: int) -> None:
+        for stored in await self.service.take_chat(chat):
+            await self._feed(stored)
+
     async def replay(self) -> int:
-        """At start-up, before anything new: hand over what is still pending, oldest first."""
+        """At start-up, before anything new: hand over what is still pending, oldest first.
+        (Several processes: each chat's pending updates go to the process that takes it.)"""
+        if self.cluster.clustered:
+            return 0
         pending = await self.service.restart()
         if pending:
             log.info("inbox: %s updates received before the last stop are handled now", len(pending))
@@ -87,7 +154,10 @@ class UpdateInbox:
             await self._feed(stored)
         return len(pending)
 
-    async def _feed(self, stored: StoredUpdate) -> None:
+    async def _feed(self, stored: StoredUpdate) -> int:
+        """Hand the update to the handlers (1), unless handed over already (0)."""
+        if stored.update_id in self._fed:
+            return 0  # handed over already, still under way
         try:
             update = Update.de_json(stored.payload, self.bot)
         except Exception as exc:  # whatever the library cannot read must not stop the bot
@@ -98,11 +168,15 @@ class UpdateInbox:
                 exc,
             )
             await self.service.fail(stored.update_id, f"unreadable: {type(exc).__name__}: {exc}"[:2000])
-            return
+            metrics.UPDATES.labels(result="unreadable").inc()
+            return 0
         if isinstance(self.bot, ExtBot):
             self.bot.insert_callback_data(update)
-        self._fed.add(update.update_id)
+        self._fed[update.update_id] = stored.chat
+        self._in_flight[stored.chat] = self._in_flight.get(stored.chat, 0) + 1
+        self._arrived[update.update_id] = (update_kind(stored.payload), time.monotonic())
         await self.queue.put(update)
+        return 1
 
     async def run(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Run the update's handlers; record it handled (or failed) when they are through."""
@@ -114,11 +188,22 @@ class UpdateInbox:
             with handling(mark):
                 await coroutine
         finally:
-            self._fed.discard(update.update_id)
+            kind, arrived = self._arrived.pop(update.update_id)
+            metrics.STEP_SECONDS.labels(kind=kind).observe(time.monotonic() - arrived)
             try:
                 await self.service.finish(mark)
             except Exception as exc:  # the database went away: handled again after a restart
                 log.warning("update %s handled but not recorded as handled: %s", update.update_id, exc)
+            finally:
+                # Only once recorded: a look at the chat's pending updates meanwhile must not
+                # hand it over again.
+                chat = self._fed.pop(update.update_id, 0)
+                left = self._in_flight.get(chat, 1) - 1
+                if left > 0:
+                    self._in_flight[chat] = left
+                else:
+                    self._in_flight.pop(chat, None)
+                self.cluster.touch(chat)
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
@@ -196,6 +281,8 @@ class InboxUpdater(Updater):
         self._stopping = asyncio.Event()
         self._offset: int | None = None
         self._poll_params: dict[str, Any] = {}
+        # More paths for the webhook's listener (bot/health.py: /healthz, /readyz, /metrics).
+        self.extra_routes: list[Any] = []
 
     async def _start_polling(  # type: ignore[override]
         self,
@@ -219,6 +306,7 @@ class InboxUpdater(Updater):
         if allowed_updates is not None:
             self._poll_params["allowed_updates"] = list(allowed_updates)
         self._poller = asyncio.create_task(self._poll(poll_interval), name="InboxUpdater:poll")
+        metrics.INTAKE.started("polling", self._poll_params["timeout"])
         ready.set()
 
     async def _get_updates(self, timeout: float) -> list[Any]:
@@ -233,6 +321,9 @@ class InboxUpdater(Updater):
     async def _poll(self, poll_interval: float) -> None:
         outage = _Outage()
         while not self._stopping.is_set():
+            if not self.inbox.cluster.leading:  # several processes: only the leader polls
+                await self._pause(0.2)
+                continue
             fetch = asyncio.ensure_future(self._get_updates(self._poll_params["timeout"]))
             stop = asyncio.ensure_future(self._stopping.wait())
             await asyncio.wait((fetch, stop), return_when=asyncio.FIRST_COMPLETED)
@@ -251,6 +342,7 @@ class InboxUpdater(Updater):
                 await self._pause(outage.failed(exc))
                 continue
             outage.succeeded()
+            metrics.INTAKE.polled()
             if poll_interval:
                 await self._pause(poll_interval)
 
@@ -302,7 +394,10 @@ class InboxUpdater(Updater):
         if not url_path.startswith("/"):
             url_path = f"/{url_path}"
         app = tornado.web.Application(
-            [(rf"{url_path}/?", InboxWebhookHandler, {"inbox": self.inbox, "secret_token": secret_token})],
+            [
+                (rf"{url_path}/?", InboxWebhookHandler, {"inbox": self.inbox, "secret_token": secret_token}),
+                *self.extra_routes,
+            ],
             log_function=lambda handler: None,
         )
         ssl_ctx = None
@@ -324,6 +419,7 @@ class InboxUpdater(Updater):
             secret_token=secret_token,
         )
         await self.inbox.replay()
+        metrics.INTAKE.started("webhook")
         await self._httpd.serve_forever(ready=ready)
 
 
@@ -360,6 +456,7 @@ class InboxWebhookHandler(tornado.web.RequestHandler):
         except (OSError, RuntimeError) as exc:  # not stored: Telegram will send it again
             log.warning("webhook: update %s not stored (%s); answered 503", update_id, exc)
             raise tornado.web.HTTPError(HTTPStatus.SERVICE_UNAVAILABLE) from None
+        metrics.INTAKE.received()
         self.set_status(HTTPStatus.OK)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any
@@ -335,13 +335,24 @@ async def report(update: Update, context: Context) -> str | int | None:
     # Who is asking and which task, one after the other: each is a read in place on SQLite,
     # where running them as two tasks cost more trips through the busy event loop than it saved.
     person, lang = await caller(update, context)
-    found = await services.tasks.lookup(code=code) if code else None
+    found = await services.tasks.matching(code=code) if code else []
     if not person.unit_ids("focal"):
         key = "report.not_focal" if person.known else "report.unknown_user"
         await send_html(update, _t(context, lang, key))
         return None
     if code is not None:
-        match = services.tasks.reportable_for(person, found)
+        # A bare code several active programmes use: the person's own task if only one is.
+        mine = [(task, services.tasks.reportable_for(person, task)) for task in found]
+        mine = [(task, match) for task, match in mine if match is not None]
+        if len(mine) > 1:
+            typed = [escape(f"{task.short_code}:{task.code}") for task, _ in mine]
+            codes = ", ".join(f"<b>{c}</b>" for c in typed)
+            text = _t(
+                context, lang, "report.ambiguous_task", code=escape(code), codes=codes, example=typed[-1]
+            )
+            await send_html(update, text)
+            return None
+        match = mine[0][1] if mine else None
         if match is None:
             await services.audit.record(
                 "command.refused",
@@ -830,36 +841,76 @@ async def outside(update: Update, context: Context) -> None:
 async def reask_after_restart(application: Application) -> int:  # type: ignore[type-arg]
     """At start-up: ask each person with a report under way their current question again,
     once per step (issue 13: a step saved just before a crash may never have been shown, and
-    its re-delivered update is dropped as handled). The draft is written first (its version
-    goes up, so the buttons of the message before are out of date), then the question goes
-    out. Returns how many were asked."""
+    its re-delivered update is dropped as handled). Returns how many were asked."""
     context = Context.from_application(application)
-    services = context.services
     asked = 0
-    for telegram_id, data in await services.drafts.under_way(FLOW):
-        draft = ReportDraft.from_data(data)
-        if draft.step == Step.TASK or draft.reasked == draft.update_id:
-            continue
-        draft.reasked = draft.update_id
-        try:
-            saved = await services.drafts.save(
-                telegram_id, FLOW, draft.to_data(), OPEN, telegram_id, scope=draft.scope
-            )
-        except OutOfScope:
-            continue  # refused at the person's next answer, with the reason
-        text, rows = question(context, draft, saved.version)
-        note = _t(context, draft.lang, "report.reasked")
-        try:
-            await application.bot.send_message(
-                telegram_id, note + "\n\n" + text, reply_markup=keyboard(rows) if rows else None
-            )
-        except TelegramError as exc:
-            log.warning("report question not asked again in chat %s: %s", telegram_id, exc)
-            continue
-        asked += 1
+    for telegram_id, data in await context.services.drafts.under_way(FLOW):
+        asked += await _reask(application, context, telegram_id, data)
     if asked:
         log.info("asked %s people with a report under way their question again", asked)
     return asked
+
+
+async def reask_orphans(
+    application: Application,  # type: ignore[type-arg]
+    live: set[str],
+    take: Callable[[int], Awaitable[bool | None]],
+) -> bool:
+    """Several processes (bot/cluster.py): as reask_after_restart, for the people whose last
+    step was written by a process no longer alive (`live`: those that are), each once their
+    chat is taken here (`take(chat)`: True taken, False while another process handles it,
+    None when the question needs no asking: their pending updates are being handled). Returns
+    False if some could not be taken yet (tried again later)."""
+    context = Context.from_application(application)
+    asked, left = 0, False
+    for telegram_id, data in await context.services.drafts.under_way(FLOW, written_by_none_of=live):
+        taken = await take(telegram_id)
+        log.info(
+            "DEBUG orphan %s draft step %s upd %s: take %s",
+            telegram_id,
+            data.get("step"),
+            data.get("update_id"),
+            taken,
+        )
+        if taken is False:
+            left = True
+        elif taken:
+            asked += await _reask(application, context, telegram_id, data)
+    if asked:
+        log.info("asked %s people whose report step a stopped process wrote their question again", asked)
+    return not left
+
+
+async def _reask(
+    application: Application,  # type: ignore[type-arg]
+    context: Context,
+    telegram_id: int,
+    data: dict[str, Any],
+) -> int:
+    """Ask the person their current question again unless asked already at this step. The
+    draft is written first (its version goes up, so the buttons of the message before are out
+    of date), then the question goes out. 1 if asked."""
+    services = context.services
+    draft = ReportDraft.from_data(data)
+    if draft.step == Step.TASK or draft.reasked == draft.update_id:
+        return 0
+    draft.reasked = draft.update_id
+    try:
+        saved = await services.drafts.save(
+            telegram_id, FLOW, draft.to_data(), OPEN, telegram_id, scope=draft.scope
+        )
+    except OutOfScope:
+        return 0  # refused at the person's next answer, with the reason
+    text, rows = question(context, draft, saved.version)
+    note = _t(context, draft.lang, "report.reasked")
+    try:
+        await application.bot.send_message(
+            telegram_id, note + "\n\n" + text, reply_markup=keyboard(rows) if rows else None
+        )
+    except TelegramError as exc:
+        log.warning("report question not asked again in chat %s: %s", telegram_id, exc)
+        return 0
+    return 1
 
 
 def handlers() -> list[BaseHandler[Update, Context, Any]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import logging
 from collections.abc import Iterator
 
@@ -15,18 +17,26 @@ WEBHOOK = "0123456789abcdef0123456789abcdef"
 CODE = "Xy3_k9Qm-TzL0aB7cD2eF5gH"
 
 
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
+@contextlib.contextmanager
+def _capture(fmt: str) -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     stream = io.StringIO()
-    setup_logging("DEBUG", [TOKEN, WEBHOOK])
+    setup_logging("DEBUG", [TOKEN, WEBHOOK], fmt)
     (handler,) = root.handlers
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(stream)
-    yield stream
-    root.handlers[:], level = saved
-    root.setLevel(level)
+    try:
+        yield stream
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+
+
+@pytest.fixture(params=["text", "json"])
+def captured(request: pytest.FixtureRequest) -> Iterator[io.StringIO]:
+    with _capture(request.param) as stream:
+        yield stream
 
 
 def test_every_logger_at_every_level_goes_through_the_filter(captured: io.StringIO) -> None:
@@ -42,6 +52,20 @@ def test_every_logger_at_every_level_goes_through_the_filter(captured: io.String
     assert TOKEN not in text and WEBHOOK not in text and CODE not in text
     assert text.count("[secret]") == 3 and text.count("[invite]") == 3
     assert "RuntimeError" in text  # the traceback itself is kept
+
+
+def test_json_lines_are_one_object_per_record() -> None:
+    with _capture("json") as captured:
+        try:
+            raise ValueError(f"bad token {TOKEN}")
+        except ValueError:
+            logging.getLogger("bot.app").exception("update %s failed", 42)
+        logging.getLogger("bot.jobs").info("Nhắc việc: %s", "nhiệm vụ 5.9")
+    first, second = (json.loads(line) for line in captured.getvalue().splitlines())
+    assert first["level"] == "ERROR" and first["logger"] == "bot.app"
+    assert first["message"] == "update 42 failed"
+    assert "ValueError: bad token [secret]" in first["exception"] and TOKEN not in first["exception"]
+    assert second["message"] == "Nhắc việc: nhiệm vụ 5.9" and first["time"].endswith("+00:00")
 
 
 def test_ordinary_text_is_left_alone() -> None:

@@ -57,7 +57,12 @@ async def test_report_by_short_code_and_a_shared_bare_code_is_not_guessed(bot: H
     assert "Tình trạng" in (ask.plain_text or "")
     await bot.send(FOCAL, "/cancel")
     (reply,) = await bot.send(FOCAL, "/report 5.9")  # both programmes have a 5.9
-    assert "Tình trạng" not in (reply.plain_text or "")
+    text = reply.plain_text or ""
+    # Not guessed, and not "no such task": the person is told which codes to type.
+    assert "Tình trạng" not in text and "nhiều chương trình" in text
+    assert "2024:5.9" in text and "2025:5.9" in text
+    (ask,) = await bot.send(FOCAL, "/report 2025:5.9")
+    assert "Tình trạng" in (ask.plain_text or "")
 
 
 async def test_closing_a_programme_stops_its_nudges_and_keeps_its_history(bot: Harness, db: Database) -> None:

@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from bot.config import Config
 from bot.i18n import I18n
 from bot.services.periods import period_rule
-from bot.services.report_data import ReportBuilder, ReportData
+from bot.services.report_data import Counts, ReportBuilder, ReportData
 from bot.services.report_render import ReportRenderer, split_blocks, utf16_length
 from storage.db import Database
 from tests.report_fixture import SPECIAL, load_fixture
@@ -248,3 +248,27 @@ def test_control_characters_pasted_into_a_report_do_not_break_word_or_excel(
     )
     book = load_workbook(io.BytesIO(renderer.xlsx(broken)))
     assert any(row[11] == "Dòng mộtdòng hai & <ba>" for row in book["Nhiệm vụ"].iter_rows(values_only=True))
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "expected"),
+    [
+        (Counts(done_on_time=1, open_overdue=1), Counts(done_on_time=2), "từ 50,0 % lên 100,0 %"),
+        (Counts(done_on_time=2), Counts(done_on_time=1, open_overdue=1), "từ 100,0 % xuống 50,0 %"),
+        (
+            Counts(done_on_time=1, open_overdue=1),
+            Counts(done_on_time=2, open_overdue=2),
+            "giữ nguyên ở 50,0 %",
+        ),
+        (Counts(open_within=3), Counts(done_on_time=1, open_within=2), "nay là 100,0 %"),
+        (Counts(open_within=3), Counts(open_within=3), "Chưa có nhiệm vụ đến hạn"),
+    ],
+)
+def test_the_change_since_the_previous_period_never_reads_from_dash_to_dash(
+    data: ReportData, renderer: ReportRenderer, before: Counts, now: Counts, expected: str
+) -> None:
+    """A period with nothing due has no completion rate: the sentence says so instead of
+    "tỷ lệ hoàn thành từ — lên —", and an unchanged rate is not said to rise."""
+    changed = dataclasses.replace(data, totals=now, previous_totals=before)
+    sentence = renderer.change_sentence(changed)
+    assert expected in sentence.replace("\xa0", " ") and "—" not in sentence

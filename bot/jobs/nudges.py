@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from bot import metrics
 from bot.context import Context
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ async def plan_nudges(context: Context) -> None:
     with context.services.db.offloaded():
         deadline = await nudges.plan()
         period = await nudges.plan_period_reminders()
+    metrics.NUDGES_PLANNED.inc(deadline.planned + period.planned)
     if deadline.planned or deadline.cancelled or period.planned or period.cancelled:
         log.info(
             "nudges planned %s (cancelled %s), period reminders planned %s (cancelled %s)",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -132,7 +133,7 @@ class _GroupWriter:
                 continue
             if user_id is None:
                 raise LookupError(write.telegram_id)
-            row = _row(write, user_id, write.data)
+            row = _row(write, user_id, write.data, self.service.owner)
             if write.scope is None:
                 drafts.append(row)
             elif not store_draft_in_scope(runner, row, write.telegram_id, write.scope):
@@ -172,12 +173,14 @@ class _Cached:
         return DraftView(self.version, json.loads(self.text), self.updated_at)
 
 
-def _row(write: _Write, user_id: int, data: dict[str, Any]) -> dict[str, Any]:
-    """The draft's row: the answers, with the step riding in them (one statement, not two)."""
+def _row(write: _Write, user_id: int, data: dict[str, Any], owner: str) -> dict[str, Any]:
+    """The draft's row: the answers, with the step riding in them (one statement, not two),
+    and the process that wrote it (several processes: a step written by one that died may
+    never have been shown)."""
     return {
         "user_id": user_id,
         "flow": write.flow,
-        "data": data | {CONVERSATION: {"key": write.key, "state": write.state}},
+        "data": data | {CONVERSATION: {"key": write.key, "state": write.state, "owner": owner}},
         "version": write.version,
         "updated_at": write.at,
     }
@@ -191,12 +194,19 @@ def _answers(stored: dict[str, Any]) -> dict[str, Any]:
 class DraftService:
     """Drafts are read at every step and written at every step. The database is the truth
     (written before each question goes out); reads are served from a write-through copy in
-    memory, which is sound because one bot process owns the drafts (after a restart the copy
-    starts empty and is filled from the database)."""
+    memory, which is sound because one bot process handles a person's chat at a time (after a
+    restart the copy starts empty and is filled from the database; with several processes,
+    only the chats this process holds are kept, and a chat's copy is dropped when it is taken
+    or let go: bot/cluster.py)."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        # The process writing (set by the wiring when several may share the database).
+        self.owner = ""
+        # Whether this process handles the person's chat now (several processes: set by the
+        # wiring); drafts of others are read from the database each time, never kept.
+        self.holds: Callable[[int], bool] = lambda telegram_id: True
         self._cache: dict[tuple[int, str], _Cached | None] = {}
         self._user_ids: dict[int, int] = {}
         self._writer = _GroupWriter(self)
@@ -209,8 +219,31 @@ class DraftService:
                 self._user_ids[telegram_id] = user_id
         return user_id
 
+    def forget(self, telegram_id: int) -> None:
+        """Drop the copies of the person's drafts (their chat was taken or let go)."""
+        for key in [k for k in self._cache if k[0] == telegram_id]:
+            del self._cache[key]
+
+    async def conversation_of(
+        self, telegram_id: int, flow: str
+    ) -> tuple[tuple[int | str, ...], object] | None:
+        """The person's conversation key and step in the flow, as stored (for a process that
+        has just taken their chat)."""
+
+        def read(runner: StatementRunner) -> Any | None:
+            user_id = self._user_id(runner, telegram_id)
+            return None if user_id is None else draft_of(runner, user_id, flow)
+
+        row = await self.db.read_statements(read)
+        conversation = ((row.data or {}).get(CONVERSATION) or {}) if row is not None else {}
+        if not conversation.get("key") or conversation.get("state") is None:
+            return None
+        return tuple(json.loads(conversation["key"])), conversation["state"]
+
     async def load(self, telegram_id: int, flow: str) -> DraftView | None:
         key = (telegram_id, flow)
+        if not self.holds(telegram_id):
+            self._cache.pop(key, None)
         if key in self._cache:
             cached = self._cache[key]
             return None if cached is None else cached.view()
@@ -221,7 +254,8 @@ class DraftService:
 
         row = await self.db.read_statements(read)
         cached = None if row is None else _Cached(row.version, json.dumps(_answers(row.data)), row.updated_at)
-        self._cache[key] = cached
+        if self.holds(telegram_id):
+            self._cache[key] = cached
         return None if cached is None else cached.view()
 
     async def save(
@@ -240,9 +274,7 @@ class DraftService:
         is still the unit's."""
         now = self.clock.now()
         key = (telegram_id, flow)
-        if key not in self._cache:
-            await self.load(telegram_id, flow)
-        current = self._cache[key]
+        current = self._cache[key] if key in self._cache else await self.load(telegram_id, flow)
         version = (current.version if current else 0) + 1
         try:
             await self._writer.write(
@@ -260,7 +292,8 @@ class DraftService:
         except BaseException:
             self._cache.pop(key, None)
             raise
-        self._cache[key] = _Cached(version, json.dumps(data), now)
+        if self.holds(telegram_id):
+            self._cache[key] = _Cached(version, json.dumps(data), now)
         return DraftView(version, data, now)
 
     async def close(self, telegram_id: int, flow: str, chat_id: int) -> None:
@@ -271,17 +304,28 @@ class DraftService:
                 telegram_id, flow, conversation_key((chat_id, telegram_id)), None, None, 0, self.clock.now()
             )
         )
-        self._cache[(telegram_id, flow)] = None
+        if self.holds(telegram_id):
+            self._cache[(telegram_id, flow)] = None
 
     async def conversation_states(self, flow: str) -> dict[tuple[int | str, ...], object]:
         """The step each open conversation of the flow is at (for PTB at start-up)."""
         async with self.db.reader() as session:
             return await ConversationRepository(session).states(flow)
 
-    async def under_way(self, flow: str) -> list[tuple[int, dict[str, Any]]]:
-        """(Telegram id, answers) of every draft of the flow (read at start-up)."""
+    async def under_way(
+        self, flow: str, *, written_by_none_of: set[str] | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(Telegram id, answers) of every draft of the flow (read at start-up); with
+        written_by_none_of, only those whose last step was written by another process than
+        these (several processes: the drafts of a process that died)."""
         async with self.db.reader() as session:
             rows = await DraftRepository(session).data_of(flow)
+        if written_by_none_of is not None:
+            rows = [
+                (telegram_id, data)
+                for telegram_id, data in rows
+                if ((data or {}).get(CONVERSATION) or {}).get("owner") not in written_by_none_of
+            ]
         return [(telegram_id, _answers(data)) for telegram_id, data in rows]
 
     async def close_expired(self, flow: str, older_than: timedelta) -> list[ExpiredDraft]:

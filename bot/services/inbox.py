@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from bot import metrics
 from bot.clock import Clock
 from storage.db import Database
 from storage.handled import MARK_DONE, HandledMark
@@ -33,6 +34,12 @@ GAVE_UP = "given up: still pending after {n} start-ups"
 class StoredUpdate:
     update_id: int
     payload: dict[str, Any]
+    chat_id: int | None = None
+
+    @property
+    def chat(self) -> int:
+        """The chat's key among processes (0: an update without a chat)."""
+        return self.chat_id or 0
 
 
 def update_kind(payload: Mapping[str, Any]) -> str:
@@ -94,7 +101,11 @@ class InboxService:
             new = {rows[0]["update_id"]} if await self.db.write_statement(repo.ADD_ONE, rows[0]) else set()
         else:
             new = set(await self.db.write_statements(lambda runner: repo.add_new(runner, rows)))
-        return [StoredUpdate(row["update_id"], row["payload"]) for row in rows if row["update_id"] in new]
+        return [
+            StoredUpdate(row["update_id"], row["payload"], row["chat_id"])
+            for row in rows
+            if row["update_id"] in new
+        ]
 
     async def restart(self) -> list[StoredUpdate]:
         """At start-up: the updates still to be handled, oldest first (see MAX_ATTEMPTS)."""
@@ -105,6 +116,28 @@ class InboxService:
         for update_id in given_up:
             log.error("update %s %s; skipped", update_id, error)
         return [StoredUpdate(row.update_id, row.payload) for row in rows]
+
+    async def take_chat(self, chat: int) -> list[StoredUpdate]:
+        """A process takes a chat (several processes on one database): the chat's updates
+        still to be handled, oldest first, each counting one more attempt (MAX_ATTEMPTS: a
+        process that died handling one of them may have died of it)."""
+        error = GAVE_UP.format(n=MAX_ATTEMPTS)
+        rows, given_up = await self.db.write_statements(
+            lambda runner: repo.take_chat(runner, chat, self.clock.now(), MAX_ATTEMPTS, error)
+        )
+        for update_id in given_up:
+            log.error("update %s %s; skipped", update_id, error)
+        return [StoredUpdate(row.update_id, row.payload, row.chat_id) for row in rows]
+
+    async def pending_of(self, chat: int) -> list[StoredUpdate]:
+        """The chat's updates still to be handled, oldest first."""
+        rows = await self.db.read_statements(lambda runner: runner.rows(repo.PENDING_OF_CHAT, {"chat": chat}))
+        return [StoredUpdate(row.update_id, row.payload, row.chat_id) for row in rows]
+
+    async def pending_chats(self) -> list[int]:
+        """The chats with updates still to be handled (0: updates without a chat)."""
+        rows = await self.db.read_statements(lambda runner: runner.rows(repo.PENDING_CHATS, {}))
+        return [int(row[0]) for row in rows]
 
     def handling(self, update_id: int) -> HandledMark:
         """The mark of an update about to be handled (storage/handled.py)."""
@@ -118,6 +151,7 @@ class InboxService:
         """The update's handling has ended: failed if a handler failed, else done (unless
         its first write transaction recorded that already)."""
         error = self._failures.pop(mark.update_id, None)
+        metrics.UPDATES.labels(result="done" if error is None else "failed").inc()
         if error is not None:
             await self.fail(mark.update_id, error)
         elif not mark.committed:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot import metrics
 from bot.clock import Clock
 from storage.db import Database
-from storage.repositories.outbox import OutboxRepository, add_new_messages
+from storage.repositories.outbox import OutboxRepository, add_new_messages, backlog, mark_sent
 
 
 class Wording(Protocol):
@@ -81,6 +82,14 @@ class ClaimedMessage:
     task_id: int | None
     attempts: int
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Messages due and not yet sent, and how long the oldest has been waiting."""
+
+    due: int
+    oldest_age: timedelta | None
 
 
 class OutboxService:
@@ -163,15 +172,18 @@ class OutboxService:
         async with self.db.reader() as session:
             return await OutboxRepository(session).any_due(self.clock.now(), exclude_kinds=exclude_kinds)
 
+    async def backlog(self) -> Backlog:
+        now = self.clock.now()
+        due, oldest = await self.db.read_statements(lambda runner: backlog(runner, now))
+        return Backlog(due, None if oldest is None else max(timedelta(0), now - oldest))
+
     async def mark_sent(self, message_id: int, telegram_message_id: int | None) -> None:
-        async with self.db.transaction() as session:
-            row = await OutboxRepository(session).get(message_id)
-            if row is not None:
-                row.state = "sent"
-                row.sent_at = self.clock.now()
-                row.telegram_message_id = telegram_message_id
+        metrics.SENDS.labels(result="sent").inc()
+        now = self.clock.now()
+        await self.db.write_statements(lambda runner: mark_sent(runner, message_id, now, telegram_message_id))
 
     async def mark_retry(self, message_id: int, after: timedelta, error: str) -> None:
+        metrics.SENDS.labels(result="retry").inc()
         async with self.db.transaction() as session:
             row = await OutboxRepository(session).get(message_id)
             if row is not None:
@@ -181,12 +193,14 @@ class OutboxService:
 
     async def mark_cancelled(self, message_id: int) -> None:
         """A claimed message that is no longer wanted when its turn came (not sent)."""
+        metrics.SENDS.labels(result="cancelled").inc()
         async with self.db.transaction() as session:
             row = await OutboxRepository(session).get(message_id)
             if row is not None:
                 row.state = "cancelled"
 
     async def mark_failed(self, message_id: int, error: str) -> None:
+        metrics.SENDS.labels(result="failed").inc()
         async with self.db.transaction() as session:
             row = await OutboxRepository(session).get(message_id)
             if row is not None:

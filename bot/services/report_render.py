@@ -206,7 +206,18 @@ class ReportRenderer:
             overdue = self.t("report.overdue_down", n=_number(-delta, self.language))
         else:
             overdue = self.t("report.overdue_same")
-        key = "report.s1_change_down" if (now.rate or 0) < (before.rate or 0) else "report.s1_change"
+        # The rate's move in words: up, down, unchanged; or, when a period had nothing due
+        # (no rate), what can be said instead of "from — to —".
+        if now.rate is None:
+            key = "report.s1_change_no_rate"
+        elif before.rate is None:
+            key = "report.s1_change_first_rate"
+        elif now.rate < before.rate:
+            key = "report.s1_change_down"
+        elif now.rate == before.rate:
+            key = "report.s1_change_same"
+        else:
+            key = "report.s1_change"
         return self.t(
             key,
             before=_percent(before.rate, self.language) or "—",

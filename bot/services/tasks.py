@@ -15,7 +15,7 @@ from storage.db import Database
 from storage.models import Programme, ProgressReport, Task
 from storage.repositories.programmes import ProgrammeRepository
 from storage.repositories.reports import LeadProgress, ReportRepository
-from storage.repositories.tasks import TaskRepository, report_task, split_code
+from storage.repositories.tasks import TaskRepository, report_tasks, split_code
 
 # Overdue first, then open within the deadline, then completed.
 _ORDER = {
@@ -73,6 +73,7 @@ class OpenTask:
     target_value: float | None
     target_unit: str | None
     target_label: str | None
+    short_code: str = ""  # its programme's ("2025" in "2025:1.1")
 
 
 @dataclass(frozen=True)
@@ -200,21 +201,29 @@ class TaskService:
         return [v for v in await self.for_person(person, today) if v.can_report]
 
     async def lookup(self, task_id: int | None = None, code: str | None = None) -> OpenTask | None:
-        """The open task, by id or code (see reportable_for)."""
-        found = await self.db.read_statements(lambda runner: report_task(runner, task_id, code))
-        if found is None:
-            return None
-        row, coordinating = found
-        return OpenTask(
-            row.id,
-            row.code,
-            row.title,
-            row.lead_unit_id,
-            tuple(coordinating),
-            row.target_value,
-            row.target_unit,
-            row.target_label,
-        )
+        """The open task, by id or code (see reportable_for); None when a bare code names
+        tasks of several active programmes (see matching)."""
+        found = await self.matching(task_id, code)
+        return found[0] if len(found) == 1 else None
+
+    async def matching(self, task_id: int | None = None, code: str | None = None) -> list[OpenTask]:
+        """The open tasks by id or code: more than one when a bare code ("1.1") is used by
+        several active programmes."""
+        found = await self.db.read_statements(lambda runner: report_tasks(runner, task_id, code))
+        return [
+            OpenTask(
+                row.id,
+                row.code,
+                row.title,
+                row.lead_unit_id,
+                tuple(coordinating),
+                row.target_value,
+                row.target_unit,
+                row.target_label,
+                row.short_code or "",
+            )
+            for row, coordinating in found
+        ]
 
     @staticmethod
     def reportable_for(person: Person, found: OpenTask | None) -> ReportableTask | None:

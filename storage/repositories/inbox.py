@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.sql.expression import Executable
 
 from storage.handled import INBOX
 from storage.statements import StatementRunner, insert_on_conflict
@@ -28,6 +29,19 @@ PENDING = (
     select(INBOX.c.update_id, INBOX.c.payload, INBOX.c.attempts)
     .where(INBOX.c.state == "pending")
     .order_by(INBOX.c.update_id)
+)
+# A chat's key among the processes sharing the database: its id, or 0 for updates without one.
+_CHAT = func.coalesce(INBOX.c.chat_id, 0)
+PENDING_CHATS = select(_CHAT).where(INBOX.c.state == "pending").distinct()
+PENDING_OF_CHAT = (
+    select(INBOX.c.update_id, INBOX.c.payload, INBOX.c.attempts, INBOX.c.chat_id)
+    .where(INBOX.c.state == "pending", bindparam("chat") == _CHAT)
+    .order_by(INBOX.c.update_id)
+)
+COUNT_CHAT_ATTEMPT = (
+    update(INBOX)
+    .where(INBOX.c.state == "pending", bindparam("chat") == _CHAT)
+    .values(attempts=INBOX.c.attempts + 1)
 )
 COUNT_ATTEMPT = update(INBOX).where(INBOX.c.state == "pending").values(attempts=INBOX.c.attempts + 1)
 PRUNE = delete(INBOX).where(
@@ -51,8 +65,28 @@ def restart(
     more than max_attempts times (each start-up that found them pending: they may be what
     crashed the process). Returns the rest (update_id, payload, attempts), oldest first, and
     the ids given up."""
-    runner.execute(COUNT_ATTEMPT, {})
-    rows = runner.rows(PENDING, {})
+    return _attempt(runner, COUNT_ATTEMPT, PENDING, {}, at, max_attempts, error)
+
+
+def take_chat(
+    runner: StatementRunner, chat: int, at: datetime, max_attempts: int, error: str
+) -> tuple[list[Any], list[int]]:
+    """A process takes a chat (several processes on one database): as restart() for that
+    chat's pending updates alone."""
+    return _attempt(runner, COUNT_CHAT_ATTEMPT, PENDING_OF_CHAT, {"chat": chat}, at, max_attempts, error)
+
+
+def _attempt(
+    runner: StatementRunner,
+    count: Executable,
+    pending: Executable,
+    values: Mapping[str, Any],
+    at: datetime,
+    max_attempts: int,
+    error: str,
+) -> tuple[list[Any], list[int]]:
+    runner.execute(count, values)
+    rows = runner.rows(pending, values)
     given_up = [row.update_id for row in rows if row.attempts > max_attempts]
     for update_id in given_up:
         runner.execute(FAIL, {"uid": update_id, "at": at, "error": error})

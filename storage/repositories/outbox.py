@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import upsert_insert
@@ -37,11 +37,40 @@ def add_new_messages(runner: StatementRunner, rows: Iterable[Mapping[str, Any]])
     return sum(add_new_message(runner, row) is not None for row in rows)
 
 
+_MARK_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("message_id"))
+    .values(state="sent", sent_at=bindparam("sent_at"), telegram_message_id=bindparam("telegram_id"))
+)
+
+
+def mark_sent(runner: StatementRunner, message_id: int, at: datetime, telegram_message_id: int | None) -> int:
+    """Record that Telegram took the message (a Core statement: it runs after every receipt
+    and every message the dispatcher sends)."""
+    return runner.execute(
+        _MARK_SENT, {"message_id": message_id, "sent_at": at, "telegram_id": telegram_message_id}
+    )
+
+
 def add_new_message(runner: StatementRunner, row: Mapping[str, Any]) -> int | None:
     """Insert one message if its dedup_key is new, in the open transaction; its id, or None
     when the key was queued before."""
     inserted = runner.rows(_ADD_NEW, row)
     return int(inserted[0][0]) if inserted else None
+
+
+# What is due and not yet sent (pending, or claimed by a dispatcher sending it): how many, and
+# since when the oldest has been due. The (state, due_at) index answers it.
+_BACKLOG = select(func.count(), func.min(_OUTBOX.c.due_at)).where(
+    or_(_OUTBOX.c.state == "pending", _OUTBOX.c.state == "claimed"),
+    _OUTBOX.c.due_at <= bindparam("now", type_=_OUTBOX.c.due_at.type),
+)
+
+
+def backlog(runner: StatementRunner, now: datetime) -> tuple[int, datetime | None]:
+    """How many messages are due by `now` and not sent yet, and the oldest one's due time."""
+    count, oldest = runner.rows(_BACKLOG, {"now": now})[0]
+    return int(count or 0), oldest
 
 
 class OutboxRepository:

@@ -201,20 +201,29 @@ _TASKS = table_of(Task)
 _TASK_UNITS = table_of(TaskUnit)
 
 
+_PROGRAMMES = table_of(Programme)
+
+
 def _report_task(by: str) -> Select[Any]:
     tasks = _TASKS
-    return select(
-        tasks.c.id,
-        tasks.c.code,
-        tasks.c.title,
-        tasks.c.lead_unit_id,
-        tasks.c.target_value,
-        tasks.c.target_unit,
-        tasks.c.target_label,
-    ).where(tasks.c.closed_at.is_(None), tasks.c[by] == bindparam("value"))
+    short_code = select(_PROGRAMMES.c.short_code).where(_PROGRAMMES.c.id == tasks.c.programme_id)
+    return (
+        select(
+            tasks.c.id,
+            tasks.c.code,
+            tasks.c.title,
+            tasks.c.lead_unit_id,
+            tasks.c.target_value,
+            tasks.c.target_unit,
+            tasks.c.target_label,
+            short_code.scalar_subquery().label("short_code"),
+        )
+        .where(tasks.c.closed_at.is_(None), tasks.c[by] == bindparam("value"))
+        .order_by(tasks.c.id)
+        .limit(10)
+    )
 
 
-_PROGRAMMES = table_of(Programme)
 _REPORT_TASK = {
     "id": _report_task("id"),
     "code": _report_task("code"),
@@ -231,12 +240,13 @@ _COORDINATING = (
 )
 
 
-def report_task(
+def report_tasks(
     runner: StatementRunner, task_id: int | None = None, code: str | None = None
-) -> tuple[Any, list[int]] | None:
-    """The open task's row (id, code, title, lead_unit_id, target_value, target_unit,
-    target_label) by id or code, and its coordinating unit ids in order: plain rows, for the
-    step that starts every report."""
+) -> list[tuple[Any, list[int]]]:
+    """The open tasks' rows (id, code, title, lead_unit_id, target_value, target_unit,
+    target_label, short_code) by id or code, each with its coordinating unit ids in order:
+    plain rows, for the step that starts every report. A bare code that several active
+    programmes share gives each of their tasks (the caller picks the person's own)."""
     if task_id is not None:
         rows = runner.rows(_REPORT_TASK["id"], {"value": task_id})
     else:
@@ -245,11 +255,7 @@ def report_task(
             rows = runner.rows(_REPORT_TASK["code"], {"value": bare})
         else:
             rows = runner.rows(_REPORT_TASK["short"], {"value": bare, "short": short})
-    # A bare code that two active programmes share names no task: the short code must say which.
-    if len(rows) != 1:
-        return None
-    units = runner.rows(_COORDINATING, {"task_id": rows[0].id})
-    return rows[0], [int(u) for (u,) in units]
+    return [(row, [int(u) for (u,) in runner.rows(_COORDINATING, {"task_id": row.id})]) for row in rows]
 
 
 def _next_unreported() -> Select[Any]:

@@ -8,7 +8,6 @@ answers: every library logs at DEBUG meanwhile (PTB, httpx, ours), and the log i
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from bot.cli import _webhook_path
 from bot.config import load_config
 from tests.conftest import EXAMPLE_PLAN
 from tests.support.botapi import DEFAULT_TOKEN, BotAPIServer
-from tests.support.process import BotProcess
+from tests.support.process import BotProcess, free_port, webhook_config
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +30,6 @@ NEWCOMER = 557
 def server() -> Iterator[BotAPIServer]:
     with BotAPIServer() as server:
         yield server
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _post(port: int, secret: str, update_id: int, user_id: int, text: str) -> int:
@@ -65,14 +58,11 @@ def test_a_debug_run_logs_no_token_webhook_secret_or_invite_code(
     server: BotAPIServer, tmp_path: Path
 ) -> None:
     api = server.api
-    port = _free_port()
+    port = free_port()
     bot = BotProcess(
         server,
         tmp_path,
-        extra_config=(
-            'mode = "webhook"\nwebhook_url = "https://bot.example.gov.vn"\n'
-            f'webhook_listen = "127.0.0.1"\nwebhook_port = {port}\n'
-        ),
+        extra_config=webhook_config(port),
     )
     bot.config_path.write_text(
         bot.config_path.read_text(encoding="utf-8").replace(

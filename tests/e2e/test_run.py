@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import EXAMPLE_PLAN
 from tests.support.botapi import DEFAULT_TOKEN, BotAPIServer
-from tests.support.process import BotProcess
+from tests.support.process import BotProcess, free_port, webhook_config
 
 pytestmark = pytest.mark.slow
 
@@ -71,24 +71,14 @@ def test_webhook_mode_registers_and_accepts_updates_with_the_secret(
     server: BotAPIServer, tmp_path: Path
 ) -> None:
     import json
-    import socket
     import urllib.error
     import urllib.request
 
     from bot.cli import _webhook_path
     from bot.config import load_config
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    bot = BotProcess(
-        server,
-        tmp_path,
-        extra_config=(
-            'mode = "webhook"\nwebhook_url = "https://bot.example.gov.vn"\n'
-            f'webhook_listen = "127.0.0.1"\nwebhook_port = {port}\n'
-        ),
-    )
+    port = free_port()
+    bot = BotProcess(server, tmp_path, extra_config=webhook_config(port))
     with bot:
         secret = _webhook_path(load_config(bot.config_path, env={"TELEGRAM_BOT_TOKEN": DEFAULT_TOKEN}))
         info = server.api.webhook_info()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,22 @@ from pathlib import Path
 from tests.support.botapi import DEFAULT_TOKEN, BotAPIServer
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a webhook or health listener)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def webhook_config(port: int) -> str:
+    """The [telegram] lines of webhook mode listening on 127.0.0.1:`port` (BotProcess's
+    extra_config)."""
+    return (
+        'mode = "webhook"\nwebhook_url = "https://bot.example.gov.vn"\n'
+        f'webhook_listen = "127.0.0.1"\nwebhook_port = {port}\n'
+    )
 
 
 class BotProcess:
