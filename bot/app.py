@@ -265,6 +265,12 @@ def kick_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
 
 
 async def _on_shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    # Stopped cleanly: every update taken was handled and every question saved was sent, so
+    # the next start need not ask this process's reports under way again (issue 16).
+    try:
+        await application.bot_data.services.drafts.stopped_cleanly()
+    except Exception as exc:  # the database may be what the process is stopping for
+        log.warning("clean stop not recorded (reports under way will be asked again): %s", exc)
     await application.bot_data.cluster.stop()
     await application.bot_data.services.db.dispose()
 
@@ -312,8 +318,10 @@ def build_application(
         if clustered and is_postgresql(config.database_url)
         else None
     )
+    # Each draft names the process that wrote its step: re-asking after a restart skips those
+    # of a process that stopped cleanly, and, with several processes, asks those of one that died.
+    services.drafts.owner = cluster.instance_id
     if cluster.clustered:
-        services.drafts.owner = cluster.instance_id
         services.drafts.holds = cluster.holds
     application.bot_data.cluster = cluster
     cluster.on_outbox_kick = lambda: _run_dispatcher(application)

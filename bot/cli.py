@@ -513,7 +513,7 @@ def _closing_line(i18n: I18n, code: str, figures: dict[str, object]) -> str:
         overdue=n("open_overdue"),
         rate=i18n.t(None, "programme.closing_rate_none")
         if not isinstance(rate, float)
-        else f"{rate * 100:.1f}%",
+        else i18n.percent(None, rate),
     )
 
 

@@ -37,7 +37,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.context import Context
 from bot.services.drafts import DraftView, OutOfScope
-from bot.services.outbox import Button, OutgoingMessage
+from bot.services.outbox import RECEIPT, Button, OutgoingMessage
 from bot.services.people import Person
 from bot.services.report_flow import (
     PERCENTS,
@@ -698,7 +698,7 @@ class _FollowUp:
             buttons.append([Button(label, "report", next_id)])
         self.receipt = OutgoingMessage(
             key=f"receipt:{receipt.report_id}:{receipt.revision}",
-            kind="receipt",
+            kind=RECEIPT,
             chat_id=_chat_id(self.update),
             text=self.text(receipt),
             buttons=buttons,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.services.outbox import Button, OutgoingMessage
+from bot.services.outbox import RECEIPT, RECEIPT_STALE, Button, OutgoingMessage
 from storage.models import OutboxMessage, User
 from tests.support.harness import Harness
 
@@ -176,3 +176,18 @@ async def test_a_blocked_user_who_starts_the_bot_again_is_reachable_again(harnes
     async with harness.services.db.reader() as session:
         stored = await session.scalar(select(User).where(User.telegram_id == 607))
         assert stored is not None and stored.reachable is True
+
+
+async def test_a_receipt_its_process_never_sent_goes_out_through_the_dispatcher(harness: Harness) -> None:
+    """A receipt is queued claimed, for the handler to send at once. If that process died
+    first (another instance of a cluster stays up, and nothing restarts to release it), the
+    dispatcher sends it once the claim is stale, and not before (the handler may be sending)."""
+    receipt = OutgoingMessage(key="receipt:1:1", kind=RECEIPT, chat_id=501, text="✅ #1", sent_by_caller=True)
+    assert await harness.services.outbox.enqueue([receipt]) == 1
+    harness.api.user(501, "Lan")
+    await harness.dispatch()
+    assert harness.api.sent(501) == []
+    harness.clock.advance(RECEIPT_STALE + timedelta(seconds=1))
+    await harness.dispatch()
+    assert [m.plain_text for m in harness.api.sent(501)] == ["✅ #1"]
+    assert (await rows(harness))["receipt:1:1"].state == "sent"

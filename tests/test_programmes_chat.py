@@ -74,6 +74,7 @@ async def test_closing_a_programme_stops_its_nudges_and_keeps_its_history(bot: H
     assert old.id in await _pending_nudges(db)
     (closed,) = await bot.send(ADMIN, "/programme_close QD-59-BKHCN-2024")
     assert "95 nhiệm vụ" in (closed.plain_text or "")
+    assert "Tỷ lệ hoàn thành: 0,0%" in (closed.plain_text or "")  # the reader's number format
     (again,) = await bot.send(ADMIN, "/programme_close 2024")
     assert "đã kết thúc" in (again.plain_text or "")
     assert (await _task(db, "2024", "5.14")).closed_at is not None

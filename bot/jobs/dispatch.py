@@ -28,7 +28,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 
 from bot.context import Context
 from bot.services.nudges import OUTBOX_ID, PERIOD_REMINDER, RENDERED_AT_SEND, WORKING_HOURS_KINDS
-from bot.services.outbox import ClaimedMessage
+from bot.services.outbox import RECEIPT, RECEIPT_STALE, ClaimedMessage
 from bot.services.pacing import LOOKAHEAD
 from bot.services.report_flow import interrupts, report_under_way
 
@@ -152,6 +152,9 @@ async def dispatch_outbox(context: Context) -> None:
     services = context.services
     outbox, pacer = services.outbox, services.pacer
     await outbox.release_claims(older_than=timedelta(minutes=10))
+    # A receipt whose process died before sending it (another instance, still up, never
+    # restarts to release it).
+    await outbox.release_claims(older_than=RECEIPT_STALE, kinds=(RECEIPT,))
     tasks: set[asyncio.Task[None]] = set()
     try:
         while True:

@@ -43,6 +43,13 @@ class Button:
 Buttons = Sequence[Sequence[Button]]  # rows of buttons
 
 
+# The kind of a report's receipt: queued with the report and sent by the handler at once
+# (OutgoingMessage.sent_by_caller). Sending one takes a second; one still claimed after
+# RECEIPT_STALE is from a process that died first, and goes out through the dispatcher.
+RECEIPT = "receipt"
+RECEIPT_STALE = timedelta(seconds=30)
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
     key: str  # the dedup key: the same key is only ever sent once
@@ -129,11 +136,14 @@ class OutboxService:
         async with self.db.transaction() as session:
             return await OutboxRepository(session).cancel(task_id=task_id, kinds=kinds)
 
-    async def release_claims(self, older_than: timedelta = timedelta(0)) -> int:
-        """Put claimed rows back to pending. At start-up (older_than=0) every claim is from a
-        process that died before it could finish, so its rows are sent now, not lost."""
+    async def release_claims(
+        self, older_than: timedelta = timedelta(0), kinds: Collection[str] | None = None
+    ) -> int:
+        """Put claimed rows back to pending (of `kinds` only, if given). At start-up
+        (older_than=0) every claim is from a process that died before it could finish, so its
+        rows are sent now, not lost."""
         async with self.db.transaction() as session:
-            return await OutboxRepository(session).release_stale_claims(self.clock.now() - older_than)
+            return await OutboxRepository(session).release_stale_claims(self.clock.now() - older_than, kinds)
 
     async def claim_due(
         self, limit: int = 100, *, exclude_chats: Collection[int] = (), exclude_kinds: Collection[str] = ()

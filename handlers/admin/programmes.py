@@ -55,7 +55,9 @@ def closing_text(call: Call, programme: ProgrammeInfo) -> str:
         late=figures.get("done_late", 0),
         open=figures.get("open_within", 0) + figures.get("open_overdue", 0),
         overdue=figures.get("open_overdue", 0),
-        rate=call.t("programme.closing_rate_none") if rate is None else f"{rate * 100:.1f}%",
+        rate=call.t("programme.closing_rate_none")
+        if rate is None
+        else call.context.services.i18n.percent(call.lang, rate),
     )
 
 

@@ -136,13 +136,15 @@ class OutboxRepository:
             .values(state="pending", claimed_at=None, attempts=OutboxMessage.attempts - 1)
         )
 
-    async def release_stale_claims(self, older_than: datetime) -> int:
-        """Claimed rows whose dispatcher died before finishing go back to pending."""
-        result = await self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.state == "claimed", OutboxMessage.claimed_at <= older_than)
-            .values(state="pending")
+    async def release_stale_claims(self, older_than: datetime, kinds: Collection[str] | None = None) -> int:
+        """Claimed rows whose dispatcher died before finishing go back to pending (only
+        those of `kinds`, if given)."""
+        query = update(OutboxMessage).where(
+            OutboxMessage.state == "claimed", OutboxMessage.claimed_at <= older_than
         )
+        if kinds is not None:
+            query = query.where(OutboxMessage.kind.in_(list(kinds)))
+        result = await self.session.execute(query.values(state="pending"))
         return result.rowcount or 0  # type: ignore[attr-defined]
 
     async def cancel(self, *, task_id: int, kinds: Iterable[str] | None = None) -> int:
