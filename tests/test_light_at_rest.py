@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-# Charts, Word, spreadsheets, templates (reports, exports, /import of a workbook), YAML (plan files
+# Charts, Word, spreadsheets, templates, XML (reports, exports, /import of a workbook), YAML (plan files
 # are parsed in a worker process), Alembic with Mako and Pygments, and the `holidays` package
 # (both used in the start-up child of `tiendo run`).
 REPORT_ONLY = (
@@ -18,6 +18,7 @@ REPORT_ONLY = (
     "openpyxl",
     "PIL",
     "jinja2",
+    "xml",
     "yaml",
     "alembic",
     "mako",

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from xml.etree.ElementTree import ParseError
 
 UNIT_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
 TASK_CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,31}$")
@@ -519,6 +518,8 @@ SHEET_COLUMNS = {
 
 
 def _read_xlsx(data: bytes, limits: PlanLimits) -> tuple[Records, list[PlanError]]:
+    from xml.etree.ElementTree import ParseError
+
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 

@@ -559,7 +559,7 @@ def programme_rule(programme: ProgrammeInfo, config: Config) -> PeriodRule:
     elif programme.cutoff and period != "weekly" and cutoff[0].isdigit():
         day = min(28, max(1, int(cutoff[0])))
         clock = cutoff[1] if len(cutoff) > 1 else clock
-    # A pydantic dataclass (bot/config.py): replace() copies it like a plain one.
+    # A plain dataclass (bot/config.py); with_overrides checks the copy.
     reporting = dataclasses.replace(
         cast(Any, rep), period=period, cutoff_weekday=weekday, cutoff_day=day, cutoff_time=clock
     )

@@ -14,7 +14,6 @@ import io
 import json
 import re
 import textwrap
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import cached_property
@@ -261,6 +260,8 @@ class ReportRenderer:
         return json.dumps(to_jsonable(data), ensure_ascii=False, indent=1)
 
     def docx(self, data: ReportData) -> bytes:
+        import xml.etree.ElementTree as ET
+
         from bot.services.report_docx import write_docx
 
         outline = self._render("report.docx.xml", data, **self._document_context(data))

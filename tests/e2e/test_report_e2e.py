@@ -141,3 +141,41 @@ def test_two_reports_then_kill_in_the_middle_of_a_third(server: BotAPIServer, tm
             ]
         )
     )
+
+
+def test_a_clean_restart_mid_report_asks_nobody_again(server: BotAPIServer, tmp_path: Path) -> None:
+    """SIGTERM (a deploy, a reboot) half-way through a report: the process handles what it took
+    and stops; after the start nobody is asked their question again (it reached them), and the
+    report goes on where it was."""
+    api = server.api
+    bot = BotProcess(server, tmp_path)
+    assert bot.cli("import", str(EXAMPLE_PLAN)).returncode == 0
+    hoa = User(api, 803, "Hoa")
+    bot.start()
+    try:
+        hoa.says(f"/start {invite(bot, 'VP')}")
+        ask = hoa.says("/report 4.4")
+        ask = hoa.presses(ask, "Gặp vướng mắc")
+        hoa.says("40")
+        question = hoa.says("Đã xây dựng dự thảo")
+        assert "bắt buộc" in (question.plain_text or "")
+        assert bot.stop() == 0
+        seen = len(api.sent(803))
+        bot.start()
+        api.send_text(803, "Chưa có ý kiến các đơn vị")
+
+        def summary() -> SentMessage | None:
+            return next(
+                (m for m in api.sent(803)[seen:] if "Đã xây dựng dự thảo" in (m.plain_text or "")), None
+            )
+
+        shown = api.wait_for(summary, timeout=15)
+        # Reminders may come too (the example's deadlines are past), but no question again.
+        assert not [m for m in api.sent(803)[seen:] if "khởi động lại" in (m.plain_text or "")]
+        assert "Chưa có ý kiến các đơn vị" in (shown.plain_text or "")
+        api.press_button(803, shown.message_id, shown.button_data("Gửi"))
+        api.wait_for(
+            lambda: any("Đã ghi nhận báo cáo #1" in (m.plain_text or "") for m in api.sent(803)), timeout=15
+        )
+    finally:
+        bot.stop()
