@@ -4,13 +4,15 @@ The Bot API stand-in is served over HTTP on 127.0.0.1 by this process; simulated
 of bench/crash_soak.py) report through the guided /report again and again, answering whatever
 the bot shows last and sending the same input again after --silent seconds of nothing.
 
-1. One process alone: the people report for --seconds; steps (answers) per second.
-2. Two processes (A, then B; A is elected): the same people report for --seconds while nudges
-   go out: --nudge-people focal points of units of their own, each with --nudges tasks due
-   today (one "on the day" nudge each, one a second per chat, so they take --nudges seconds);
-   steps per second. When a third of the nudges are out, the elected process is killed with
-   SIGKILL and not restarted: the other must take over (poll Telegram, plan and dispatch the
-   rest, handle every chat, ask again the questions a step of the dead one may not have shown).
+1. One process alone: 30 people report; steps (answers) per second over --seconds, after
+   --warm-up seconds.
+2. Two processes (A, then B; A is elected): 30 other people report; steps per second measured
+   the same way. Then nudges come due: --nudge-people focal points of units of their own, each
+   with --nudges tasks due today (one "on the day" nudge each, one a second per chat, so they
+   take --nudges seconds), planned by the leader's next run. When a third of them are out, the
+   elected process is killed with SIGKILL and not restarted: the other must take over (poll
+   Telegram, plan and dispatch the rest, handle every chat, ask again the questions a step of
+   the dead one may not have shown); the people report for --after seconds more.
 
 Printed: answers lost (a report someone pressed Gửi for that no stored revision holds) and
 doubled (stored twice), revisions nobody made, answers misplaced or silent (nothing back within
@@ -109,25 +111,6 @@ def _args_for_soak(args: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(silent=args.silent, verbose=args.verbose, kills=0, settle=0.0)
 
 
-async def _report(
-    server: BotAPIServer, people: dict[int, str], args: argparse.Namespace, seconds: float, bot: BotProcess
-) -> tuple[Soak, list[Person], float]:
-    """The people report for `seconds` (then finish what they have under way)."""
-    soak = Soak(_args_for_soak(args), server, bot)
-    persons = [Person(soak, uid, code) for uid, code in people.items()]
-    started = time.monotonic()
-
-    async def stop_after() -> None:
-        await asyncio.sleep(seconds)
-        soak.stopping.set()
-        soak.give_up_at = time.monotonic() + 3 * soak.silent
-
-    stopper = asyncio.create_task(stop_after())
-    await asyncio.gather(*(person.run() for person in persons))
-    await stopper
-    return soak, persons, time.monotonic() - started
-
-
 def _leader(bots: dict[str, BotProcess], since: int = 0) -> str | None:
     for name, bot in bots.items():
         if any(" leads " in line for line in bot.log[since:]):
@@ -139,9 +122,32 @@ async def one_instance(
     args: argparse.Namespace, server: BotAPIServer, folder: Path, people: dict[int, str]
 ) -> float:
     bot = instance(server, folder / "solo", args.database, args.concurrent)
+    rate: list[float] = []
     with bot:
-        soak, _persons, _seconds = await _report(server, people, args, args.seconds, bot)
-    return soak.tally.answers / args.seconds
+        soak = Soak(_args_for_soak(args), server, bot)
+        persons = [Person(soak, uid, code) for uid, code in people.items()]
+        sampler = asyncio.create_task(_steps_per_second(soak, args, rate))
+
+        async def stop_after() -> None:
+            await sampler
+            soak.stopping.set()
+            soak.give_up_at = time.monotonic() + 3 * soak.silent
+
+        stopper = asyncio.create_task(stop_after())
+        await asyncio.gather(*(person.run() for person in persons))
+        await stopper
+    return rate[0]
+
+
+async def _steps_per_second(soak: Soak, args: argparse.Namespace, rate: list[float]) -> None:
+    """Answers per second over --seconds, after --warm-up seconds of reporting."""
+    await asyncio.sleep(args.warm_up)
+    if not args.seconds:
+        rate.append(0.0)
+        return
+    before, started = soak.tally.answers, time.monotonic()
+    await asyncio.sleep(args.seconds)
+    rate.append((soak.tally.answers - before) / (time.monotonic() - started))
 
 
 async def two_instances(
@@ -167,11 +173,14 @@ async def two_instances(
         while leader is None:
             leader = _leader(bots)
             await asyncio.sleep(0.05)
+        # Steps per second of the two, then the nudges come due (the leader's next planning
+        # run, within [nudges] plan_interval), and a third of them out, the leader is killed.
+        await _steps_per_second(soak_ref[0], args, rates)
+        result["nudged"] = await add_nudged(args.database, args.nudge_people, args.nudges)
         await api.wait_for_async(lambda: len(nudges_out()) >= max(1, total // 3) or None, 120)
         # At a moment of its own, not right after a delivery: a message Telegram accepted
         # whose answer the dead process had not recorded is sent again (at least once).
         await asyncio.sleep(random.uniform(0.2, 0.8))
-        result["steps_before_kill"] = soak_ref[0].tally.answers
         result["seconds_before_kill"] = time.monotonic() - started
         other = "B" if leader == "A" else "A"
         mark = len(bots[other].log)
@@ -185,6 +194,7 @@ async def two_instances(
         result["first_nudge"] = min(m.monotonic for m in nudges_out() if m.monotonic > killed_at) - killed_at
 
     soak_ref: list[Soak] = []
+    rates: list[float] = []
     started = time.monotonic()
     soak = Soak(_args_for_soak(args), server, bots["A"])
     soak_ref.append(soak)
@@ -233,6 +243,7 @@ async def two_instances(
                 for line in bot.log:
                     if "cluster" in line or "asked" in line or "WARNING" in line or "DEBUG" in line:
                         soak.note(f"  {name}: {line.rstrip()[:200]}")
+        result["two"] = rates[0] if rates else 0.0
         result["log_errors"] = [
             line for bot in bots.values() for line in bot.log if " ERROR " in line or " CRITICAL " in line
         ]
@@ -270,13 +281,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         first = {uid: everyone[uid] for uid in ids[: args.people]}
         people = {uid: everyone[uid] for uid in ids[args.people :]}
         one = await one_instance(args, server, folder, first) if args.seconds else 0.0
-        nudged = await add_nudged(args.database, args.nudge_people, args.nudges)
+        # The nudged people and their tasks are added while the two processes run.
+        nudged = {FIRST_NUDGED + i: args.nudges for i in range(args.nudge_people)}
         for uid in nudged:
             server.api.user(uid, f"Nhắc {uid}")
         result = await two_instances(args, server, folder, people, nudged)
         figures = await check(args.database, result["persons"])
     soak: Soak = result["soak"]
-    two = result["steps_before_kill"] / result["seconds_before_kill"]
+    two = result["two"]
     figures.update(
         silent=soak.tally.silent,
         nobody=figures.get("nobody", 0) + soak.tally.wrong_receipts,
@@ -326,7 +338,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--people", type=int, default=30)
     parser.add_argument("--nudge-people", type=int, default=4)
     parser.add_argument("--nudges", type=int, default=15, help="nudges due per nudged person")
-    parser.add_argument("--seconds", type=float, default=20.0, help="phase 1 length (0: skip it)")
+    parser.add_argument(
+        "--seconds", type=float, default=15.0, help="steps/s measured over this long (0: skip phase 1)"
+    )
+    parser.add_argument("--warm-up", type=float, default=3.0, help="seconds before steps/s is measured")
     parser.add_argument("--after", type=float, default=8.0, help="seconds of reporting after the kill")
     parser.add_argument("--silent", type=float, default=20.0)
     parser.add_argument("--concurrent", type=int, default=8)

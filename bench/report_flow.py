@@ -370,6 +370,14 @@ def report(echo: Run, flow: Run, label: str) -> tuple[float, float]:
             f" ({run.system / max(run.steps, 1) * 1000:.2f} in the kernel),"
             f" {run.cpu / run.seconds:.0%} of a core"
         )
+    # A whole report, the unit a focal point counts (issue 16 took cheap /skip steps out of
+    # it: the per-step mix got dearer while the report got cheaper).
+    for run in (echo, flow):
+        waited, steps = sum(pct(run.latencies[step], 50) for step, _, _ in SCRIPT), len(SCRIPT)
+        print(
+            f"{run.name + ':':<8}per report of {steps} steps: {run.cpu_ms * steps:.1f} ms CPU,"
+            f" {waited * 1000:.0f} ms of waiting (sum of the steps' p50), {run.rate / steps:.1f} reports/s"
+        )
     for run in (echo, flow):
         calls = ", ".join(
             f"{method} {count / max(run.steps, 1):.2f}"

@@ -199,8 +199,10 @@ def _wire_cluster(application: Application, cluster: Cluster) -> None:  # type: 
         await plan_nudges(context)
         job_queue = application.job_queue
         assert job_queue is not None
-        job_queue.run_once(dispatch_outbox, 0)
-        job_queue.run_once(send_due_digest, 0.5)
+        # As at a start alone: the dispatcher half a second after planning (the re-asking of
+        # the dead process's questions comes first, in the same round), the digest check after.
+        job_queue.run_once(dispatch_outbox, 0.5)
+        job_queue.run_once(send_due_digest, 1.0)
 
     async def take(chat: int) -> bool | None:
         # Taken with nothing pending: the question may never have been shown (re-ask). With
@@ -263,6 +265,12 @@ def kick_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
 
 
 async def _on_shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    # Stopped cleanly: every update taken was handled and every question saved was sent, so
+    # the next start need not ask this process's reports under way again (issue 16).
+    try:
+        await application.bot_data.services.drafts.stopped_cleanly()
+    except Exception as exc:  # the database may be what the process is stopping for
+        log.warning("clean stop not recorded (reports under way will be asked again): %s", exc)
     await application.bot_data.cluster.stop()
     await application.bot_data.services.db.dispose()
 
@@ -310,8 +318,10 @@ def build_application(
         if clustered and is_postgresql(config.database_url)
         else None
     )
+    # Each draft names the process that wrote its step: re-asking after a restart skips those
+    # of a process that stopped cleanly, and, with several processes, asks those of one that died.
+    services.drafts.owner = cluster.instance_id
     if cluster.clustered:
-        services.drafts.owner = cluster.instance_id
         services.drafts.holds = cluster.holds
     application.bot_data.cluster = cluster
     cluster.on_outbox_kick = lambda: _run_dispatcher(application)

@@ -351,6 +351,28 @@ async def test_a_restart_resumes_at_the_same_step(bot: Harness, config: Config, 
         await bot.app.initialize()
 
 
+async def test_after_a_clean_stop_nobody_is_asked_again(bot: Harness, config: Config, db: Database) -> None:
+    """A process that stopped cleanly (SIGTERM: every update handled, every question sent)
+    leaves nothing to make up for: the next start asks no one again, and the report goes on."""
+    await to_results(bot, FOCAL, status="Gặp vướng mắc")
+    await bot.send(FOCAL, "Kết quả trước khi dừng")
+    await bot.services.drafts.stopped_cleanly()  # what a clean stop runs (bot/app.py)
+    await bot.stop()
+    again = await Harness.start(config, db)
+    again.api._next_update_id = bot.api._next_update_id
+    try:
+        again.api.user(FOCAL, "Lan")
+        assert await report_handlers.reask_after_restart(again.app) == 0
+        assert again.api.sent(FOCAL) == []
+        (summary,) = await again.send(FOCAL, "Thiếu người")  # the difficulties, asked before the stop
+        assert "Kết quả trước khi dừng" in (summary.plain_text or "") and "Thiếu người" in (
+            summary.plain_text or ""
+        )
+    finally:
+        await again.stop()
+        await bot.app.initialize()
+
+
 async def test_after_a_restart_the_current_question_is_asked_again_once(
     bot: Harness, config: Config, db: Database
 ) -> None:
@@ -358,7 +380,7 @@ async def test_after_a_restart_the_current_question_is_asked_again_once(
     under way gets its current question again, once per step."""
     await to_results(bot, FOCAL, status="Gặp vướng mắc")
     await bot.send(FOCAL, "Kết quả trước khi tắt")  # saved; "difficulties" maybe never shown
-    await bot.stop()
+    # The process dies (no clean stop), and a new one starts.
     again = await Harness.start(config, db)
     again.api._next_update_id = bot.api._next_update_id
     try:

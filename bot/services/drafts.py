@@ -29,9 +29,11 @@ from storage.repositories.drafts import (
     CONVERSATION,
     ConversationRepository,
     DraftRepository,
+    clean_stops,
     conversation_key,
     draft_of,
     drop_drafts,
+    record_clean_stop,
     store_draft_in_scope,
     store_drafts,
 )
@@ -320,13 +322,23 @@ class DraftService:
         these (several processes: the drafts of a process that died)."""
         async with self.db.reader() as session:
             rows = await DraftRepository(session).data_of(flow)
-        if written_by_none_of is not None:
-            rows = [
-                (telegram_id, data)
-                for telegram_id, data in rows
-                if ((data or {}).get(CONVERSATION) or {}).get("owner") not in written_by_none_of
-            ]
+            # A process that stopped cleanly had sent every question it saved.
+            delivered = await clean_stops(session)
+        skip = delivered | (written_by_none_of or set())
+        rows = [
+            (telegram_id, data)
+            for telegram_id, data in rows
+            if ((data or {}).get(CONVERSATION) or {}).get("owner") not in skip
+        ]
         return [(telegram_id, _answers(data)) for telegram_id, data in rows]
+
+    async def stopped_cleanly(self) -> None:
+        """This process stops cleanly (every update it took is handled, every question it
+        saved was sent): its drafts need no asking again at the next start (under_way)."""
+        if not self.owner:
+            return
+        async with self.db.transaction() as session:
+            await record_clean_stop(session, self.owner, self.clock.now(), keep=timedelta(days=30))
 
     async def close_expired(self, flow: str, older_than: timedelta) -> list[ExpiredDraft]:
         """Close drafts untouched for longer than older_than; returns whom to tell."""

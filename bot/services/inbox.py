@@ -134,9 +134,11 @@ class InboxService:
         rows = await self.db.read_statements(lambda runner: runner.rows(repo.PENDING_OF_CHAT, {"chat": chat}))
         return [StoredUpdate(row.update_id, row.payload, row.chat_id) for row in rows]
 
-    async def pending_chats(self) -> list[int]:
-        """The chats with updates still to be handled (0: updates without a chat)."""
-        rows = await self.db.read_statements(lambda runner: runner.rows(repo.PENDING_CHATS, {}))
+    async def pending_chats(self, older_than: timedelta = timedelta(seconds=1)) -> list[int]:
+        """The chats with updates still to be handled, received more than older_than ago (0:
+        updates without a chat)."""
+        values = {"before": self.clock.now() - older_than}
+        rows = await self.db.read_statements(lambda runner: runner.rows(repo.PENDING_CHATS, values))
         return [int(row[0]) for row in rows]
 
     def handling(self, update_id: int) -> HandledMark:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dialects import upsert_insert
-from storage.models import ConversationState, Draft, User, table_of
+from storage.models import ConversationState, Draft, KeyValue, User, table_of
 from storage.repositories.users import IN_SCOPE
 from storage.statements import StatementRunner, insert_on_conflict
 
@@ -156,3 +156,23 @@ class ConversationRepository:
     async def drop(self, name: str, key: str) -> None:
         states = table_of(ConversationState)
         await self.session.execute(delete(states).where(states.c.name == name, states.c.key == key))
+
+
+# Processes that stopped cleanly: every question they saved was sent before they stopped.
+_CLEAN_STOP = "clean_stop"
+
+
+async def record_clean_stop(session: AsyncSession, owner: str, at: datetime, keep: timedelta) -> None:
+    """Note that the process `owner` stopped cleanly (and forget those older than `keep`)."""
+    await session.execute(
+        delete(KeyValue).where(
+            KeyValue.namespace == _CLEAN_STOP,
+            or_(KeyValue.updated_at < at - keep, KeyValue.key == owner[:128]),
+        )
+    )
+    session.add(KeyValue(namespace=_CLEAN_STOP, key=owner[:128], value={"at": at.isoformat()}, updated_at=at))
+
+
+async def clean_stops(session: AsyncSession) -> set[str]:
+    """The processes that stopped cleanly (see record_clean_stop)."""
+    return set((await session.scalars(select(KeyValue.key).where(KeyValue.namespace == _CLEAN_STOP))).all())

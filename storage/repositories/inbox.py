@@ -32,7 +32,13 @@ PENDING = (
 )
 # A chat's key among the processes sharing the database: its id, or 0 for updates without one.
 _CHAT = func.coalesce(INBOX.c.chat_id, 0)
-PENDING_CHATS = select(_CHAT).where(INBOX.c.state == "pending").distinct()
+# Chats with updates pending since before a moment (the sweep leaves the newest to the process
+# that stored them, about to take their chat).
+PENDING_CHATS = (
+    select(_CHAT)
+    .where(INBOX.c.state == "pending", INBOX.c.received_at < bindparam("before", type_=_AT))
+    .distinct()
+)
 PENDING_OF_CHAT = (
     select(INBOX.c.update_id, INBOX.c.payload, INBOX.c.attempts, INBOX.c.chat_id)
     .where(INBOX.c.state == "pending", bindparam("chat") == _CHAT)

@@ -52,6 +52,12 @@ class User:
         return self._next()
 
 
+# No reminders in the middle of these conversations, whatever the day and hour the tests run:
+# no period reminders, and the example's deadlines (long past: overdue nudges) moved far ahead.
+NO_REMINDERS = "[nudges]\nperiod_reminders = []\n"
+LATER = "UPDATE tasks SET deadline = '2099-12-31' WHERE deadline IS NOT NULL"
+
+
 @pytest.fixture
 def server() -> Iterator[BotAPIServer]:
     with BotAPIServer() as server:
@@ -66,8 +72,9 @@ def invite(bot: BotProcess, unit: str) -> str:
 
 def test_two_reports_then_kill_in_the_middle_of_a_third(server: BotAPIServer, tmp_path: Path) -> None:
     api = server.api
-    bot = BotProcess(server, tmp_path)
+    bot = BotProcess(server, tmp_path, extra_config=NO_REMINDERS)
     assert bot.cli("import", str(EXAMPLE_PLAN)).returncode == 0
+    bot.execute(LATER)
     codes = {unit: invite(bot, unit) for unit in ("TTRA", "KHTC", "VP")}
     lan, minh, hoa = User(api, 801, "Lan"), User(api, 802, "Minh"), User(api, 803, "Hoa")
     bot.start()
@@ -141,3 +148,42 @@ def test_two_reports_then_kill_in_the_middle_of_a_third(server: BotAPIServer, tm
             ]
         )
     )
+
+
+def test_a_clean_restart_mid_report_asks_nobody_again(server: BotAPIServer, tmp_path: Path) -> None:
+    """SIGTERM (a deploy, a reboot) half-way through a report: the process handles what it took
+    and stops; after the start nobody is asked their question again (it reached them), and the
+    report goes on where it was."""
+    api = server.api
+    bot = BotProcess(server, tmp_path, extra_config=NO_REMINDERS)
+    assert bot.cli("import", str(EXAMPLE_PLAN)).returncode == 0
+    bot.execute(LATER)
+    hoa = User(api, 803, "Hoa")
+    bot.start()
+    try:
+        hoa.says(f"/start {invite(bot, 'VP')}")
+        ask = hoa.says("/report 4.4")
+        ask = hoa.presses(ask, "Gặp vướng mắc")
+        hoa.says("40")
+        question = hoa.says("Đã xây dựng dự thảo")
+        assert "bắt buộc" in (question.plain_text or "")
+        assert bot.stop() == 0
+        seen = len(api.sent(803))
+        bot.start()
+        api.send_text(803, "Chưa có ý kiến các đơn vị")
+
+        def summary() -> SentMessage | None:
+            return next(
+                (m for m in api.sent(803)[seen:] if "Đã xây dựng dự thảo" in (m.plain_text or "")), None
+            )
+
+        shown = api.wait_for(summary, timeout=15)
+        # Nothing asked again (found among whatever else came).
+        assert not [m for m in api.sent(803)[seen:] if "khởi động lại" in (m.plain_text or "")]
+        assert "Chưa có ý kiến các đơn vị" in (shown.plain_text or "")
+        api.press_button(803, shown.message_id, shown.button_data("Gửi"))
+        api.wait_for(
+            lambda: any("Đã ghi nhận báo cáo #1" in (m.plain_text or "") for m in api.sent(803)), timeout=15
+        )
+    finally:
+        bot.stop()
