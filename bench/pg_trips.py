@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
-from bench.report_flow import SCRIPT, Bot, Position, Run, cpu_seconds, drive, prepare  # noqa: E402
+from bench.report_flow import SCRIPT, Bot, Position, Run, cpu_seconds, drive, prepare, take_step  # noqa: E402
 from tests.support.botapi import BotAPIServer  # noqa: E402
 from tests.support.process import BotProcess  # noqa: E402
 
@@ -157,15 +157,7 @@ async def settle(path: Path, quiet: float = 0.3) -> Counter[str]:
 
 async def one_step(bot: Bot, uid: int, code: str, at: Position) -> None:
     """The user's next step of the script, until the bot's answer."""
-    api = bot.server.api
-    _, kind, what = SCRIPT[at.step]
-    count = len(api.sent(uid)) + 1
-    if kind == "text":
-        api.send_text(uid, what.format(code=code))
-    else:
-        assert at.last is not None
-        api.press_button(uid, at.last.message_id, at.last.button_data(what))
-    at.last = (await api.wait_sent_async(uid, count, timeout=30))[-1]
+    await take_step(bot.server.api, uid, code, at, echo=False)
     at.step = (at.step + 1) % len(SCRIPT)
 
 

@@ -174,6 +174,7 @@ async def simulate(
         except TimeoutError:
             run.errors += 1
             return
+        assert at.last is not None
         run.latencies[step].append(at.last.monotonic - started)
         run.steps += 1
         at.step = (at.step + 1) % len(SCRIPT)

@@ -207,6 +207,8 @@ class WorkSection:
     working_weekend_days: list[IsoDate] = field(default_factory=list)
 
     def problems(self) -> Iterator[tuple[str, str]]:
+        if not self.days:
+            yield "days", "at least one working day"
         if parse_clock(self.end) <= parse_clock(self.start):
             yield "end", "must be later than work.start"
 

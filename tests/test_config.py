@@ -83,6 +83,7 @@ def test_relative_sqlite_path_is_beside_the_config(tmp_path: Path) -> None:
         ("[telegram]\nwebhook_port = true\n", "telegram.webhook_port"),
         ('[telegram]\nmode = "webhook"\n', "telegram.webhook_url"),
         ('[work]\nstart = "09:00"\nend = "08:00"\n', "work.end"),
+        ("[work]\ndays = []\n", "work.days"),  # no working day: no reminder could ever be placed
         ("[reporting]\nevidence_max_mb = 21\n", "reporting.evidence_max_mb"),
         ('[nudges]\nperiod_reminders = ["friday 09:00", "someday"]\n', "nudges.period_reminders[1]"),
         ("bot = 3\n", "[bot]"),

@@ -103,6 +103,24 @@ class BotProcess:
 
         return asyncio.run(read())
 
+    def execute(self, statement: str) -> None:
+        """Change the database the process uses (set-up a test cannot do through the CLI)."""
+        import asyncio
+
+        from sqlalchemy import text
+
+        from storage.db import Database
+
+        async def write() -> None:
+            database = Database(self.database_url)
+            try:
+                async with database.engine.begin() as conn:
+                    await conn.execute(text(statement))
+            finally:
+                await database.dispose()
+
+        asyncio.run(write())
+
     def scalar(self, query: str) -> object:
         """The first value a query finds in the database the process uses."""
         (found,) = self.rows(query)
