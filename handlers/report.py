@@ -865,11 +865,10 @@ async def reask_orphans(
     asked, left = 0, False
     for telegram_id, data in await context.services.drafts.under_way(FLOW, written_by_none_of=live):
         taken = await take(telegram_id)
-        log.info(
-            "DEBUG orphan %s draft step %s upd %s: take %s",
+        log.debug(
+            "report of chat %s at step %s left by a stopped process: taken %s",
             telegram_id,
             data.get("step"),
-            data.get("update_id"),
             taken,
         )
         if taken is False:
