@@ -119,32 +119,21 @@ async def _on_startup(application: Application, health: HealthServer | None = No
         released = await services.outbox.release_claims()
         if released:
             log.info("outbox: %s interrupted messages will be sent again", released)
-        # What came due while the bot was down is planned now, before the dispatcher first
-        # runs: the latest missed nudge per task and person goes out once, superseded ones are
-        # cancelled.
-        await plan_nudges(Context.from_application(application))
         # Whoever was in the middle of a report gets their current question again, once.
         await report.reask_after_restart(application)
     job_queue = application.job_queue
     assert job_queue is not None
     # Jobs run only after the updater has started, so this fires when updates are flowing.
     job_queue.run_once(_announce_ready, 0, name="ready")
-    # The singletons run on the leader only (alone, this process leads).
-    job_queue.run_repeating(
-        _leader_only(dispatch_outbox),
-        interval=services.config.nudges.dispatch_interval,
-        first=0.5,
-        name="dispatch_outbox",
-        job_kwargs={"max_instances": 1, "coalesce": True},
-    )
-    # The digest check runs at start-up too: a schedule passed while the bot was down is caught up.
-    job_queue.run_repeating(
-        _leader_only(send_due_digest),
-        interval=CHECK_INTERVAL,
-        first=1.0,
-        name="digest",
-        job_kwargs={"max_instances": 1, "coalesce": True},
-    )
+    if cluster.clustered:
+        # The leader's first round (planning, then the dispatcher) is lead()'s, in _wire_cluster.
+        _start_dispatch_and_digests(application)
+    else:
+        # What came due while the bot was down is planned once updates flow, not before the
+        # first poll: nobody waits for it to be answered (it scans every open task: seconds on
+        # a national install). The dispatcher starts after it, so that the latest missed nudge
+        # per task and person goes out once and superseded ones are cancelled, never sent.
+        job_queue.run_once(_plan_missed_then_dispatch, 0, name="plan_missed")
     interval = services.config.nudges.plan_interval
     job_queue.run_repeating(
         _leader_only(plan_nudges),
@@ -167,10 +156,48 @@ async def _on_startup(application: Application, health: HealthServer | None = No
         name="close_expired_drafts",
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
-    await set_default_menu(application.bot, services.i18n)
+    # The commands' menu is set once updates flow too: nobody waits for Telegram's answers.
+    job_queue.run_once(_set_menu, 0, name="menu")
 
 
 Job = Callable[[Context], Coroutine[Any, Any, None]]
+DISPATCHER = "dispatch_outbox"  # the name of the dispatcher's repeating job
+
+
+async def _set_menu(context: Context) -> None:
+    await set_default_menu(context.bot, context.services.i18n)
+
+
+async def _plan_missed_then_dispatch(context: Context) -> None:
+    """A process alone, at start-up: plan what came due while it was down, then start the
+    dispatcher and the digest check (see _on_startup)."""
+    try:
+        await plan_nudges(context)
+    finally:
+        _start_dispatch_and_digests(context.application)
+
+
+def _start_dispatch_and_digests(application: Application) -> None:  # type: ignore[type-arg]
+    """The dispatcher half a second from now (the questions asked again at start-up go out
+    first) and the digest check after it: it runs at start-up too, so that a schedule passed
+    while the bot was down is caught up. Both on the leader only (alone, this process leads)."""
+    job_queue = application.job_queue
+    assert job_queue is not None
+    services: Services = application.bot_data.services
+    job_queue.run_repeating(
+        _leader_only(dispatch_outbox),
+        interval=services.config.nudges.dispatch_interval,
+        first=0.5,
+        name=DISPATCHER,
+        job_kwargs={"max_instances": 1, "coalesce": True},
+    )
+    job_queue.run_repeating(
+        _leader_only(send_due_digest),
+        interval=CHECK_INTERVAL,
+        first=1.0,
+        name="digest",
+        job_kwargs={"max_instances": 1, "coalesce": True},
+    )
 
 
 def _leader_only(job: Job) -> Job:
@@ -254,8 +281,11 @@ def _conversations(
 
 
 def _run_dispatcher(application: Application) -> None:  # type: ignore[type-arg]
-    if application.job_queue is not None:
-        application.job_queue.run_once(dispatch_outbox, 0)
+    job_queue = application.job_queue
+    # Before the dispatcher has started (a process alone plans what came due while it was
+    # down first), what was queued goes out with its first run.
+    if job_queue is not None and job_queue.get_jobs_by_name(DISPATCHER):
+        job_queue.run_once(dispatch_outbox, 0)
 
 
 def kick_dispatcher(application: Application) -> None:  # type: ignore[type-arg]

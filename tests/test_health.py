@@ -101,7 +101,8 @@ async def test_alive_ready_and_metrics(served: tuple[Services, str]) -> None:
         assert "tiendo_leader 1.0" in lines
         for kind in ("tiendo_updates_total counter", "tiendo_step_seconds histogram"):
             assert f"# TYPE {kind}" in lines
-        assert "tiendo_nudges_planned_total 0.0" in lines
+        # A counter of the whole process: other tests in it may have planned nudges already.
+        assert any(line.startswith("tiendo_nudges_planned_total ") for line in lines)
         assert any(line.startswith('tiendo_outbox_sends_total{result="sent"}') for line in lines)
 
 

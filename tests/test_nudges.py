@@ -3,6 +3,7 @@ weekends and holidays, snooze, cancellation, crash and downtime recovery, collap
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -658,3 +659,50 @@ async def test_a_large_backlog_is_planned_as_fast_as_it_can_be_sent(bot: Harness
     assert sorted(next(c for c in (f"T.{n}" for n in range(5)) if c in t) for t in sent) == [
         f"T.{n}" for n in range(5)
     ]
+
+
+async def test_start_up_answers_people_before_planning_ends_and_sends_no_superseded_nudge(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start-up the missed nudges are planned once updates flow, so nobody waits for the
+    planning (seconds on a national install); the dispatcher starts only after it, so the
+    nudges it supersedes are cancelled, never sent."""
+    await add_task(bot, date(2024, 3, 15))
+    bot.clock.set(hanoi(2024, 3, 6, 9, 0))
+    await bot.services.nudges.plan()  # the 7-day nudge is planned, then the bot goes down
+    bot.clock.set(hanoi(2024, 3, 14, 10, 0))  # back up the day before the deadline
+    planner = bot.services.nudges
+    plan = planner.plan
+    go_on = asyncio.Event()
+
+    async def slow_plan() -> object:
+        await go_on.wait()
+        return await plan()
+
+    monkeypatch.setattr(planner, "plan", slow_plan)
+
+    def nudges_sent() -> list[str]:
+        return [text for text in texts(bot, FOCAL) if text.startswith("⏰")]
+
+    job_queue = bot.app.job_queue
+    assert job_queue is not None and bot.app.post_init is not None
+    await job_queue.start()
+    try:
+        await asyncio.wait_for(bot.app.post_init(bot.app), timeout=10)  # does not wait for planning
+        assert await bot.send(OTHER, "/help")  # answered while the planning is still under way
+        bot.app.bot_data.kick_dispatcher()  # something queued meanwhile: the dispatcher waits
+        await asyncio.sleep(1.0)
+        assert texts(bot, FOCAL) == []
+        go_on.set()
+        for _ in range(100):
+            if nudges_sent():
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # a second dispatcher run would send the superseded one
+        got = nudges_sent()
+        assert len(got) == 1 and "còn 1 ngày làm việc" in got[0], got
+        states = {r.dedup_key.split(":")[3]: r.state for r in await outbox_rows(bot, "nudge")}
+        assert states["b7"] == "cancelled"
+    finally:
+        go_on.set()  # the planning job must end for the job queue to stop
+        await job_queue.stop()
