@@ -25,6 +25,7 @@ from telegram.ext import (
     ContextTypes,
     ConversationHandler,
     Defaults,
+    JobQueue,
     MessageHandler,
     filters,
 )
@@ -135,27 +136,10 @@ async def _on_startup(application: Application, health: HealthServer | None = No
         # per task and person goes out once and superseded ones are cancelled, never sent.
         job_queue.run_once(_plan_missed_then_dispatch, 0, name="plan_missed")
     interval = services.config.nudges.plan_interval
-    job_queue.run_repeating(
-        _leader_only(plan_nudges),
-        interval=interval,
-        first=interval,
-        name="plan_nudges",
-        job_kwargs={"max_instances": 1, "coalesce": True},
-    )
-    job_queue.run_repeating(
-        _leader_only(prune_inbox),
-        interval=PRUNE_INTERVAL,
-        first=60,
-        name="prune_inbox",
-        job_kwargs={"max_instances": 1, "coalesce": True},
-    )
-    job_queue.run_repeating(
-        _leader_only(close_expired_drafts),
-        interval=services.config.reporting.draft_check_interval,
-        first=services.config.reporting.draft_check_interval,
-        name="close_expired_drafts",
-        job_kwargs={"max_instances": 1, "coalesce": True},
-    )
+    _singleton(job_queue, plan_nudges, "plan_nudges", interval, first=interval)
+    _singleton(job_queue, prune_inbox, "prune_inbox", PRUNE_INTERVAL, first=60)
+    check = services.config.reporting.draft_check_interval
+    _singleton(job_queue, close_expired_drafts, "close_expired_drafts", check, first=check)
     # The commands' menu is set once updates flow too: nobody waits for Telegram's answers.
     job_queue.run_once(_set_menu, 0, name="menu")
 
@@ -184,18 +168,17 @@ def _start_dispatch_and_digests(application: Application) -> None:  # type: igno
     job_queue = application.job_queue
     assert job_queue is not None
     services: Services = application.bot_data.services
+    _singleton(job_queue, dispatch_outbox, DISPATCHER, services.config.nudges.dispatch_interval, first=0.5)
+    _singleton(job_queue, send_due_digest, "digest", CHECK_INTERVAL, first=1.0)
+
+
+def _singleton(job_queue: JobQueue, job: Job, name: str, interval: float, *, first: float) -> None:  # type: ignore[type-arg]
+    """A repeating job run on the leader only (alone, this process leads), one run at a time."""
     job_queue.run_repeating(
-        _leader_only(dispatch_outbox),
-        interval=services.config.nudges.dispatch_interval,
-        first=0.5,
-        name=DISPATCHER,
-        job_kwargs={"max_instances": 1, "coalesce": True},
-    )
-    job_queue.run_repeating(
-        _leader_only(send_due_digest),
-        interval=CHECK_INTERVAL,
-        first=1.0,
-        name="digest",
+        _leader_only(job),
+        interval=interval,
+        first=first,
+        name=name,
         job_kwargs={"max_instances": 1, "coalesce": True},
     )
 
