@@ -49,7 +49,7 @@ from sqlalchemy.util import await_only
 
 from storage import handled
 from storage.direct import DirectReader, DirectWriter
-from storage.statements import CoreRunner, StatementRunner
+from storage.statements import CompiledStatements, CoreRunner, StatementRunner
 
 T = TypeVar("T")
 
@@ -134,6 +134,8 @@ class Database:
         # to ":memory:" is a database of its own).
         self._direct: DirectWriter | None = None
         self._direct_reader: DirectReader | None = None
+        # PostgreSQL: Core statements compiled once (storage/statements.py).
+        self._compiled = None if self.is_sqlite else CompiledStatements(self.engine.dialect)
         if self.is_sqlite and (self.url.database or ":memory:") != ":memory:":
             self._direct = DirectWriter(
                 self.url.database or "", self.engine.dialect, self._write_lock, SQLITE_BUSY_TIMEOUT_MS
@@ -200,7 +202,7 @@ class Database:
         mark = handled.pending()
         marked = fn if mark is None else handled.with_mark(fn, mark)
         async with self.engine.begin() as connection:
-            result = await connection.run_sync(lambda sync: marked(CoreRunner(sync)))
+            result = await connection.run_sync(lambda sync: marked(CoreRunner(sync, self._compiled)))
         _committed(mark)
         return result
 
@@ -211,9 +213,7 @@ class Database:
             if self._direct is not None:
                 return await self._direct.write_one(statement, values)
             if not self.is_sqlite:  # one statement: its own transaction (autocommit)
-                async with self._autocommit.connect() as connection:
-                    result = await connection.execute(statement, dict(values))
-                    return int(result.rowcount)
+                return int(await self._autocommit_one(statement, values, rows=False))
         return await self.write_statements(lambda runner: runner.execute(statement, values))
 
     async def write_rows(self, statement: Executable, values: Mapping[str, Any]) -> list[Any]:
@@ -224,9 +224,22 @@ class Database:
             if self._direct is not None:
                 return await self._direct.write(lambda runner: runner.rows(statement, values))
             if not self.is_sqlite:
-                async with self._autocommit.connect() as connection:
-                    return list((await connection.execute(statement, dict(values))).all())
+                return list(await self._autocommit_one(statement, values, rows=True))
         return await self.write_statements(lambda runner: runner.rows(statement, values))
+
+    async def _autocommit_one(self, statement: Executable, values: Mapping[str, Any], *, rows: bool) -> Any:
+        """PostgreSQL: one statement as a transaction of its own, as compiled once if it can
+        be (storage/statements.py); its rows, or its row count."""
+        compiled = self._compiled.get(statement) if self._compiled is not None else None
+        async with self._autocommit.connect() as connection:
+            if compiled is None:
+                result = await connection.execute(statement, dict(values))
+                return list(result.all()) if rows else result.rowcount
+            result = await connection.exec_driver_sql(compiled.sql, compiled.bind(values))
+            if not rows:
+                return result.rowcount
+            found = result.all()
+            return found if compiled.results is None else [compiled.row(row) for row in found]
 
     @staticmethod
     def _not_in_write() -> None:
@@ -240,7 +253,7 @@ class Database:
             return self._direct_reader.read(fn)
         if not self.is_sqlite:
             async with self._autocommit.connect() as connection:
-                return await connection.run_sync(lambda sync: fn(CoreRunner(sync)))
+                return await connection.run_sync(lambda sync: fn(CoreRunner(sync, self._compiled)))
         async with self.reader() as session:
             return await session.run_sync(lambda sync: fn(CoreRunner(sync.connection())))
 

@@ -6,8 +6,8 @@ Each answer in a guided flow is committed before the next question goes out. Thr
 SQLAlchemy's session that write cost about a millisecond of CPU (bench/report_steps.py), twenty
 times what SQLite itself spends on it (a primary-key upsert and a commit in WAL mode with
 synchronous=NORMAL, which does not fsync). So the per-step write runs here: the statements are
-still written with SQLAlchemy Core (one definition for both engines; PostgreSQL runs them through
-SQLAlchemy) and compiled once for SQLite, with SQLAlchemy's own type processors binding the
+still written with SQLAlchemy Core (one definition for both engines) and compiled once for SQLite
+(storage/statements.py: CompiledStatements), with SQLAlchemy's own type processors binding the
 values, so a row written here reads back through the ORM exactly as one written there.
 
 The connection belongs to this process's writers: a write takes `Database`'s write lock (the
@@ -20,17 +20,14 @@ loop: it goes to a worker thread and waits there.
 from __future__ import annotations
 
 import asyncio
-import collections
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import Executable
 
-from storage.statements import StatementRunner
+from storage.statements import CompiledStatement, CompiledStatements, StatementRunner
 
 T = TypeVar("T")
 
@@ -39,70 +36,18 @@ T = TypeVar("T")
 IN_PLACE_BUSY_TIMEOUT_MS = 20
 
 
-class DirectStatement:
-    """A Core statement compiled once for SQLite; binds values with the columns' types."""
-
-    def __init__(self, statement: Executable, dialect: Dialect) -> None:
-        compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
-        self.sql = str(compiled)
-        names = compiled.positiontup or []
-        processors = {
-            name: bind.type._cached_bind_processor(dialect) for name, bind in compiled.binds.items()
-        }
-        # Values written into the statement (role == "focal") are bound parameters too.
-        self._fixed = {
-            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
-        }
-        self._binders = [(name, processors.get(name)) for name in names]
-        # Rows come back as SQLAlchemy would give them (timestamps as aware datetimes, JSON
-        # decoded), through the selected columns' own result processors.
-        # Named like SQLAlchemy's rows (row.active), for code that reads both.
-        columns = getattr(statement, "selected_columns", None)
-        self.results = (
-            None
-            if columns is None
-            else [column.type._cached_result_processor(dialect, None) for column in columns]
-        )
-        self.row_type = (
-            None
-            if columns is None
-            else collections.namedtuple(  # type: ignore[misc]
-                "Row", [column.key or f"_{i}" for i, column in enumerate(columns)], rename=True
-            )
-        )
-
-    def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
-        assert self.results is not None and self.row_type is not None
-        return self.row_type(
-            *(
-                value if process is None or value is None else process(value)
-                for value, process in zip(raw, self.results, strict=True)
-            )
-        )
-
-    def bind(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        out = []
-        for name, process in self._binders:
-            value = values[name] if name in values else self._fixed[name]
-            out.append(value if process is None else process(value))
-        return tuple(out)
-
-
 class DirectConnection(StatementRunner):
     def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
         self.raw = raw
         self.sqlite = dialect
         self.dialect = dialect.name
-        self._compiled: dict[int, tuple[Executable, DirectStatement]] = {}
+        self._compiled = CompiledStatements(dialect)
 
-    def _statement(self, statement: Executable) -> DirectStatement:
-        # Keyed by identity (statements are module constants); the statement is kept alive
-        # beside its compiled form so the id cannot be reused.
-        found = self._compiled.get(id(statement))
-        if found is None:
-            found = (statement, DirectStatement(statement, self.sqlite))
-            self._compiled[id(statement)] = found
-        return found[1]
+    def _statement(self, statement: Executable) -> CompiledStatement:
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            raise ValueError(f"a statement with expanding parameters cannot run here: {statement}")
+        return compiled
 
     def rows(self, statement: Executable, values: Mapping[str, Any]) -> list[Any]:
         compiled = self._statement(statement)

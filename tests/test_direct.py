@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Float, bindparam, select
 
 from storage.db import Database
 from storage.models import AuditEntry, KeyValue, table_of
@@ -49,6 +49,14 @@ async def test_rows_written_and_read_directly_match_the_orm(db: Database) -> Non
     row = (await db.read_statements(lambda runner: runner.rows(query, {})))[0]
     assert row.at == AT and row.at.tzinfo is not None
     assert row.after == after and row.before is None
+
+
+async def test_a_float_comes_back_a_float_on_either_engine(db: Database) -> None:
+    """Statements are sent as compiled once (storage/statements.py), except those whose rows
+    PostgreSQL's driver reads by the type the server names (a float): they still run."""
+    query = select(bindparam("x", type_=Float).label("x"), bindparam("at", type_=AUDIT.c.at.type).label("at"))
+    row = (await db.read_statements(lambda runner: runner.rows(query, {"x": 86.5, "at": AT})))[0]
+    assert row.x == 86.5 and row.at == AT
 
 
 async def test_a_failed_write_changes_nothing(db: Database) -> None:
