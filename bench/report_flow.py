@@ -16,9 +16,9 @@ those swings more than the bots; in short alternating turns both meet the same m
 
 Printed: steps per second and p50/p95 latency (from the user's input to the bot's answer) per
 step for both, each bot's CPU per step (and the part spent in the kernel), Bot API calls per
-step, the spread of the per-pair ratios, and the ratios against the targets (≥ 90 % of echo's
-steps/s, p95 within 1.1×). bench/report_cost.py counts the instructions of a step instead,
-which the machine's swings do not change.
+step, the spread of the per-pair ratios, and the ratios against the targets (SQLite: ≥ 90 % of
+echo's steps/s, p95 within 1.1×; PostgreSQL: ≥ 85 %, within 1.25×). bench/report_cost.py counts
+the instructions of a step instead, which the machine's swings do not change.
 
     python bench/report_flow.py                          # SQLite in a temporary folder
     python bench/report_flow.py --runs 5                 # five runs, new processes each time,
@@ -348,6 +348,20 @@ async def prepare(database_url: str, folder: Path, count: int) -> tuple[Config, 
     return config, users
 
 
+# The targets, by engine: steps/s at least this share of the echo bot's, p95 at most this many
+# times its (issue 12 item 2 on SQLite, issue 17 item 6 on PostgreSQL).
+TARGETS = {"SQLite": (0.90, 1.10), "PostgreSQL": (0.85, 1.25)}
+
+
+def verdict(rate: float, p95: float, label: str) -> tuple[str, str]:
+    """The steps/s and p95 ratios against the engine's targets, as printed."""
+    least, most = TARGETS[label]
+    return (
+        f"{rate:.1%} (target ≥ {least:.0%}): {'met' if rate >= least else 'NOT met'}",
+        f"{p95:.2f}× (target ≤ {most}×): {'met' if p95 <= most else 'NOT met'}",
+    )
+
+
 def report(echo: Run, flow: Run, label: str) -> tuple[float, float]:
     """Print the figures; returns report/echo steps per second and report/echo p95."""
     print(f"\n== {label}: {len(SCRIPT)} steps per report ==")
@@ -387,9 +401,14 @@ def report(echo: Run, flow: Run, label: str) -> tuple[float, float]:
         print(f"{run.name}: Bot API calls per step: {calls}")
     ratio = flow.rate / echo.rate if echo.rate else float("nan")
     p95 = pct(r_all, 95) / pct(e_all, 95)
-    print(f"report/echo steps/s = {ratio:.1%} (target ≥ 90%): {'met' if ratio >= 0.9 else 'NOT met'}")
-    print(f"report/echo p95 = {p95:.2f}× (target ≤ 1.1×): {'met' if p95 <= 1.1 else 'NOT met'}")
+    rate_verdict, p95_verdict = verdict(ratio, p95, label)
+    print(f"report/echo steps/s = {rate_verdict}")
+    print(f"report/echo p95 = {p95_verdict}")
     return ratio, p95
+
+
+def label_of(args: argparse.Namespace) -> str:
+    return "PostgreSQL" if args.database.startswith("postgresql") else "SQLite"
 
 
 async def main_async(args: argparse.Namespace) -> tuple[float, float]:
@@ -398,7 +417,7 @@ async def main_async(args: argparse.Namespace) -> tuple[float, float]:
         folder = Path(tmp)
         url = args.database or f"sqlite+aiosqlite:///{folder / 'bench.db'}"
         _, users = await prepare(url, folder, args.users)
-        label = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+        label = label_of(args)
         for server in (echo_server, report_server):
             for uid in users:
                 server.api.user(uid, f"User{uid}")
@@ -511,12 +530,8 @@ def main() -> None:
             f"\n#### {args.runs} runs: report/echo steps/s "
             f"{', '.join(f'{r:.1%}' for r in rates)}; p95 {', '.join(f'{p:.2f}×' for p in p95s)}"
         )
-        rate, p95 = statistics.median(rates), statistics.median(p95s)
-        print(
-            f"median report/echo steps/s = {rate:.1%} (target ≥ 90%): "
-            f"{'met' if rate >= 0.9 else 'NOT met'}; median p95 = {p95:.2f}× (target ≤ 1.1×):"
-            f" {'met' if p95 <= 1.1 else 'NOT met'}"
-        )
+        rate_verdict, p95_verdict = verdict(statistics.median(rates), statistics.median(p95s), label_of(args))
+        print(f"median report/echo steps/s = {rate_verdict}; median p95 = {p95_verdict}")
 
 
 if __name__ == "__main__":
