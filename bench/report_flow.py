@@ -362,7 +362,7 @@ def verdict(rate: float, p95: float, label: str) -> tuple[str, str]:
     )
 
 
-def report(echo: Run, flow: Run, label: str) -> tuple[float, float]:
+def report(echo: Run, flow: Run, label: str, engine: str) -> tuple[float, float]:
     """Print the figures; returns report/echo steps per second and report/echo p95."""
     print(f"\n== {label}: {len(SCRIPT)} steps per report ==")
     print(f"{'step':<14}{'echo p50':>10}{'echo p95':>10}{'report p50':>12}{'report p95':>12}  (ms)")
@@ -401,7 +401,7 @@ def report(echo: Run, flow: Run, label: str) -> tuple[float, float]:
         print(f"{run.name}: Bot API calls per step: {calls}")
     ratio = flow.rate / echo.rate if echo.rate else float("nan")
     p95 = pct(r_all, 95) / pct(e_all, 95)
-    rate_verdict, p95_verdict = verdict(ratio, p95, label)
+    rate_verdict, p95_verdict = verdict(ratio, p95, engine)
     print(f"report/echo steps/s = {rate_verdict}")
     print(f"report/echo p95 = {p95_verdict}")
     return ratio, p95
@@ -482,6 +482,7 @@ async def main_async(args: argparse.Namespace) -> tuple[float, float]:
             bots[1].total,
             f"{label}, {len(users)} users, concurrent_updates={args.concurrent},"
             f" {turns} turns of {args.turn:g} s each",
+            label,
         )
 
 
