@@ -46,7 +46,9 @@ class DirectConnection(StatementRunner):
     def _statement(self, statement: Executable) -> CompiledStatement:
         compiled = self._compiled.get(statement)
         if compiled is None:
-            raise ValueError(f"a statement with expanding parameters cannot run here: {statement}")
+            # Its SQL depends on its values (an IN of a list), or its rows need SQLAlchemy's own
+            # execution: neither runs on the driver directly.
+            raise ValueError(f"a statement that cannot be compiled once cannot run here: {statement}")
         return compiled
 
     def rows(self, statement: Executable, values: Mapping[str, Any]) -> list[Any]:
