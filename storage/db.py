@@ -238,8 +238,7 @@ class Database:
             result = await connection.exec_driver_sql(compiled.sql, compiled.bind(values))
             if not rows:
                 return result.rowcount
-            found = result.all()
-            return found if compiled.results is None else [compiled.row(row) for row in found]
+            return compiled.rows(result.all())
 
     @staticmethod
     def _not_in_write() -> None:

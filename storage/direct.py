@@ -53,8 +53,7 @@ class DirectConnection(StatementRunner):
 
     def rows(self, statement: Executable, values: Mapping[str, Any]) -> list[Any]:
         compiled = self._statement(statement)
-        rows = self.raw.execute(compiled.sql, compiled.bind(values)).fetchall()
-        return rows if compiled.results is None else [compiled.row(r) for r in rows]
+        return compiled.rows(self.raw.execute(compiled.sql, compiled.bind(values)).fetchall())
 
     def execute(self, statement: Executable, values: Mapping[str, Any]) -> int:
         compiled = self._statement(statement)

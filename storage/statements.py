@@ -126,14 +126,21 @@ class CompiledStatement:
             )
         )
 
-    def row(self, raw: Sequence[Any]) -> Any:
-        assert self.results is not None and self.row_type is not None
-        return self.row_type(
-            *(
-                value if process is None or value is None else process(value)
-                for value, process in zip(raw, self.results, strict=True)
+    def rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
+        """The driver's rows as SQLAlchemy's would read (those of a statement that selects
+        nothing, as they came)."""
+        if self.results is None or self.row_type is None:
+            return list(raw)
+        results, row_type = self.results, self.row_type
+        return [
+            row_type(
+                *(
+                    value if process is None or value is None else process(value)
+                    for value, process in zip(row, results, strict=True)
+                )
             )
-        )
+            for row in raw
+        ]
 
     def bind(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         out = []
@@ -197,8 +204,7 @@ class CoreRunner(StatementRunner):
         compiled = self._compiled(statement)
         if compiled is None:
             return list(self.connection.execute(statement, dict(values)).all())
-        rows = list(self.connection.exec_driver_sql(compiled.sql, compiled.bind(values)).all())
-        return rows if compiled.results is None else [compiled.row(row) for row in rows]
+        return compiled.rows(self.connection.exec_driver_sql(compiled.sql, compiled.bind(values)).all())
 
     def execute(self, statement: Executable, values: Mapping[str, Any]) -> int:
         compiled = self._compiled(statement)
