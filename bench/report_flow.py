@@ -197,23 +197,32 @@ async def _echo_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     )
 
 
-def echo_main(base_url: str, base_file_url: str, concurrent: int) -> None:
-    """The echo bot's process: poll the stand-in and answer every input once."""
-    app = (
+def echo_main(base_url: str, base_file_url: str, concurrent: int, client: str = "httpx") -> None:
+    """The echo bot's process: poll the stand-in and answer every input once, through
+    python-telegram-bot's own Bot API client (httpx), or (client "tiendo") through tiendo's."""
+    builder = (
         ApplicationBuilder()
         .token(DEFAULT_TOKEN)
         .base_url(base_url)
         .base_file_url(base_file_url)
         .concurrent_updates(PerChatUpdateProcessor(concurrent))
-        .build()
     )
+    if client == "tiendo":
+        from bot.bot_api_http import BotAPIRequest
+
+        builder = builder.request(BotAPIRequest(256)).get_updates_request(BotAPIRequest(1))
+    app = builder.build()
     app.add_handler(MessageHandler(filters.TEXT, _echo_text))
     app.add_handler(CallbackQueryHandler(_echo_press))
     app.run_polling(poll_interval=0.0, timeout=1)
 
 
 def start_echo(
-    server: BotAPIServer, concurrent: int, wrapper: Sequence[str] = (), timeout: float = 30
+    server: BotAPIServer,
+    concurrent: int,
+    wrapper: Sequence[str] = (),
+    timeout: float = 30,
+    client: str = "httpx",
 ) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
@@ -225,6 +234,8 @@ def start_echo(
             server.base_file_url,
             "--concurrent",
             str(concurrent),
+            "--echo-client",
+            client,
         ],
         cwd=ROOT,
     )
@@ -421,7 +432,7 @@ async def main_async(args: argparse.Namespace) -> tuple[float, float]:
         for server in (echo_server, report_server):
             for uid in users:
                 server.api.user(uid, f"User{uid}")
-        echo_process = start_echo(echo_server, args.concurrent)
+        echo_process = start_echo(echo_server, args.concurrent, client=args.echo_client)
         try:
             with report_bot(report_server, folder, url, args.concurrent) as process:
                 assert process.process is not None
@@ -481,7 +492,8 @@ async def main_async(args: argparse.Namespace) -> tuple[float, float]:
             bots[0].total,
             bots[1].total,
             f"{label}, {len(users)} users, concurrent_updates={args.concurrent},"
-            f" {turns} turns of {args.turn:g} s each",
+            f" {turns} turns of {args.turn:g} s each"
+            + (", the echo bot on tiendo's Bot API client" if args.echo_client == "tiendo" else ""),
             label,
         )
 
@@ -515,10 +527,17 @@ def main() -> None:
     parser.add_argument(
         "--database", default="", help="a SQLAlchemy URL (default: SQLite in a temporary folder)"
     )
+    parser.add_argument(
+        "--echo-client",
+        choices=("httpx", "tiendo"),
+        default="httpx",
+        help="the echo bot's Bot API client: python-telegram-bot's own (httpx; the targets are"
+        " against this one), or tiendo's (bot/bot_api_http.py), to compare the two bots' own work alone",
+    )
     parser.add_argument("--echo-bot", nargs=2, metavar=("BASE_URL", "BASE_FILE_URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_bot:
-        echo_main(args.echo_bot[0], args.echo_bot[1], args.concurrent)
+        echo_main(args.echo_bot[0], args.echo_bot[1], args.concurrent, args.echo_client)
         return
     results = []
     for number in range(1, args.runs + 1):

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Top to bottom. A module belongs to the first layer with a matching prefix.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("wiring", ("bot.app", "bot.cli", "bot.demo", "bot.persistence", "bot.logs", "bot.__main__")),
-    ("surface", ("handlers", "bot.jobs", "bot.updates", "bot.health")),
+    ("surface", ("handlers", "bot.jobs", "bot.updates", "bot.health", "bot.bot_api_http")),
     ("context", ("bot.context", "bot.cluster")),
     ("services", ("bot.services",)),
     ("repositories", ("storage.repositories",)),

@@ -89,8 +89,9 @@ def test_a_debug_run_logs_no_token_webhook_secret_or_invite_code(
         assert _post(port, secret, 3, NEWCOMER, f"/start@tiendo_test_bot {chat_code}") == 200
         api.wait_sent(NEWCOMER, 2, timeout=15)
     log = "".join(bot.log)
-    # The run really logged at DEBUG, through PTB and httpx, including the webhook set-up.
-    assert " DEBUG telegram" in log and " httpx:" in log and "setWebhook" in log
+    # The run really logged at DEBUG, through PTB and its Bot API client (each URL), including
+    # the webhook set-up.
+    assert " DEBUG telegram" in log and " DEBUG bot.bot_api_http: POST" in log and "setWebhook" in log
     assert len(bot.log) > 50
     token_secret_part = DEFAULT_TOKEN.split(":", 1)[1]
     for needle, what in [
