@@ -22,7 +22,9 @@ whatever a test or caller hands it instead.
 Failures are python-telegram-bot's: TimedOut for a timeout, NetworkError for anything else on
 the way (refused, reset, a malformed answer), so that callers see what they saw with httpx. A
 connection is reused only after a complete answer that did not ask to close it; one that failed
-or was cancelled mid-call is closed. Each call is logged at DEBUG with its URL, as httpx logs it;
+or was cancelled mid-call is closed. A kept connection that ends before the first byte of its
+answer had been closed by the server while idle (a race with the server's keep-alive timeout):
+the call goes again, once, on a new connection. Each call is logged at DEBUG with its URL, as httpx logs it;
 the URL carries the token, which bot/logs.py's filter replaces in every line.
 """
 
@@ -51,6 +53,10 @@ _DEFAULT = type(BaseRequest.DEFAULT_NONE)
 
 class _Broken(Exception):
     """The answer was not HTTP, or the connection ended before its end."""
+
+
+class _Unanswered(_Broken):
+    """The connection ended before the first byte of an answer."""
 
 
 @dataclass(frozen=True)
@@ -225,34 +231,47 @@ class BotAPIRequest(BaseRequest):
         read_timeout: float | None,
         write_timeout: float | None,
     ) -> tuple[int, bytes]:
-        connection = await self._connection(origin, connect_timeout)
-        self._busy.add(connection)
-        keep = False
-        try:
-            connection.writer.write(message)
-            if connection.writer.transport.get_write_buffer_size():
-                async with asyncio.timeout(write_timeout):
-                    await connection.writer.drain()
-            status, payload, keep = await _read_response(connection.reader, read_timeout, method)
-            return status, payload
-        except TimeoutError as exc:
-            raise TimedOut() from exc
-        except (OSError, EOFError, ValueError, asyncio.LimitOverrunError, _Broken) as exc:
-            raise NetworkError(f"Bot API connection failed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            self._busy.discard(connection)
-            if keep and connection.usable():
-                self._idle.setdefault(origin, []).append(connection)
-            else:
-                connection.close()
+        """One call. A kept connection the server closed while it lay idle can be taken just
+        before its end is seen: such a connection ending without a byte of answer is a race lost,
+        not a failure, and the call goes again once on a new connection (as browsers do)."""
+        connection, reused = await self._connection(origin, connect_timeout)
+        while True:
+            self._busy.add(connection)
+            keep = False
+            try:
+                connection.writer.write(message)
+                if connection.writer.transport.get_write_buffer_size():
+                    async with asyncio.timeout(write_timeout):
+                        await connection.writer.drain()
+                status, payload, keep = await _read_response(connection.reader, read_timeout, method)
+                return status, payload
+            except (_Unanswered, ConnectionResetError, BrokenPipeError) as exc:
+                if not reused:
+                    raise NetworkError(f"Bot API connection failed: {type(exc).__name__}: {exc}") from exc
+            except TimeoutError as exc:
+                raise TimedOut() from exc
+            except (OSError, EOFError, ValueError, asyncio.LimitOverrunError, _Broken) as exc:
+                raise NetworkError(f"Bot API connection failed: {type(exc).__name__}: {exc}") from exc
+            finally:
+                self._busy.discard(connection)
+                if keep and connection.usable():
+                    self._idle.setdefault(origin, []).append(connection)
+                else:
+                    connection.close()
+            log.debug("a kept connection to the Bot API had been closed; calling again on a new one")
+            connection, reused = await self._open(origin, connect_timeout), False
 
-    async def _connection(self, origin: _Origin, timeout: float | None) -> _Connection:
+    async def _connection(self, origin: _Origin, timeout: float | None) -> tuple[_Connection, bool]:
+        """A kept connection to the origin (True), or a new one (False)."""
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
             if connection.usable():
-                return connection
+                return connection, True
             connection.close()
+        return await self._open(origin, timeout), False
+
+    async def _open(self, origin: _Origin, timeout: float | None) -> _Connection:
         tls = self._tls_context() if origin.tls else None
         try:
             async with asyncio.timeout(timeout):
@@ -336,7 +355,7 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[int, bytes, int | No
     """The status line and headers: status, HTTP version, Content-Length, chunked, Connection."""
     status_line = await reader.readline()
     if not status_line:
-        raise _Broken("the server closed the connection without answering")
+        raise _Unanswered("the server closed the connection without answering")
     version, _, rest = status_line.rstrip(b"\r\n").partition(b" ")
     code = rest[:3]
     if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():

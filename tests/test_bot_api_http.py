@@ -169,6 +169,21 @@ async def test_closed_or_dropped_connections_cost_a_new_connection_not_an_error(
     assert server.connections == 2
 
 
+async def test_a_kept_connection_closed_just_as_it_is_taken_costs_one_more_try_not_an_error() -> None:
+    async def first_connection_dies_unanswered(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        if len(server.requests) == 2:
+            return False  # the server's idle timeout won the race: closed without a word
+        writer.write(answer())
+        return True
+
+    async with Scripted(first_connection_dies_unanswered) as server:
+        request = BotAPIRequest(4)
+        assert await call(server.url, request) == (200, OK)
+        assert await call(server.url, request) == (200, OK)
+        await request.shutdown()
+    assert server.connections == 2 and len(server.requests) == 3
+
+
 async def test_telegram_errors_come_back_as_python_telegram_bot_raises_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
