@@ -247,11 +247,11 @@ class BotAPIRequest(BaseRequest):
                 return status, payload
             except (_Unanswered, ConnectionResetError, BrokenPipeError) as exc:
                 if not reused:
-                    raise NetworkError(f"Bot API connection failed: {type(exc).__name__}: {exc}") from exc
+                    raise _failed(exc) from exc
             except TimeoutError as exc:
                 raise TimedOut() from exc
             except (OSError, EOFError, ValueError, asyncio.LimitOverrunError, _Broken) as exc:
-                raise NetworkError(f"Bot API connection failed: {type(exc).__name__}: {exc}") from exc
+                raise _failed(exc) from exc
             finally:
                 self._busy.discard(connection)
                 if keep and connection.usable():
@@ -285,7 +285,7 @@ class BotAPIRequest(BaseRequest):
         except TimeoutError as exc:
             raise TimedOut("Connecting to the Bot API timed out") from exc
         except (OSError, ssl.SSLError) as exc:
-            raise NetworkError(f"Bot API connection failed: {type(exc).__name__}: {exc}") from exc
+            raise _failed(exc) from exc
         return _Connection(reader, writer)
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -308,6 +308,11 @@ class BotAPIRequest(BaseRequest):
             await files.initialize()
             self._files = files
         return self._files
+
+
+def _failed(exc: BaseException) -> NetworkError:
+    """What a call that broke on the way raises: one line naming what broke."""
+    return NetworkError(f"Bot API connection failed: {type(exc).__name__}: {exc}")
 
 
 def _default_tls() -> ssl.SSLContext:
