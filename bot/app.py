@@ -38,6 +38,7 @@ from bot.cluster import Claim, Cluster
 from bot.config import Config
 from bot.context import BotData, Context
 from bot.health import HealthServer, routes
+from bot.i18n import I18n
 from bot.jobs.digest import CHECK_INTERVAL, send_due_digest
 from bot.jobs.dispatch import dispatch_outbox
 from bot.jobs.drafts import close_expired_drafts
@@ -320,12 +321,14 @@ def build_application(
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
     clustered: bool = False,
+    i18n: I18n | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """Create the bot: services, handlers and the job queue, configured but not started.
-    clustered (`tiendo run`): on PostgreSQL, one of several processes (bot/cluster.py)."""
+    clustered (`tiendo run`): on PostgreSQL, one of several processes (bot/cluster.py).
+    i18n: the catalogs already loaded (`tiendo run`'s), for services built here."""
     # PTB 22 warns unless told that durations (RetryAfter.retry_after) may be timedeltas.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
-    services = services or build_services(config, wording=TelegramWording)
+    services = services or build_services(config, wording=TelegramWording, i18n=i18n)
     processor = PerChatUpdateProcessor(config.telegram.concurrent_updates)
     health = HealthServer(services)
     builder = (

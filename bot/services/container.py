@@ -67,13 +67,15 @@ def build_services(
     wording: Callable[[I18n], Wording],
     clock: Clock | None = None,
     db: Database | None = None,
+    i18n: I18n | None = None,
 ) -> Services:
     """Every service, once. `wording` makes, from the catalogs, how the texts of queued messages
-    are worded: the surface's (handlers.wording.TelegramWording), which escapes what people typed."""
+    are worded: the surface's (handlers.wording.TelegramWording), which escapes what people typed.
+    `i18n`: the catalogs the caller has loaded already (the CLI's), so a process holds one copy."""
     db = db or Database(config.database_url, echo=config.database.echo)
     clock = clock or SystemClock()
     periods = period_rule(config)
-    i18n = I18n(config.bot.language)
+    i18n = i18n or I18n(config.bot.language)
     word = wording(i18n)
     outbox = OutboxService(db, clock)
     programme = ProgrammeService(db, PlanLimits(**dataclasses.asdict(config.imports)))
