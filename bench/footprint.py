@@ -8,7 +8,12 @@ prints for both:
 - launch to ready: from starting the process to its first getUpdates (it is polling);
 - RSS idle: the resident set size a few seconds after ready, before any user wrote;
 - RSS after N users: after N users (default 50) each completed one /report (eight steps; the
-  echo bot answers the same inputs once each), and a few seconds of quiet.
+  echo bot answers the same inputs once each), and a few seconds of quiet;
+- RSS after /digest (tiendo only): then a manager joins (an invitation made with `tiendo
+  invite`), asks for the consolidated report in chat and receives it (text, chart, Word, Excel),
+  and a few seconds of quiet. Its files are the bot's first uploads: against this http stand-in
+  they make the certificate store (about 2.4 MiB) that a bot talking to api.telegram.org makes
+  at its first call anyway.
 
     python bench/footprint.py                 # 3 runs of each, medians
     python bench/footprint.py --runs 5 --users 50
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 # imports (the stand-in, tiendo's services to prepare the database) are made in main().
 
 SETTLE = 3.0  # seconds of quiet before reading RSS
+MANAGER = 9001  # joins and asks for /digest after the load
 
 
 def rss_mib(pid: int) -> float:
@@ -56,6 +62,7 @@ class Figures:
     idle: float
     loaded: float
     errors: int
+    digest: float | None = None
 
 
 async def one_report(api: FakeBotAPI, user_id: int, code: str, echo: bool) -> int:
@@ -88,6 +95,7 @@ def measure_tiendo(users: dict[int, str], folder: Path, url: str) -> Figures:
     with BotAPIServer() as server:
         for uid in users:
             server.api.user(uid, f"User{uid}")
+        server.api.user(MANAGER, "Manager")
         bot = report_bot(server, folder, url, concurrent=8)
         started = time.monotonic()
         bot.start(timeout=60)
@@ -99,7 +107,16 @@ def measure_tiendo(users: dict[int, str], folder: Path, url: str) -> Figures:
             idle = rss_mib(pid)
             errors = asyncio.run(load(server.api, users, echo=False))
             time.sleep(SETTLE)
-            return Figures(ready, idle, rss_mib(pid), errors)
+            loaded = rss_mib(pid)
+            # A manager joins by invitation, then asks for the report.
+            invited = bot.cli("invite", "VP", "--role", "manager")
+            assert invited.returncode == 0, invited.stderr
+            server.api.send_text(MANAGER, f"/start {invited.stdout.splitlines()[1].strip()}")
+            server.api.wait_sent(MANAGER, 1, timeout=30)
+            server.api.send_text(MANAGER, "/digest")
+            server.api.wait_sent(MANAGER, 5, timeout=120)  # then the text, chart, Word and Excel
+            time.sleep(SETTLE)
+            return Figures(ready, idle, loaded, errors, rss_mib(pid))
         finally:
             bot.stop()
 
@@ -178,6 +195,11 @@ def main() -> None:
         return
     from bench.report_flow import prepare
 
+    # As `./dev.sh` does before it runs tiendo: its modules as bytecode (the echo bot's library
+    # was compiled by pip when installed).
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "bot", "handlers", "storage"], cwd=ROOT, check=True
+    )
     results: dict[str, list[Figures]] = {"echo": [], "tiendo": []}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -192,18 +214,21 @@ def main() -> None:
             results["tiendo"].append(measure_tiendo(users, folder, f"sqlite+aiosqlite:///{database}"))
             for name in ("echo", "tiendo"):
                 f = results[name][-1]
+                digest = "" if f.digest is None else f"  after /digest {f.digest:6.1f} MiB"
                 print(
                     f"run {run} {name:<7} ready {f.ready:5.2f} s  idle {f.idle:6.1f} MiB  "
-                    f"after {args.users} users {f.loaded:6.1f} MiB  time-outs {f.errors}",
+                    f"after {args.users} users {f.loaded:6.1f} MiB{digest}  time-outs {f.errors}",
                     flush=True,
                 )
-    print(f"\nmedian of {args.runs} runs, {args.users} users each reporting once:")
-    print(f"{'bot':<8}{'launch→ready':>14}{'RSS idle':>12}{'RSS after':>12}")
+    print(f"\nmedian of {args.runs} runs, {args.users} users each reporting once, then one /digest:")
+    print(f"{'bot':<8}{'launch→ready':>14}{'RSS idle':>12}{'RSS after':>12}{'after /digest':>16}")
     for name, runs in results.items():
         ready = statistics.median(f.ready for f in runs)
         idle = statistics.median(f.idle for f in runs)
         loaded = statistics.median(f.loaded for f in runs)
-        print(f"{name:<8}{ready:>12.2f} s{idle:>8.1f} MiB{loaded:>8.1f} MiB")
+        digests = [f.digest for f in runs if f.digest is not None]
+        digest = f"{statistics.median(digests):>12.1f} MiB" if digests else f"{'-':>16}"
+        print(f"{name:<8}{ready:>12.2f} s{idle:>8.1f} MiB{loaded:>8.1f} MiB{digest}")
     tiendo = results["tiendo"]
     ready = statistics.median(f.ready for f in tiendo)
     idle = statistics.median(f.idle for f in tiendo)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from html import escape
 
 from telegram import Message, Update
@@ -72,21 +71,17 @@ async def digest(update: Update, context: Context) -> None:
             data = await services.digest.build(period, unit_code, programme)
         except UnknownScope:
             continue
-        renderer = services.digest.renderer(lang)
         folder = services.config.data_path / "reports" / "on-demand" / str(user.id)
-        # Rendering Word, Excel and the chart is CPU work: keep the event loop answering.
-        files = await asyncio.to_thread(services.digest.write_files, data, folder, lang)
-        for text in renderer.telegram(data):
+        rendered = await services.digest.render(data, folder, lang)
+        captions = services.digest.captions(lang, data.period)
+        for text in rendered.texts:
             await message.reply_text(text, parse_mode=ParseMode.HTML)
+        files = rendered.files
         with files["png"].open("rb") as handle:
-            await message.reply_photo(handle, caption=renderer.t("digest.chart_caption", period=data.period))
+            await message.reply_photo(handle, caption=captions["png"])
         for fmt in ("docx", "xlsx"):
             with files[fmt].open("rb") as handle:
-                await message.reply_document(
-                    handle,
-                    filename=files[fmt].name,
-                    caption=renderer.t(f"digest.{fmt}_caption", period=data.period),
-                )
+                await message.reply_document(handle, filename=files[fmt].name, caption=captions[fmt])
 
 
 async def subscribe(update: Update, context: Context) -> None:

@@ -8,7 +8,6 @@ when the schedule passed finds no run and catches up.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -24,7 +23,8 @@ from bot.services.outbox import OutgoingMessage
 from bot.services.periods import Period, PeriodRule, previous
 from bot.services.programme import ProgrammeDirectory, ProgrammeError, ProgrammeInfo, programme_rule
 from bot.services.report_data import ProgrammeRef, ReportBuilder, ReportData
-from bot.services.report_render import SUFFIX, ReportRenderer
+from bot.services.report_render import ReportRenderer, write_report_files
+from bot.services.report_worker import Rendered, render_apart
 from storage.db import Database
 from storage.repositories.digest import DigestRepository, Recipient
 from storage.repositories.outbox import OutboxRepository
@@ -32,6 +32,7 @@ from storage.repositories.outbox import OutboxRepository
 log = logging.getLogger(__name__)
 
 ATTACHED = ("png", "docx", "xlsx")
+CAPTION = {"png": "chart_caption", "docx": "docx_caption", "xlsx": "xlsx_caption"}  # catalog keys, digest.*
 PERIOD_KEY = re.compile(r"^\d{4}-(W\d{2}|\d{2}|Q[1-4])$")
 
 
@@ -145,23 +146,19 @@ class DigestService:
     def write_files(
         self, data: ReportData, folder: Path, language: str | None = None, formats: tuple[str, ...] = ATTACHED
     ) -> dict[str, Path]:
-        folder.mkdir(parents=True, exist_ok=True)
-        renderer = self.renderer(language)
-        stem = f"tiendo-{data.period}" + (f"-{data.scope.code}" if data.scope else "")
-        if data.programme is not None:
-            stem = f"tiendo-{data.programme.short_code}-{data.period}" + (
-                f"-{data.scope.code}" if data.scope else ""
-            )
-        paths = {}
-        for fmt in formats:
-            path = folder / f"{stem}.{SUFFIX[fmt]}"
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_bytes(renderer.render(data, fmt))
-            tmp.replace(path)
-            paths[fmt] = path
-        return paths
+        """The files of a report rendered in this process (the command line's `tiendo demo`)."""
+        return write_report_files(self.renderer(language), data, folder, formats)
 
-    def _messages(
+    async def render(self, data: ReportData, folder: Path, language: str | None = None) -> Rendered:
+        """The chat digest and its files (chart, Word, Excel, written into folder), rendered in a
+        child process (bot/services/report_worker.py): the bot never imports what renders them."""
+        return await render_apart(self.config, data, folder, language or self.config.bot.language, ATTACHED)
+
+    def captions(self, language: str, period_name: str) -> dict[str, str]:
+        """The caption of each attached file."""
+        return {fmt: self.i18n.t(language, f"digest.{CAPTION[fmt]}", period=period_name) for fmt in ATTACHED}
+
+    async def _messages(
         self, key: str, data: ReportData, recipients: list[Recipient], folder: Path
     ) -> list[OutgoingMessage]:
         """The digest text, then chart, Word and Excel, for each recipient in their language."""
@@ -170,18 +167,11 @@ class DigestService:
         for recipient in recipients:
             by_language.setdefault(recipient.language or self.config.bot.language, []).append(recipient)
         for language, group in by_language.items():
-            renderer = self.renderer(language)
-            texts = renderer.telegram(data)
-            files = self.write_files(data, folder / language, language)
-            name = renderer.period_name(data)
-            captions = {
-                "png": renderer.t("digest.chart_caption", period=name),
-                "docx": renderer.t("digest.docx_caption", period=name),
-                "xlsx": renderer.t("digest.xlsx_caption", period=name),
-            }
+            rendered = await self.render(data, folder / language, language)
+            captions = self.captions(language, rendered.period_name)
             for recipient in group:
                 base = f"digest:{key}:{recipient.chat_id}"
-                for i, text in enumerate(texts):
+                for i, text in enumerate(rendered.texts):
                     out.append(
                         OutgoingMessage(
                             f"{base}:text{i}",
@@ -192,7 +182,7 @@ class DigestService:
                         )
                     )
                 for fmt in ATTACHED:
-                    path = str(files[fmt])
+                    path = str(rendered.files[fmt])
                     out.append(
                         OutgoingMessage(
                             f"{base}:{fmt}",
@@ -211,8 +201,7 @@ class DigestService:
     ) -> bool:
         now = self.clock.now()
         folder = self.config.data_path / "reports" / period.key / scope.replace(":", "-")
-        # Rendering Word, Excel and the chart is CPU work: keep the bot's event loop answering.
-        messages = await asyncio.to_thread(self._messages, f"{period.key}:{scope}", data, recipients, folder)
+        messages = await self._messages(f"{period.key}:{scope}", data, recipients, folder)
         rows: list[dict[str, object]] = [
             {
                 "dedup_key": m.key[:255],

@@ -15,6 +15,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.services.plans import PROGRAMME_COLUMNS, PROGRESS_COLUMNS, TASK_COLUMNS
 from bot.services.programme import programme_cells
+from bot.services.report_worker import workbook_apart
 from bot.services.status import (
     STATUS_ORDER,
     StatusClass,
@@ -162,8 +163,6 @@ class OverviewService:
     async def export_xlsx(self, programme_id: int | None = None) -> bytes:
         """One programme (by default the active one issued last) as a plan workbook: the
         programme, units, its groups and every task with its latest progress."""
-        from openpyxl import Workbook
-
         async with self.db.reader() as session:
             repo = TaskRepository(session)
             programme_id = programme_id or await repo.current_programme_id()
@@ -174,33 +173,31 @@ class OverviewService:
             tasks = [t for t in await repo.all() if t.programme_id == programme_id]
             latest = await ReportRepository(session).latest_for_tasks(t.id for t in tasks)
         statuses = {s.task_id: s for s in await self.statuses()}
-        workbook = Workbook()
-        sheet = workbook.active
-        assert sheet is not None
-        sheet.title = "programme"
-        sheet.append(list(PROGRAMME_COLUMNS))
-        if programme is not None:
-            sheet.append([_safe_cell(v) for v in programme_cells(programme)])
-        sheet = workbook.create_sheet("units")
-        sheet.append(["code", "name", "parent"])
-        for unit in units:
-            sheet.append([unit.code, unit.name, unit_codes.get(unit.parent_id or 0, "")])
-        sheet = workbook.create_sheet("groups")
-        sheet.append(["code", "title"])
-        for group in groups:
-            sheet.append([_safe_cell(group.code), _safe_cell(group.title)])
-        sheet = workbook.create_sheet("tasks")
-        sheet.append(list(TASK_COLUMNS + PROGRESS_COLUMNS))
-        for task in tasks:
-            sheet.append(
-                [
-                    _safe_cell(v)
-                    for v in self._task_row(task, latest.get(task.id), statuses.get(task.id), unit_codes)
-                ]
-            )
-        out = io.BytesIO()
-        workbook.save(out)
-        return out.getvalue()
+        programme_rows = (
+            [[_safe_cell(v) for v in programme_cells(programme)]] if programme is not None else []
+        )
+        sheets: list[tuple[str, list[list[Any]]]] = [
+            ("programme", [list(PROGRAMME_COLUMNS), *programme_rows]),
+            (
+                "units",
+                [["code", "name", "parent"]]
+                + [[u.code, u.name, unit_codes.get(u.parent_id or 0, "")] for u in units],
+            ),
+            ("groups", [["code", "title"]] + [[_safe_cell(g.code), _safe_cell(g.title)] for g in groups]),
+            (
+                "tasks",
+                [list(TASK_COLUMNS + PROGRESS_COLUMNS)]
+                + [
+                    [
+                        _safe_cell(v)
+                        for v in self._task_row(t, latest.get(t.id), statuses.get(t.id), unit_codes)
+                    ]
+                    for t in tasks
+                ],
+            ),
+        ]
+        # Written by openpyxl in a child process: it never stays in the bot.
+        return await workbook_apart(sheets)
 
     def _task_row(
         self, task: Task, report: ProgressReport | None, status: TaskStatus | None, unit_codes: dict[int, str]

@@ -10,7 +10,6 @@ reaches it as bytes).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import pickle
@@ -19,6 +18,7 @@ import sys
 from collections.abc import Set
 from typing import Any
 
+from bot.services.child import ChildFailed, ChildTimedOut, in_child
 from bot.services.plans import DEFAULT_LIMITS, Plan, PlanError, PlanLimits, parse_plan
 
 log = logging.getLogger(__name__)
@@ -45,26 +45,14 @@ async def parse_plan_isolated(
         "known_groups": frozenset(known_groups),
         "limits": limits,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        __name__,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     try:
-        out, err = await asyncio.wait_for(process.communicate(pickle.dumps(request)), limits.seconds)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
+        plan = await in_child(__name__, request, limits.seconds)
+    except ChildTimedOut:
         log.warning("plan file %r: parsing stopped after the %s s limit", filename, limits.seconds)
         return _refused("plan.too_slow", seconds=limits.seconds)
-    if process.returncode != 0 or not out:
-        last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-        log.warning("plan file %r: the parser stopped (exit %s): %s", filename, process.returncode, last[0])
+    except ChildFailed as exc:
+        log.warning("plan file %r: the parser stopped (exit %s): %s", filename, exc.code, exc.last_line)
         return _refused("plan.too_complex", mb=limits.memory_mb)
-    plan = pickle.loads(out)
     assert isinstance(plan, Plan)
     return plan
 

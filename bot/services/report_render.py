@@ -410,6 +410,26 @@ class ReportRenderer:
         return out.encode("utf-8") if isinstance(out, str) else out
 
 
+def write_report_files(
+    renderer: ReportRenderer, data: ReportData, folder: Path, formats: tuple[str, ...]
+) -> dict[str, Path]:
+    """Each format of data written into folder (each file whole or not at all), by format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"tiendo-{data.period}" + (f"-{data.scope.code}" if data.scope else "")
+    if data.programme is not None:
+        stem = f"tiendo-{data.programme.short_code}-{data.period}" + (
+            f"-{data.scope.code}" if data.scope else ""
+        )
+    paths = {}
+    for fmt in formats:
+        path = folder / f"{stem}.{SUFFIX[fmt]}"
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(renderer.render(data, fmt))
+        tmp.replace(path)
+        paths[fmt] = path
+    return paths
+
+
 def recipient_lines(lines: list[str]) -> list[str]:
     """Each recipient line ends with ";", the last with "." (Decree 30, Appendix I)."""
     cleaned = [line.strip().rstrip(";.,").rstrip() for line in lines if line.strip()]

@@ -1,5 +1,6 @@
 """The real `tiendo run` sends the scheduled digest once, with its files, and not again after
-a restart (catch-up at start-up: the schedule is set to today 00:00, already past)."""
+a restart (catch-up at start-up: the schedule is set to today 00:00, already past); the files
+are rendered in a child process, so the bot never loads what renders them."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from tests.support.process import BotProcess
 
 pytestmark = pytest.mark.slow
 MANAGER = 9001
+# Compiled parts of matplotlib, Pillow, lxml (python-docx) and MarkupSafe (Jinja2), as mapped files.
+RENDERING_LIBRARIES = ("/matplotlib/", "/PIL/", "/lxml/", "/markupsafe/")
 
 
 @pytest.fixture
@@ -55,6 +58,11 @@ def test_scheduled_digest_is_sent_once_across_a_restart(server: BotAPIServer, tm
         assert "Báo cáo tiến độ tuần từ" in (sent[0].plain_text or "")
         assert sent[2].document is not None and sent[2].document["file_name"].endswith(".docx")
         assert sent[3].document is not None and sent[3].document["file_name"].endswith(".xlsx")
+        # Rendered in a child process: what renders the chart, Word and Excel (and its ~57 MiB)
+        # was never loaded into the bot.
+        assert bot.process is not None
+        maps = Path(f"/proc/{bot.process.pid}/maps").read_text()
+        assert [lib for lib in RENDERING_LIBRARIES if lib in maps] == []
         # Let the dispatcher record the last send: a kill -9 between Telegram's answer and that
         # record would (by the outbox's design) send that one message again.
         time.sleep(1.5)
