@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from bot.config import Config
 from bot.services.digest import closed_period, last_occurrence
 from bot.services.periods import period_rule
+from bot.services.report_data import ReportBuilder
 from storage.db import Database
 from storage.repositories.units import UnitRepository
 from storage.repositories.users import UserRepository
@@ -109,6 +112,20 @@ async def test_scheduled_digest_goes_once_to_managers_subscribers_and_leaders(ha
     await harness.dispatch()
     assert len(harness.api.sent(ADMIN)) == before
     assert "tuần từ 01/02 đến 08/02/2024" in harness.api.sent(MANAGER)[-4].plain_text
+
+
+async def test_a_digest_nobody_receives_is_recorded_without_building_the_report(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start-up a bot without managers or subscribers does not build a report for nobody."""
+
+    async def build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a report was built for nobody")
+
+    monkeypatch.setattr(ReportBuilder, "build", build)
+    harness.clock.set(datetime(2024, 2, 2, 9, 30, tzinfo=UTC))
+    assert await harness.services.digest.run_due() == ["all"]
+    assert await harness.services.digest.run_due() == []  # the period is done all the same
 
 
 def test_the_due_period_is_the_last_one_closed_when_the_schedule_passed(config: Config) -> None:

@@ -197,11 +197,13 @@ class DigestService:
         return out
 
     async def _queue_run(
-        self, period: Period, scope: str, data: ReportData, recipients: list[Recipient]
+        self, period: Period, scope: str, data: ReportData | None, recipients: list[Recipient]
     ) -> bool:
         now = self.clock.now()
         folder = self.config.data_path / "reports" / period.key / scope.replace(":", "-")
-        messages = await self._messages(f"{period.key}:{scope}", data, recipients, folder)
+        messages = (
+            [] if data is None else await self._messages(f"{period.key}:{scope}", data, recipients, folder)
+        )
         rows: list[dict[str, object]] = [
             {
                 "dedup_key": m.key[:255],
@@ -270,7 +272,10 @@ class DigestService:
         ref, programme_id = programme_ref(programme), programme.id if programme else None
         queued = []
         if not done_all:
-            data = await builder.build(period, programme=ref, programme_id=programme_id)
+            # With nobody to send it to, the run is recorded without building the report.
+            data = (
+                await builder.build(period, programme=ref, programme_id=programme_id) if recipients else None
+            )
             if await self._queue_run(period, f"{prefix}all", data, recipients):
                 queued.append(f"{prefix}all")
         for code, people in pending_units.items():
