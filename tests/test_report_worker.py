@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,3 +54,34 @@ async def test_only_a_few_children_run_at_once(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(report_worker, "in_child", child)
     assert await asyncio.gather(*(workbook_apart(SHEETS) for _ in range(6))) == [b"xlsx"] * 6
     assert most == RENDERS_AT_ONCE
+
+
+def _children() -> list[int]:
+    """This process's children that run the report worker (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"report_worker" in command:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_call_cancelled_takes_its_child_with_it() -> None:
+    """The bot stopping mid-digest: the child is stopped, not left to finish alone."""
+    rows = [[f"task {i}", i] for i in range(400_000)]  # seconds of work for the child
+    call = asyncio.create_task(workbook_apart([("tasks", rows)]))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if _children():
+            break
+    assert _children()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert _children() == []

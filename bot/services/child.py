@@ -7,6 +7,7 @@ its time is up. Used for plan files (plan_worker.py) and the bot's report files 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
 import sys
 from typing import Any
@@ -25,6 +26,12 @@ class ChildFailed(Exception):
         self.last_line = last_line
 
 
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may have just ended
+        process.kill()
+    await process.wait()
+
+
 async def in_child(module: str, request: Any, seconds: float) -> Any:
     """Run `python -m module` with request; its answer (ChildTimedOut, ChildFailed)."""
     process = await asyncio.create_subprocess_exec(
@@ -38,9 +45,11 @@ async def in_child(module: str, request: Any, seconds: float) -> Any:
     try:
         out, err = await asyncio.wait_for(process.communicate(pickle.dumps(request)), seconds)
     except TimeoutError:
-        process.kill()
-        await process.wait()
+        await _stop(process)
         raise ChildTimedOut from None
+    except BaseException:  # cancelled (the bot is stopping): the child does not outlive the call
+        await _stop(process)
+        raise
     if process.returncode != 0 or not out:
         last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
         raise ChildFailed(process.returncode, last[0])
