@@ -2,7 +2,7 @@
 
 Matplotlib, python-docx, openpyxl and Jinja2 together weigh about 57 MiB once imported, and a
 process cannot give imported modules back: rendering the weekly digest (or one /digest) in the
-bot left it at about 130 MiB for the rest of its life, against some 73 MiB before. So
+bot left it at about 150 MiB for the rest of its life, against some 73 MiB before. So
 `render_apart` runs `python -m bot.services.report_worker`, which renders one language's digest
 messages and writes its files, and exits; `workbook_apart` writes /export's workbook the same
 way. That is CPU work too: in a process of its own it does not hold the bot's interpreter lock,
