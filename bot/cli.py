@@ -336,7 +336,6 @@ def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     from telegram.error import InvalidToken, NetworkError
 
     from bot.app import build_application
-    from bot.memory import give_back_free_memory
 
     application = build_application(config, clustered=True, i18n=i18n)
     services = application.bot_data.services
@@ -350,8 +349,6 @@ def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     gc.enable()
     gc.collect()
     gc.freeze()
-    # What start-up freed (compiling, building the application) goes back to the system.
-    give_back_free_memory()
     try:
         if config.telegram.mode == "webhook":
             application.run_webhook(
