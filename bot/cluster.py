@@ -83,6 +83,7 @@ class Cluster:
         self._held: dict[tuple[int, int], tuple[set[int], float]] = {}
         self._claiming = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._live: set[str] | None = None
         self._orphans_left = False
         # Set by the wiring.
@@ -157,9 +158,14 @@ class Cluster:
         await self.coordinator.listen(INBOX_CHANNEL, self._inbox_told)
         await self.coordinator.connect()
         await self._round()
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="cluster")
 
     async def stop(self) -> None:
+        # The flag as well as the cancel: on Python 3.11, asyncio.wait_for (under every statement
+        # on the coordinator's connection) loses a cancellation that arrives as its statement
+        # completes; the round then returns and the loop would go on, with stop() waiting for it.
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -169,7 +175,7 @@ class Cluster:
             await self.coordinator.close()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.check_interval)
             try:
                 await self._round()

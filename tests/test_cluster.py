@@ -5,6 +5,7 @@ SQLite lock is a file lock, tested here too)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,52 @@ def test_one_leader_one_holder_per_chat_and_a_takeover(pg_url: str) -> None:
             await b.stop()
 
     asyncio.run(run())
+
+
+class _Coordinator:
+    """Stands for the PostgreSQL connection where the rounds themselves are replaced."""
+
+    instance_id = "test-instance"
+
+    async def listen(self, channel: str, callback: object) -> None:
+        return None
+
+    async def connect(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def test_stop_ends_the_elections_even_when_a_round_loses_the_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On Python 3.11 asyncio.wait_for (under every statement on the coordinator's connection)
+    loses a cancellation that arrives as the statement completes. stop() must end the loop all
+    the same: it once hung the suite, waiting for a loop that went on polling."""
+    rounds = 0
+    in_round = asyncio.Event()
+
+    async def round_losing_the_cancel(self: Cluster) -> None:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 1:  # start()'s own round
+            return
+        if rounds == 2:
+            in_round.set()
+            with contextlib.suppress(asyncio.CancelledError):  # as wait_for does in that race
+                await asyncio.Event().wait()
+            return
+        await asyncio.sleep(0.01)  # later rounds take a cancellation as they should
+
+    monkeypatch.setattr(Cluster, "_round", round_losing_the_cancel)
+
+    async def run() -> bool:
+        cluster = Cluster(_Coordinator(), check_interval=0)  # type: ignore[arg-type]
+        await cluster.start()
+        await in_round.wait()
+        done, _ = await asyncio.wait({asyncio.ensure_future(cluster.stop())}, timeout=2)
+        return bool(done)
+
+    assert asyncio.run(run()), "stop() waited for a loop that went on"
+    assert rounds == 2  # no round after the stop
