@@ -162,9 +162,9 @@ class Cluster:
         self._task = asyncio.create_task(self._run(), name="cluster")
 
     async def stop(self) -> None:
-        # The flag as well as the cancel: on Python 3.11, asyncio.wait_for (under every statement
-        # on the coordinator's connection) loses a cancellation that arrives as its statement
-        # completes; the round then returns and the loop would go on, with stop() waiting for it.
+        # The flag as well as the cancel: on Python 3.11, asyncio.wait_for loses a cancellation
+        # that arrives as what it waits for completes (asyncpg's connect may use it); the round
+        # then returns, and the loop must not go on with stop() waiting for it.
         self._stopping = True
         if self._task is not None:
             self._task.cancel()

@@ -152,7 +152,8 @@ class PgCoordinator:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 5)
+                async with asyncio.timeout(5):
+                    await conn.close()
 
     async def _fetch(self, method: str, sql: str, *args: Any) -> Any:
         import asyncpg
@@ -160,8 +161,11 @@ class PgCoordinator:
         if not self.connected:
             raise CoordinationLost("connection closed")
         try:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that
+            # arrives as the statement completes (Cluster.stop() then waited on a loop that went on).
             async with self._lock:
-                return await asyncio.wait_for(getattr(self._conn, method)(sql, *args), 10)
+                async with asyncio.timeout(10):
+                    return await getattr(self._conn, method)(sql, *args)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise CoordinationLost(f"{type(exc).__name__}: {exc}") from exc
 
