@@ -28,12 +28,17 @@ ensure_venv() {
         .venv/bin/python -m pip install --quiet -e ".[dev]"
         touch .venv/.installed
     fi
-    # tiendo's own modules as bytecode, as pip compiles what it installs (an editable install
-    # does not): without it each start compiles them again when PYTHONDONTWRITEBYTECODE is set,
-    # which costs a quarter of a second and about 1 MiB that the process keeps
-    # (bench/footprint.py). Only what changed since is compiled again; a file that does not
-    # compile is left to Python to report when it is imported.
-    .venv/bin/python -m compileall -q bot handlers storage >/dev/null || true
+    # Bytecode, as pip compiles what it installs (an editable install does not compile tiendo's
+    # own modules, and pip compiles none for PYTHONOPTIMIZE=2, which `run` uses): without it each
+    # start compiles the modules again when PYTHONDONTWRITEBYTECODE is set or the venv is
+    # read-only (systemd's ProtectSystem), which costs time and memory the process keeps
+    # (bench/footprint.py). The libraries once per install, tiendo's modules each time (only
+    # what changed); a file that does not compile is left to Python to report when imported.
+    if [ ! -f .venv/.compiled ] || [ .venv/.installed -nt .venv/.compiled ]; then
+        .venv/bin/python -m compileall -q -o 2 .venv/lib/python3*/site-packages >/dev/null || true
+        touch .venv/.compiled
+    fi
+    .venv/bin/python -m compileall -q -o 0 -o 2 bot handlers storage >/dev/null || true
 }
 
 command=${1:-}
@@ -50,7 +55,9 @@ case "$command" in
             .venv/bin/tiendo programme close QD-59-BKHCN-2024
             .venv/bin/tiendo import --move-to-year "$(date +%Y)" examples/programme-12-QD-BKHCN-2025.yaml
         fi
-        exec .venv/bin/tiendo run "$@"
+        # Without the libraries' docstrings (and asserts), which nothing at run time reads: about
+        # 7 MiB less for the life of the process (README, "Reporting from chat", bench/footprint.py).
+        PYTHONOPTIMIZE=2 exec .venv/bin/tiendo run "$@"
         ;;
     test)
         ensure_venv
@@ -64,6 +71,7 @@ case "$command" in
         ;;
     tiendo)
         ensure_venv
+        if [ "${1:-}" = run ]; then export PYTHONOPTIMIZE=2; fi  # as `./dev.sh run`
         exec .venv/bin/tiendo "$@"
         ;;
     i18n)

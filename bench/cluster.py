@@ -333,7 +333,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--database", required=True, help="a PostgreSQL SQLAlchemy URL (wiped)")
     parser.add_argument("--people", type=int, default=30)
     parser.add_argument("--nudge-people", type=int, default=4)

@@ -434,7 +434,7 @@ async def soak(args: argparse.Namespace) -> dict[str, int]:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--people", type=int, default=30)
     parser.add_argument("--kills", type=int, default=8)
     parser.add_argument(

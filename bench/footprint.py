@@ -15,8 +15,12 @@ prints for both:
   they make the certificate store (about 2.4 MiB) that a bot talking to api.telegram.org makes
   at its first call anyway.
 
+tiendo runs as `./dev.sh run` starts it, with PYTHONOPTIMIZE=2 (no docstrings); the echo bot as
+python-telegram-bot's example runs, without. `--tiendo-plain` and `--echo-lean` change that.
+
     python bench/footprint.py                 # 3 runs of each, medians
     python bench/footprint.py --runs 5 --users 50
+    python bench/footprint.py --runs 1 --tiendo-plain --echo-lean
 
 Targets (issue 12 item 8): tiendo ≤ 70 MiB idle, ≤ 80 MiB after 50 users, ≤ 1 s to ready.
 """
@@ -25,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
@@ -88,7 +94,7 @@ def first_poll(server: BotAPIServer, started: float, timeout: float = 60) -> flo
     return time.monotonic() - started
 
 
-def measure_tiendo(users: dict[int, str], folder: Path, url: str) -> Figures:
+def measure_tiendo(users: dict[int, str], folder: Path, url: str, lean: bool) -> Figures:
     from bench.report_flow import report_bot
     from tests.support.botapi import BotAPIServer
 
@@ -97,6 +103,7 @@ def measure_tiendo(users: dict[int, str], folder: Path, url: str) -> Figures:
             server.api.user(uid, f"User{uid}")
         server.api.user(MANAGER, "Manager")
         bot = report_bot(server, folder, url, concurrent=8)
+        bot.lean = lean
         started = time.monotonic()
         bot.start(timeout=60)
         try:
@@ -153,21 +160,22 @@ def echo_main(base_url: str, base_file_url: str, token: str) -> None:
     app.run_polling(poll_interval=0.0, timeout=1)
 
 
-def start_echo(server: BotAPIServer) -> subprocess.Popen[bytes]:
+def start_echo(server: BotAPIServer, lean: bool) -> subprocess.Popen[bytes]:
     from tests.support.botapi import DEFAULT_TOKEN
 
     command = [sys.executable, __file__, "--echo-bot", server.base_url, server.base_file_url, DEFAULT_TOKEN]
-    return subprocess.Popen(command, cwd=ROOT)
+    env = {**os.environ, "PYTHONOPTIMIZE": "2"} if lean else None
+    return subprocess.Popen(command, cwd=ROOT, env=env)
 
 
-def measure_echo(users: dict[int, str]) -> Figures:
+def measure_echo(users: dict[int, str], lean: bool) -> Figures:
     from tests.support.botapi import BotAPIServer
 
     with BotAPIServer() as server:
         for uid in users:
             server.api.user(uid, f"User{uid}")
         started = time.monotonic()
-        process = start_echo(server)
+        process = start_echo(server, lean)
         try:
             ready = first_poll(server, started)
             time.sleep(SETTLE)
@@ -185,9 +193,11 @@ def measure_echo(users: dict[int, str]) -> Figures:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "\n").splitlines()[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tiendo-plain", action="store_true", help="tiendo without PYTHONOPTIMIZE=2")
+    parser.add_argument("--echo-lean", action="store_true", help="the echo bot with PYTHONOPTIMIZE=2")
     parser.add_argument("--echo-bot", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_bot:
@@ -195,11 +205,12 @@ def main() -> None:
         return
     from bench.report_flow import prepare
 
-    # As `./dev.sh` does before it runs tiendo: its modules as bytecode (the echo bot's library
-    # was compiled by pip when installed).
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "bot", "handlers", "storage"], cwd=ROOT, check=True
-    )
+    # As `./dev.sh` does before it runs tiendo: its modules as bytecode, and the libraries'
+    # bytecode for PYTHONOPTIMIZE=2 (pip compiled the plain one when it installed them).
+    libraries = sysconfig.get_paths()["purelib"]
+    for folders in (["-o", "0", "-o", "2", "bot", "handlers", "storage"], ["-o", "2", libraries]):
+        compile_all = [sys.executable, "-m", "compileall", "-q", *folders]
+        subprocess.run(compile_all, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     results: dict[str, list[Figures]] = {"echo": [], "tiendo": []}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -210,8 +221,10 @@ def main() -> None:
             # same machine.
             database = folder / f"run{run}.db"
             shutil.copyfile(prepared, database)
-            results["echo"].append(measure_echo(users))
-            results["tiendo"].append(measure_tiendo(users, folder, f"sqlite+aiosqlite:///{database}"))
+            results["echo"].append(measure_echo(users, args.echo_lean))
+            results["tiendo"].append(
+                measure_tiendo(users, folder, f"sqlite+aiosqlite:///{database}", not args.tiendo_plain)
+            )
             for name in ("echo", "tiendo"):
                 f = results[name][-1]
                 digest = "" if f.digest is None else f"  after /digest {f.digest:6.1f} MiB"
@@ -221,6 +234,10 @@ def main() -> None:
                     flush=True,
                 )
     print(f"\nmedian of {args.runs} runs, {args.users} users each reporting once, then one /digest:")
+    print(
+        f"(tiendo {'without' if args.tiendo_plain else 'with'} PYTHONOPTIMIZE=2, "
+        f"echo {'with' if args.echo_lean else 'without'})"
+    )
     print(f"{'bot':<8}{'launch→ready':>14}{'RSS idle':>12}{'RSS after':>12}{'after /digest':>16}")
     for name, runs in results.items():
         ready = statistics.median(f.ready for f in runs)

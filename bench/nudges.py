@@ -280,7 +280,7 @@ async def bench_planning(tasks: int, spread: str, units: int = 1000) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--recipients", type=int, default=3000)
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--skip-dispatch", action="store_true")

@@ -246,7 +246,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--database", required=True, help="a postgresql+asyncpg:// URL (wiped)")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=15.0)

@@ -128,7 +128,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument(
         "--seconds", type=float, default=20.0, help="time counted for each bot (under callgrind)"

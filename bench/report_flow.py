@@ -318,7 +318,9 @@ async def example_database(database_url: str, folder: Path) -> tuple[Config, Dat
     await upgrade(db)
     services = build_services(config, wording=TelegramWording, db=db)
     plan = await services.programme.read_plan(EXAMPLE.read_bytes(), EXAMPLE.name)
-    assert (await services.programme.apply(plan)).applied
+    applied = await services.programme.apply(plan)
+    if not applied.applied:
+        raise SystemExit(f"the example programme was not applied: {applied}")
     async with db.engine.begin() as conn:
         await conn.execute(
             text("UPDATE tasks SET deadline = :later WHERE deadline IS NOT NULL"),
@@ -499,7 +501,7 @@ async def main_async(args: argparse.Namespace) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument(
         "--seconds", type=float, default=30.0, help="time under load for each bot (at least 15 s)"

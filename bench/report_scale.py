@@ -198,7 +198,7 @@ def measure(database: Path, week: str) -> dict[str, object]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--weeks", nargs="+", default=["2024-W05", "2024-W26", "2024-W50"])
     parser.add_argument("--keep", help="database file to (re)use instead of a temporary one")
     parser.add_argument(

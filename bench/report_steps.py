@@ -113,7 +113,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--reports", type=int, default=200)
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
     asyncio.run(main_async(parser.parse_args()))

@@ -227,7 +227,7 @@ COMMANDS["check"] = check
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="./dev.sh i18n", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="./dev.sh i18n", description=(__doc__ or "\n").splitlines()[0])
     parser.add_argument("command", choices=sorted(COMMANDS))
     args = parser.parse_args(argv)
     return COMMANDS[args.command]()

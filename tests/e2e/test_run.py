@@ -45,6 +45,31 @@ def test_run_calls_getme_polls_and_answers_start(server: BotAPIServer, tmp_path:
     assert DEFAULT_TOKEN not in "".join(bot.log)
 
 
+def test_the_readme_run_command_loads_the_examples_and_runs_without_docstrings(
+    server: BotAPIServer, tmp_path: Path
+) -> None:
+    """`./dev.sh run` sets up, loads the example programmes into an empty database and runs the
+    bot with PYTHONOPTIMIZE=2 (about 7 MiB less: bench/footprint.py); `tiendo run` started
+    without it says so in one INFO line."""
+    bot = BotProcess(server, tmp_path, command=["bash", "dev.sh", "run"], lean=False)
+    bot.start(timeout=180)  # the first install step may run here
+    try:
+        assert bot.process is not None
+        environ = Path(f"/proc/{bot.process.pid}/environ").read_bytes().split(b"\0")
+        assert b"PYTHONOPTIMIZE=2" in environ  # the bot's own process, not a shell around it
+        assert not any("PYTHONOPTIMIZE" in line for line in bot.log)
+        assert len(bot.cli("programme", "list", "--codes").stdout.split()) == 2
+        server.api.user(555, "Lan")
+        server.api.send_text(555, "/start")
+        server.api.wait_sent(555, 1, timeout=10)
+    finally:
+        bot.stop()
+    (tmp_path / "plain").mkdir()
+    with BotProcess(server, tmp_path / "plain", lean=False) as plain:
+        hints = [line for line in plain.log if "PYTHONOPTIMIZE=2 is not set" in line]
+        assert len(hints) == 1 and " INFO " in hints[0], plain.log
+
+
 def test_run_stops_cleanly_on_sigterm_and_restarts_on_the_same_database(
     server: BotAPIServer, tmp_path: Path
 ) -> None:

@@ -52,10 +52,16 @@ class BotProcess:
         database_url: str | None = None,
         env: dict[str, str] | None = None,
         wrapper: Sequence[str] = (),
+        command: Sequence[str] = (sys.executable, "-m", "bot.cli", "run"),
+        lean: bool = True,
     ) -> None:
-        """`wrapper`: a command the process runs under (e.g. valgrind and its options)."""
+        """`wrapper`: a command the process runs under (e.g. valgrind and its options);
+        `command`: what starts the bot (it must end in `tiendo run`'s process, e.g. `dev.sh run`);
+        `lean`: run it with PYTHONOPTIMIZE=2, as `./dev.sh run` and the systemd unit do."""
         self.server = server
         self.wrapper = list(wrapper)
+        self.command = list(command)
+        self.lean = lean
         self.folder = folder
         self.config_path = folder / "config.toml"
         self.config_path.write_text(
@@ -139,10 +145,11 @@ class BotProcess:
 
     def start(self, timeout: float = 30.0) -> BotProcess:
         self._ready.clear()
+        env = {**self.env, "PYTHONOPTIMIZE": "2"} if self.lean else self.env
         self.process = subprocess.Popen(
-            [*self.wrapper, sys.executable, "-m", "bot.cli", "run"],
+            [*self.wrapper, *self.command],
             cwd=ROOT,
-            env=self.env,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
