@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Coroutine
 from functools import cache, partial
 from typing import Any
@@ -105,6 +106,11 @@ async def _announce_ready(context: Context) -> None:
         services.config.telegram.mode,
         services.db.safe_url(),
     )
+    if sys.flags.optimize < 2:  # after the ready line: a refusal before it stays one line
+        log.info(
+            "PYTHONOPTIMIZE=2 is not set: the libraries' docstrings stay in memory (about 7 MiB); "
+            "./dev.sh run and deploy/systemd set it"
+        )
 
 
 async def _on_startup(application: Application, health: HealthServer | None = None) -> None:  # type: ignore[type-arg]

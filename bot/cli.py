@@ -342,11 +342,6 @@ def cmd_run(config: Config, i18n: I18n, args: argparse.Namespace) -> int:
     assert services is not None
     if starting is not None:
         services.calendar.holidays.learn(starting.wait())
-    if sys.flags.optimize < 2:
-        log.info(
-            "PYTHONOPTIMIZE=2 is not set: the libraries' docstrings stay in memory (about 7 MiB); "
-            "./dev.sh run and deploy/systemd set it"
-        )
     # What is built by now (modules, SQLAlchemy's metadata, PTB, the catalogs: ~150,000
     # objects) lives as long as the process: leave it out of the garbage collector's full
     # passes, which would otherwise scan it all and stall every conversation (measured under

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +67,10 @@ def test_the_readme_run_command_loads_the_examples_and_runs_without_docstrings(
         bot.stop()
     (tmp_path / "plain").mkdir()
     with BotProcess(server, tmp_path / "plain", lean=False) as plain:
-        hints = [line for line in plain.log if "PYTHONOPTIMIZE=2 is not set" in line]
+        deadline = time.monotonic() + 10  # the hint follows the ready line
+        while not (hints := [line for line in plain.log if "PYTHONOPTIMIZE=2 is not set" in line]):
+            assert time.monotonic() < deadline, plain.log
+            time.sleep(0.05)
         assert len(hints) == 1 and " INFO " in hints[0], plain.log
 
 
