@@ -419,7 +419,7 @@ async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     from bot.services.container import build_services
     from bot.services.programme import ProgrammeError
     from bot.services.report_data import UnknownScope
-    from bot.services.report_render import SUFFIX
+    from bot.services.report_render import SUFFIX, file_stem
     from handlers.wording import TelegramWording
     from storage.migrate import upgrade
 
@@ -447,9 +447,7 @@ async def cmd_report(config: Config, i18n: I18n, args: argparse.Namespace) -> in
     if args.output == "-" or (args.output is None and args.format in ("telegram", "html", "json")):
         sys.stdout.write(content.decode("utf-8") + "\n")
         return 0
-    scope = f"-{data.scope.code}" if data.scope else ""
-    short = f"{data.programme.short_code}-" if data.programme else ""
-    path = Path(args.output or f"tiendo-{short}{data.period}{scope}.{SUFFIX[args.format]}")
+    path = Path(args.output or f"{file_stem(data)}.{SUFFIX[args.format]}")
     path.write_bytes(content)
     print(i18n.t(None, "cli.report_written", path=path))
     return 0

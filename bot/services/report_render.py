@@ -410,16 +410,19 @@ class ReportRenderer:
         return out.encode("utf-8") if isinstance(out, str) else out
 
 
+def file_stem(data: ReportData) -> str:
+    """The name of a report's files without the suffix: tiendo-<programme>-<period>[-<unit>]."""
+    programme = f"{data.programme.short_code}-" if data.programme is not None else ""
+    scope = f"-{data.scope.code}" if data.scope else ""
+    return f"tiendo-{programme}{data.period}{scope}"
+
+
 def write_report_files(
     renderer: ReportRenderer, data: ReportData, folder: Path, formats: tuple[str, ...]
 ) -> dict[str, Path]:
     """Each format of data written into folder (each file whole or not at all), by format."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"tiendo-{data.period}" + (f"-{data.scope.code}" if data.scope else "")
-    if data.programme is not None:
-        stem = f"tiendo-{data.programme.short_code}-{data.period}" + (
-            f"-{data.scope.code}" if data.scope else ""
-        )
+    stem = file_stem(data)
     paths = {}
     for fmt in formats:
         path = folder / f"{stem}.{SUFFIX[fmt]}"
